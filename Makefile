@@ -1,0 +1,34 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint serve bench bench-quick faults clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/umkm demo
+
+test: install
+	@mkdir -p var/test-logs
+	$(PY) -m pytest $(PYTEST_ARGS) --log-file=var/test-logs/pytest.log --log-file-level=DEBUG
+	$(PY) -m tests.check_logs var/test-logs
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy engine channels
+
+serve: install
+	$(VENV)/bin/umkm serve
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

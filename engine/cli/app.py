@@ -1,0 +1,59 @@
+"""The Typer application object and the helpers every command module shares."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from engine.i18n import register, set_lang, t
+
+MESSAGES = register(
+    {
+        "cli.help": {
+            "id": "Mesin pemasaran multi-kanal UMKM Kabupaten Timor Tengah Selatan.",
+            "en": "Multi-channel marketing engine for UMKM of Timor Tengah Selatan.",
+        },
+        "cli.lang_help": {"id": "Bahasa keluaran: id atau en.", "en": "Output language: id or en."},
+        "cli.bad_lang": {
+            "id": "Bahasa {lang!r} tidak dikenal; pilih 'id' atau 'en'.",
+            "en": "Unknown language {lang!r}; choose 'id' or 'en'.",
+        },
+        "cli.error": {"id": "Galat: {message}", "en": "Error: {message}"},
+    }
+)
+
+app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    help=MESSAGES["cli.help"]["id"],
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def root(
+    lang: str = typer.Option(None, "--lang", help=MESSAGES["cli.lang_help"]["id"]),
+) -> None:
+    """Set the output language before any command runs."""
+    if lang is not None and lang not in ("id", "en"):
+        err_console.print(t("cli.bad_lang", lang=lang))
+        raise typer.Exit(2)
+    set_lang(lang)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a clear error (never a traceback) and exit with ``code``."""
+    err_console.print(f"[bold red]{t('cli.error', message=message)}[/]", highlight=False)
+    raise typer.Exit(code)
+
+
+def sub(name: str, help_id: str) -> typer.Typer:
+    """Create and mount a command group such as ``umkm business``."""
+    group = typer.Typer(no_args_is_help=True, help=help_id, rich_markup_mode="rich")
+    app.add_typer(group, name=name)
+    return group

@@ -1,0 +1,164 @@
+"""Settings, resolved in exactly one place.
+
+Order of precedence (first wins):
+
+1. the process environment (``DATABASE_URL=... umkm ...``),
+2. the ``.env`` file in the working directory (read with python-dotenv, never
+   written into ``os.environ`` so tests can swap it),
+3. the defaults below, which are the *embedded mode*: SQLite under ``var/``, no
+   Redis, sandbox social channels, mail written as ``.eml`` files.
+
+Secrets are kept in :class:`Secret` so that ``repr(settings)`` and logs never show them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+
+class Secret:
+    """A string that never shows itself in ``repr``/``str`` (logs, tracebacks)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _default_var_dir() -> str:
+    return str(Path.cwd() / "var")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every configuration key of the engine; ``.env.example`` documents each one."""
+
+    var_dir: str = field(default_factory=_default_var_dir)
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: Secret = field(default_factory=lambda: Secret(""))
+    lang: str = "id"
+    timezone: str = "Asia/Makassar"
+    base_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: Secret = field(default_factory=lambda: Secret(""))
+    smtp_starttls: bool = False
+    smtp_reconnect_after: int = 500
+    mail_from: str = "Dinas Koperasi UMKM TTS <pemasaran@umkm.ttskab.go.id>"
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_key_path: str = ""
+    graph_url: str = "https://graph.facebook.com"
+    graph_version: str = "v23.0"
+    tiktok_url: str = "https://open.tiktokapis.com"
+    social_mode: str = "sandbox"
+    batch_size: int = 250
+    max_attempts: int = 5
+    error_budget: float = 0.2
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: web, worker and beat share one process."""
+        return not self.redis_url
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{Path(self.var_dir) / 'umkm.db'}"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return Path(self.var_dir) / "secret.key"
+
+
+_SECRET_FIELDS = {"secret_key", "smtp_password"}
+
+
+def _coerce(name: str, raw: str) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if name in _SECRET_FIELDS:
+        return Secret(raw)
+    if kind in ("int", int):
+        return int(raw)
+    if kind in ("float", float):
+        return float(raw)
+    if kind in ("bool", bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on", "ya"}
+    return raw
+
+
+def load_settings(env: dict[str, str] | None = None, dotenv_path: str | None = ".env") -> Settings:
+    """Build settings from environment, then ``.env``, then defaults."""
+    environ = dict(os.environ) if env is None else env
+    file_values: dict[str, str | None] = {}
+    if dotenv_path and Path(dotenv_path).is_file():
+        file_values = dotenv_values(dotenv_path)
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        key = f.name.upper()
+        raw = environ.get(key)
+        if raw is None:
+            raw = file_values.get(key)
+        if raw is not None and raw != "":
+            values[f.name] = _coerce(f.name, raw)
+    settings = Settings(**values)
+    if not settings.secret_key and settings.secret_key_file.is_file():
+        key = settings.secret_key_file.read_text().strip()
+        settings = Settings(**{**values, "secret_key": Secret(key)})
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call :func:`reset_settings` after changes)."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()
+
+
+def ensure_secret_key(settings: Settings) -> tuple[Settings, bool]:
+    """Create ``var/secret.key`` when no key is configured; return (settings, created).
+
+    The key encrypts NIK and tokens at rest; it lives outside git (``var/`` is ignored).
+    """
+    if settings.secret_key:
+        return settings, False
+    path = settings.secret_key_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+        created = True
+    else:
+        created = False
+    key = path.read_text().strip()
+    values = {f.name: getattr(settings, f.name) for f in fields(Settings)}
+    values["secret_key"] = Secret(key)
+    return Settings(**values), created
