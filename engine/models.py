@@ -159,6 +159,10 @@ class Business(Base):
     verification: Mapped[Verification] = mapped_column(
         _enum(Verification), default=Verification.pending
     )
+    # Cached Pasal 10 verdict (engine.eligibility), refreshed whenever the business or its
+    # products change, so catalog queries can filter in SQL without decrypting NIKs.
+    eligible: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    eligibility: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     api_key_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "engine.cli.business",
     "engine.cli.imports",
     "engine.cli.campaign",
+    "engine.cli.campaign_ops",
     "engine.cli.demo",
 )
 

@@ -52,6 +52,8 @@ def upgrade() -> None:
     sa.Column('size_class', sa.Enum('mikro', 'kecil', 'menengah', name='sizeclass', native_enum=False, length=32), nullable=False),
     sa.Column('annual_sales', sa.BigInteger(), nullable=True),
     sa.Column('verification', sa.Enum('pending', 'verified', 'rejected', name='verification', native_enum=False, length=32), nullable=False),
+    sa.Column('eligible', sa.Boolean(), nullable=False),
+    sa.Column('eligibility', sa.JSON(), nullable=False),
     sa.Column('api_key_digest', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -60,6 +62,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('business', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_business_kecamatan_code'), ['kecamatan_code'], unique=False)
+        batch_op.create_index(batch_op.f('ix_business_eligible'), ['eligible'], unique=False)
         batch_op.create_index(batch_op.f('ix_business_nib'), ['nib'], unique=False)
         batch_op.create_index(batch_op.f('ix_business_owner_nik_digest'), ['owner_nik_digest'], unique=False)
 

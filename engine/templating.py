@@ -1,0 +1,154 @@
+"""The one Jinja environment for campaign text: sandboxed, strict, with Indonesian filters.
+
+Why sandboxed: subjects and templates come from YAML files written by staff; the
+sandbox keeps them away from Python internals (``__class__``, ``mro`` ...).
+Why StrictUndefined: a misspelt variable must fail at ``campaign validate`` time, not
+halfway through a send.
+
+The *render context* every email template receives (the contract between the engine
+and ``templates/``)::
+
+    customer   {first_name, name, email, kecamatan}
+    campaign   {id, name, type}
+    products   [{id, name, price, description, image_url, url, category, business:
+                 {id, name, kecamatan, whatsapp}}]          # recommended / featured
+    offer      {kind, percent, code, ends, title, bundle_price}  or None
+    order      {ref, status, ordered_at, items:[{name, quantity, unit_price, subtotal}],
+                total, courier, tracking_number, business:{name, whatsapp}}  or None
+    articles   [{title, summary, url}]         trainings [{title, date, place, url}]
+    days_inactive, unsubscribe_url, preferences_url, dinas {name, address, phone, email},
+    channel, lang
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, Template
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from engine import formatting
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+DINAS = {
+    "name": "Dinas Perindustrian, Perdagangan, Koperasi dan UMKM Kabupaten Timor Tengah Selatan",
+    "short_name": "Dinas Koperasi & UMKM TTS",
+    "address": "Jl. Gajah Mada, SoE, Timor Tengah Selatan, NTT",
+    "phone": "0388-21000",
+    "email": "pemasaran@umkm.ttskab.go.id",
+}
+
+
+class TemplateProblem(Exception):
+    """A template or expression that cannot compile or render; carries its location."""
+
+    def __init__(self, message: str, template: str | None = None, lineno: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.template = template
+        self.lineno = lineno
+
+
+def _build_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["rupiah"] = formatting.rupiah
+    env.filters["tanggal"] = formatting.tanggal
+    env.filters["tanggal_pendek"] = formatting.tanggal_pendek
+    env.filters["jam"] = formatting.jam
+    return env
+
+
+@lru_cache(maxsize=2)
+def jinja_env(autoescape: bool = True) -> ImmutableSandboxedEnvironment:
+    """HTML templates escape by default; subjects and plain text use ``autoescape=False``."""
+    return _build_env(autoescape)
+
+
+def compile_string(source: str, autoescape: bool = False) -> Template:
+    """Compile a subject or caption expression; raises :class:`TemplateProblem`."""
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        return jinja_env(autoescape).from_string(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(exc.message or str(exc), lineno=exc.lineno) from exc
+
+
+def render_checked(template: Template, context: dict[str, Any], name: str | None = None) -> str:
+    """Render, turning undefined variables and sandbox violations into TemplateProblem."""
+    from jinja2 import UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    try:
+        return template.render(context)
+    except UndefinedError as exc:
+        raise TemplateProblem(f"variabel tidak dikenal: {exc.message}", template=name) from exc
+    except SecurityError as exc:
+        raise TemplateProblem(f"tidak diizinkan di template: {exc}", template=name) from exc
+    except (TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
+        raise TemplateProblem(f"{type(exc).__name__}: {exc}", template=name) from exc
+
+
+def template_exists(name: str) -> bool:
+    path = (TEMPLATES_DIR / name).resolve()
+    return path.is_file() and TEMPLATES_DIR in path.parents
+
+
+def sample_context(campaign_type: str = "promotional", lang: str = "id") -> dict[str, Any]:
+    """A realistic recipient for validate/preview: every key of the render contract."""
+    now = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+    business = {"id": 1, "name": "Tenun Ikat Ina Lopo", "kecamatan": "Amanuban Tengah",
+                "whatsapp": "6281234567890"}
+    products = [
+        {"id": i + 1, "name": name, "price": price, "description": desc,
+         "image_url": f"https://umkm.ttskab.go.id/media/produk-{i + 1}.jpg",
+         "url": f"https://umkm.ttskab.go.id/produk/{i + 1}", "category": cat,
+         "business": business}
+        for i, (name, price, desc, cat) in enumerate([
+            ("Selendang Tenun Ikat Amanuban", 350000, "Tenun ikat motif Amanuban, pewarna alami.",
+             "kerajinan_tangan"),
+            ("Madu Hutan Mollo 500 ml", 120000, "Madu hutan murni dari Mollo Utara.",
+             "makanan_olahan"),
+            ("Se'i Sapi Asap 250 g", 95000, "Daging se'i asap kayu kesambi.", "makanan_olahan"),
+        ])
+    ]
+    order_items = [
+        {"name": "Selendang Tenun Ikat Amanuban", "quantity": 1, "unit_price": 350000,
+         "subtotal": 350000},
+        {"name": "Madu Hutan Mollo 500 ml", "quantity": 2, "unit_price": 120000,
+         "subtotal": 240000},
+    ]
+    return {
+        "customer": {"first_name": "Maria", "name": "Maria Tefa", "email": "maria@example.id",
+                     "kecamatan": "Kota Soe"},
+        "campaign": {"id": "contoh", "name": "Contoh Kampanye", "type": campaign_type},
+        "products": products,
+        "offer": {"kind": "discount", "percent": 15, "code": "TENUN15",
+                  "ends": date(2026, 12, 31), "title": "Diskon Akhir Tahun",
+                  "bundle_price": 450000},
+        "order": {"ref": "INV-2026-0001", "status": "confirmed", "ordered_at": now,
+                  "items": order_items, "total": 590000, "courier": "JNE",
+                  "tracking_number": "JNE1234567890", "business": business},
+        "articles": [{"title": "Cara memotret produk dengan ponsel",
+                      "summary": "Lima langkah foto produk yang menjual.",
+                      "url": "https://umkm.ttskab.go.id/edukasi/foto-produk"}],
+        "trainings": [{"title": "Pelatihan pemasaran digital", "date": now + timedelta(days=10),
+                       "place": "Aula Dinas, SoE", "url": "https://umkm.ttskab.go.id/pelatihan"}],
+        "days_inactive": 90,
+        "unsubscribe_url": "https://umkm.ttskab.go.id/u/contoh",
+        "preferences_url": "https://umkm.ttskab.go.id/u/contoh",
+        "dinas": DINAS,
+        "channel": "email",
+        "lang": lang,
+    }
