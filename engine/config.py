@@ -97,6 +97,14 @@ class Settings:
 
 
 _SECRET_FIELDS = {"secret_key", "smtp_password"}
+# Keys whose plain upper-case name would collide with standard variables (LANG is the
+# system locale): they are read under a prefixed name instead.
+_ENV_NAMES = {"lang": "UMKM_LANG"}
+
+
+def env_name(field_name: str) -> str:
+    """The environment / .env key of a settings field."""
+    return _ENV_NAMES.get(field_name, field_name.upper())
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -120,7 +128,7 @@ def load_settings(env: dict[str, str] | None = None, dotenv_path: str | None = "
         file_values = dotenv_values(dotenv_path)
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        key = f.name.upper()
+        key = env_name(f.name)
         raw = environ.get(key)
         if raw is None:
             raw = file_values.get(key)

@@ -51,7 +51,7 @@ class Base(DeclarativeBase):
 
 class StrEnum(str, enum.Enum):
     def __str__(self) -> str:
-        return self.value
+        return str(self.value)
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -141,7 +141,7 @@ class Business(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    nib: Mapped[str] = mapped_column(String(32), index=True)
+    nib: Mapped[str] = mapped_column(String(32), index=True, unique=True)
     owner_name: Mapped[str] = mapped_column(String(200))
     owner_nik_enc: Mapped[str] = mapped_column(Text)
     owner_nik_digest: Mapped[str] = mapped_column(String(64), index=True)
@@ -206,7 +206,7 @@ class ProductOptIn(Base):
     opted_at: Mapped[datetime] = mapped_column(default=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column()
 
-    __table_args__ = (UniqueConstraint("product_id", "campaign_key"),)
+    __table_args__ = (UniqueConstraint("product_id", "campaign_key", "is_tag"),)
 
 
 class Customer(Base):
@@ -308,6 +308,9 @@ class Campaign(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     spec_hash: Mapped[str] = mapped_column(String(64))
     source_path: Mapped[str | None] = mapped_column(String(500))
+    # Triggered and recurring campaigns (transactional, retention, newsletter) act only
+    # while active; `campaign launch` activates, `campaign cancel` deactivates.
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -347,6 +350,9 @@ class Delivery(Base):
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column()
+    # When ids were last handed to the broker: the sweeper re-enqueues only rows whose
+    # message may have been lost (older than its grace period), not every pending row.
+    enqueued_at: Mapped[datetime | None] = mapped_column()
     claimed_at: Mapped[datetime | None] = mapped_column()
     sent_at: Mapped[datetime | None] = mapped_column()
     message_id: Mapped[str | None] = mapped_column(String(255))

@@ -20,6 +20,8 @@ from engine.config import Settings, get_settings, reset_settings
 from engine.db import dispose_engines, migrate, session_factory
 from engine.models import Base
 
+pytest_plugins = ["tests.smtp_server"]
+
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
 PG_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -39,7 +41,8 @@ def service_missing(what: str, why: object) -> None:
 def _apply_env(monkeypatch: pytest.MonkeyPatch, var_dir: Path, database_url: str) -> Settings:
     monkeypatch.chdir(var_dir.parent)  # no stray .env from the repo is read
     for key in list(os.environ):
-        if key in {"DATABASE_URL", "REDIS_URL", "SMTP_HOST", "SMTP_PORT", "LANG_UMKM"}:
+        if key in {"DATABASE_URL", "REDIS_URL", "SMTP_HOST", "SMTP_PORT", "UMKM_LANG",
+                   "DKIM_KEY_PATH", "BASE_URL"}:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("VAR_DIR", str(var_dir))
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -48,6 +51,16 @@ def _apply_env(monkeypatch: pytest.MonkeyPatch, var_dir: Path, database_url: str
     reset_settings()
     dispose_engines()
     return get_settings()
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """`--lang en` in one CLI test must not leak into the next test."""
+    from engine.i18n import set_lang
+
+    set_lang(None)
+    yield
+    set_lang(None)
 
 
 @pytest.fixture(scope="session")

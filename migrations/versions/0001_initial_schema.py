@@ -63,7 +63,7 @@ def upgrade() -> None:
     with op.batch_alter_table('business', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_business_kecamatan_code'), ['kecamatan_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_business_eligible'), ['eligible'], unique=False)
-        batch_op.create_index(batch_op.f('ix_business_nib'), ['nib'], unique=False)
+        batch_op.create_index(batch_op.f('ix_business_nib'), ['nib'], unique=True)
         batch_op.create_index(batch_op.f('ix_business_owner_nik_digest'), ['owner_nik_digest'], unique=False)
 
     op.create_table('campaign',
@@ -75,6 +75,7 @@ def upgrade() -> None:
     sa.Column('spec', sa.JSON(), nullable=False),
     sa.Column('spec_hash', sa.String(length=64), nullable=False),
     sa.Column('source_path', sa.String(length=500), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign')),
@@ -223,6 +224,7 @@ def upgrade() -> None:
     sa.Column('context', sa.JSON(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('enqueued_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('message_id', sa.String(length=255), nullable=True),
@@ -280,7 +282,7 @@ def upgrade() -> None:
     sa.Column('withdrawn_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['product_id'], ['product.id'], name=op.f('fk_product_optin_product_id_product')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_product_optin')),
-    sa.UniqueConstraint('product_id', 'campaign_key', name=op.f('uq_product_optin_product_id_campaign_key'))
+    sa.UniqueConstraint('product_id', 'campaign_key', 'is_tag', name=op.f('uq_product_optin_product_id_campaign_key_is_tag'))
     )
     with op.batch_alter_table('product_optin', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_product_optin_campaign_key'), ['campaign_key'], unique=False)

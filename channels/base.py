@@ -1,0 +1,587 @@
+"""The channel contract: errors, normalized types, the adapter pipeline and the registry.
+
+Everything the engine needs to talk to a channel lives here, so that ``engine`` depends on
+one small, stable module and every channel (email, Facebook, a third-party plugin) is
+interchangeable behind it.  Nothing here imports from ``engine``: arrows point
+``web``/``workers`` -> ``engine`` -> ``channels``.
+
+Errors (one tree, drawn once, after httpx ``_exceptions.py``)::
+
+    Exception
+    ├── ChannelError                  a delivery attempt did not succeed
+    │   ├── TransientChannelError     retry later (4xx, throttling, dropped connection);
+    │   │                             ``retry_after`` seconds when the provider said so;
+    │   │                             ``affects_account`` when the whole account is down
+    │   ├── PermanentChannelError     fail this ONE delivery (5xx, invalid recipient)
+    │   └── AuthChannelError          the account needs reconnecting: pause that account
+    └── ConfigurationError            the adapter cannot work at all as configured
+                                      (unknown channel, missing SDK, bad option)
+
+``ConfigurationError`` is deliberately outside the ``ChannelError`` tree (django-anymail
+does the same): a wrong setting is not a delivery outcome, must never be retried and must
+never be recorded as a failed message; it surfaces loudly to whoever configured it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib
+import logging
+import os
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "umkm.channels"
+
+# User-facing texts of this package, in the shape ``engine.i18n.register`` accepts: the
+# engine registers them and renders ``t(exc.code, **exc.params)``; ``str(exc)`` is the
+# Indonesian text so that channels stay usable without the engine.
+MESSAGES: dict[str, dict[str, str]] = {
+    "channel.unknown": {
+        "id": "Kanal {name!r} tidak dikenal. Kanal yang tersedia: {available}.",
+        "en": "Unknown channel {name!r}. Available channels: {available}.",
+    },
+    "channel.unknown_suggest": {
+        "id": "Kanal {name!r} tidak dikenal. Maksud Anda {suggestion!r}? "
+        "Kanal yang tersedia: {available}.",
+        "en": "Unknown channel {name!r}. Did you mean {suggestion!r}? "
+        "Available channels: {available}.",
+    },
+    "channel.missing_sdk": {
+        "id": "Kanal {name!r} membutuhkan paket {package!r} yang belum terpasang. "
+        "Pasang dengan: pip install {package}",
+        "en": "Channel {name!r} needs the package {package!r}, which is not installed. "
+        "Install it with: pip install {package}",
+    },
+    "channel.not_available": {
+        "id": "Kanal {name!r} belum tersedia di instalasi ini (modul {module!r} tidak ada).",
+        "en": "Channel {name!r} is not available in this installation (no module {module!r}).",
+    },
+    "channel.not_adapter": {
+        "id": "{target!r} untuk kanal {name!r} bukan turunan ChannelAdapter.",
+        "en": "{target!r} for channel {name!r} is not a ChannelAdapter subclass.",
+    },
+    "channel.bad_option": {
+        "id": "Pengaturan kanal {name!r} tidak valid: {detail}",
+        "en": "Invalid setting for channel {name!r}: {detail}",
+    },
+    "channel.unsupported": {
+        "id": "Kanal {name!r} tidak mendukung {feature}.",
+        "en": "Channel {name!r} does not support {feature}.",
+    },
+}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class SendStatus(StrEnum):
+    """Outcome of one delivery attempt; a StrEnum so it compares equal to stored strings."""
+
+    SENT = "sent"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+    AUTH = "auth"
+
+
+class ConfigurationError(Exception):
+    """The adapter cannot work as configured; never a delivery outcome (see module doc).
+
+    ``code`` and ``params`` let the engine translate the message (``engine.i18n``);
+    ``str()`` is the Indonesian text.
+    """
+
+    def __init__(self, code: str, **params: Any) -> None:
+        self.code = code
+        self.params = params
+        super().__init__(_render(code, "id", params))
+
+    def render(self, lang: str = "id") -> str:
+        """The message in ``lang`` for callers that do not go through ``engine.i18n``."""
+        return _render(self.code, lang, self.params)
+
+
+def _render(code: str, lang: str, params: Mapping[str, Any]) -> str:
+    texts = MESSAGES[code]
+    return (texts.get(lang) or texts["id"]).format(**params)
+
+
+class ChannelError(Exception):
+    """A delivery attempt did not succeed; ``raw`` keeps what the provider answered."""
+
+    # A bare ChannelError carries no verdict; transient lets the engine's attempt cap end
+    # it instead of failing a message on an unclassified hiccup.
+    status: ClassVar[SendStatus] = SendStatus.TRANSIENT
+
+    def __init__(self, message: str, *, raw: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.raw: dict[str, Any] = dict(raw or {})
+
+
+class TransientChannelError(ChannelError):
+    """Retry later.
+
+    ``retry_after``: seconds the provider asked us to wait (None = engine backoff).
+    ``affects_account``: the failure is not about this message but the whole account or
+    server (connection refused, page throttled): the rest of the batch for the same
+    account is answered ``transient`` without being attempted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
+        affects_account: bool = False,
+    ) -> None:
+        super().__init__(message, raw=raw)
+        self.retry_after = retry_after
+        self.affects_account = affects_account
+
+
+class PermanentChannelError(ChannelError):
+    """This one delivery cannot succeed (bad recipient, rejected content): fail it alone."""
+
+    status: ClassVar[SendStatus] = SendStatus.PERMANENT
+
+
+class AuthChannelError(ChannelError):
+    """The account's credentials stopped working: pause the account, keep the deliveries."""
+
+    status: ClassVar[SendStatus] = SendStatus.AUTH
+
+
+# --------------------------------------------------------------------------- types
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One delivery handed to a channel, already rendered.
+
+    ``payload``: for email the complete RFC 5322 message as bytes (with ``envelope_from``
+    as the SMTP envelope sender); for social channels a JSON-able dict.
+    ``message_id``: stable per delivery, so a retry is recognisable as the same message.
+    ``account``: which sending account (social account key, SMTP relay); failures that
+    affect an account pause only the messages of that account.
+    """
+
+    delivery_id: int
+    recipient: str
+    payload: bytes | Mapping[str, Any]
+    message_id: str = ""
+    envelope_from: str = ""
+    account: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The normalized outcome of one delivery; ``raw`` keeps the provider's own answer."""
+
+    delivery_id: int
+    status: SendStatus
+    provider_id: str | None = None
+    error: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    retry_after: float | None = None
+    # True when the failure concerns the whole account (auth, server down): the engine
+    # pauses that account instead of counting the failure against the message.
+    affects_account: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status is SendStatus.SENT
+
+
+class MetricType(StrEnum):
+    """The one engagement vocabulary of every social channel (Pasal 11 monitoring)."""
+
+    VIEW = "view"
+    REACH = "reach"
+    REACTION = "reaction"
+    COMMENT = "comment"
+    SHARE = "share"
+    CLICK = "click"
+    SAVE = "save"
+
+    @classmethod
+    def from_provider(cls, name: str) -> MetricType | None:
+        """Map a provider's metric name (``likes``, ``saved``, ``video_views``) to ours.
+
+        Returns None for metrics we deliberately do not track, so adapters can skip them.
+        """
+        key = name.strip().lower()
+        try:
+            return cls(key)
+        except ValueError:
+            return _METRIC_ALIASES.get(key)
+
+
+_METRIC_ALIASES: dict[str, MetricType] = {
+    "views": MetricType.VIEW,
+    "video_views": MetricType.VIEW,
+    "plays": MetricType.VIEW,
+    "play_count": MetricType.VIEW,
+    "view_count": MetricType.VIEW,
+    "post_impressions_unique": MetricType.REACH,
+    "likes": MetricType.REACTION,
+    "like_count": MetricType.REACTION,
+    "reactions": MetricType.REACTION,
+    "post_reactions_by_type_total": MetricType.REACTION,
+    "comments": MetricType.COMMENT,
+    "comment_count": MetricType.COMMENT,
+    "shares": MetricType.SHARE,
+    "share_count": MetricType.SHARE,
+    "clicks": MetricType.CLICK,
+    "post_clicks": MetricType.CLICK,
+    "saved": MetricType.SAVE,
+    "saves": MetricType.SAVE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementMetric:
+    """A normalized engagement count read from a provider for one published post."""
+
+    type: MetricType
+    count: int
+    provider_post_id: str
+    observed_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a channel can carry; the engine checks campaigns against it at validate time.
+
+    ``max_batch`` is the largest batch the dispatcher should hand over at once;
+    ``rate_per_second`` is honoured by :meth:`ChannelAdapter.send_batch` itself.
+    """
+
+    media_types: frozenset[str] = frozenset({"text"})
+    max_text_length: int | None = None
+    max_batch: int = 100
+    rate_per_second: float | None = None
+    metrics: bool = False
+
+    def check(
+        self, channel: str, *, media_type: str | None = None, text: str | None = None
+    ) -> None:
+        """Raise :class:`ConfigurationError` for content this channel cannot carry.
+
+        Unsupported features fail loudly before launch instead of silently dropping.
+        """
+        if media_type is not None and media_type not in self.media_types:
+            raise ConfigurationError("channel.unsupported", name=channel, feature=media_type)
+        limit = self.max_text_length
+        if text is not None and limit is not None and len(text) > limit:
+            raise ConfigurationError(
+                "channel.unsupported",
+                name=channel,
+                feature=f"teks lebih dari {limit} karakter ({len(text)})",
+            )
+
+
+# --------------------------------------------------------------------------- adapter
+
+PayloadT = TypeVar("PayloadT")
+ResponseT = TypeVar("ResponseT")
+
+# Exceptions from ``build_payload`` that mean "this message's data is unusable": nothing
+# was sent yet, so failing that one message is always safe.  Anything else (a bug, a
+# Celery time limit) propagates instead of being mistaken for a verdict on a recipient.
+_BAD_DATA = (ValueError, TypeError, LookupError, AttributeError)
+
+
+class ChannelAdapter(ABC, Generic[PayloadT, ResponseT]):
+    """Base class of every channel; it owns the fixed pipeline, subclasses fill the steps.
+
+    Per message: :meth:`build_payload` -> :meth:`transmit` -> :meth:`parse`, and the
+    errors raised by any step become a :class:`SendResult` status, so one bad recipient
+    fails alone and the batch goes on.  After an :class:`AuthChannelError` (or a
+    transient error with ``affects_account``) the remaining messages of that account
+    are not attempted.  ``transmit`` must translate its transport's errors into
+    ``ChannelError``; an exception it cannot name means the outcome is unknown:
+    :meth:`send` lets it escape, :meth:`send_batch` stops that account (see
+    :meth:`_unexpected`) so the results of messages already sent are never lost.
+
+    An adapter owns its session/connection: :meth:`open` / :meth:`close` (or ``with``).
+    Instances are not thread-safe; use one per worker task.
+    """
+
+    name: str = ""
+    capabilities: Capabilities = Capabilities()
+    # class-level defaults: a plugin that forgets ``super().__init__()`` still works
+    _opened: bool = False
+    _last_send: float = 0.0
+
+    def __init__(self) -> None:
+        self._opened = False
+        self._last_send = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------
+    def open(self) -> None:
+        """Acquire resources; subclasses extend it (connections may still be lazy)."""
+        self._opened = True
+
+    def close(self) -> None:
+        """Release resources; safe to call twice."""
+        self._opened = False
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- steps the subclasses implement ------------------------------------------------
+    @abstractmethod
+    def build_payload(self, message: OutboundMessage) -> PayloadT:
+        """Turn the normalized message into what the transport sends; validate here."""
+
+    @abstractmethod
+    def transmit(self, message: OutboundMessage, payload: PayloadT) -> ResponseT:
+        """Send it; raise a ``ChannelError`` subclass for every failure you can name."""
+
+    @abstractmethod
+    def parse(self, message: OutboundMessage, response: ResponseT) -> SendResult:
+        """Read the provider's answer into a :class:`SendResult` (raise if it is an error)."""
+
+    def fetch_metrics(self, provider_post_ids: Sequence[str]) -> list[EngagementMetric]:
+        """Read engagement of published posts; channels with ``capabilities.metrics``."""
+        raise ConfigurationError("channel.unsupported", name=self.name, feature="metrics")
+
+    # -- the pipeline ---------------------------------------------------------------
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Run the pipeline for one message; never raises a ``ChannelError``."""
+        if not self._opened:
+            self.open()
+        try:
+            payload = self.build_payload(message)
+        except ChannelError as exc:
+            return self._result_from_error(message, exc)
+        except _BAD_DATA as exc:
+            log.warning("channel %s: delivery %s unusable: %r", self.name, message.delivery_id, exc)
+            return SendResult(
+                message.delivery_id,
+                SendStatus.PERMANENT,
+                error=f"pesan tidak dapat disusun: {exc}",
+                raw={"exception": type(exc).__name__},
+            )
+        self._pace()
+        try:
+            response = self.transmit(message, payload)
+            return self.parse(message, response)
+        except ChannelError as exc:
+            return self._result_from_error(message, exc)
+
+    def send_batch(self, messages: Iterable[OutboundMessage]) -> list[SendResult]:
+        """Send every message, in order, one result each (same order as the input)."""
+        results: list[SendResult] = []
+        stopped: dict[str, SendResult] = {}  # account -> the failure that stopped it
+        for message in messages:
+            cause = stopped.get(message.account)
+            if cause is not None:
+                results.append(_not_attempted(message, cause))
+                continue
+            try:
+                result = self.send(message)
+            except Exception as exc:
+                if isinstance(exc, ConfigurationError) and not results:
+                    raise  # nothing was sent yet: surface the setting loudly
+                result = self._unexpected(message, exc)
+            results.append(result)
+            if result.affects_account:
+                stopped[message.account] = result
+        return results
+
+    def _unexpected(self, message: OutboundMessage, exc: Exception) -> SendResult:
+        """An exception no step could name, inside a batch.
+
+        Raising would lose the results of the messages already sent (and send them again
+        on retry), so the batch stops for this account instead: the in-flight message
+        is ``transient`` with ``outcome_unknown`` (it may have gone out), the rest of the
+        account is not attempted, and the engine's attempt cap ends a persistent bug.
+        A Celery soft time limit lands here too and ends the batch promptly.
+        """
+        log.exception("channel %s: unexpected error on delivery %s", self.name, message.delivery_id)
+        return SendResult(
+            message.delivery_id,
+            SendStatus.TRANSIENT,
+            error=f"galat tak terduga di kanal {self.name}: {exc!r}",
+            raw={"exception": type(exc).__name__, "outcome_unknown": True},
+            affects_account=True,
+        )
+
+    @staticmethod
+    def _result_from_error(message: OutboundMessage, exc: ChannelError) -> SendResult:
+        retry_after = None
+        affects_account = isinstance(exc, AuthChannelError)
+        if isinstance(exc, TransientChannelError):
+            retry_after = exc.retry_after
+            affects_account = exc.affects_account
+        return SendResult(
+            message.delivery_id,
+            exc.status,
+            error=exc.message,
+            raw=dict(exc.raw),
+            retry_after=retry_after,
+            affects_account=affects_account,
+        )
+
+    def _pace(self) -> None:
+        """Keep to ``capabilities.rate_per_second`` within this process."""
+        rate = self.capabilities.rate_per_second
+        if not rate:
+            return
+        wait = self._last_send + 1.0 / rate - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_send = time.monotonic()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all (temp file + rename in the same directory).
+
+    File-based channels rely on it: a crash never leaves half a message, and a retry of
+    the same delivery replaces the file instead of adding a second one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _not_attempted(message: OutboundMessage, cause: SendResult) -> SendResult:
+    """The answer for a message skipped because its account just failed as a whole."""
+    return SendResult(
+        message.delivery_id,
+        cause.status,
+        error=f"tidak dicoba, akun dijeda: {cause.error}",
+        raw={"not_attempted": True, "cause_delivery_id": cause.delivery_id},
+        retry_after=cause.retry_after,
+        affects_account=True,
+    )
+
+
+# --------------------------------------------------------------------------- registry
+
+BUILTIN_ADAPTERS: dict[str, str] = {
+    "email_smtp": "channels.email_smtp:SmtpChannel",
+    "email_file": "channels.email_file:FileEmailChannel",
+    "sandbox": "channels.sandbox:SandboxChannel",
+    "facebook": "channels.facebook:FacebookChannel",
+    "instagram": "channels.instagram:InstagramChannel",
+    "tiktok": "channels.tiktok:TikTokChannel",
+    "whatsapp": "channels.whatsapp:WhatsAppChannel",
+}
+
+# Import name -> pip distribution name, where they differ (for the install hint).
+PIP_NAMES: dict[str, str] = {
+    "facebook": "facebook-sdk",
+    "yaml": "pyyaml",
+    "dkim": "dkimpy",
+    "aiosmtpd": "aiosmtpd",
+}
+
+_resolved: dict[str, type[ChannelAdapter[Any, Any]]] = {}
+
+
+def available_channels() -> list[str]:
+    """Every channel name this installation knows: built-ins plus ``umkm.channels`` plugins."""
+    names = set(BUILTIN_ADAPTERS)
+    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return sorted(names)
+
+
+def get_adapter_class(name: str) -> type[ChannelAdapter[Any, Any]]:
+    """Resolve a channel name to its adapter class, importing it only now.
+
+    Built-ins win over plugins of the same name (a plugin cannot hijack ``email_smtp``).
+    Raises :class:`ConfigurationError` for unknown names (with "did you mean"), missing
+    optional SDKs (with the ``pip install`` hint) and targets that are not adapters.
+    """
+    cached = _resolved.get(name)
+    if cached is not None:
+        return cached
+    target = BUILTIN_ADAPTERS.get(name)
+    obj = _load_target(name, target) if target is not None else _load_entry_point(name)
+    if not (isinstance(obj, type) and issubclass(obj, ChannelAdapter)):
+        raise ConfigurationError("channel.not_adapter", name=name, target=_describe(obj))
+    _resolved[name] = obj
+    return obj
+
+
+def clear_registry_cache() -> None:
+    """Forget resolved classes (tests that install plugins at runtime)."""
+    _resolved.clear()
+
+
+def _load_target(name: str, target: str) -> object:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _import_problem(name, module_name, exc) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise ConfigurationError("channel.not_available", name=name, module=target) from exc
+
+
+def _load_entry_point(name: str) -> object:
+    matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not matches:
+        available = available_channels()
+        listed = ", ".join(available)
+        close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+        if close:
+            raise ConfigurationError(
+                "channel.unknown_suggest", name=name, suggestion=close[0], available=listed
+            )
+        raise ConfigurationError("channel.unknown", name=name, available=listed)
+    ep = matches[0]
+    try:
+        return ep.load()
+    except ImportError as exc:
+        raise _import_problem(name, ep.module, exc) from exc
+    except AttributeError as exc:
+        raise ConfigurationError("channel.not_available", name=name, module=ep.value) from exc
+
+
+def _import_problem(name: str, module_name: str, exc: ImportError) -> ConfigurationError:
+    """Tell a missing adapter module apart from a missing third-party SDK it needs."""
+    missing = exc.name or ""
+    if not missing or missing == module_name or module_name.startswith(missing + "."):
+        return ConfigurationError("channel.not_available", name=name, module=module_name)
+    top = missing.split(".")[0]
+    return ConfigurationError("channel.missing_sdk", name=name, package=PIP_NAMES.get(top, top))
+
+
+def _describe(obj: object) -> str:
+    return getattr(obj, "__qualname__", None) or type(obj).__name__

@@ -1,0 +1,343 @@
+"""Email over SMTP: one reused connection for many messages, every reply classified.
+
+Why hand-rolled transactions instead of ``smtplib.SMTP.sendmail``: ``sendmail`` drops the
+server's final reply to DATA, which carries the queue id ("250 2.0.0 Ok: queued as
+4Xk9") we keep as provider id, and it hides at which stage a reply came.  The steps here
+are the same as ``sendmail``'s (MAIL, RCPT, DATA; RSET after a refused transaction;
+421 closes the connection), on smtplib's own primitives.
+
+Reply classes (RFC 5321 §4.2.1):
+
+- 2xx: sent;
+- 4xx (421, 450, 451, 452, ...): transient, retry later; 421 also closes the connection;
+- 530/534/535/538: the relay credentials are wrong: auth (pause the account);
+- other 5xx (550, 553, 554, ...): permanent, for this recipient only;
+- a dropped connection or a timeout: transient; the next message reconnects.
+
+Nothing blocks forever: every socket operation has ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from channels.base import (
+    AuthChannelError,
+    Capabilities,
+    ChannelAdapter,
+    ChannelError,
+    ConfigurationError,
+    OutboundMessage,
+    PermanentChannelError,
+    SendResult,
+    SendStatus,
+    TransientChannelError,
+)
+
+log = logging.getLogger(__name__)
+
+AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
+_QUEUE_ID = re.compile(r"queued as\s+<?([\w.@-]+)>?", re.IGNORECASE)
+_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
+_BARE_LF = re.compile(rb"\r?\n")
+
+
+@dataclass
+class SmtpStats:
+    """Counters of one adapter instance (connection reuse is what makes SMTP fast)."""
+
+    connections: int = 0
+    messages: int = 0
+    sent: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpReply:
+    """The server's final answer to DATA for an accepted message."""
+
+    code: int
+    text: str
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def error_for_reply(stage: str, code: int, reply: bytes | str) -> ChannelError:
+    """Classify one SMTP reply by its code; ``raw`` keeps the server's words."""
+    text = _text(reply).strip()
+    raw: dict[str, Any] = {"stage": stage, "code": code, "reply": text}
+    enhanced = _ENHANCED.match(text)
+    if enhanced:
+        raw["enhanced_code"] = enhanced.group(1)
+    message = f"{code} {text}".strip()
+    if code in AUTH_REPLY_CODES:
+        return AuthChannelError(message, raw=raw)
+    if 400 <= code < 500:
+        return TransientChannelError(message, raw=raw)
+    if 500 <= code < 600:
+        return PermanentChannelError(message, raw=raw)
+    return TransientChannelError(f"balasan SMTP tak terduga: {message}", raw=raw)
+
+
+def classify_smtp_exception(exc: smtplib.SMTPException) -> ChannelError:
+    """Map any smtplib exception to the channel error tree, by reply code where there is one."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, reply = next(iter(exc.recipients.values()), (-1, b""))
+        return error_for_reply("rcpt", code, reply)
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return error_for_reply("mail", exc.smtp_code, exc.smtp_error)
+    if isinstance(exc, smtplib.SMTPDataError):
+        return error_for_reply("data", exc.smtp_code, exc.smtp_error)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        text = _text(exc.smtp_error)
+        raw = {"stage": "auth", "code": exc.smtp_code, "reply": text}
+        return AuthChannelError(f"login SMTP ditolak: {exc.smtp_code} {text}", raw=raw)
+    if isinstance(exc, smtplib.SMTPConnectError):
+        err = error_for_reply("connect", exc.smtp_code, exc.smtp_error)
+        return TransientChannelError(err.message, raw=err.raw, affects_account=True)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return error_for_reply("reply", exc.smtp_code, exc.smtp_error)
+    return TransientChannelError(f"galat SMTP: {exc}", raw={"exception": type(exc).__name__})
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+
+
+def _crlf(data: bytes) -> bytes:
+    """SMTP needs CRLF line ends; smtplib sends bytes as they are, so fix bare LF here."""
+    if data.count(b"\n") == data.count(b"\r\n"):
+        return data
+    return _BARE_LF.sub(b"\r\n", data)
+
+
+class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
+    """Send complete RFC 5322 messages through one SMTP relay, reusing the connection.
+
+    The connection opens at the first message, is reused for ``reconnect_after``
+    messages (relays limit messages per session), and is reopened after any drop.
+    """
+
+    name = "email_smtp"
+    capabilities = Capabilities(media_types=frozenset({"email"}), max_batch=500)
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout: float = 30,
+        reconnect_after: int = 500,
+        local_hostname: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__()
+        if not host:
+            raise ConfigurationError("channel.bad_option", name=self.name, detail="host kosong")
+        if not timeout or timeout <= 0:
+            raise ConfigurationError(
+                "channel.bad_option", name=self.name, detail="timeout harus lebih dari 0 detik"
+            )
+        if reconnect_after < 1:
+            raise ConfigurationError(
+                "channel.bad_option", name=self.name, detail="reconnect_after minimal 1"
+            )
+        self.host = host
+        self.port = port
+        self.username = username
+        self._password = password
+        self.starttls = starttls
+        self.timeout = float(timeout)
+        self.reconnect_after = reconnect_after
+        self.local_hostname = local_hostname
+        self._ssl_context = ssl_context
+        self.stats = SmtpStats()
+        self._conn: smtplib.SMTP | None = None
+        self._on_connection = 0
+
+    def __repr__(self) -> str:  # the password never shows
+        user = f" user={self.username!r}" if self.username else ""
+        return f"<SmtpChannel {self.host}:{self.port}{user} starttls={self.starttls}>"
+
+    # -- lifecycle ------------------------------------------------------------------
+    def close(self) -> None:
+        self._quit()
+        super().close()
+
+    # -- pipeline steps ------------------------------------------------------------
+    def build_payload(self, message: OutboundMessage) -> bytes:
+        if not isinstance(message.payload, bytes):
+            raise PermanentChannelError("payload email harus berupa bytes RFC 5322")
+        addresses = (("penerima", message.recipient), ("pengirim", message.envelope_from))
+        for label, address in addresses:
+            if not address or "\r" in address or "\n" in address:
+                raise PermanentChannelError(f"alamat {label} amplop tidak valid: {address!r}")
+        return _crlf(message.payload)
+
+    def transmit(self, message: OutboundMessage, payload: bytes) -> SmtpReply:
+        conn = self._connection()
+        self.stats.messages += 1
+        self._on_connection += 1
+        try:
+            reply = self._transaction(conn, message.envelope_from, message.recipient, payload)
+        except ChannelError:
+            self.stats.failed += 1
+            raise
+        except BaseException:
+            self._discard()  # the session is in an unknown state: never reuse it
+            raise
+        finally:
+            self._after_message(conn)
+        self.stats.sent += 1
+        return reply
+
+    def parse(self, message: OutboundMessage, response: SmtpReply) -> SendResult:
+        queued = _QUEUE_ID.search(response.text)
+        return SendResult(
+            message.delivery_id,
+            SendStatus.SENT,
+            provider_id=queued.group(1) if queued else None,
+            raw={"code": response.code, "reply": response.text},
+        )
+
+    # -- one SMTP transaction ----------------------------------------------------------
+    def _transaction(self, conn: smtplib.SMTP, sender: str, rcpt: str, data: bytes) -> SmtpReply:
+        stage = "mail"
+        try:
+            code, reply = conn.mail(sender, self._mail_options(conn, sender, rcpt, data))
+            self._expect(conn, stage, code, reply, (250,))
+            stage = "rcpt"
+            code, reply = conn.rcpt(rcpt)
+            self._expect(conn, stage, code, reply, (250, 251))
+            stage = "data"
+            try:
+                code, reply = conn.data(data)
+            except smtplib.SMTPDataError as exc:  # the DATA command itself was refused
+                self._abort_transaction(conn, exc.smtp_code)
+                raise error_for_reply(stage, exc.smtp_code, exc.smtp_error) from exc
+            self._expect(conn, stage, code, reply, (250,))
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._discard()
+            raise self._connection_lost(stage, exc) from exc
+        return SmtpReply(code, _text(reply))
+
+    @staticmethod
+    def _mail_options(conn: smtplib.SMTP, sender: str, rcpt: str, data: bytes) -> list[str]:
+        options: list[str] = []
+        if conn.has_extn("size"):
+            options.append(f"SIZE={len(data)}")
+        if not data.isascii() and conn.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if not (sender.isascii() and rcpt.isascii()):
+            if not conn.has_extn("smtputf8"):
+                raise PermanentChannelError(
+                    f"server SMTP tidak mendukung SMTPUTF8 untuk alamat {rcpt!r}",
+                    raw={"stage": "mail"},
+                )
+            options.append("SMTPUTF8")
+        return options
+
+    def _expect(
+        self, conn: smtplib.SMTP, stage: str, code: int, reply: bytes, ok: tuple[int, ...]
+    ) -> None:
+        if code not in ok:
+            self._abort_transaction(conn, code)
+            raise error_for_reply(stage, code, reply)
+
+    def _abort_transaction(self, conn: smtplib.SMTP, code: int) -> None:
+        """RSET so the next message starts clean; after 421 the server is closing anyway."""
+        if code == 421:
+            conn.close()
+            return
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+
+    def _connection_lost(self, stage: str, exc: BaseException) -> TransientChannelError:
+        timeout = _is_timeout(exc)
+        what = f"waktu habis ({self.timeout:g} dtk)" if timeout else "koneksi terputus"
+        raw: dict[str, Any] = {"stage": stage, "exception": type(exc).__name__, "detail": str(exc)}
+        if timeout:
+            raw["timeout"] = True
+        if stage == "data":
+            raw["outcome_unknown"] = True  # the server may have accepted the message
+        return TransientChannelError(f"SMTP {what} saat {stage.upper()}: {exc}", raw=raw)
+
+    # -- the connection ------------------------------------------------------------
+    def _connection(self) -> smtplib.SMTP:
+        if self._conn is None:
+            self._conn = self._connect()
+            self._on_connection = 0
+            self.stats.connections += 1
+        return self._conn
+
+    def _connect(self) -> smtplib.SMTP:
+        where = f"{self.host}:{self.port}"
+        try:
+            conn = smtplib.SMTP(
+                self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
+            )
+        except smtplib.SMTPException as exc:
+            raise self._account_down(where, classify_smtp_exception(exc).message) from exc
+        except OSError as exc:
+            raise self._account_down(where, str(exc) or type(exc).__name__) from exc
+        try:
+            conn.ehlo_or_helo_if_needed()
+            if self.starttls:
+                conn.starttls(context=self._ssl_context or ssl.create_default_context())
+                conn.ehlo()
+            if self.username:
+                conn.login(self.username, self._password or "")
+        except (ssl.SSLCertVerificationError, smtplib.SMTPNotSupportedError) as exc:
+            conn.close()
+            raise AuthChannelError(
+                f"sesi SMTP {where} tidak dapat diamankan/diautentikasi: {exc}",
+                raw={"stage": "connect", "exception": type(exc).__name__},
+            ) from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            conn.close()
+            raise classify_smtp_exception(exc) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            conn.close()
+            raise self._account_down(where, str(exc)) from exc
+        return conn
+
+    @staticmethod
+    def _account_down(where: str, detail: str) -> TransientChannelError:
+        """The relay is unreachable: the rest of the batch would fail the same way."""
+        return TransientChannelError(
+            f"tidak dapat terhubung ke server SMTP {where}: {detail}",
+            raw={"stage": "connect", "detail": detail},
+            affects_account=True,
+        )
+
+    def _after_message(self, conn: smtplib.SMTP) -> None:
+        if conn.sock is None:  # smtplib closed it (421, disconnect): reconnect next time
+            self._discard()
+        elif self._on_connection >= self.reconnect_after:
+            self._quit()
+
+    def _quit(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()

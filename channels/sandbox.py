@@ -1,0 +1,126 @@
+"""Social sandbox: every post is written as JSON instead of being published.
+
+The embedded default (``SOCIAL_MODE=sandbox``) for Facebook, Instagram, TikTok and
+WhatsApp: the whole campaign pipeline runs unchanged, and staff can read what would
+have been posted in ``<root>/<channel>/<delivery_id>.json``.  Metrics are deterministic
+fakes derived from the post id, so dashboards and reports have something real to show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from channels.base import (
+    Capabilities,
+    ChannelAdapter,
+    ConfigurationError,
+    EngagementMetric,
+    MetricType,
+    OutboundMessage,
+    PermanentChannelError,
+    SendResult,
+    SendStatus,
+    TransientChannelError,
+    write_atomically,
+)
+
+_CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+# Ranges of the fake counts per metric: plausible for a kabupaten-level page.
+_FAKE_RANGES: dict[MetricType, tuple[int, int]] = {
+    MetricType.VIEW: (40, 600),
+    MetricType.REACH: (30, 400),
+    MetricType.REACTION: (2, 60),
+    MetricType.COMMENT: (0, 12),
+    MetricType.SHARE: (0, 15),
+    MetricType.CLICK: (0, 40),
+    MetricType.SAVE: (0, 10),
+}
+
+
+class SandboxChannel(ChannelAdapter[bytes, Path]):
+    """Write each social payload to ``<root>/<channel>/<delivery_id>.json``."""
+
+    name = "sandbox"
+    capabilities = Capabilities(
+        media_types=frozenset({"text", "image", "video", "link"}), max_batch=100, metrics=True
+    )
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        channel: str = "sandbox",
+        *,
+        capabilities: Capabilities | None = None,
+    ) -> None:
+        super().__init__()
+        if not _CHANNEL_NAME.match(channel):
+            raise ConfigurationError(
+                "channel.bad_option", name=self.name, detail=f"nama kanal {channel!r} tidak valid"
+            )
+        self.channel = channel
+        self.directory = Path(root) / channel
+        if capabilities is not None:  # mimic the real channel's limits in the sandbox
+            self.capabilities = capabilities
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        super().open()
+
+    def provider_id(self, delivery_id: int) -> str:
+        return f"sandbox-{self.channel}-{delivery_id}"
+
+    def build_payload(self, message: OutboundMessage) -> bytes:
+        if not isinstance(message.payload, Mapping):
+            raise PermanentChannelError("payload sandbox harus berupa dict")
+        document: dict[str, Any] = {
+            "channel": self.channel,
+            "delivery_id": message.delivery_id,
+            "recipient": message.recipient,
+            "account": message.account,
+            "message_id": message.message_id,
+            "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "payload": dict(message.payload),
+        }
+        return json.dumps(document, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+
+    def transmit(self, message: OutboundMessage, payload: bytes) -> Path:
+        path = self.directory / f"{message.delivery_id}.json"
+        try:
+            write_atomically(path, payload)
+        except OSError as exc:
+            raise TransientChannelError(
+                f"gagal menulis {path}: {exc}", raw={"path": str(path)}
+            ) from exc
+        return path
+
+    def parse(self, message: OutboundMessage, response: Path) -> SendResult:
+        return SendResult(
+            message.delivery_id,
+            SendStatus.SENT,
+            provider_id=self.provider_id(message.delivery_id),
+            raw={"path": str(response)},
+        )
+
+    def fetch_metrics(self, provider_post_ids: Sequence[str]) -> list[EngagementMetric]:
+        """Deterministic fake counts for posts this sandbox wrote; unknown ids are skipped."""
+        prefix = f"sandbox-{self.channel}-"
+        metrics: list[EngagementMetric] = []
+        now = datetime.now(UTC)
+        for post_id in provider_post_ids:
+            delivery = post_id.removeprefix(prefix)
+            if delivery == post_id or not (self.directory / f"{delivery}.json").is_file():
+                continue
+            digest = hashlib.sha256(post_id.encode()).digest()
+            for index, (kind, (low, high)) in enumerate(_FAKE_RANGES.items()):
+                count = low + int.from_bytes(digest[2 * index : 2 * index + 2]) % (high - low + 1)
+                metrics.append(
+                    EngagementMetric(kind, count, post_id, observed_at=now, raw={"sandbox": True})
+                )
+        return metrics

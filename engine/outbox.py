@@ -1,0 +1,235 @@
+"""The outbox state machine (DESIGN §6): claim, record, retry, sweep.
+
+The database is the truth; a broker only carries ids. Transitions::
+
+    pending --claim--> sending --confirmed--> sent        (never sent again)
+                          |----transient--> pending (next_attempt_at = backoff)
+                          |                 or failed after max attempts
+                          |----permanent--> failed (reason kept)
+                          |----auth-------> pending (account paused)
+    sending --stale (worker died)--> pending   (sweeper; same Message-ID on resend)
+
+Claims are atomic (``UPDATE ... WHERE status='pending' RETURNING id``; on PostgreSQL the
+candidate rows are locked ``FOR UPDATE SKIP LOCKED`` first), so two dispatchers working on
+the same ids can never both send one delivery.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from engine.db import is_postgres
+from engine.models import CampaignRun, Delivery, DeliveryStatus, RunStatus, utcnow
+
+DELIVERY: Table = Delivery.__table__  # type: ignore[assignment]
+
+BACKOFF_BASE_SECONDS = 30.0
+BACKOFF_MAX_SECONDS = 3600.0
+STALE_SENDING_AFTER = timedelta(minutes=10)
+
+
+def backoff_delay(attempts: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: attempt 1 -> up to 30 s, 2 -> 60 s, ... 1 h."""
+    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * (2 ** max(0, attempts - 1)))
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def claim(session: Session, delivery_ids: Sequence[int], now: datetime | None = None) -> list[int]:
+    """Move the still-pending ids to ``sending``; return those this caller now owns."""
+    if not delivery_ids:
+        return []
+    now = now or utcnow()
+    ids = list(delivery_ids)
+    due = or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
+    if is_postgres(session):
+        locked = (
+            select(Delivery.id)
+            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.pending, due)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        where: ColumnElement[bool] = Delivery.id.in_(locked)
+    else:
+        where = and_(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.pending, due)
+    stmt = (
+        update(Delivery)
+        .where(where)
+        .values(status=DeliveryStatus.sending, claimed_at=now, attempts=Delivery.attempts + 1)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = sorted(session.execute(stmt).scalars())
+    session.commit()
+    return claimed
+
+
+def release(session: Session, delivery_ids: Iterable[int]) -> None:
+    """Hand claimed rows back untouched (run paused or outside its send window)."""
+    ids = list(delivery_ids)
+    if not ids:
+        return
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.sending)
+        .values(status=DeliveryStatus.pending, claimed_at=None, attempts=Delivery.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+@dataclass
+class Outcome:
+    """What happened to one claimed delivery, as recorded in bulk by :func:`record`."""
+
+    delivery_id: int
+    status: str  # sent | transient | permanent | auth | skipped
+    provider_id: str | None = None
+    message_id: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    business_id: int | None = None
+    variant: str | None = None
+
+
+@dataclass
+class RecordSummary:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def record(
+    session: Session,
+    outcomes: Sequence[Outcome],
+    attempts: dict[int, int],
+    max_attempts: int,
+    now: datetime | None = None,
+) -> RecordSummary:
+    """Write every outcome of a batch in a few statements (bulk), then commit.
+
+    Only rows still in ``sending`` are touched, so a row the sweeper already gave to
+    someone else is never overwritten by a late answer.
+    """
+    now = now or utcnow()
+    summary = RecordSummary()
+    sent_rows: list[dict[str, object]] = []
+    other_rows: list[dict[str, object]] = []
+    for o in outcomes:
+        base: dict[str, object] = {"b_id": o.delivery_id}
+        if o.status == "sent":
+            summary.sent += 1
+            sent_rows.append({**base, "b_provider": o.provider_id, "b_msgid": o.message_id,
+                              "b_business": o.business_id, "b_variant": o.variant})
+            continue
+        if o.status == "skipped":
+            summary.skipped += 1
+            row: dict[str, object] = {"b_status": DeliveryStatus.skipped, "b_next": None}
+        elif o.status in ("transient", "auth") and attempts.get(o.delivery_id, 1) < max_attempts:
+            summary.retried += 1
+            delay = o.retry_after if o.retry_after is not None else backoff_delay(
+                attempts.get(o.delivery_id, 1))
+            row = {"b_status": DeliveryStatus.pending, "b_next": now + timedelta(seconds=delay)}
+        else:
+            summary.failed += 1
+            row = {"b_status": DeliveryStatus.failed, "b_next": None}
+        other_rows.append({**base, **row, "b_error": (o.error or o.status)[:2000],
+                           "b_msgid": o.message_id})
+    if sent_rows:
+        session.connection().execute(
+            update(DELIVERY)
+            .where(DELIVERY.c.id == bindparam("b_id"),
+                   DELIVERY.c.status == DeliveryStatus.sending.value)
+            .values(status=DeliveryStatus.sent.value, sent_at=now, error=None,
+                    provider_id=bindparam("b_provider"), message_id=bindparam("b_msgid"),
+                    business_id=func.coalesce(bindparam("b_business"),
+                                              DELIVERY.c.business_id),
+                    variant=bindparam("b_variant")),
+            sent_rows,
+        )
+    if other_rows:
+        session.connection().execute(
+            update(DELIVERY)
+            .where(DELIVERY.c.id == bindparam("b_id"),
+                   DELIVERY.c.status == DeliveryStatus.sending.value)
+            .values(status=bindparam("b_status"), next_attempt_at=bindparam("b_next"),
+                    error=bindparam("b_error"), claimed_at=None,
+                    message_id=func.coalesce(bindparam("b_msgid"),
+                                             DELIVERY.c.message_id)),
+            other_rows,
+        )
+    session.commit()
+    return summary
+
+
+def counts_by_status(session: Session, run_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Delivery.status, func.count()).where(Delivery.run_id == run_id)
+        .group_by(Delivery.status)
+    ).all()
+    counts = {s.value: 0 for s in DeliveryStatus}
+    for status, n in rows:
+        counts[str(status.value if hasattr(status, "value") else status)] = n
+    return counts
+
+
+def pending_batches(
+    session: Session, run_id: int, batch_size: int, now: datetime | None = None
+) -> list[list[int]]:
+    """Due pending ids of a run in keyset-paginated batches (ids only, never bodies)."""
+    now = now or utcnow()
+    batches: list[list[int]] = []
+    last = 0
+    while True:
+        ids = list(session.execute(
+            select(Delivery.id)
+            .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.pending,
+                   Delivery.id > last,
+                   or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
+            .order_by(Delivery.id).limit(batch_size)
+        ).scalars())
+        if not ids:
+            return batches
+        batches.append(ids)
+        last = ids[-1]
+
+
+def requeue_stale(session: Session, now: datetime | None = None,
+                  stale_after: timedelta = STALE_SENDING_AFTER) -> int:
+    """``sending`` rows whose worker vanished go back to ``pending`` (bounded duplicate)."""
+    now = now or utcnow()
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(Delivery)
+        .where(Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < now - stale_after)
+        .values(status=DeliveryStatus.pending, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return int(result.rowcount or 0)
+
+
+def finish_if_done(session: Session, run_id: int, now: datetime | None = None) -> bool:
+    """Mark a running run finished once nothing is pending or sending."""
+    open_rows = session.execute(
+        select(func.count()).select_from(Delivery)
+        .where(Delivery.run_id == run_id,
+               Delivery.status.in_([DeliveryStatus.pending, DeliveryStatus.sending]))
+    ).scalar_one()
+    if open_rows:
+        return False
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(CampaignRun)
+        .where(CampaignRun.id == run_id, CampaignRun.status == RunStatus.running)
+        .values(status=RunStatus.finished, finished_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(result.rowcount)

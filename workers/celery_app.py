@@ -1,0 +1,76 @@
+"""The Celery application, configured from the one settings resolver (engine.config).
+
+Production: broker ``REDIS_URL``. Embedded (no ``REDIS_URL``): kombu's filesystem
+transport under ``var/broker/``, so ``umkm serve`` runs a real Celery worker and beat in
+one process with the same task code; CLI commands that wait (``demo``, ``launch --wait``)
+run the very same tasks eagerly.
+
+Delivery guarantees come from the database outbox, not from the broker; the settings
+below only make the broker behave: acknowledge after the task ran (``acks_late``),
+requeue when a worker dies mid-task, prefetch little so a killed worker holds few
+batches, and a visibility timeout far longer than any batch takes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from engine.config import Settings, get_settings
+
+QUEUE_TRANSACTIONAL = "transactional"
+QUEUE_BULK = "bulk"
+QUEUE_BEAT = "beat"
+VISIBILITY_TIMEOUT = 3 * 3600  # seconds; a batch takes seconds, never hours
+BEAT_TICK_SECONDS = 30.0
+
+
+def _embedded_broker(settings: Settings) -> tuple[str, dict[str, Any]]:
+    root = Path(settings.var_dir) / "broker"
+    for sub in ("in", "processed"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    options = {"data_folder_in": str(root / "in"), "data_folder_out": str(root / "in"),
+               "processed_folder": str(root / "processed"), "store_processed": False}
+    return "filesystem://", options
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("umkm", include=["workers.tasks"])
+    if settings.redis_url:
+        broker, transport_options = settings.redis_url, {
+            "visibility_timeout": VISIBILITY_TIMEOUT}
+    else:
+        broker, transport_options = _embedded_broker(settings)
+    app.conf.update(
+        broker_url=broker,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=None,
+        task_default_queue=QUEUE_BULK,
+        task_queues=(Queue(QUEUE_TRANSACTIONAL), Queue(QUEUE_BULK), Queue(QUEUE_BEAT)),
+        task_routes={
+            "workers.tasks.beat_tick": {"queue": QUEUE_BEAT},
+        },
+        timezone="Asia/Makassar",
+        enable_utc=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        beat_schedule={
+            "tick": {"task": "workers.tasks.beat_tick", "schedule": BEAT_TICK_SECONDS},
+        },
+    )
+    return app
+
+
+app = make_celery()
