@@ -132,8 +132,8 @@ MESSAGES = register(
             "e.g. {example}",
         },
         "campaign.rule_not_mapping": {
-            "id": "aturan audiens harus berupa mapping, mis. {{consent: marketing}}",
-            "en": "an audience rule must be a mapping, e.g. {{consent: marketing}}",
+            "id": "aturan audiens harus berupa mapping, mis. {consent: marketing}",
+            "en": "an audience rule must be a mapping, e.g. {consent: marketing}",
         },
         "campaign.rule_unknown": {
             "id": "kunci aturan '{name}' tidak dikenal{hint}; kunci utama yang dikenal: {allowed}",
@@ -187,9 +187,9 @@ MESSAGES = register(
             "en": "a promotional campaign needs 'offer' (kind: discount, new_product or bundle)",
         },
         "campaign.empty_audience": {
-            "id": "audiens kosong: tambahkan audience.include (tulis {{all: true}} untuk "
+            "id": "audiens kosong: tambahkan audience.include (tulis {all: true} untuk "
             "menyasar semua pelanggan)",
-            "en": "empty audience: add audience.include (write {{all: true}} to target every "
+            "en": "empty audience: add audience.include (write {all: true} to target every "
             "customer)",
         },
         "campaign.offer_ends_before_start": {
@@ -255,10 +255,14 @@ MESSAGES = register(
                         "en": "must be less than {limit}, not {value}"},
         "campaign.le": {"id": "harus paling banyak {limit}, bukan {value}",
                         "en": "must be at most {limit}, not {value}"},
-        "campaign.too_short": {"id": "terlalu pendek: paling sedikit {limit}",
-                               "en": "too short: at least {limit}"},
-        "campaign.too_long": {"id": "terlalu panjang: paling banyak {limit}",
-                              "en": "too long: at most {limit}"},
+        "campaign.too_short": {"id": "terlalu pendek: paling sedikit {limit} karakter",
+                               "en": "too short: at least {limit} characters"},
+        "campaign.too_long": {"id": "terlalu panjang: paling banyak {limit} karakter",
+                              "en": "too long: at most {limit} characters"},
+        "campaign.too_few": {"id": "terlalu sedikit: paling sedikit {limit} butir",
+                             "en": "too few: at least {limit} items"},
+        "campaign.too_many": {"id": "terlalu banyak: paling banyak {limit} butir, ada {actual}",
+                              "en": "too many: at most {limit} items, found {actual}"},
         "campaign.datetime": {
             "id": "tanggal-waktu {value} tidak sah; tulis mis. 2026-12-01 09:00",
             "en": "date-time {value} is not valid; write e.g. 2026-12-01 09:00",
@@ -311,8 +315,7 @@ class CampaignValidationError(Exception):
 
 def _custom(key: str, **ctx: Any) -> PydanticCustomError:
     """A pydantic error whose type is our i18n key, translated when it is reported."""
-    return PydanticCustomError(key, MESSAGES[key]["en"].replace("{{", "(").replace("}}", ")"),
-                               ctx)
+    return PydanticCustomError(key, MESSAGES[key]["en"], ctx)
 
 
 def _show(value: Any) -> str:
@@ -1022,14 +1025,18 @@ def template_problems(data: Mapping[str, Any]) -> list[_Found]:
 
 
 def _expression(source: Any, path: Path_, ctx: dict[str, Any]) -> list[_Found]:
-    if not isinstance(source, str):
-        return []  # wrong types are reported by the schema
+    if not isinstance(source, str) or not source:
+        return []  # wrong types and empty text are reported by the schema
     field = ".".join(str(p) for p in path[1:] if p != "channels")
     try:
         rendered = templating.render_checked(templating.compile_string(source), ctx)
     except templating.TemplateProblem as problem:
         return [_Found(path, t("campaign.expression_problem", field=field,
                                problem=problem.message))]
+    except Exception as exc:  # noqa: BLE001 - a filter fed the wrong type (e.g. Decimal
+        # errors from ``rupiah``) is still the author's mistake, never a traceback
+        return [_Found(path, t("campaign.expression_problem", field=field,
+                               problem=f"{type(exc).__name__}: {exc}"))]
     if path[-1] == "subject" and (not rendered.strip() or "\n" in rendered.strip()):
         return [_Found(path, t("campaign.subject_blank", field=field, rendered=_show(rendered)))]
     return []
@@ -1050,6 +1057,9 @@ def _email_template(name: Any, path: Path_, ctx: dict[str, Any]) -> list[_Found]
         shown = problem.template if problem.template and problem.template != name else name
         return [_Found(path, t("campaign.template_problem", name=shown, where=where,
                                problem=problem.message))]
+    except Exception as exc:  # noqa: BLE001 - same as in _expression: report, never crash
+        return [_Found(path, t("campaign.template_problem", name=name, where="",
+                               problem=f"{type(exc).__name__}: {exc}"))]
     return []
 
 
@@ -1087,9 +1097,9 @@ _LIMIT_MESSAGES = {"greater_than": ("campaign.gt", "gt"),
                    "greater_than_equal": ("campaign.ge", "ge"),
                    "less_than": ("campaign.lt", "lt"), "less_than_equal": ("campaign.le", "le"),
                    "string_too_short": ("campaign.too_short", "min_length"),
-                   "too_short": ("campaign.too_short", "min_length"),
+                   "too_short": ("campaign.too_few", "min_length"),
                    "string_too_long": ("campaign.too_long", "max_length"),
-                   "too_long": ("campaign.too_long", "max_length")}
+                   "too_long": ("campaign.too_many", "max_length")}
 
 
 def _unwrap(tp: Any) -> Any:
@@ -1155,7 +1165,8 @@ def _describe(error: Mapping[str, Any], smap: SourceMap) -> tuple[Position, str]
         return position, t(_TYPE_MESSAGES[kind], value=_show(value))
     if kind in _LIMIT_MESSAGES:
         key, limit = _LIMIT_MESSAGES[kind]
-        return position, t(key, limit=ctx.get(limit), value=_show(value))
+        return position, t(key, limit=ctx.get(limit), value=_show(value),
+                           actual=ctx.get("actual_length", "?"))
     return position, t("campaign.other", detail=error.get("msg", kind))
 
 
@@ -1217,11 +1228,24 @@ def _check_document(document: Document) -> tuple[CampaignSpec | None, list[tuple
     try:
         spec = CampaignSpec.model_validate(data, context={"skip_rules": True})
     except ValidationError as exc:
-        found += [_describe(e, smap) for e in exc.errors(include_url=False)]
+        found += [_describe(e, smap) for e in _without_echoes(exc.errors(include_url=False))]
     rules = type_rule_problems(data) + (_value_rule_problems(spec) if spec else [])
     found += [(smap.key_or_value(p.path), t(p.key, **p.params)) for p in rules]
     found += [(smap.value(p.path), p.message) for p in template_problems(data)]
     return spec, found
+
+
+def _without_echoes(errors: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Drop "'subject' is missing" when the same mapping has a misspelt ``subjek``:
+    the suggestion on the unknown key already says it, once."""
+    misspelt: set[tuple[Any, ...]] = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            parent = tuple(error["loc"][:-1])
+            for name in difflib.get_close_matches(str(error["loc"][-1]),
+                                                  _keys_of(_model_at(parent)), n=1, cutoff=0.6):
+                misspelt.add((*parent, name))
+    return [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in misspelt)]
 
 
 def _error(file: str, position: Position, message: str) -> CampaignError:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -176,9 +176,6 @@ class DemoDataset:
     customers: tuple[DemoCustomer, ...]
     orders: tuple[DemoOrder, ...]
 
-    def business(self, key: str) -> DemoBusiness:
-        return next(b for b in self.businesses if b.key == key)
-
 
 @dataclass(frozen=True)
 class DemoSummary:
@@ -194,7 +191,6 @@ class DemoSummary:
     order_items: int = 0
     order_events: int = 0
     opt_ins: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- catalog
@@ -662,7 +658,7 @@ def _make_orders(
     businesses: Sequence[DemoBusiness],
     customers: Sequence[DemoCustomer],
 ) -> tuple[DemoOrder, ...]:
-    """Twelve months of orders: a Poisson count per day shaped by month and season."""
+    """A year of orders: a Poisson count per day shaped by month and season."""
     # A few loyal customers buy often; a fifth lapse after a while (retention targets).
     weights = [rng.paretovariate(1.6) for _ in customers]
     lapse = [
@@ -670,8 +666,10 @@ def _make_orders(
         for c in customers
     ]
     orders: list[DemoOrder] = []
-    start_day = (ref - timedelta(days=365)).astimezone(WITA).date()
     end_day = ref.astimezone(WITA).date()
+    # Twelve whole calendar months before the reference month, plus its elapsed part, so
+    # every month in a report is complete except the current one.
+    start_day = date(end_day.year - 1, end_day.month, 1)
     day = start_day
     while day <= end_day:
         for _ in range(_poisson(rng, ORDERS_PER_DAY * _MONTH_DEMAND[day.month])):

@@ -67,6 +67,9 @@ _COMPILE_DELIMITERS: dict[str, str] = {
 _COMPILE_COMMENT = re.compile(r"\[#.*?#\]", re.DOTALL)
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
 _LEFTOVER_MJML = re.compile(r"</?mj-[a-z-]+")
+# After these, a line break changes nothing on screen (table structure, closed blocks,
+# Outlook conditionals); see _break_lines.
+_LINE_BREAK_AFTER = re.compile(r"(</tr>|</td>|</table>|<tbody>|</tbody>|</div>|<!\[endif\]-->)(?!\n)")
 _PREVIEW = PreviewTracker()
 
 
@@ -240,12 +243,22 @@ def _compile(
         raise TemplateProblem(
             f"elemen MJML tidak dikenal atau salah tempat: {leftover.group(0)}>", template=name
         )
+    html_source = _break_lines(html_source)
     html_t = _runtime_template(name, html_source, lang, autoescape=True)
     text_name = name.removesuffix(".mjml") + ".txt"
     text_t = _runtime_template(text_name, _expand(text_name, lang, has_preheader=False), lang,
                                autoescape=False)
     return CompiledEmail(name, text_name, lang, subject, subject_t, preheader_t, html_t, text_t,
                          html_source)
+
+
+def _break_lines(html: str) -> str:
+    """Put MRML's one-line body on many short lines, once per compile.
+
+    Why: SMTP caps lines at 998 characters anyway, and quoted-printable encoding of
+    short, mostly static lines can be cached (:class:`engine.mime.QuotedPrintableCache`).
+    """
+    return _LINE_BREAK_AFTER.sub("\\1\n", html)
 
 
 def _from_string(env: Environment, source: str, what: str) -> Template:

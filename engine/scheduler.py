@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Integer, String, cast, func, literal, select, update
+from sqlalchemy import JSON, Integer, String, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from engine.audience import build_audience_query, count_audience
@@ -37,6 +37,10 @@ from engine.models import (
     SuppressionReason,
     utcnow,
 )
+
+# An order event older than this is history (e.g. a CSV import of last year's orders):
+# it is marked processed without mailing the customer about an old order.
+TRANSACTIONAL_MAX_AGE = timedelta(hours=48)
 
 EVENT_KINDS = {"order_confirmed": "confirmed", "order_shipped": "shipped",
                "order_invoiced": "invoiced"}
@@ -167,7 +171,7 @@ def materialize_audience(
         select(
             literal(run.id, Integer), literal(channel, String), address, Customer.id,
             literal(DeliveryStatus.pending.value, String), literal(0, Integer),
-            cast(literal("{}"), JSON), literal(now),
+            literal({}, JSON), literal(now),
         )
         .where(Customer.id.in_(select(audience_q.c[0])))
         .order_by(Customer.id)
@@ -347,7 +351,10 @@ def trigger_order_events(session: Session, now: datetime | None = None,
     created: list[int] = []
     for event in events:
         kind = event.kind.value if hasattr(event.kind, "value") else str(event.kind)
-        for campaign in by_kind.get(kind, []):
+        occurred = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(
+            tzinfo=UTC)
+        fresh = now - occurred <= TRANSACTIONAL_MAX_AGE
+        for campaign in by_kind.get(kind, []) if fresh else []:
             run_id = _order_event_run(session, campaign, event, now)
             if run_id:
                 created.append(run_id)

@@ -48,7 +48,8 @@ def root(
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print a clear error (never a traceback) and exit with ``code``."""
-    err_console.print(f"[bold red]{t('cli.error', message=message)}[/]", highlight=False)
+    err_console.print(f"[bold red]{t('cli.error', message=message)}[/]", highlight=False,
+                      soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -185,11 +185,14 @@ class StageContext:
     summary: demo_data.DemoSummary
 
 
+# Returns Rich-markup lines (escape any user text with rich.markup.escape).
 StageRun = Callable[[StageContext], list[str]]
 
 
 @dataclass
 class DemoStage:
+    """One step after seeding: an i18n key for its title and the callable that runs it."""
+
     title_key: str
     run: StageRun
 

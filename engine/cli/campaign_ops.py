@@ -1,0 +1,310 @@
+"""``umkm campaign plan|preview|launch|status|pause|resume|cancel``.
+
+``launch`` hands the run to the dispatcher: Celery workers when ``REDIS_URL`` is set,
+otherwise the same batch function in this process (the embedded mode), with a progress
+bar. ``status`` shows counts by state, rate and ETA.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from engine import control, scheduler
+from engine.campaigns import CampaignSpec, CampaignValidationError, load_campaign
+from engine.cli.app import console, fail
+from engine.cli.business import db_session
+from engine.cli.campaign import campaign
+from engine.config import get_settings
+from engine.formatting import jam, rupiah, tanggal
+from engine.i18n import register, t
+from engine.models import Campaign, CampaignRun, Customer, utcnow
+
+register({
+    "ops.invalid": {"id": "{file} tidak valid:", "en": "{file} is not valid:"},
+    "ops.plan.title": {"id": "Rencana kampanye {id} ({type})",
+                       "en": "Plan of campaign {id} ({type})"},
+    "ops.plan.matched": {"id": "Cocok dengan aturan audiens", "en": "Matching audience rules"},
+    "ops.plan.no_consent": {"id": "Dikeluarkan: tanpa persetujuan", "en": "Removed: no consent"},
+    "ops.plan.suppressed": {"id": "Dikeluarkan: daftar tekan (berhenti/bounce)",
+                            "en": "Removed: suppressed (unsubscribed/bounced)"},
+    "ops.plan.capped": {"id": "Dikeluarkan: batas frekuensi", "en": "Removed: frequency cap"},
+    "ops.plan.total": {"id": "Penerima email", "en": "Email recipients"},
+    "ops.plan.first": {"id": "Kirim pertama: {when}", "en": "First send: {when}"},
+    "ops.plan.triggered": {"id": "Dikirim oleh pemicu ({trigger}), bukan sekali jalan.",
+                           "en": "Sent by trigger ({trigger}), not as a one-off."},
+    "ops.plan.products": {"id": "Produk UMKM yang ikut ({n}):",
+                          "en": "UMKM products taking part ({n}):"},
+    "ops.plan.no_products": {"id": "Belum ada produk yang ikut (opt-in) dari UMKM layak.",
+                             "en": "No opted-in products from eligible UMKM yet."},
+    "ops.plan.channels": {"id": "Per kanal: {channels}", "en": "Per channel: {channels}"},
+    "ops.plan.nothing_sent": {"id": "Tidak ada yang dikirim (hanya rencana).",
+                              "en": "Nothing was sent (plan only)."},
+    "ops.preview.written": {"id": "{n} pratinjau ditulis ke {dir}",
+                            "en": "{n} previews written to {dir}"},
+    "ops.launch.activated": {
+        "id": "Kampanye {id} aktif: dikirim otomatis oleh pemicu/jadwal.",
+        "en": "Campaign {id} active: sent automatically by its trigger/schedule."},
+    "ops.launch.exists": {
+        "id": "Kampanye {id} sudah diluncurkan (run {run}); tidak dibuat ulang.",
+        "en": "Campaign {id} was already launched (run {run}); nothing recreated."},
+    "ops.launch.created": {"id": "Run {run} dibuat: {n} penerima di kotak keluar.",
+                           "en": "Run {run} created: {n} recipients in the outbox."},
+    "ops.launch.scheduled": {"id": "Dijadwalkan {when}; pekerja mengirim pada waktunya.",
+                             "en": "Scheduled for {when}; workers send it on time."},
+    "ops.launch.enqueued": {"id": "{n} batch diserahkan ke pekerja Celery.",
+                            "en": "{n} batches handed to the Celery workers."},
+    "ops.launch.sending": {"id": "Mengirim", "en": "Sending"},
+    "ops.launch.deferred": {"id": "Di luar jam kirim; dilanjutkan {when}.",
+                            "en": "Outside the send window; continues {when}."},
+    "ops.status.none": {"id": "Belum ada run untuk {ref}.", "en": "No run yet for {ref}."},
+    "ops.status.unknown": {"id": "Kampanye atau run {ref!r} tidak ditemukan.",
+                           "en": "Campaign or run {ref!r} not found."},
+    "ops.status.rate": {"id": "Laju: {rate}/menit · perkiraan selesai: {eta}",
+                        "en": "Rate: {rate}/min · ETA: {eta}"},
+    "ops.status.reason": {"id": "Alasan: {reason}", "en": "Reason: {reason}"},
+    "ops.paused": {"id": "Run {run} dijeda.", "en": "Run {run} paused."},
+    "ops.not_paused": {"id": "Run {run} tidak sedang berjalan/terjadwal ({status}).",
+                       "en": "Run {run} is not running/scheduled ({status})."},
+    "ops.resumed": {"id": "Run {run} dilanjutkan.", "en": "Run {run} resumed."},
+    "ops.not_resumed": {"id": "Run {run} tidak sedang dijeda ({status}).",
+                        "en": "Run {run} is not paused ({status})."},
+    "ops.cancelled": {"id": "Run {run} dibatalkan; {n} pengiriman tertunda dilewati.",
+                      "en": "Run {run} cancelled; {n} pending deliveries skipped."},
+    "ops.pause_reason": {"id": "dijeda oleh petugas", "en": "paused by staff"},
+    "ops.cancel_reason": {"id": "dibatalkan oleh petugas", "en": "cancelled by staff"},
+})
+
+STATUS_LABELS = {"pending": "tertunda", "sending": "dikirim", "sent": "terkirim",
+                 "failed": "gagal", "skipped": "dilewati"}
+
+
+def _load(path: Path) -> CampaignSpec:
+    try:
+        return load_campaign(path)
+    except CampaignValidationError as exc:
+        console.print(t("ops.invalid", file=escape(str(path))))
+        for error in exc.errors:
+            console.print(f"  {escape(str(error))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _when(value: Any) -> str:
+    return f"{tanggal(value)} {jam(value)}"
+
+
+@campaign.command("plan")
+def plan_command(file: Path = typer.Argument(..., help="Berkas kampanye YAML.")) -> None:
+    """Rencana tanpa mengirim: ukuran audiens, produk, waktu kirim pertama, per kanal."""
+    spec = _load(file).to_storage()
+    with db_session() as session:
+        report = scheduler.plan(session, spec)
+    counts = report.audience
+    table = Table(title=t("ops.plan.title", id=spec["id"], type=spec["type"]))
+    table.add_column("")
+    table.add_column("", justify="right")
+    table.add_row(t("ops.plan.matched"), str(counts.matched))
+    table.add_row(t("ops.plan.no_consent"), f"-{counts.without_consent}")
+    table.add_row(t("ops.plan.suppressed"), f"-{counts.suppressed}")
+    table.add_row(t("ops.plan.capped"), f"-{counts.frequency_capped}")
+    table.add_row(f"[bold]{t('ops.plan.total')}[/]", f"[bold]{counts.total}[/]")
+    console.print(table)
+    if report.first_send is not None:
+        console.print(t("ops.plan.first", when=_when(report.first_send)))
+    else:
+        trigger = (spec.get("schedule") or {}).get("trigger") or {}
+        pairs = ", ".join(f"{k}={v}" for k, v in trigger.items())
+        console.print(t("ops.plan.triggered", trigger=pairs))
+    if spec["type"] != "transactional":
+        if report.products:
+            console.print(t("ops.plan.products", n=len(report.products)))
+            for p in report.products[:15]:
+                console.print(f"  • {escape(p.name)} — {rupiah(p.price)} "
+                              f"({escape(p.business_name)})")
+        else:
+            console.print(f"[yellow]{t('ops.plan.no_products')}[/]")
+    console.print(t("ops.plan.channels", channels=", ".join(
+        f"{k}: {v}" for k, v in report.channels.items())))
+    console.print(t("ops.plan.nothing_sent"))
+
+
+@campaign.command("preview")
+def preview_command(
+    file: Path = typer.Argument(..., help="Berkas kampanye YAML."),
+    out: Path = typer.Option(Path("var/preview"), "--out", help="Folder hasil pratinjau."),
+    n: int = typer.Option(3, "-n", "--count", min=1, max=50, help="Jumlah contoh penerima."),
+) -> None:
+    """Tulis HTML dan teks untuk N contoh penerima ke folder, untuk diperiksa."""
+    from engine.preview import write_previews
+
+    spec = _load(file).to_storage()
+    with db_session() as session:
+        written = write_previews(session, spec, out, n)
+    console.print(t("ops.preview.written", n=len(written), dir=escape(str(out))))
+    for path in written:
+        console.print(f"  {escape(str(path))}")
+
+
+@campaign.command("launch")
+def launch_command(
+    file: Path = typer.Argument(..., help="Berkas kampanye YAML."),
+    wait: bool = typer.Option(False, "--wait", help="Tunggu sampai selesai, dengan progres."),
+) -> None:
+    """Luncurkan: buat run dan kotak keluar, serahkan ke pekerja (atau kirim di sini)."""
+    spec = _load(file).to_storage()
+    with db_session() as session:
+        result = scheduler.launch(session, spec, str(file))
+        run = result.run
+        if result.activated_only or run is None:
+            console.print(t("ops.launch.activated", id=spec["id"]))
+            return
+        run_id, status, planned = run.id, run.status.value, result.planned
+        scheduled_at = run.scheduled_at
+        if result.created:
+            console.print(t("ops.launch.created", run=run_id, n=planned))
+        else:
+            console.print(t("ops.launch.exists", id=spec["id"], run=run_id))
+    if status == "scheduled":
+        console.print(t("ops.launch.scheduled", when=_when(scheduled_at)))
+        return
+    dispatch_run(run_id, wait=wait or get_settings().embedded)
+
+
+def dispatch_run(run_id: int, *, wait: bool) -> None:
+    """Workers when a broker exists; otherwise the same batches in this process."""
+    settings = get_settings()
+    if not settings.embedded:
+        from workers.tasks import dispatch_run as dispatch_task
+
+        dispatch_task.delay(run_id)
+        if wait:
+            watch(run_id)
+        return
+    from engine import dispatch
+
+    with db_session() as session:
+        total = control.status_report(session, session.get(CampaignRun, run_id)).total
+    with _progress() as progress:
+        task = progress.add_task(t("ops.launch.sending"), total=total)
+        for batch in dispatch.due_batches_for_run(run_id):
+            dispatch.process_batch(batch.run_id, batch.delivery_ids)
+            progress.update(task, completed=_done(run_id))
+    show_status(run_id)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+def _done(run_id: int) -> int:
+    with db_session() as session:
+        return control.status_report(session, session.get(CampaignRun, run_id)).done
+
+
+def watch(run_id: int, poll: float = 1.0) -> None:
+    with db_session() as session:
+        total = control.status_report(session, session.get(CampaignRun, run_id)).total
+    with _progress() as progress:
+        task = progress.add_task(t("ops.launch.sending"), total=total)
+        while True:
+            with db_session() as session:
+                run = session.get(CampaignRun, run_id)
+                report = control.status_report(session, run)
+            progress.update(task, completed=report.done)
+            if report.status not in ("running", "scheduled"):
+                break
+            time.sleep(poll)
+    show_status(run_id)
+
+
+def _runs(ref: str) -> list[CampaignRun]:
+    with db_session() as session:
+        try:
+            runs = control.find_runs(session, ref)
+        except control.RunNotFound:
+            fail(t("ops.status.unknown", ref=ref))
+    if not runs:
+        fail(t("ops.status.none", ref=ref))
+    return runs
+
+
+def show_status(run_id: int) -> None:
+    with db_session() as session:
+        run = session.get(CampaignRun, run_id)
+        report = control.status_report(session, run, utcnow())
+    table = Table(title=f"{escape(report.campaign_name)} · run {report.run_id} · {report.status}")
+    for key in ("pending", "sending", "sent", "failed", "skipped"):
+        table.add_column(STATUS_LABELS[key] if _lang_id() else key, justify="right")
+    table.add_row(*(str(report.counts.get(k, 0)) for k in
+                    ("pending", "sending", "sent", "failed", "skipped")))
+    console.print(table)
+    eta = f"{int(report.eta.total_seconds() // 60)} menit" if report.eta else "-"
+    console.print(t("ops.status.rate", rate=int(report.rate_per_minute), eta=eta))
+    if report.reason:
+        console.print(t("ops.status.reason", reason=escape(report.reason)))
+    for error, count in report.errors:
+        console.print(f"  [red]{count}×[/] {escape(error)}", soft_wrap=True)
+
+
+def _lang_id() -> bool:
+    from engine.i18n import get_lang
+
+    return get_lang() == "id"
+
+
+@campaign.command("status")
+def status_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor run.")) -> None:
+    """Progres run: jumlah per status, laju, perkiraan selesai, galat teratas."""
+    for run in _runs(ref)[:5]:
+        show_status(run.id)
+
+
+@campaign.command("pause")
+def pause_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor run.")) -> None:
+    """Jeda run terbaru (pekerja berhenti dalam satu batch; tanpa duplikat saat lanjut)."""
+    run = _runs(ref)[0]
+    with db_session() as session:
+        run = session.get(CampaignRun, run.id)
+        ok = control.pause(session, run, t("ops.pause_reason"))
+        console.print(t("ops.paused" if ok else "ops.not_paused", run=run.id,
+                        status=run.status.value))
+    if not ok:
+        raise typer.Exit(1)
+
+
+@campaign.command("resume")
+def resume_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor run.")) -> None:
+    """Lanjutkan run yang dijeda."""
+    run = _runs(ref)[0]
+    with db_session() as session:
+        run = session.get(CampaignRun, run.id)
+        ok = control.resume(session, run)
+        console.print(t("ops.resumed" if ok else "ops.not_resumed", run=run.id,
+                        status=run.status.value))
+    if not ok:
+        raise typer.Exit(1)
+    dispatch_run(run.id, wait=get_settings().embedded)
+
+
+@campaign.command("cancel")
+def cancel_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor run.")) -> None:
+    """Batalkan run terbaru dan nonaktifkan pemicu kampanye."""
+    run = _runs(ref)[0]
+    with db_session() as session:
+        run = session.get(CampaignRun, run.id)
+        n = control.cancel(session, run, t("ops.cancel_reason"))
+        campaign_row = session.get(Campaign, run.campaign_id)
+        if campaign_row is not None:
+            control.deactivate(session, campaign_row)
+        console.print(t("ops.cancelled", run=run.id, n=n))
+
+
+__all__ = ["Customer", "dispatch_run", "select", "show_status", "watch"]

@@ -1,0 +1,95 @@
+"""``campaign preview``: the exact HTML and text that N sample recipients would get.
+
+Samples are real audience members when the database has some (so staff review real
+names and real recommendations), otherwise the built-in sample recipient. Links point
+at their UTM-tagged targets; nothing is written to the database.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.audience import iter_audience_ids
+from engine.catalog import eligible_products
+from engine.config import get_settings
+from engine.models import Customer, utcnow
+from engine.personalize import Recommender
+from engine.render import compile_email, render_email
+from engine.templating import DINAS, sample_context
+from engine.tracking import PreviewTracker
+from engine.wilayah import kecamatan_name
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "penerima"
+
+
+def _sample_customers(session: Session, spec: dict[str, Any], n: int) -> list[Customer]:
+    ids: list[int] = []
+    for batch in iter_audience_ids(session, spec.get("audience") or {},
+                                   campaign_type=spec["type"], channel="email", now=utcnow(),
+                                   batch_size=n):
+        ids.extend(batch)
+        break
+    if not ids:
+        return []
+    return list(session.scalars(select(Customer).where(Customer.id.in_(ids[:n]))))
+
+
+def write_previews(session: Session, spec: dict[str, Any], out: Path, n: int) -> list[Path]:
+    """Render every variant for up to ``n`` recipients into ``out``; return the files."""
+    from engine.dispatch import _content_context, _utm
+
+    settings = get_settings()
+    out.mkdir(parents=True, exist_ok=True)
+    email = (spec.get("channels") or {}).get("email") or {}
+    variants = [("A", email.get("template"), email.get("subject"))] + [
+        (v.get("name") or chr(ord("B") + i), v.get("template") or email.get("template"),
+         v.get("subject") or email.get("subject"))
+        for i, v in enumerate(email.get("variants") or [])]
+    products_spec = spec.get("products") or {}
+    catalog = eligible_products(
+        session, campaign_key=spec["id"], campaign_tags=spec.get("tags") or [],
+        opt_in=products_spec.get("opt_in", "required"), category=products_spec.get("category"))
+    per_message = int(products_spec.get("per_message") or 3)
+    customers = _sample_customers(session, spec, n)
+    recs: dict[int, Any] = {}
+    if catalog and customers:
+        recs = Recommender.build(session, catalog, utcnow()).for_customers(
+            session, [c.id for c in customers], per_message)
+    base = sample_context(spec["type"], settings.lang if settings.lang in ("id", "en") else "id")
+    base.update({"campaign": {"id": spec["id"], "name": spec["name"], "type": spec["type"]},
+                 "dinas": DINAS})
+    content = _content_context(spec)
+    if content["articles"] or content["trainings"]:
+        base.update({"articles": content["articles"], "trainings": content["trainings"]})
+    base["offer"] = content["offer"]
+    if spec["type"] != "transactional":
+        base["order"] = None
+    tracker = PreviewTracker(_utm(spec))
+    people: list[dict[str, Any]] = []
+    for c in customers:
+        products = recs.get(c.id) or catalog[:per_message]
+        people.append({"customer": {"first_name": c.name.split()[0], "name": c.name,
+                                    "email": c.email,
+                                    "kecamatan": kecamatan_name(c.kecamatan_code) or ""},
+                       "products": [p.as_context(settings.base_url) for p in products]})
+    if not people:
+        people.append({"customer": base["customer"], "products": base["products"]})
+    written: list[Path] = []
+    for index, person in enumerate(people, start=1):
+        for name, template, subject in variants:
+            compiled = compile_email(str(template), str(subject), preheader=email.get("preheader"))
+            rendered = render_email(compiled, {**base, **person}, tracker)
+            stem = f"{index:02d}-{_slug(person['customer']['name'])}-{name}"
+            html_path, text_path = out / f"{stem}.html", out / f"{stem}.txt"
+            html_path.write_text(rendered.html, encoding="utf-8")
+            text_path.write_text(f"Subjek: {rendered.subject}\n\n{rendered.text}",
+                                 encoding="utf-8")
+            written += [html_path, text_path]
+    return written
