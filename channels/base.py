@@ -39,7 +39,7 @@ from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,77 @@ class SendResult:
     @property
     def ok(self) -> bool:
         return self.status is SendStatus.SENT
+
+
+@dataclass(frozen=True, slots=True)
+class AccountCredentials:
+    """A social account as the engine hands it to an adapter (tokens already decrypted).
+
+    ``key`` is the engine's name for the account (``facebook:dinas``, ``tiktok:biz-12``);
+    ``external_id`` the provider's id (Page id, IG user id, TikTok open_id, WhatsApp
+    phone-number id). Never log this object: ``repr`` hides the tokens.
+    """
+
+    key: str
+    external_id: str
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class SocialHooks(Protocol):
+    """What a social adapter may ask of the engine while it works on one delivery.
+
+    ``checkpoint`` persists provider state (an Instagram container id, a TikTok
+    publish_id) in the engine's own transaction *before* the next irreversible step, so a
+    worker killed in between resumes from it instead of publishing twice;
+    ``load_state`` returns what an earlier attempt checkpointed. ``store_tokens`` saves a
+    refreshed access token together with the rotated refresh token atomically.
+    ``cool_down`` stops every call on an account until the time passes (throttling).
+    """
+
+    def checkpoint(self, delivery_id: int, state: Mapping[str, Any]) -> None: ...
+
+    def load_state(self, delivery_id: int) -> Mapping[str, Any]: ...
+
+    def store_tokens(self, account_key: str, access_token: str, refresh_token: str | None,
+                     expires_at: datetime | None) -> None: ...
+
+    def cool_down(self, account_key: str, seconds: float, reason: str) -> None: ...
+
+
+class MemorySocialHooks:
+    """In-memory :class:`SocialHooks` for adapter tests and the sandbox."""
+
+    def __init__(self) -> None:
+        self.state: dict[int, dict[str, Any]] = {}
+        self.tokens: dict[str, tuple[str, str | None, datetime | None]] = {}
+        self.cooldowns: dict[str, tuple[float, str]] = {}
+
+    def checkpoint(self, delivery_id: int, state: Mapping[str, Any]) -> None:
+        self.state.setdefault(delivery_id, {}).update(state)
+
+    def load_state(self, delivery_id: int) -> Mapping[str, Any]:
+        return dict(self.state.get(delivery_id, {}))
+
+    def store_tokens(self, account_key: str, access_token: str, refresh_token: str | None,
+                     expires_at: datetime | None) -> None:
+        self.tokens[account_key] = (access_token, refresh_token, expires_at)
+
+    def cool_down(self, account_key: str, seconds: float, reason: str) -> None:
+        self.cooldowns[account_key] = (seconds, reason)
+
+
+# The payload dict every social adapter receives in ``OutboundMessage.payload``:
+#   caption: str            rendered text of the post (templates/social/*.j2)
+#   media_url: str | None   public URL of the photo/video (Instagram/TikTok pull it)
+#   media_type: "image" | "video" | None
+#   link: str | None        tracked link to the product page (Facebook link posts)
+#   product_id, business_id: int | None   attribution, echoed back in SendResult.raw
+#   whatsapp only: to (E.164 digits), template {name, language, components}, text
+SOCIAL_PAYLOAD_KEYS = ("caption", "media_url", "media_type", "link", "product_id",
+                       "business_id", "to", "template", "text")
 
 
 class MetricType(StrEnum):

@@ -57,7 +57,7 @@ ORDER_EVENTS = ("order_confirmed", "order_shipped", "order_invoiced")
 CHANNEL_KEYS = ("email", "facebook", "instagram", "tiktok", "whatsapp")
 DEFAULT_COOLDOWN_DAYS = 30
 
-Path_ = tuple[str | int, ...]
+Loc = tuple[str | int, ...]
 
 MESSAGES = register(
     {
@@ -755,7 +755,8 @@ class CampaignSpec(_Strict):
     id: Annotated[str, BeforeValidator(_check_slug)]
     name: Text
     type: Literal["promotional", "transactional", "newsletter", "retention", "personalized"]
-    tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(default_factory=list)
+    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=60)]],
+                    Field(max_length=50)] = Field(default_factory=list)
     timezone: Annotated[str, AfterValidator(_check_timezone)] = DEFAULT_TIMEZONE
     schedule: Schedule
     audience: Audience = Field(default_factory=Audience)
@@ -844,7 +845,7 @@ def spec_hash(spec: CampaignSpec) -> str:
 class RuleProblem:
     """A cross-field problem at ``path`` (a key of the document)."""
 
-    path: Path_
+    path: Loc
     key: str
     params: dict[str, Any]
 
@@ -870,9 +871,9 @@ def type_rule_problems(data: Mapping[str, Any]) -> list[RuleProblem]:
 
 def _schedule_rules(kind: str, schedule: Mapping[str, Any]) -> list[RuleProblem]:
     problems: list[RuleProblem] = []
-    here: Path_ = ("schedule",)
+    here: Loc = ("schedule",)
     trigger = _mapping(schedule.get("trigger"))
-    trigger_path: Path_ = (*here, "trigger")
+    trigger_path: Loc = (*here, "trigger")
     if "trigger" in schedule and kind not in ("transactional", "retention"):
         problems.append(RuleProblem(trigger_path, "campaign.trigger_not_for", {"type": kind}))
     if "cron" in schedule and kind not in ("newsletter", "personalized"):
@@ -910,7 +911,7 @@ def _audience_rules(kind: str, data: Mapping[str, Any]) -> list[RuleProblem]:
             return [RuleProblem(("audience", "frequency_cap"), "campaign.transactional_cap", {})]
         return []
     if not audience.get("include"):
-        where: Path_ = ("audience", "include") if "include" in audience else (
+        where: Loc = ("audience", "include") if "include" in audience else (
             ("audience",) if "audience" in data else ())
         return [RuleProblem(where, "campaign.empty_audience", {})]
     return []
@@ -989,7 +990,7 @@ def _apply_content(ctx: dict[str, Any], data: Mapping[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class _Found:
-    path: Path_
+    path: Loc
     message: str
 
 
@@ -1000,7 +1001,7 @@ def template_problems(data: Mapping[str, Any]) -> list[_Found]:
     email = _mapping(channels.get("email"))
     if email:
         ctx = render_context(data, "email")
-        here: Path_ = ("channels", "email")
+        here: Loc = ("channels", "email")
         for field in ("subject", "preheader"):
             problems += _expression(email.get(field), (*here, field), ctx)
         problems += _email_template(email.get("template"), (*here, "template"), ctx)
@@ -1024,7 +1025,7 @@ def template_problems(data: Mapping[str, Any]) -> list[_Found]:
     return problems
 
 
-def _expression(source: Any, path: Path_, ctx: dict[str, Any]) -> list[_Found]:
+def _expression(source: Any, path: Loc, ctx: dict[str, Any]) -> list[_Found]:
     if not isinstance(source, str) or not source:
         return []  # wrong types and empty text are reported by the schema
     field = ".".join(str(p) for p in path[1:] if p != "channels")
@@ -1033,7 +1034,7 @@ def _expression(source: Any, path: Path_, ctx: dict[str, Any]) -> list[_Found]:
     except templating.TemplateProblem as problem:
         return [_Found(path, t("campaign.expression_problem", field=field,
                                problem=problem.message))]
-    except Exception as exc:  # noqa: BLE001 - a filter fed the wrong type (e.g. Decimal
+    except Exception as exc:  # a filter fed the wrong type (e.g. Decimal
         # errors from ``rupiah``) is still the author's mistake, never a traceback
         return [_Found(path, t("campaign.expression_problem", field=field,
                                problem=f"{type(exc).__name__}: {exc}"))]
@@ -1042,7 +1043,7 @@ def _expression(source: Any, path: Path_, ctx: dict[str, Any]) -> list[_Found]:
     return []
 
 
-def _email_template(name: Any, path: Path_, ctx: dict[str, Any]) -> list[_Found]:
+def _email_template(name: Any, path: Loc, ctx: dict[str, Any]) -> list[_Found]:
     if not isinstance(name, str) or not name.endswith(".mjml") or ".." in name.split("/"):
         return []  # the schema reports it
     if not templating.template_exists(name):
@@ -1057,7 +1058,7 @@ def _email_template(name: Any, path: Path_, ctx: dict[str, Any]) -> list[_Found]
         shown = problem.template if problem.template and problem.template != name else name
         return [_Found(path, t("campaign.template_problem", name=shown, where=where,
                                problem=problem.message))]
-    except Exception as exc:  # noqa: BLE001 - same as in _expression: report, never crash
+    except Exception as exc:  # as in _expression: report it, never crash
         return [_Found(path, t("campaign.template_problem", name=name, where="",
                                problem=f"{type(exc).__name__}: {exc}"))]
     return []
@@ -1284,6 +1285,7 @@ def check_files(
                     other=f"{other}:{pos.line}:{pos.column}")))
             else:
                 owners[campaign_id] = (path, here)
+        errors.sort(key=lambda e: (e.line, e.column))
         results[path] = (checked.spec if not errors else None, errors)
     return results
 

@@ -69,7 +69,9 @@ _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
 _LEFTOVER_MJML = re.compile(r"</?mj-[a-z-]+")
 # After these, a line break changes nothing on screen (table structure, closed blocks,
 # Outlook conditionals); see _break_lines.
-_LINE_BREAK_AFTER = re.compile(r"(</tr>|</td>|</table>|<tbody>|</tbody>|</div>|<!\[endif\]-->)(?!\n)")
+_LINE_BREAK_AFTER = re.compile(
+    r"(</tr>|</td>|</table>|<tbody>|</tbody>|</div>|<!\[endif\]-->)(?!\n)"
+)
 _PREVIEW = PreviewTracker()
 
 
@@ -134,7 +136,7 @@ def runtime_env(autoescape: bool, lang: str = "id") -> Environment:
     env.filters = dict(env.filters)  # overlay() shares the dict with the parent env
     for name in ("rupiah", "tanggal", "tanggal_pendek", "jam"):
         env.filters[name] = _memoized(getattr(formatting, name), lang)
-    env.getattr = _dict_first_getattr(env.getattr)  # type: ignore[method-assign]
+    env.getattr = _dict_first_getattr(env.getattr)  # type: ignore[method-assign,assignment]
     env.call = _engine_functions_first(env.call)  # type: ignore[method-assign]
     return env
 

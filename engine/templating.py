@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine import formatting
+from engine.i18n import register, t
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -53,8 +55,38 @@ class TemplateProblem(Exception):
         self.lineno = lineno
 
 
+MAX_POWER = 1_000
+MAX_SEQUENCE = 100_000
+
+register({
+    "tpl.undefined": {"id": "variabel tidak dikenal: {detail}", "en": "unknown variable: {detail}"},
+    "tpl.forbidden": {"id": "tidak diizinkan di template: {detail}",
+                      "en": "not allowed in a template: {detail}"},
+    "tpl.too_big": {"id": "hasil terlalu besar: {detail}", "en": "result too large: {detail}"},
+    "tpl.error": {"id": "galat saat merender: {detail}", "en": "error while rendering: {detail}"},
+})
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox plus size limits: ``"a" * 10**9`` or ``9**9**9`` in a subject must fail
+    fast at validate time instead of eating the worker's memory or CPU."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, int | float) and abs(right) > MAX_POWER:
+                raise SecurityError(f"exponent {right} > {MAX_POWER}")
+            return left**right
+        for seq, count in ((left, right), (right, left)):
+            if isinstance(seq, str | list | tuple) and isinstance(count, int) and \
+                    len(seq) * count > MAX_SEQUENCE:
+                raise SecurityError(f"sequence of {len(seq) * count} items")
+        return left * right
+
+
 def _build_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _BoundedSandbox(
         loader=FileSystemLoader(str(TEMPLATES_DIR)),
         undefined=StrictUndefined,
         autoescape=autoescape,
@@ -87,17 +119,20 @@ def compile_string(source: str, autoescape: bool = False) -> Template:
 
 def render_checked(template: Template, context: dict[str, Any], name: str | None = None) -> str:
     """Render, turning undefined variables and sandbox violations into TemplateProblem."""
-    from jinja2 import UndefinedError
-    from jinja2.exceptions import SecurityError
+    from jinja2 import TemplateError, UndefinedError
 
     try:
         return template.render(context)
     except UndefinedError as exc:
-        raise TemplateProblem(f"variabel tidak dikenal: {exc.message}", template=name) from exc
+        raise TemplateProblem(t("tpl.undefined", detail=exc.message), template=name) from exc
     except SecurityError as exc:
-        raise TemplateProblem(f"tidak diizinkan di template: {exc}", template=name) from exc
-    except (TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
-        raise TemplateProblem(f"{type(exc).__name__}: {exc}", template=name) from exc
+        raise TemplateProblem(t("tpl.forbidden", detail=exc), template=name) from exc
+    except (MemoryError, OverflowError, RecursionError) as exc:
+        raise TemplateProblem(t("tpl.too_big", detail=type(exc).__name__), template=name) from exc
+    except (TemplateError, TypeError, ValueError, LookupError, AttributeError,
+            ArithmeticError) as exc:
+        raise TemplateProblem(t("tpl.error", detail=f"{type(exc).__name__}: {exc}"),
+                              template=name) from exc
 
 
 def template_exists(name: str) -> bool:

@@ -23,6 +23,7 @@ service (no Redis, no ``redis-server`` binary) skips locally and FAILS with ``CI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -100,10 +101,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def child_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -126,11 +125,11 @@ def _claim_database(base_url: str, owner: str) -> int | None:
         try:
             if client.set(LOCK_KEY, owner, nx=True, ex=LOCK_TTL):
                 return db
-            holder = client.get(LOCK_KEY) or ""
+            holder = str(client.get(LOCK_KEY) or "")
             holder_host, _, holder_pid = holder.rpartition(":")
             stale = holder_host == host and holder_pid.isdigit() and not _pid_alive(
                 int(holder_pid))
-            if stale and client.eval(_TAKE_OVER, 1, LOCK_KEY, holder, owner, LOCK_TTL):
+            if stale and client.eval(_TAKE_OVER, 1, LOCK_KEY, holder, owner, str(LOCK_TTL)):
                 return db
         finally:
             client.close()
@@ -379,10 +378,8 @@ class _Proc:
         """Teardown: graceful if possible, then SIGKILL every group ever started."""
         if self.alive and self.popen is not None:
             self.popen.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
         for pgid in self.pgids:
             _signal_group(pgid, signal.SIGKILL)
         if self.popen is not None:

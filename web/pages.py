@@ -1,0 +1,31 @@
+"""Page rendering shared by every router: one Jinja2 environment (autoescaped), the
+engine's Indonesian formatting filters and the i18n ``t`` function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from engine import formatting
+from engine.i18n import get_lang, t
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+templates.env.filters["rupiah"] = formatting.rupiah
+templates.env.filters["tanggal"] = formatting.tanggal
+templates.env.filters["tanggal_pendek"] = formatting.tanggal_pendek
+templates.env.filters["jam"] = formatting.jam
+templates.env.globals["t"] = t
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None,
+           status_code: int = 200) -> HTMLResponse:
+    """Render a page; ``lang`` and the CSRF token (when a session has one) are always set."""
+    ctx = {"lang": get_lang(), "csrf_token": getattr(request.state, "csrf_token", "")}
+    ctx.update(context or {})
+    return templates.TemplateResponse(request, name, ctx, status_code=status_code)
