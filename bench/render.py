@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from engine.dkim_signer import DkimSigner
 from engine.mime import MessageSkeleton, message_id_for
-from engine.render import compile_email, render_email
+from engine.render import RenderedEmail, compile_email, render_email
 from engine.templating import sample_context
 from engine.tracking import InMemoryLinkRegistry, RunTracker, make_unsubscribe_token
 
@@ -72,7 +72,7 @@ def main() -> None:
     run = RunTracker(InMemoryLinkRegistry(), BASE_URL,
                      {"source": "dinas-tts", "medium": "email", "campaign": "bench"})
 
-    def render(i: int) -> object:
+    def render(i: int) -> RenderedEmail:
         context = {**contexts[i % len(contexts)],
                    "unsubscribe_url": f"{BASE_URL}/u/{make_unsubscribe_token(i + 1)}"}
         return render_email(compiled, context, run.for_delivery(i + 1))
@@ -94,7 +94,9 @@ def main() -> None:
     def build_and_sign(i: int) -> bytes:
         return signer.sign(build(i))
 
-    print(f"personalized email (promotional.mjml, {len(rendered[0].html)} B html), 1 core:")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"personalized email (promotional.mjml, {len(rendered[0].html)} B html), 1 core;"
+          f" load average {load:.1f} on {os.cpu_count()} cores (other work lowers the rates):")
     for label, step in (
         ("render (subject + html + text, tracked links)", render),
         ("MIME build (multipart/alternative, QP)", build),

@@ -51,7 +51,10 @@ def dispose_engines() -> None:
 
 
 def is_postgres(session_or_engine: Session | Engine) -> bool:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    if isinstance(session_or_engine, Session):
+        bind = session_or_engine.get_bind()
+    else:
+        bind = session_or_engine
     return bind.dialect.name == "postgresql"
 
 

@@ -135,8 +135,8 @@ def _load_signer(settings: Settings) -> Any:
         return None
     from engine.dkim_signer import DkimSigner
 
-    return DkimSigner.from_file(settings.dkim_key_path, domain=_mail_domain(settings),
-                                selector=settings.dkim_selector)
+    return DkimSigner.from_file(_mail_domain(settings), settings.dkim_selector,
+                                settings.dkim_key_path)
 
 
 def _compile_variants(spec: dict[str, Any], lang: str) -> list[tuple[str, CompiledEmail]]:
@@ -389,8 +389,13 @@ def _defer_outside_window(session: Session, ctx: RunContext, ids: Sequence[int],
 
 
 def process_batch(run_id: int, delivery_ids: Sequence[int],
-                  settings: Settings | None = None) -> BatchResult:
-    """Claim, render, send and record one batch. Safe to call twice with the same ids."""
+                  settings: Settings | None = None, now: datetime | None = None) -> BatchResult:
+    """Claim, render, send and record one batch. Safe to call twice with the same ids.
+
+    ``now`` is the clock of the caller (the beat tick, the embedded dispatcher): the
+    send window, the due check of retries and the recorded times all use the same
+    instant, so a batch listed as due by :func:`due_batches_for_run` is also claimable.
+    """
     settings = settings or get_settings()
     result = BatchResult()
     sessions = session_factory(settings)
@@ -400,11 +405,11 @@ def process_batch(run_id: int, delivery_ids: Sequence[int],
             result.note = f"run {run_id} not running"
             return result
         ctx = run_context(session, run, settings)
-        now = utcnow()
-        if not in_send_window(ctx.spec, now):
-            result.deferred = _defer_outside_window(session, ctx, delivery_ids, now)
+        clock = now or utcnow()
+        if not in_send_window(ctx.spec, clock):
+            result.deferred = _defer_outside_window(session, ctx, delivery_ids, clock)
             return result
-        claimed = outbox.claim(session, delivery_ids, now)
+        claimed = outbox.claim(session, delivery_ids, clock)
         result.claimed = len(claimed)
         if not claimed:
             return result
@@ -419,12 +424,13 @@ def process_batch(run_id: int, delivery_ids: Sequence[int],
         results = email_adapter(settings).send_batch([p.message for p in prepared]) \
             if prepared else []
         outcomes = _outcomes(prepared, results, blocked)
-        summary = outbox.record(session, outcomes, attempts, settings.max_attempts, utcnow())
+        summary = outbox.record(session, outcomes, attempts, settings.max_attempts,
+                                now or utcnow())
         _attribute(session, prepared, results)
         result.sent, result.retried = summary.sent, summary.retried
         result.failed, result.skipped = summary.failed, summary.skipped
         _check_error_budget(session, run, settings)
-        outbox.finish_if_done(session, run_id)
+        outbox.finish_if_done(session, run_id, now)
     return result
 
 
@@ -575,7 +581,7 @@ def run_in_process(run_id: int, settings: Settings | None = None,
     """The embedded dispatcher: the same batches the workers would get, processed here."""
     total = BatchResult()
     for batch in due_batches_for_run(run_id, settings, now):
-        r = process_batch(batch.run_id, batch.delivery_ids, settings)
+        r = process_batch(batch.run_id, batch.delivery_ids, settings, now)
         for key, value in r.as_dict().items():
             setattr(total, key, getattr(total, key) + value)
     return total

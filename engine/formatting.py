@@ -1,4 +1,7 @@
-"""Indonesian formatting through Babel: ``Rp 150.000``, ``Senin, 1 Desember 2026``, ``14.30 WITA``."""
+"""Indonesian formatting through Babel.
+
+``Rp 150.000``, ``Senin, 1 Desember 2026``, ``14.30 WITA``.
+"""
 
 from __future__ import annotations
 

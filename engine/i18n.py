@@ -2,7 +2,8 @@
 
 Each module registers its own messages next to the code that uses them::
 
-    MESSAGES = register({"import.summary": {"id": "{ok} baris diterima", "en": "{ok} rows accepted"}})
+    MESSAGES = register({"import.summary": {"id": "{ok} baris diterima",
+                                            "en": "{ok} rows accepted"}})
     print(t("import.summary", ok=3))
 
 A missing English text falls back to Indonesian; a missing key is a programming error.

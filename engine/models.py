@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -46,12 +46,13 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}  # SQLite drops the zone: read naive as UTC
+    # SQLite drops the zone: values read back naive are UTC.
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
 
 
-class StrEnum(str, enum.Enum):
-    def __str__(self) -> str:
-        return str(self.value)
+class StrEnum(enum.StrEnum):
+    """Enum members that compare and serialise as their plain string value."""
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -236,7 +237,9 @@ class Consent(Base):
     source: Mapped[str] = mapped_column(String(120))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_consent_lookup", "customer_id", "channel", "purpose", "recorded_at"),)
+    __table_args__ = (
+        Index("ix_consent_lookup", "customer_id", "channel", "purpose", "recorded_at"),
+    )
 
 
 class Suppression(Base):

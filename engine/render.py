@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -202,8 +203,19 @@ def normalize_template_name(template: str) -> str:
     return name
 
 
+_STAMP_TTL_NS = 2_000_000_000
+_stamp_state: dict[str, int] = {"checked_at": -_STAMP_TTL_NS, "newest": -1}
+
+
 def _templates_stamp() -> int:
-    """Newest mtime under templates/email: an edited template is recompiled, not stale."""
+    """Newest mtime under templates/email: an edited template is recompiled, not stale.
+
+    Checked at most every two seconds, so calling :func:`compile_email` per recipient
+    stays a dictionary lookup.
+    """
+    now = time.monotonic_ns()
+    if now - _stamp_state["checked_at"] < _STAMP_TTL_NS:
+        return _stamp_state["newest"]
     newest = 0
     for folder in (TEMPLATES_DIR / "email", TEMPLATES_DIR / "email" / "layouts"):
         try:
@@ -213,6 +225,7 @@ def _templates_stamp() -> int:
                         newest = max(newest, entry.stat().st_mtime_ns)
         except FileNotFoundError:
             continue
+    _stamp_state.update(checked_at=now, newest=newest)
     return newest
 
 
@@ -373,7 +386,7 @@ def render_email(
     """Subject, HTML and text for one recipient.
 
     ``tracker`` (or ``track``/``open_pixel`` already in ``context``) makes the tracked
-    links; without either, links point at their UTM-free targets as in a preview.
+    links; without either, links point straight at their targets, as in a preview.
     Raises :class:`TemplateProblem` (template name, no line: see
     :func:`check_email_template` for the located variant).
     """

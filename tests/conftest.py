@@ -80,7 +80,7 @@ def pg_database() -> Iterator[str]:
         admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "missing"
+    except Exception as exc:
         service_missing("PostgreSQL", exc)
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     migrate(Settings(database_url=url))

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from engine import wilayah
 from engine.cli import app
-from engine.config import env_name, Settings, load_settings
+from engine.config import Settings, env_name, load_settings
 from engine.demo_data import (
     OPT_IN_TAGS,
     TENUN_CAMPAIGN,

@@ -116,7 +116,7 @@ def test_garbage_only_ever_raises_invalid_token(secret: None) -> None:
     for sample in samples:
         for kind in ("click", "open", "unsubscribe"):
             with pytest.raises(InvalidToken):
-                parse_token(sample, kind)  # type: ignore[arg-type]
+                parse_token(sample, kind)
 
 
 def test_token_inputs_are_checked() -> None:

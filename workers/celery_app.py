@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from celery.signals import worker_process_shutdown
+from kombu import Queue  # type: ignore[attr-defined]
 
 from engine.config import Settings, get_settings
 
@@ -74,3 +75,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 
 app = make_celery()
+
+
+@worker_process_shutdown.connect
+def _close_channels(**_: Any) -> None:
+    """Close SMTP connections and forget run caches when a worker process exits."""
+    from engine.dispatch import reset_process_state
+
+    reset_process_state()

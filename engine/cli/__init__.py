@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "engine.cli.campaign",
     "engine.cli.campaign_ops",
     "engine.cli.demo",
+    "engine.cli.users",
+    "engine.cli.serve",
 )
 
 

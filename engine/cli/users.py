@@ -1,0 +1,156 @@
+"""``umkm user add|list|passwd|disable``: accounts for the portal and the Dinas dashboard.
+
+The password is asked twice without echo (or read from stdin with ``--password-stdin``
+for provisioning scripts); it never appears on the command line, where ``ps`` and shell
+history would keep it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from engine import users
+from engine.cli.app import console, fail, sub
+from engine.cli.business import default_actor, ensure_database
+from engine.crypto import MissingSecretKey
+from engine.db import session_scope
+from engine.i18n import register, t
+
+register(
+    {
+        "cli.user.help": {
+            "id": "Kelola akun portal UMKM dan dasbor Dinas.",
+            "en": "Manage UMKM portal and Dinas dashboard accounts.",
+        },
+        "cli.user.password_prompt": {"id": "Kata sandi", "en": "Password"},
+        "cli.user.password_empty": {
+            "id": "Kata sandi kosong dari stdin.",
+            "en": "Empty password on stdin.",
+        },
+        "cli.user.created": {
+            "id": "Akun {username} ({role}) dibuat.",
+            "en": "Account {username} ({role}) created.",
+        },
+        "cli.user.created_business": {
+            "id": "Akun {username} ({role}) dibuat untuk UMKM #{business}.",
+            "en": "Account {username} ({role}) created for UMKM #{business}.",
+        },
+        "cli.user.password_set": {
+            "id": "Kata sandi {username} diganti; sesi lama tidak berlaku lagi.",
+            "en": "Password of {username} changed; old sessions are no longer valid.",
+        },
+        "cli.user.disabled": {
+            "id": "Akun {username} dinonaktifkan.",
+            "en": "Account {username} disabled.",
+        },
+        "cli.user.enabled": {"id": "Akun {username} diaktifkan.", "en": "Account {username} enabled."},
+        "cli.user.none": {"id": "Belum ada akun.", "en": "No accounts yet."},
+        "cli.user.col.username": {"id": "Nama pengguna", "en": "Username"},
+        "cli.user.col.role": {"id": "Peran", "en": "Role"},
+        "cli.user.col.business": {"id": "UMKM", "en": "UMKM"},
+        "cli.user.col.active": {"id": "Aktif", "en": "Active"},
+        "cli.user.yes": {"id": "ya", "en": "yes"},
+        "cli.user.no": {"id": "tidak", "en": "no"},
+    }
+)
+
+user_app = sub("user", "Kelola akun portal UMKM dan dasbor Dinas.")
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    try:
+        ensure_database()
+        with session_scope() as session:
+            yield session
+    except users.UserError as exc:
+        fail(escape(str(exc)))
+    except MissingSecretKey as exc:
+        fail(escape(str(exc)))
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            fail(t("cli.user.password_empty"))
+        return password
+    value: str = typer.prompt(t("cli.user.password_prompt"), hide_input=True,
+                              confirmation_prompt=True)
+    return value
+
+
+@user_app.command("add")
+def add_command(
+    username: str = typer.Argument(..., help="Nama pengguna (huruf kecil)."),
+    role: str = typer.Option(..., "--role", help="dinas_admin, dinas_staff atau umkm_owner."),
+    business: int | None = typer.Option(None, "--business", help="ID UMKM milik akun pemilik."),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="Baca kata sandi dari stdin (untuk skrip)."),
+) -> None:
+    """Buat akun baru; kata sandi ditanyakan tanpa ditampilkan."""
+    # Validate what we can before asking for a password nobody will use.
+    try:
+        users.parse_role(role)
+    except users.UserError as exc:
+        fail(escape(str(exc)))
+    password = _read_password(password_stdin)
+    with _session() as session:
+        user = users.create_user(session, username, password, role, business,
+                                 actor=default_actor())
+        key = "cli.user.created_business" if user.business_id else "cli.user.created"
+        console.print(t(key, username=user.username, role=user.role.value,
+                        business=user.business_id), highlight=False)
+
+
+@user_app.command("list")
+def list_command() -> None:
+    """Daftar akun (tanpa kata sandi)."""
+    with _session() as session:
+        rows = users.list_users(session)
+        if not rows:
+            console.print(t("cli.user.none"))
+            return
+        table = Table()
+        for key in ("username", "role", "business", "active"):
+            table.add_column(t(f"cli.user.col.{key}"))
+        for user in rows:
+            table.add_row(escape(user.username), user.role.value,
+                          str(user.business_id or "-"),
+                          t("cli.user.yes" if user.active else "cli.user.no"))
+        console.print(table)
+
+
+@user_app.command("passwd")
+def passwd_command(
+    username: str = typer.Argument(...),
+    password_stdin: bool = typer.Option(False, "--password-stdin"),
+) -> None:
+    """Ganti kata sandi sebuah akun (semua sesi lamanya berakhir)."""
+    with _session() as session:
+        user = users.get_user(session, username)
+    password = _read_password(password_stdin)
+    with _session() as session:
+        user = users.get_user(session, username)
+        users.set_password(session, user, password, actor=default_actor())
+        console.print(t("cli.user.password_set", username=user.username), highlight=False)
+
+
+@user_app.command("disable")
+def disable_command(
+    username: str = typer.Argument(...),
+    enable: bool = typer.Option(False, "--enable", help="Aktifkan kembali."),
+) -> None:
+    """Nonaktifkan (atau aktifkan kembali) sebuah akun tanpa menghapus jejak auditnya."""
+    with _session() as session:
+        user = users.get_user(session, username)
+        users.set_active(session, user, enable, actor=default_actor())
+        key = "cli.user.enabled" if enable else "cli.user.disabled"
+        console.print(t(key, username=user.username), highlight=False)

@@ -1,0 +1,201 @@
+"""Fast MIME assembly and OpenSSL DKIM: checked with the stdlib parser and dkimpy."""
+
+from __future__ import annotations
+
+import email
+import re
+from email import policy
+from email.message import EmailMessage
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from dkim.canonicalization import Relaxed
+
+from engine.dkim_signer import (
+    DkimSigner,
+    canonicalize_body_relaxed,
+    canonicalize_header_relaxed,
+)
+from engine.mime import MessageSkeleton, message_id_for
+from engine.render import compile_email, render_email
+from engine.templating import sample_context
+
+DOMAIN = "umkm.ttskab.go.id"
+UNSUB = f"https://{DOMAIN}/u/AwAAAAAAAAAqc2lnbmF0dXJlLWJ5dGVz"
+SUBJECT = "Maria, diskon 15% tenun ikat – TTS"
+LONG_SUBJECT = ("Maria, diskon 15% tenun ikat – TTS: selendang, sarung dan selimut motif "
+                "Amanuban, Amanatun dan Mollo hanya sampai 31 Desember 🎉")
+
+
+@pytest.fixture(scope="module")
+def rendered() -> tuple[str, str]:
+    result = render_email(compile_email("promotional", "x"), sample_context())
+    return result.text, result.html
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _skeleton() -> MessageSkeleton:
+    return MessageSkeleton(f"pemasaran@{DOMAIN}", "Dinas Koperasi & UMKM – TTS", DOMAIN,
+                           unsubscribe_mailto=f"mailto:berhenti@{DOMAIN}?subject=berhenti")
+
+
+def _build(skeleton: MessageSkeleton, text: str, html: str, *, subject: str = SUBJECT,
+           name: str = "Maria Tefa – Soë", delivery: int = 42) -> bytes:
+    return skeleton.build("maria@example.id", name, subject, text, html,
+                          message_id_for(delivery, 7, DOMAIN), UNSUB)
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+@pytest.mark.parametrize("subject", [SUBJECT, LONG_SUBJECT, "Halo Maria, produk baru"])
+def test_headers_decode_to_the_input(rendered: tuple[str, str], subject: str) -> None:
+    raw = _build(_skeleton(), *rendered, subject=subject)
+    message = _parse(raw)
+    assert message["Subject"] == subject
+    to = message["To"].addresses[0]
+    assert (to.display_name, to.addr_spec) == ("Maria Tefa – Soë", "maria@example.id")
+    sender = message["From"].addresses[0]
+    assert (sender.display_name, sender.addr_spec) == (
+        "Dinas Koperasi & UMKM – TTS", f"pemasaran@{DOMAIN}")
+    assert message["MIME-Version"] == "1.0"
+    assert message["Message-ID"] == message_id_for(42, 7, DOMAIN)
+    assert message["Date"].datetime is not None
+    assert message["List-Unsubscribe"] == f"<{UNSUB}>, <mailto:berhenti@{DOMAIN}?subject=berhenti>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert not message.defects
+
+
+def test_both_parts_decode_to_the_input(rendered: tuple[str, str]) -> None:
+    text = rendered[0] + "Terima kasih – Soë 🎉\n" + "x" * 300 + "\n.\nFrom here\ttab  \n"
+    html = rendered[1]
+    message = _parse(_build(_skeleton(), text, html))
+    assert message.get_content_type() == "multipart/alternative"
+    plain, rich = list(message.iter_parts())
+    assert plain.get_content_type() == "text/plain" and rich.get_content_type() == "text/html"
+    for part, original in ((plain, text), (rich, html)):
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+        assert part.get_content_charset() == "utf-8"
+        assert part.get_content().replace("\r\n", "\n") == original
+
+
+def test_wire_format_is_crlf_with_short_lines(rendered: tuple[str, str]) -> None:
+    raw = _build(_skeleton(), *rendered)
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+    # folded to the recommended 78 wherever a break is allowed (a URL cannot break)
+    assert all(len(line) <= 78 for line in head.split(b"\r\n") if b"https://" not in line)
+    assert all(len(line) <= 76 for line in body.split(b"\r\n"))  # QP limit (and <= 998)
+    assert raw.isascii()
+
+
+def test_header_injection_through_a_name_is_impossible(rendered: tuple[str, str]) -> None:
+    raw = _build(_skeleton(), *rendered, name="Maria\r\nBcc: semua@example.id",
+                 subject="Halo\nBcc: semua@example.id")
+    message = _parse(raw)
+    assert message["Bcc"] is None
+    assert message["Subject"] == "Halo Bcc: semua@example.id"
+
+
+def test_ascii_names_with_specials_are_quoted(rendered: tuple[str, str]) -> None:
+    message = _parse(_build(_skeleton(), *rendered, name='Tefa, Maria "Ina"'))
+    assert message["To"].addresses[0].display_name == 'Tefa, Maria "Ina"'
+
+
+def test_transactional_mail_has_no_one_click_headers(rendered: tuple[str, str]) -> None:
+    raw = _skeleton().build("maria@example.id", None, "Pesanan INV-1", *rendered,
+                            message_id_for(1, 1, DOMAIN))
+    message = _parse(raw)
+    assert message["List-Unsubscribe"] is None and message["List-Unsubscribe-Post"] is None
+    assert message["To"] == "maria@example.id"
+
+
+def test_message_id_is_stable_per_delivery(rendered: tuple[str, str]) -> None:
+    assert message_id_for(42, 7, DOMAIN) == message_id_for(42, 7, DOMAIN)
+    assert message_id_for(42, 7, DOMAIN) != message_id_for(43, 7, DOMAIN)
+    assert message_id_for(42, 7, DOMAIN) != message_id_for(42, 8, DOMAIN)
+    first = _parse(_build(_skeleton(), *rendered, delivery=42))["Message-ID"]
+    retry = _parse(_build(_skeleton(), *rendered, delivery=42))["Message-ID"]  # new worker
+    assert first == retry and first.endswith(f"@{DOMAIN}>")
+
+
+def test_extra_headers_and_invalid_input(rendered: tuple[str, str]) -> None:
+    raw = _skeleton().build("a@b.id", None, "S", *rendered, "<x@b.id>",
+                            extra_headers={"X-UMKM-Kampanye": "Promo – Tenun"})
+    assert _parse(raw)["X-UMKM-Kampanye"] == "Promo – Tenun"
+    with pytest.raises(ValueError):
+        _skeleton().build("a@b.id", None, "S", "t", "h", "<x@b.id>",
+                          extra_headers={"Bad Name": "x"})
+    with pytest.raises(ValueError):
+        _skeleton().build("a@b.id\r\nBcc: c@d.id", None, "S", "t", "h", "<x@b.id>")
+    with pytest.raises(ValueError):
+        _skeleton().build("a@b.id", None, "S", "t", "h", "no-angle-brackets")
+
+
+def _dnsfunc(signer: DkimSigner):  # type: ignore[no-untyped-def]
+    record = signer.dns_txt_record().encode()
+
+    def lookup(name: bytes, timeout: int = 5) -> bytes:
+        assert name == f"umkm2026._domainkey.{DOMAIN}.".encode()
+        return record
+
+    return lookup
+
+
+@pytest.mark.parametrize("algorithm", ["rsa-sha256", "ed25519-sha256"])
+def test_dkim_signature_verifies_with_dkimpy(
+    rendered: tuple[str, str], rsa_key: rsa.RSAPrivateKey, algorithm: str
+) -> None:
+    key = rsa_key if algorithm == "rsa-sha256" else ed25519.Ed25519PrivateKey.generate()
+    signer = DkimSigner(DOMAIN, "umkm2026", key)
+    signed = signer.sign(_build(_skeleton(), *rendered))
+    assert dkim.verify(signed, dnsfunc=_dnsfunc(signer))
+    header = _parse(signed)["DKIM-Signature"]
+    tags = dict(part.strip().split("=", 1) for part in re.sub(r"\s+", "", header).split(";")
+                if part.strip())
+    assert tags["a"] == algorithm and tags["c"] == "relaxed/relaxed" and tags["d"] == DOMAIN
+    signed_headers = tags["h"].split(":")
+    for name in ("from", "to", "subject", "date", "message-id", "mime-version",
+                 "content-type", "list-unsubscribe", "list-unsubscribe-post"):
+        assert name in signed_headers
+    signature_lines = signed.split(b"\r\nFrom:", 1)[0].split(b"\r\n")
+    assert signature_lines[0].startswith(b"DKIM-Signature:")
+    assert all(len(line) <= 78 for line in signature_lines)
+
+
+def test_dkim_detects_tampering(rendered: tuple[str, str], rsa_key: rsa.RSAPrivateKey) -> None:
+    signer = DkimSigner(DOMAIN, "umkm2026", rsa_key)
+    signed = signer.sign(_build(_skeleton(), *rendered))
+    lookup = _dnsfunc(signer)
+    dropped = re.sub(rb"List-Unsubscribe-Post: [^\r]*\r\n", b"", signed)
+    assert not dkim.verify(dropped, dnsfunc=lookup)
+    added = signed.replace(b"\r\n\r\n", b"\r\nList-Unsubscribe-Post: x\r\n\r\n", 1)
+    assert not dkim.verify(added, dnsfunc=lookup)  # oversigned: cannot be added either
+    body_changed = signed.replace(b"Rp 350.000", b"Rp 1.000", 1)
+    assert not dkim.verify(body_changed, dnsfunc=lookup)
+
+
+def test_canonicalization_matches_dkimpy() -> None:
+    bodies = [b"", b"\r\n\r\n", b"a  b\t c \r\n\r\n \r\n", b"x\t\r\ny   \r\nz",
+              b"  lead\r\n\ttab\t\r\n", b"line\r\n" * 3 + b"\r\n" * 4]
+    for body in bodies:
+        assert canonicalize_body_relaxed(body) == Relaxed.canonicalize_body(body), body
+    header = (b"Subject", b" =?utf-8?b?YQ==?=\r\n \t =?utf-8?b?Yg==?=  ")
+    name, value = Relaxed.canonicalize_headers([header])[0]
+    assert canonicalize_header_relaxed(*header) == name + b":" + value
+
+
+def test_weak_or_wrong_keys_are_refused() -> None:
+    with pytest.raises(ValueError):
+        DkimSigner(DOMAIN, "s", rsa.generate_private_key(public_exponent=65537, key_size=512))
+    with pytest.raises(ValueError):
+        DkimSigner(DOMAIN, "s", ed25519.Ed25519PrivateKey.generate(), headers=("to",))
