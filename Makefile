@@ -19,6 +19,7 @@ demo: install
 	$(VENV)/bin/umkm demo
 
 test: install
+	@bash scripts/ensure-system-deps.sh
 	@mkdir -p var/test-logs
 	$(PY) -m pytest $(PYTEST_ARGS) --log-file=var/test-logs/pytest.log --log-file-level=DEBUG
 	$(PY) -m tests.check_logs var/test-logs

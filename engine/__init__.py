@@ -5,3 +5,7 @@ Arrows point one way: ``web`` and ``workers`` call ``engine``; ``engine`` reache
 """
 
 __version__ = "0.1.0"
+
+from engine import logsafe as _logsafe
+
+_logsafe.install()

@@ -81,6 +81,14 @@ class Settings:
     batch_size: int = 250
     max_attempts: int = 5
     error_budget: float = 0.2
+    # A delivery stuck in `sending` this long belonged to a dead worker: back to pending.
+    stale_after_seconds: int = 600
+    # Pending ids handed to the broker are handed again only after this grace period.
+    enqueue_grace_seconds: int = 300
+    # Shared SMTP rate limit for all workers (messages/second; 0 = unlimited).
+    smtp_rate: float = 0.0
+    smtp_burst: int = 200
+    beat_interval_seconds: float = 30.0
 
     @property
     def embedded(self) -> bool:

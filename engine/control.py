@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.models import Campaign, CampaignRun, Delivery, DeliveryStatus, RunStatus, utcnow
@@ -97,12 +97,17 @@ def pause(session: Session, run: CampaignRun, reason: str) -> bool:
 
 
 def resume(session: Session, run: CampaignRun, now: datetime | None = None) -> bool:
+    """Paused -> running; a run paused before its start time goes back to ``scheduled``
+    (resuming must never send a campaign earlier than it was planned)."""
     now = now or utcnow()
+    due = CampaignRun.scheduled_at <= now
     result = session.execute(
         update(CampaignRun)
         .where(CampaignRun.id == run.id, CampaignRun.status == RunStatus.paused)
-        .values(status=RunStatus.running, status_reason=None,
-                started_at=func.coalesce(CampaignRun.started_at, now))
+        .values(status=case((due, RunStatus.running.value), else_=RunStatus.scheduled.value),
+                status_reason=None,
+                started_at=case((due, func.coalesce(CampaignRun.started_at, now)),
+                                else_=CampaignRun.started_at))
         .execution_options(synchronize_session=False)
     )
     # Everything pending becomes due again and is re-enqueued by the caller.
@@ -118,10 +123,17 @@ def resume(session: Session, run: CampaignRun, now: datetime | None = None) -> b
 
 
 def cancel(session: Session, run: CampaignRun, reason: str, now: datetime | None = None) -> int:
-    """Stop for good: pending rows become ``skipped`` (kept for the record)."""
+    """Stop for good: pending rows become ``skipped`` (kept for the record).
+
+    A finished or already cancelled run keeps its state: reports must still show a
+    campaign that went out as finished.
+    """
     now = now or utcnow()
     session.execute(
-        update(CampaignRun).where(CampaignRun.id == run.id)
+        update(CampaignRun)
+        .where(CampaignRun.id == run.id,
+               CampaignRun.status.in_([RunStatus.scheduled, RunStatus.running,
+                                       RunStatus.paused]))
         .values(status=RunStatus.cancelled, status_reason=reason, finished_at=now)
         .execution_options(synchronize_session=False)
     )

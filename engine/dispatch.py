@@ -48,7 +48,7 @@ from engine.models import (
 )
 from engine.personalize import Recommender
 from engine.render import CompiledEmail, compile_email, render_email
-from engine.scheduler import in_send_window, next_window_open, spec_datetime
+from engine.scheduler import in_send_window, next_window_open, spec_zone
 from engine.templating import DINAS
 from engine.tracking import DbLinkRegistry, RunTracker
 from engine.wilayah import kecamatan_name
@@ -168,17 +168,24 @@ def _utm(spec: dict[str, Any]) -> dict[str, str | None]:
 
 
 def _content_context(spec: dict[str, Any]) -> dict[str, Any]:
-    content = spec.get("content") or {}
-    trainings = []
-    for item in content.get("trainings") or []:
-        trainings.append({**item, "date": spec_datetime(spec, item.get("date"))})
-    offer = spec.get("offer")
-    if offer and offer.get("ends"):
-        from datetime import date
+    """Offer, articles and trainings exactly as ``campaign validate`` rendered them.
 
-        offer = {**offer, "ends": date.fromisoformat(str(offer["ends"])[:10])}
-    return {"articles": list(content.get("articles") or []), "trainings": trainings,
-            "offer": offer}
+    The stored spec omits unset optional keys (``exclude_none``), but templates test
+    them (``{% if offer.ends %}``) under StrictUndefined; re-reading them through the
+    schema models restores every key (``None`` when unset) and the date types, so a
+    campaign that validated can never fail at send time on a missing optional key.
+    """
+    from engine.campaigns import Content, Offer
+
+    zone = spec_zone(spec)
+    content = Content.model_validate(spec["content"]) if spec.get("content") else Content()
+    trainings = [{**tr.model_dump(by_alias=False),
+                  "date": tr.date if tr.date.tzinfo else tr.date.replace(tzinfo=zone)}
+                 for tr in content.trainings]
+    offer = Offer.model_validate(spec["offer"]).model_dump(by_alias=False) \
+        if spec.get("offer") else None
+    return {"articles": [a.model_dump(by_alias=False) for a in content.articles],
+            "trainings": trainings, "offer": offer}
 
 
 def build_run_context(session: Session, run: CampaignRun, settings: Settings) -> RunContext:
@@ -243,7 +250,7 @@ def email_adapter(settings: Settings) -> ChannelAdapter[Any, Any]:
     adapter = _adapters.get(key)
     if adapter is None:
         if settings.smtp_host:
-            cls = get_adapter_class("email_smtp")
+            cls: Any = get_adapter_class("email_smtp")
             adapter = cls(settings.smtp_host, settings.smtp_port,
                           username=settings.smtp_user or None,
                           password=settings.smtp_password.get() or None,
@@ -306,9 +313,9 @@ def _order_context(session: Session, order_id: int) -> dict[str, Any] | None:
     ).one_or_none()
     if order is None:
         return None
-    product_names = dict(session.execute(
+    product_names: dict[int, str] = dict(session.execute(
         select(Product.id, Product.name).where(
-            Product.id.in_([i.product_id for i in order.items]))).all())
+            Product.id.in_([i.product_id for i in order.items]))).tuples().all())
     business = session.get(Business, order.business_id)
     items = [{"name": product_names.get(i.product_id, "-"), "quantity": i.quantity,
               "unit_price": i.unit_price, "subtotal": i.quantity * i.unit_price}
@@ -416,14 +423,17 @@ def process_batch(run_id: int, delivery_ids: Sequence[int],
         rows = list(session.scalars(select(Delivery).where(Delivery.id.in_(claimed))
                                     .order_by(Delivery.id)))
         attempts = {d.id: d.attempts for d in rows}
+        email_rows = [d for d in rows if d.channel == "email"]
+        social_rows = [d for d in rows if d.channel != "email"]
         try:
-            prepared, blocked = prepare_messages(session, ctx, rows, settings)
+            prepared, blocked = prepare_messages(session, ctx, email_rows, settings)
         except Exception:
             outbox.release(session, claimed)
             raise
-        results = email_adapter(settings).send_batch([p.message for p in prepared]) \
-            if prepared else []
+        results = _send_paced(email_adapter(settings), [p.message for p in prepared], settings)
         outcomes = _outcomes(prepared, results, blocked)
+        if social_rows:
+            outcomes += _social_outcomes(session, ctx, social_rows, settings, clock)
         summary = outbox.record(session, outcomes, attempts, settings.max_attempts,
                                 now or utcnow())
         _attribute(session, prepared, results)
@@ -432,6 +442,42 @@ def process_batch(run_id: int, delivery_ids: Sequence[int],
         _check_error_budget(session, run, settings)
         outbox.finish_if_done(session, run_id, now)
     return result
+
+
+def _send_paced(adapter: ChannelAdapter[Any, Any], messages: list[OutboundMessage],
+                settings: Settings) -> list[SendResult]:
+    """Send through the shared SMTP rate limit (all workers draw from one bucket)."""
+    if not messages:
+        return []
+    if settings.smtp_rate <= 0:
+        return adapter.send_batch(messages)
+    from engine.ratelimit import bucket_key, get_rate_limiter
+
+    limiter = get_rate_limiter(settings)
+    key = bucket_key("email", settings.smtp_host or "file")
+    step = max(1, min(settings.smtp_burst, 50))
+    results: list[SendResult] = []
+    for start in range(0, len(messages), step):
+        chunk = messages[start:start + step]
+        limiter.wait(key, len(chunk), rate=settings.smtp_rate, burst=settings.smtp_burst,
+                     max_wait=300.0)
+        results += adapter.send_batch(chunk)
+    return results
+
+
+def _social_outcomes(session: Session, ctx: RunContext, rows: Sequence[Delivery],
+                     settings: Settings, now: datetime) -> list[outbox.Outcome]:
+    """Social posts of the batch; rows of a cooling or disconnected account wait."""
+    from engine import social
+
+    results, deferred = social.send_social(session, ctx, rows, settings, now)
+    outcomes = [outbox.Outcome(delivery_id=r.delivery_id, status=str(r.status),
+                               provider_id=r.provider_id, error=r.error,
+                               retry_after=r.retry_after) for r in results]
+    for delivery_id, until in deferred.items():
+        outcomes.append(outbox.Outcome(delivery_id=delivery_id, status="deferred",
+                                       retry_after=max(1.0, (until - now).total_seconds())))
+    return outcomes
 
 
 def _outcomes(prepared: Sequence[Prepared], results: Sequence[SendResult],

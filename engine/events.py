@@ -78,13 +78,12 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _request_raw(user_agent: str | None, ip: str | None,
+def _request_raw(user_agent: str | None,
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    # No IP address: it is personal data (UU 27/2022) that no report needs.
     raw: dict[str, Any] = {}
     if user_agent:
         raw["user_agent"] = user_agent[:_MAX_AGENT]
-    if ip:
-        raw["ip"] = ip
     if extra:
         raw.update(extra)
     return raw
@@ -132,12 +131,12 @@ def _existing(session: Session, type_: str, delivery_id: int) -> EngagementEvent
 
 # ----------------------------------------------------------------------------- opens/clicks
 def record_open(session: Session, delivery: Delivery, *, user_agent: str | None = None,
-                ip: str | None = None, at: datetime | None = None) -> EngagementEvent:
+                at: datetime | None = None) -> EngagementEvent:
     """Store one open (every open; reports count unique ones)."""
     product_id, business_id = _first_product(session, delivery)
     return _event(session, OPEN, delivery, product_id=product_id, business_id=business_id,
                   suspected_bot=is_scanner_agent(user_agent), at=at,
-                  raw=_request_raw(user_agent, ip))
+                  raw=_request_raw(user_agent))
 
 
 def is_safe_target(url: str) -> bool:
@@ -176,15 +175,14 @@ def is_suspected_bot_click(delivery: Delivery, user_agent: str | None, at: datet
 
 
 def record_click(session: Session, delivery: Delivery, link: TrackedLink, *,
-                 user_agent: str | None = None, ip: str | None = None,
-                 at: datetime | None = None,
+                 user_agent: str | None = None, at: datetime | None = None,
                  bot_seconds: float = BOT_CLICK_SECONDS) -> EngagementEvent:
     """Store one click with the product and business of the link that was followed."""
     at = at or utcnow()
     return _event(session, CLICK, delivery, product_id=link.product_id,
                   business_id=link.business_id, link_id=link.id, at=at,
                   suspected_bot=is_suspected_bot_click(delivery, user_agent, at, bot_seconds),
-                  raw=_request_raw(user_agent, ip))
+                  raw=_request_raw(user_agent))
 
 
 # ----------------------------------------------------------------------------- unsubscribe
@@ -271,10 +269,9 @@ def soft_bounces_since(session: Session, address: str, since: datetime) -> int:
 # ----------------------------------------------------------------------------- leads
 def record_lead(session: Session, *, business_id: int, product_id: int | None = None,
                 delivery: Delivery | None = None, channel: str = "web",
-                user_agent: str | None = None, ip: str | None = None,
-                at: datetime | None = None,
+                user_agent: str | None = None, at: datetime | None = None,
                 raw: Mapping[str, Any] | None = None) -> EngagementEvent:
     """An "order via WhatsApp" (or similar) intent, attributed to the business."""
     return _event(session, LEAD, delivery, product_id=product_id, business_id=business_id,
                   suspected_bot=is_scanner_agent(user_agent), at=at, channel=channel,
-                  raw=_request_raw(user_agent, ip, raw))
+                  raw=_request_raw(user_agent, raw))

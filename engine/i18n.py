@@ -42,7 +42,7 @@ def get_lang() -> str:
     return configured if configured in SUPPORTED else "id"
 
 
-def t(key: str, lang: str | None = None, **params: object) -> str:
+def t(key: str, /, lang: str | None = None, **params: object) -> str:
     texts = _catalog[key]
     text = texts.get(lang or get_lang()) or texts["id"]
     return text.format(**params) if params else text

@@ -90,7 +90,7 @@ class Outcome:
     """What happened to one claimed delivery, as recorded in bulk by :func:`record`."""
 
     delivery_id: int
-    status: str  # sent | transient | permanent | auth | skipped
+    status: str  # sent | transient | permanent | auth | skipped | deferred
     provider_id: str | None = None
     message_id: str | None = None
     error: str | None = None
@@ -123,8 +123,13 @@ def record(
     summary = RecordSummary()
     sent_rows: list[dict[str, object]] = []
     other_rows: list[dict[str, object]] = []
+    deferred_rows: list[dict[str, object]] = []
     for o in outcomes:
         base: dict[str, object] = {"b_id": o.delivery_id}
+        if o.status == "deferred":
+            # Not an attempt: the account is cooling down or must be reconnected.
+            deferred_rows.append({**base, "b_next": now + timedelta(seconds=o.retry_after or 60)})
+            continue
         if o.status == "sent":
             summary.sent += 1
             sent_rows.append({**base, "b_provider": o.provider_id, "b_msgid": o.message_id,
@@ -143,6 +148,15 @@ def record(
             row = {"b_status": DeliveryStatus.failed, "b_next": None}
         other_rows.append({**base, **row, "b_error": (o.error or o.status)[:2000],
                            "b_msgid": o.message_id})
+    if deferred_rows:
+        session.connection().execute(
+            update(DELIVERY)
+            .where(DELIVERY.c.id == bindparam("b_id"),
+                   DELIVERY.c.status == DeliveryStatus.sending.value)
+            .values(status=DeliveryStatus.pending.value, next_attempt_at=bindparam("b_next"),
+                    claimed_at=None, attempts=DELIVERY.c.attempts - 1),
+            deferred_rows,
+        )
     if sent_rows:
         session.connection().execute(
             update(DELIVERY)

@@ -22,7 +22,6 @@ from engine.personalize import Recommender
 from engine.render import compile_email, render_email
 from engine.templating import DINAS, sample_context
 from engine.tracking import PreviewTracker
-from engine.wilayah import kecamatan_name
 
 
 def _slug(text: str) -> str:
@@ -43,7 +42,7 @@ def _sample_customers(session: Session, spec: dict[str, Any], n: int) -> list[Cu
 
 def write_previews(session: Session, spec: dict[str, Any], out: Path, n: int) -> list[Path]:
     """Render every variant for up to ``n`` recipients into ``out``; return the files."""
-    from engine.dispatch import _content_context, _utm
+    from engine.dispatch import _content_context, _customer_context, _utm
 
     settings = get_settings()
     out.mkdir(parents=True, exist_ok=True)
@@ -53,13 +52,15 @@ def write_previews(session: Session, spec: dict[str, Any], out: Path, n: int) ->
          v.get("subject") or email.get("subject"))
         for i, v in enumerate(email.get("variants") or [])]
     products_spec = spec.get("products") or {}
-    catalog = eligible_products(
+    catalog = eligible_products(  # the same filters as the real send (engine.dispatch)
         session, campaign_key=spec["id"], campaign_tags=spec.get("tags") or [],
-        opt_in=products_spec.get("opt_in", "required"), category=products_spec.get("category"))
+        opt_in=products_spec.get("opt_in", "required"), category=products_spec.get("category"),
+        kecamatan=products_spec.get("kecamatan"), max_price=products_spec.get("max_price"),
+        featured=products_spec.get("featured") or ())
     per_message = int(products_spec.get("per_message") or 3)
     customers = _sample_customers(session, spec, n)
     recs: dict[int, Any] = {}
-    if catalog and customers:
+    if catalog and customers and spec["type"] != "newsletter":  # as engine.dispatch does
         recs = Recommender.build(session, catalog, utcnow()).for_customers(
             session, [c.id for c in customers], per_message)
     base = sample_context(spec["type"], settings.lang if settings.lang in ("id", "en") else "id")
@@ -69,15 +70,16 @@ def write_previews(session: Session, spec: dict[str, Any], out: Path, n: int) ->
     if content["articles"] or content["trainings"]:
         base.update({"articles": content["articles"], "trainings": content["trainings"]})
     base["offer"] = content["offer"]
+    trigger = (spec.get("schedule") or {}).get("trigger") or {}
+    if trigger.get("inactive_days"):
+        base["days_inactive"] = trigger["inactive_days"]
     if spec["type"] != "transactional":
         base["order"] = None
     tracker = PreviewTracker(_utm(spec))
     people: list[dict[str, Any]] = []
     for c in customers:
-        products = recs.get(c.id) or catalog[:per_message]
-        people.append({"customer": {"first_name": c.name.split()[0], "name": c.name,
-                                    "email": c.email,
-                                    "kecamatan": kecamatan_name(c.kecamatan_code) or ""},
+        products = recs[c.id] if c.id in recs else catalog[:per_message]
+        people.append({"customer": _customer_context(c),
                        "products": [p.as_context(settings.base_url) for p in products]})
     if not people:
         people.append({"customer": base["customer"], "products": base["products"]})

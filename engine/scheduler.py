@@ -228,12 +228,34 @@ def launch(session: Session, spec: dict[str, Any], source_path: str | None,
     run, created = get_or_create_run(session, campaign, trigger_key="launch", scheduled_at=when)
     planned = run.planned
     if created:
-        planned = materialize_audience(session, run, spec, now)
+        planned = materialize_channels(session, run, spec, now)
         run.status = RunStatus.running if when <= now else RunStatus.scheduled
         if run.status == RunStatus.running:
             run.started_at = now
     session.commit()
+    if created and run.status == RunStatus.running:
+        from engine.outbox import finish_if_done
+
+        finish_if_done(session, run.id, now)  # nothing to send: finished at once
     return LaunchResult(campaign, run, created, planned)
+
+
+def materialize_channels(session: Session, run: CampaignRun, spec: dict[str, Any],
+                         now: datetime) -> int:
+    """Outbox rows of every channel of a one-off run: email recipients and social posts."""
+    from engine import social
+    from engine.config import get_settings
+
+    channels = spec.get("channels") or {}
+    if channels.get("email"):
+        materialize_audience(session, run, spec, now)
+    social.materialize_posts(session, run, spec, get_settings())
+    planned = session.execute(
+        select(func.count()).select_from(Delivery).where(Delivery.run_id == run.id)
+    ).scalar_one()
+    run.planned = int(planned)
+    session.flush()
+    return int(planned)
 
 
 def start_due_runs(session: Session, now: datetime | None = None) -> list[int]:

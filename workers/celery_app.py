@@ -26,7 +26,6 @@ QUEUE_TRANSACTIONAL = "transactional"
 QUEUE_BULK = "bulk"
 QUEUE_BEAT = "beat"
 VISIBILITY_TIMEOUT = 3 * 3600  # seconds; a batch takes seconds, never hours
-BEAT_TICK_SECONDS = 30.0
 
 
 def _embedded_broker(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -68,13 +67,34 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         beat_schedule={
-            "tick": {"task": "workers.tasks.beat_tick", "schedule": BEAT_TICK_SECONDS},
+            "tick": {"task": "workers.tasks.beat_tick",
+                     "schedule": settings.beat_interval_seconds},
         },
     )
     return app
 
 
 app = make_celery()
+
+
+def reconfigure(settings: Settings | None = None) -> Celery:
+    """Point the module-level :data:`app` at (changed) settings after import.
+
+    The app is built when this module is imported; a process whose environment changes
+    later (the worker integration tests, which start Redis or pick a database per test)
+    calls this so that producers publish to the new broker. Pooled connections of the
+    old broker are closed and dropped.
+    """
+    fresh = make_celery(settings)
+    app.conf.update({key: fresh.conf[key] for key in (
+        "broker_url", "broker_transport_options", "beat_schedule")})
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+    return app
 
 
 @worker_process_shutdown.connect

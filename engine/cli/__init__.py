@@ -17,7 +17,11 @@ COMMAND_MODULES = (
     "engine.cli.imports",
     "engine.cli.campaign",
     "engine.cli.campaign_ops",
+    "engine.cli.accounts",
     "engine.cli.demo",
+    "engine.cli.report",
+    "engine.cli.bounces",
+    "engine.cli.apikeys",
     "engine.cli.users",
     "engine.cli.serve",
 )

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine import control, scheduler
 from engine.campaigns import CampaignSpec, CampaignValidationError, load_campaign
@@ -78,12 +79,23 @@ register({
                         "en": "Run {run} is not paused ({status})."},
     "ops.cancelled": {"id": "Run {run} dibatalkan; {n} pengiriman tertunda dilewati.",
                       "en": "Run {run} cancelled; {n} pending deliveries skipped."},
+    "ops.deactivated": {"id": "Kampanye {id} dinonaktifkan; pemicunya tidak mengirim lagi.",
+                        "en": "Campaign {id} deactivated; its trigger sends nothing more."},
+    "ops.cancel_done": {"id": "Run {run} sudah {status}; pemicu kampanye dinonaktifkan.",
+                        "en": "Run {run} is already {status}; the campaign trigger is off."},
     "ops.pause_reason": {"id": "dijeda oleh petugas", "en": "paused by staff"},
     "ops.cancel_reason": {"id": "dibatalkan oleh petugas", "en": "cancelled by staff"},
 })
 
 STATUS_LABELS = {"pending": "tertunda", "sending": "dikirim", "sent": "terkirim",
                  "failed": "gagal", "skipped": "dilewati"}
+RUN_STATUS_LABELS = {"scheduled": "terjadwal", "running": "berjalan", "paused": "dijeda",
+                     "finished": "selesai", "cancelled": "dibatalkan"}
+
+
+def run_status_label(status: str) -> str:
+    """The run state in the output language (the stored value is the English enum)."""
+    return RUN_STATUS_LABELS.get(status, status) if _lang_id() else status
 
 
 def _load(path: Path) -> CampaignSpec:
@@ -190,13 +202,20 @@ def dispatch_run(run_id: int, *, wait: bool) -> None:
     from engine import dispatch
 
     with db_session() as session:
-        total = control.status_report(session, session.get(CampaignRun, run_id)).total
+        total = control.status_report(session, _run(session, run_id)).total
     with _progress() as progress:
         task = progress.add_task(t("ops.launch.sending"), total=total)
         for batch in dispatch.due_batches_for_run(run_id):
             dispatch.process_batch(batch.run_id, batch.delivery_ids)
             progress.update(task, completed=_done(run_id))
     show_status(run_id)
+
+
+def _run(session: Session, run_id: int) -> CampaignRun:
+    run = session.get(CampaignRun, run_id)
+    if run is None:  # deleted meanwhile (ids come from launch or find_runs)
+        fail(t("ops.status.unknown", ref=str(run_id)))
+    return run
 
 
 def _progress() -> Progress:
@@ -206,17 +225,17 @@ def _progress() -> Progress:
 
 def _done(run_id: int) -> int:
     with db_session() as session:
-        return control.status_report(session, session.get(CampaignRun, run_id)).done
+        return control.status_report(session, _run(session, run_id)).done
 
 
 def watch(run_id: int, poll: float = 1.0) -> None:
     with db_session() as session:
-        total = control.status_report(session, session.get(CampaignRun, run_id)).total
+        total = control.status_report(session, _run(session, run_id)).total
     with _progress() as progress:
         task = progress.add_task(t("ops.launch.sending"), total=total)
         while True:
             with db_session() as session:
-                run = session.get(CampaignRun, run_id)
+                run = _run(session, run_id)
                 report = control.status_report(session, run)
             progress.update(task, completed=report.done)
             if report.status not in ("running", "scheduled"):
@@ -238,9 +257,10 @@ def _runs(ref: str) -> list[CampaignRun]:
 
 def show_status(run_id: int) -> None:
     with db_session() as session:
-        run = session.get(CampaignRun, run_id)
+        run = _run(session, run_id)
         report = control.status_report(session, run, utcnow())
-    table = Table(title=f"{escape(report.campaign_name)} · run {report.run_id} · {report.status}")
+    table = Table(title=f"{escape(report.campaign_name)} · run {report.run_id} · "
+                        f"{run_status_label(report.status)}")
     for key in ("pending", "sending", "sent", "failed", "skipped"):
         table.add_column(STATUS_LABELS[key] if _lang_id() else key, justify="right")
     table.add_row(*(str(report.counts.get(k, 0)) for k in
@@ -272,10 +292,10 @@ def pause_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor 
     """Jeda run terbaru (pekerja berhenti dalam satu batch; tanpa duplikat saat lanjut)."""
     run = _runs(ref)[0]
     with db_session() as session:
-        run = session.get(CampaignRun, run.id)
+        run = _run(session, run.id)
         ok = control.pause(session, run, t("ops.pause_reason"))
         console.print(t("ops.paused" if ok else "ops.not_paused", run=run.id,
-                        status=run.status.value))
+                        status=run_status_label(run.status.value)))
     if not ok:
         raise typer.Exit(1)
 
@@ -285,26 +305,43 @@ def resume_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor
     """Lanjutkan run yang dijeda."""
     run = _runs(ref)[0]
     with db_session() as session:
-        run = session.get(CampaignRun, run.id)
+        run = _run(session, run.id)
         ok = control.resume(session, run)
         console.print(t("ops.resumed" if ok else "ops.not_resumed", run=run.id,
-                        status=run.status.value))
+                        status=run_status_label(run.status.value)))
+        status, scheduled_at = run.status.value, run.scheduled_at
     if not ok:
         raise typer.Exit(1)
+    if status == "scheduled":  # paused before its start time: it waits for it again
+        console.print(t("ops.launch.scheduled", when=_when(scheduled_at)))
+        return
     dispatch_run(run.id, wait=get_settings().embedded)
 
 
 @campaign.command("cancel")
 def cancel_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor run.")) -> None:
     """Batalkan run terbaru dan nonaktifkan pemicu kampanye."""
-    run = _runs(ref)[0]
     with db_session() as session:
-        run = session.get(CampaignRun, run.id)
-        n = control.cancel(session, run, t("ops.cancel_reason"))
-        campaign_row = session.get(Campaign, run.campaign_id)
-        if campaign_row is not None:
+        try:
+            runs = control.find_runs(session, ref)
+        except control.RunNotFound:
+            fail(t("ops.status.unknown", ref=ref))
+        if not runs:  # a trigger campaign that never fired: only its trigger stops
+            campaign_row = session.scalars(select(Campaign).where(Campaign.key == ref)).one()
             control.deactivate(session, campaign_row)
-        console.print(t("ops.cancelled", run=run.id, n=n))
+            console.print(t("ops.deactivated", id=campaign_row.key))
+            return
+        run = runs[0]
+        done = run.status.value in ("finished", "cancelled")
+        n = 0 if done else control.cancel(session, run, t("ops.cancel_reason"))
+        owner = session.get(Campaign, run.campaign_id)
+        if owner is not None:
+            control.deactivate(session, owner)
+        if done:
+            console.print(t("ops.cancel_done", run=run.id,
+                            status=run_status_label(run.status.value)))
+        else:
+            console.print(t("ops.cancelled", run=run.id, n=n))
 
 
 __all__ = ["Customer", "dispatch_run", "select", "show_status", "watch"]

@@ -30,6 +30,7 @@ register(
             "en": "Manage UMKM portal and Dinas dashboard accounts.",
         },
         "cli.user.password_prompt": {"id": "Kata sandi", "en": "Password"},
+        "cli.user.password_repeat": {"id": "Ulangi kata sandi", "en": "Repeat the password"},
         "cli.user.password_empty": {
             "id": "Kata sandi kosong dari stdin.",
             "en": "Empty password on stdin.",
@@ -50,7 +51,10 @@ register(
             "id": "Akun {username} dinonaktifkan.",
             "en": "Account {username} disabled.",
         },
-        "cli.user.enabled": {"id": "Akun {username} diaktifkan.", "en": "Account {username} enabled."},
+        "cli.user.enabled": {
+            "id": "Akun {username} diaktifkan.",
+            "en": "Account {username} enabled.",
+        },
         "cli.user.none": {"id": "Belum ada akun.", "en": "No accounts yet."},
         "cli.user.col.username": {"id": "Nama pengguna", "en": "Username"},
         "cli.user.col.role": {"id": "Peran", "en": "Role"},
@@ -83,7 +87,7 @@ def _read_password(from_stdin: bool) -> str:
             fail(t("cli.user.password_empty"))
         return password
     value: str = typer.prompt(t("cli.user.password_prompt"), hide_input=True,
-                              confirmation_prompt=True)
+                              confirmation_prompt=t("cli.user.password_repeat"))
     return value
 
 

@@ -1,0 +1,170 @@
+"""Social accounts (Facebook Page, Instagram, TikTok, WhatsApp) and their tokens.
+
+Tokens are encrypted at rest (engine.crypto, purpose ``social-token``) and never shown
+in full. An account that fails authentication is marked ``needs_reconnect``: only its
+own deliveries wait, every other account goes on. Refreshed tokens (TikTok rotates the
+refresh token on every use) are stored together in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from channels.base import AccountCredentials
+from engine import crypto
+from engine.i18n import register, t
+from engine.models import SocialAccount, utcnow
+
+PLATFORMS = ("facebook", "instagram", "tiktok", "whatsapp")
+TOKEN_PURPOSE = "social-token"
+STATUS_OK = "ok"
+STATUS_NEEDS_RECONNECT = "needs_reconnect"
+
+register({
+    "acct.bad_platform": {"id": "platform {platform!r} tidak dikenal; pilih: {choices}",
+                          "en": "unknown platform {platform!r}; choose: {choices}"},
+    "acct.not_found": {"id": "akun {key!r} tidak ditemukan", "en": "account {key!r} not found"},
+    "acct.empty_token": {"id": "token akses wajib diisi", "en": "an access token is required"},
+})
+
+
+class AccountError(ValueError):
+    pass
+
+
+def account_key(platform: str, owner: str, business_id: int | None) -> str:
+    """``facebook:dinas`` or ``facebook:biz-12``: how campaigns and logs name an account."""
+    return f"{platform}:dinas" if owner == "dinas" else f"{platform}:biz-{business_id}"
+
+
+def key_of(account: SocialAccount) -> str:
+    return account_key(account.platform, account.owner, account.business_id)
+
+
+def connect(
+    session: Session, *, platform: str, external_id: str, name: str, access_token: str,
+    refresh_token: str | None = None, expires_at: datetime | None = None,
+    business_id: int | None = None, meta: dict[str, Any] | None = None,
+) -> SocialAccount:
+    """Create or reconnect an account; a reconnect clears ``needs_reconnect``."""
+    if platform not in PLATFORMS:
+        raise AccountError(t("acct.bad_platform", platform=platform, choices=", ".join(PLATFORMS)))
+    if not access_token.strip():
+        raise AccountError(t("acct.empty_token"))
+    account = session.scalars(select(SocialAccount).where(
+        SocialAccount.platform == platform, SocialAccount.external_id == external_id)
+    ).one_or_none()
+    if account is None:
+        account = SocialAccount(platform=platform, external_id=external_id)
+        session.add(account)
+    account.owner = "business" if business_id else "dinas"
+    account.business_id = business_id
+    account.name = name
+    account.access_token_enc = crypto.encrypt(access_token.strip(), TOKEN_PURPOSE)
+    account.refresh_token_enc = (crypto.encrypt(refresh_token.strip(), TOKEN_PURPOSE)
+                                 if refresh_token else None)
+    account.token_expires_at = expires_at
+    account.status = STATUS_OK
+    account.cooldown_until = None
+    account.meta = dict(meta or {})
+    session.flush()
+    return account
+
+
+def find(session: Session, platform: str, owner: str, business_id: int | None = None
+         ) -> SocialAccount | None:
+    """The account a campaign means by ``account: dinas`` or ``account: business``."""
+    query = select(SocialAccount).where(SocialAccount.platform == platform)
+    if owner == "dinas":
+        query = query.where(SocialAccount.owner == "dinas")
+    else:
+        query = query.where(SocialAccount.business_id == business_id)
+    return session.scalars(query.order_by(SocialAccount.id)).first()
+
+
+def by_key(session: Session, key: str) -> SocialAccount:
+    platform, _, owner = key.partition(":")
+    business_id = int(owner.removeprefix("biz-")) if owner.startswith("biz-") else None
+    account = find(session, platform, "dinas" if owner == "dinas" else "business", business_id)
+    if account is None:
+        raise AccountError(t("acct.not_found", key=key))
+    return account
+
+
+def credentials(account: SocialAccount) -> AccountCredentials:
+    """Decrypted credentials for an adapter (kept in memory only)."""
+    return AccountCredentials(
+        key=key_of(account), external_id=account.external_id,
+        access_token=crypto.decrypt(account.access_token_enc or "", TOKEN_PURPOSE)
+        if account.access_token_enc else "",
+        refresh_token=crypto.decrypt(account.refresh_token_enc, TOKEN_PURPOSE)
+        if account.refresh_token_enc else None,
+        expires_at=account.token_expires_at, extra=dict(account.meta or {}),
+    )
+
+
+def store_tokens(session: Session, key: str, access_token: str, refresh_token: str | None,
+                 expires_at: datetime | None) -> None:
+    """Save a refreshed access token and its rotated refresh token atomically."""
+    account = by_key(session, key)
+    values: dict[str, Any] = {
+        "access_token_enc": crypto.encrypt(access_token, TOKEN_PURPOSE),
+        "token_expires_at": expires_at, "status": STATUS_OK}
+    if refresh_token:
+        values["refresh_token_enc"] = crypto.encrypt(refresh_token, TOKEN_PURPOSE)
+    session.execute(update(SocialAccount).where(SocialAccount.id == account.id).values(**values))
+    session.commit()
+
+
+def mark_needs_reconnect(session: Session, key: str, reason: str) -> None:
+    account = by_key(session, key)
+    account.status = STATUS_NEEDS_RECONNECT
+    account.meta = {**(account.meta or {}), "last_error": reason[:500]}
+    session.commit()
+
+
+def cool_down(session: Session, key: str, until: datetime, reason: str) -> None:
+    account = by_key(session, key)
+    current = account.cooldown_until
+    if current is not None and current.tzinfo is None:
+        current = current.replace(tzinfo=UTC)
+    if current is None or current < until:
+        account.cooldown_until = until
+    account.meta = {**(account.meta or {}), "cooldown_reason": reason[:500]}
+    session.commit()
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What `account list` and the dashboard show: never a usable token."""
+
+    key: str
+    platform: str
+    name: str
+    external_id: str
+    status: str
+    token: str
+    expires_at: datetime | None
+    cooling_until: datetime | None
+
+
+def overview(session: Session, now: datetime | None = None) -> list[AccountView]:
+    now = now or utcnow()
+    views = []
+    for account in session.scalars(select(SocialAccount).order_by(SocialAccount.platform,
+                                                                  SocialAccount.id)):
+        token = crypto.decrypt(account.access_token_enc, TOKEN_PURPOSE) \
+            if account.access_token_enc else ""
+        until = account.cooldown_until
+        if until is not None and until.tzinfo is None:
+            until = until.replace(tzinfo=UTC)
+        views.append(AccountView(key_of(account), account.platform, account.name,
+                                 account.external_id, account.status, crypto.mask_secret(token),
+                                 account.token_expires_at,
+                                 until if until and until > now else None))
+    return views

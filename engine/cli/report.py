@@ -1,0 +1,137 @@
+"""``umkm report``: monitoring and evaluation reports (Pasal 11, 15) as table, CSV or HTML.
+
+The numbers come from :mod:`engine.reports` (the same API the dashboard uses); this
+module only chooses the output.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from engine.cli.app import app, console, fail
+from engine.cli.business import db_session
+from engine.i18n import get_lang, register, t
+from engine.report_html import period_title, render_report_html
+from engine.reports import (
+    DEFAULT_ATTRIBUTION_DAYS,
+    METRICS,
+    REPORT_METRICS,
+    SECTIONS,
+    Report,
+    ReportError,
+    build_report,
+    dimension_label,
+    format_metric,
+    parse_period,
+    report_csv,
+)
+
+register(
+    {
+        "report.cli.written": {"id": "Laporan ditulis ke {path}", "en": "Report written to {path}"},
+        "report.cli.title": {
+            "id": "{section} · {period} · per {by}", "en": "{section} · {period} · by {by}",
+        },
+        "report.cli.empty": {
+            "id": "Belum ada data untuk periode ini.", "en": "No data for this period yet.",
+        },
+        "report.cli.bad_format": {
+            "id": "Format {value!r} tidak dikenal; pilih table, csv atau html.",
+            "en": "Unknown format {value!r}; choose table, csv or html.",
+        },
+        "report.cli.write_failed": {
+            "id": "Tidak dapat menulis {path}: {error}", "en": "Cannot write {path}: {error}",
+        },
+    }
+)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    html = "html"
+
+
+@app.command("report")
+def report_command(
+    period: str = typer.Option(..., "--period", "-p",
+                               help="Periode (WITA): 2026-12, 2026 atau 2026-10..2026-12."),
+    by: str = typer.Option("campaign", "--by",
+                           help="Kelompokkan per campaign, channel, business, kecamatan "
+                                "atau month."),
+    output_format: str = typer.Option("table", "--format", "-f", help="table, csv atau html."),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="Berkas keluaran (csv/html); bawaan: "
+                                         "laporan-<periode>-<by>.<format>."),
+    attribution_days: int = typer.Option(
+        DEFAULT_ATTRIBUTION_DAYS, "--attribution-days",
+        help="Pesanan dihitung bila paling lama N hari setelah klik (inklusif)."),
+    decimal_comma: bool = typer.Option(
+        False, "--decimal-comma", help="CSV gaya Indonesia: pemisah ';' dan desimal ','."),
+    business_id: int | None = typer.Option(
+        None, "--business", help="Hanya data satu UMKM (ID), seperti tampilan pemilik."),
+) -> None:
+    """Laporan pemantauan dan evaluasi (Pasal 11 dan 15): tabel, CSV atau HTML."""
+    try:
+        fmt = OutputFormat(output_format)
+    except ValueError:
+        fail(escape(t("report.cli.bad_format", value=output_format)))
+    try:
+        parsed = parse_period(period)
+        with db_session() as session:
+            if fmt is OutputFormat.html:
+                document = render_report_html(session, parsed, by, business_id=business_id,
+                                              attribution_days=attribution_days)
+            else:
+                report = build_report(session, parsed, by, business_id=business_id,
+                                      attribution_days=attribution_days)
+    except ReportError as exc:
+        fail(escape(str(exc)))
+    if fmt is OutputFormat.table:
+        _print_tables(report)
+        return
+    path = out or Path(f"laporan-{parsed.label.replace('..', '_')}-{by}.{fmt.value}")
+    data = document.encode("utf-8") if fmt is OutputFormat.html else report_csv(
+        report, decimal_comma=decimal_comma)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        fail(escape(t("report.cli.write_failed", path=path, error=exc.strerror or exc)))
+    console.print(t("report.cli.written", path=path), highlight=False, soft_wrap=True)
+
+
+def _print_tables(report: Report) -> None:
+    """One Rich table per section: all metrics would not fit one terminal line."""
+    if not report.rows:
+        console.print(t("report.cli.empty"), style="yellow")
+    by = dimension_label(report.by)
+    for section in ("email", "social", "conversion"):
+        keys = [k for k in REPORT_METRICS if METRICS[k].section == section]
+        parts = -(-len(keys) // _COLUMNS_PER_TABLE)
+        size = -(-len(keys) // parts)
+        for start in range(0, len(keys), size):
+            _print_table(report, by, section, keys[start:start + size])
+
+
+_COLUMNS_PER_TABLE = 6  # keeps a table readable on an 80-column terminal
+
+
+def _print_table(report: Report, by: str, section: str, keys: list[str]) -> None:
+    table = Table(title=t("report.cli.title", section=SECTIONS[section][get_lang()],
+                          period=period_title(report.period), by=by),
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column(by, min_width=12, overflow="fold")
+    for key in keys:
+        table.add_column(METRICS[key].label[get_lang()], justify="right")
+    for row in report.rows:
+        table.add_row(escape(row.label), *[format_metric(k, row.values[k]) for k in keys])
+    table.add_row(f"[bold]{t('report.total')}[/]",
+                  *[f"[bold]{format_metric(k, report.totals[k])}[/]" for k in keys])
+    console.print(table)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# System packages the test suite needs beyond Python: Debian's Chromium for the browser
+# tests (Playwright drives /usr/bin/chromium; `playwright install` cannot download here).
+# Idempotent and quiet when everything is present.
+set -euo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ "${1:-}" = "--bench" ]; then
+  command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
+fi
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Paket sistem belum ada: ${need[*]}. Pasang dengan: sudo apt-get install -y ${need[*]}" >&2
+  exit 1
+fi
+echo "Memasang paket sistem: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# postfix asks questions on install; answer them up front (no local mail system).
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,263 @@
+"""A fake TikTok Content Posting API: a real HTTP server on loopback for the tests.
+
+It implements the documented flows and error shapes (TikTok for Developers, API v2):
+``creator_info/query`` with privacy options, ``video/init`` and ``content/init``
+(PULL_FROM_URL) returning a ``publish_id``, ``status/fetch`` walking a status sequence
+(PROCESSING_DOWNLOAD -> PUBLISH_COMPLETE, or FAILED with ``fail_reason``),
+``video/query`` counts, and ``oauth/token`` refresh with **rotation** (the refresh token
+used is invalidated, so only the newest one works). Errors are
+``{"data": {}, "error": {"code", "message", "log_id"}}`` with the documented HTTP status.
+
+Usage::
+
+    def test_x(fake_tiktok):
+        access, refresh = fake_tiktok.issue_tokens()
+        fake_tiktok.creator["privacy_level_options"] = ["SELF_ONLY"]
+        fake_tiktok.next_publish(["PROCESSING_DOWNLOAD", "FAILED"], fail_reason="video_pull_failed")
+        fake_tiktok.enqueue(VIDEO_INIT, fake_tiktok.error("rate_limit_exceeded"))
+        fake_tiktok.expire(access)                  # next call answers access_token_invalid
+        ... TikTokChannel(..., base_url=fake_tiktok.url) ...
+        assert fake_tiktok.count(VIDEO_INIT) == 1
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.fake_http import FakeHTTPServer, Recorded, Reply
+
+CREATOR_INFO = "/v2/post/publish/creator_info/query/"
+VIDEO_INIT = "/v2/post/publish/video/init/"
+CONTENT_INIT = "/v2/post/publish/content/init/"
+STATUS_FETCH = "/v2/post/publish/status/fetch/"
+OAUTH_TOKEN = "/v2/oauth/token/"
+VIDEO_QUERY = "/v2/video/query/"
+
+CLIENT_KEY = "fake-client-key"
+CLIENT_SECRET = "fake-client-secret"
+
+# Documented HTTP status of each error code (API v2 error handling + Direct Post docs).
+ERROR_STATUS: dict[str, int] = {
+    "access_token_invalid": 401,
+    "scope_not_authorized": 401,
+    "scope_permission_missed": 401,
+    "invalid_params": 400,
+    "privacy_level_option_mismatch": 400,
+    "rate_limit_exceeded": 429,
+    "spam_risk_too_many_posts": 403,
+    "spam_risk_user_banned_from_posting": 403,
+    "reached_active_user_cap": 403,
+    "unaudited_client_can_only_post_to_private_accounts": 403,
+    "url_ownership_unverified": 403,
+    "internal_error": 500,
+}
+
+
+@dataclass
+class Publish:
+    """One post TikTok is processing."""
+
+    publish_id: str
+    kind: str
+    privacy_level: str
+    body: dict[str, Any]
+    statuses: deque[str]
+    fail_reason: str = ""
+    video_id: str = ""
+
+
+@dataclass
+class FakeTikTok(FakeHTTPServer):
+    """The fake API's state; tests change it directly between calls."""
+
+    audited: bool = False
+    creator: dict[str, Any] = field(default_factory=lambda: {
+        "creator_avatar_url": "https://p16.example/avatar.jpg",
+        "creator_username": "umkm_tts",
+        "creator_nickname": "UMKM TTS",
+        "privacy_level_options": ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"],
+        "comment_disabled": False,
+        "duet_disabled": False,
+        "stitch_disabled": False,
+        "max_video_post_duration_sec": 600,
+    })
+    access_tokens: set[str] = field(default_factory=set)
+    refresh_tokens: set[str] = field(default_factory=set)
+    used_refresh_tokens: list[str] = field(default_factory=list)
+    publishes: dict[str, Publish] = field(default_factory=dict)
+    videos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    default_statuses: tuple[str, ...] = ("PROCESSING_DOWNLOAD", "PUBLISH_COMPLETE")
+
+    def __post_init__(self) -> None:
+        FakeHTTPServer.__init__(self)
+        self._ids = itertools.count(1)
+        self._scripts: deque[tuple[list[str], str]] = deque()
+
+    # -- test helpers -------------------------------------------------------------------
+    def issue_tokens(self) -> tuple[str, str]:
+        """A fresh valid (access_token, refresh_token) pair, as after OAuth consent."""
+        n = next(self._ids)
+        access, refresh = f"act.fake{n}", f"rft.fake{n}"
+        self.access_tokens.add(access)
+        self.refresh_tokens.add(refresh)
+        return access, refresh
+
+    def expire(self, access_token: str) -> None:
+        self.access_tokens.discard(access_token)
+
+    def next_publish(self, statuses: Sequence[str], fail_reason: str = "") -> None:
+        """The status sequence ``status/fetch`` walks for the next init (FIFO)."""
+        self._scripts.append((list(statuses), fail_reason))
+
+    @staticmethod
+    def error(code: str, message: str = "", status: int | None = None,
+              headers: dict[str, str] | None = None) -> Reply:
+        return Reply(
+            status or ERROR_STATUS.get(code, 400),
+            {"data": {}, "error": {"code": code, "message": message or code,
+                                   "log_id": "202601010000000000FAKE"}},
+            headers or {},
+        )
+
+    # -- the API ------------------------------------------------------------------------
+    def handle(self, request: Recorded) -> Reply:
+        if request.path == OAUTH_TOKEN:
+            return self._oauth(request)
+        if request.bearer not in self.access_tokens:
+            return self.error("access_token_invalid",
+                              "The access token is invalid or not found in the request.")
+        handler = {
+            CREATOR_INFO: self._creator_info,
+            VIDEO_INIT: self._video_init,
+            CONTENT_INIT: self._content_init,
+            STATUS_FETCH: self._status,
+            VIDEO_QUERY: self._video_query,
+        }.get(request.path)
+        if handler is None:
+            return Reply(404, {"error": {"code": "not_found", "message": request.path}})
+        return handler(request)
+
+    @staticmethod
+    def _ok(data: dict[str, Any]) -> Reply:
+        return Reply(200, {"data": data, "error": {"code": "ok", "message": "",
+                                                   "log_id": "202601010000000000FAKE"}})
+
+    def _oauth(self, request: Recorded) -> Reply:
+        form = request.form()
+        if form.get("client_key") != CLIENT_KEY or form.get("client_secret") != CLIENT_SECRET:
+            return Reply(401, {"error": "invalid_client",
+                               "error_description": "Client key or secret is incorrect.",
+                               "log_id": "FAKE"})
+        token = form.get("refresh_token", "")
+        if form.get("grant_type") != "refresh_token" or token not in self.refresh_tokens:
+            return Reply(400, {"error": "invalid_grant",
+                               "error_description": "Refresh token is invalid or expired.",
+                               "log_id": "FAKE"})
+        self.refresh_tokens.discard(token)  # rotation: the used token stops working
+        self.used_refresh_tokens.append(token)
+        access, refresh = self.issue_tokens()
+        return Reply(200, {
+            "access_token": access, "expires_in": 86400, "open_id": "fake-open-id",
+            "refresh_expires_in": 31536000, "refresh_token": refresh,
+            "scope": "video.publish,video.list", "token_type": "Bearer",
+        })
+
+    def _creator_info(self, request: Recorded) -> Reply:
+        return self._ok(dict(self.creator))
+
+    def _check_post_info(self, info: dict[str, Any]) -> Reply | None:
+        level = info.get("privacy_level")
+        if level not in self.creator["privacy_level_options"]:
+            return self.error("privacy_level_option_mismatch",
+                              "privacy_level is not one of the creator's options")
+        if not self.audited and level != "SELF_ONLY":
+            return self.error("unaudited_client_can_only_post_to_private_accounts",
+                              "Unaudited clients can only post to private accounts")
+        for flag in ("comment", "duet", "stitch"):
+            if self.creator[f"{flag}_disabled"] and f"disable_{flag}" in info \
+                    and not info[f"disable_{flag}"]:
+                return self.error("invalid_params", f"{flag} is disabled for this creator")
+        return None
+
+    def _video_init(self, request: Recorded) -> Reply:
+        body = request.json() or {}
+        info, source = body.get("post_info") or {}, body.get("source_info") or {}
+        problem = self._check_post_info(info)
+        if problem is not None:
+            return problem
+        if source.get("source") != "PULL_FROM_URL" or not source.get("video_url"):
+            return self.error("invalid_params", "source_info must be PULL_FROM_URL with video_url")
+        return self._ok({"publish_id": self._new_publish("video", info["privacy_level"], body)})
+
+    def _content_init(self, request: Recorded) -> Reply:
+        body = request.json() or {}
+        info, source = body.get("post_info") or {}, body.get("source_info") or {}
+        if body.get("media_type") != "PHOTO" or body.get("post_mode") != "DIRECT_POST":
+            return self.error("invalid_params", "media_type PHOTO and post_mode DIRECT_POST")
+        problem = self._check_post_info(info)
+        if problem is not None:
+            return problem
+        images = source.get("photo_images")
+        cover = source.get("photo_cover_index")
+        if (source.get("source") != "PULL_FROM_URL" or not isinstance(images, list)
+                or not images or not isinstance(cover, int) or not 0 <= cover < len(images)):
+            return self.error("invalid_params", "bad source_info for PHOTO")
+        if len(info.get("title") or "") > 90:
+            return self.error("invalid_params", "title longer than 90 characters")
+        return self._ok({"publish_id": self._new_publish("photo", info["privacy_level"], body)})
+
+    def _new_publish(self, kind: str, level: str, body: dict[str, Any]) -> str:
+        statuses, reason = (self._scripts.popleft() if self._scripts
+                            else (list(self.default_statuses), ""))
+        publish_id = f"{'v' if kind == 'video' else 'p'}_pub_url~v2-1.{next(self._ids)}"
+        self.publishes[publish_id] = Publish(publish_id, kind, level, body, deque(statuses),
+                                             fail_reason=reason)
+        return publish_id
+
+    def _status(self, request: Recorded) -> Reply:
+        publish = self.publishes.get((request.json() or {}).get("publish_id", ""))
+        if publish is None:
+            return self.error("invalid_params", "publish_id not found")
+        status = publish.statuses.popleft() if len(publish.statuses) > 1 else publish.statuses[0]
+        data: dict[str, Any] = {"status": status, "uploaded_bytes": 0,
+                                "downloaded_bytes": 1048576}
+        if status == "FAILED":
+            data["fail_reason"] = publish.fail_reason or "internal"
+        if status == "PUBLISH_COMPLETE":
+            data["publicaly_available_post_id"] = self._public_ids(publish)
+        return self._ok(data)
+
+    def _public_ids(self, publish: Publish) -> list[int]:
+        if publish.privacy_level == "SELF_ONLY":
+            return []  # private posts get no public id
+        if not publish.video_id:
+            publish.video_id = str(7_300_000_000_000_000_000 + next(self._ids))
+            self.videos[publish.video_id] = {"id": publish.video_id, "view_count": 0,
+                                             "like_count": 0, "comment_count": 0,
+                                             "share_count": 0}
+        return [int(publish.video_id)]
+
+    def _video_query(self, request: Recorded) -> Reply:
+        fields = (request.query.get("fields") or [""])[0].split(",")
+        ids = ((request.json() or {}).get("filters") or {}).get("video_ids") or []
+        if not ids or len(ids) > 20:
+            return self.error("invalid_params", "video_ids must hold 1 to 20 ids")
+        videos = [{k: v for k, v in self.videos[i].items() if k in fields}
+                  for i in ids if i in self.videos]
+        return self._ok({"videos": videos, "cursor": 0, "has_more": False})
+
+
+@pytest.fixture(name="fake_tiktok")
+def fake_tiktok_fixture() -> Iterator[FakeTikTok]:
+    server = FakeTikTok()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,406 @@
+"""Acceptance of issue 4: real ``celery worker`` processes on real Redis and PostgreSQL.
+
+Each test launches a campaign in this process, hands its batches to Redis, and lets
+worker subprocesses claim, render and send into the loopback SMTP server, then checks
+what a recipient would see (how many mails, which Message-ID) and what the outbox says.
+Workers use the wall clock; time-dependent engine steps (retention, retries) get an
+explicit ``now`` in this process.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import signal
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import select, update
+
+from engine import control, dispatch, scheduler
+from engine.config import reset_settings
+from engine.db import dispose_engines
+from engine.formatting import WITA
+from engine.models import CampaignRun, Customer, Delivery, OrderEvent, OrderStatus, utcnow
+from tests.conftest import _truncate_pg
+from tests.factories import make_business, make_customer, make_order, make_product
+from tests.services import BeatFactory, CeleryWorkers, RedisServer, WorkerGroup
+from tests.smtp_server import Rule, ScriptedSMTPServer
+from tests.worker_helpers import (
+    BATCH_SIZE,
+    World,
+    make_world,
+    message_ids,
+    per_recipient,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
+WorldFactory = Callable[..., World]
+REPO = Path(__file__).resolve().parent.parent
+CONFIRMED = REPO / "campaigns" / "transactional-order-confirmed.yaml"
+SUCCEEDED = re.compile(
+    r"Task workers\.tasks\.send_batch\[[^\]]+\] succeeded in [0-9.]+s: (\{[^}]*\})")
+
+
+@pytest.fixture
+def world(pg_database: str, clean_redis: str, smtp_server: ScriptedSMTPServer,
+          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorldFactory]:
+    """``world(redis_url=None, **ENV)``: an empty PostgreSQL, Redis and SMTP, wired."""
+    _truncate_pg(pg_database)
+
+    def build(redis_url: str | None = None, **env: str) -> World:
+        return make_world(env, pg_database, redis_url or clean_redis, smtp_server,
+                          tmp_path, monkeypatch)
+
+    yield build
+    dispatch.reset_process_state()
+    dispose_engines()
+    reset_settings()
+
+
+def test_5000_recipients_through_two_workers_each_get_exactly_one_message(
+    world: WorldFactory, celery_workers: CeleryWorkers,
+) -> None:
+    w = world()
+    run_id = w.promo("promo-lima-ribu", 5000)
+    workers = celery_workers.start(2, w.env)
+    started = time.monotonic()
+    assert w.enqueue(run_id) == 50
+
+    counts = w.wait_settled(run_id, timeout=120)
+    elapsed = time.monotonic() - started
+
+    assert counts["sent"] == 5000, counts
+    received = per_recipient(w.smtp.messages)
+    assert len(received) == 5000
+    assert set(received.values()) == {1}
+    assert set(received) == set(w.deliveries(run_id))
+    assert w.run_status(run_id) == "finished"
+    # both workers did part of the work
+    for i in range(2):
+        assert "succeeded" in workers.logs(i), workers.logs(i)[-2000:]
+    print(f"5000 messages in {elapsed:.1f} s")
+
+
+# ----------------------------------------------------------------------------- helpers
+SMTP_DELAY = 0.004  # s per SMTP step: a batch of 100 takes ~1.5 s, long enough to hit
+
+
+def sending_rows(w: World, run_id: int) -> dict[str, int]:
+    """``{recipient: delivery id}`` of the rows some worker holds right now."""
+    return {r: d.id for r, d in w.deliveries(run_id).items() if d.status.value == "sending"}
+
+
+def assert_each_duplicate_shares_one_message_id(w: World, run_id: int,
+                                                duplicated: set[str]) -> None:
+    rows = w.deliveries(run_id)
+    messages = w.smtp.messages
+    for recipient in duplicated:
+        assert message_ids(messages, recipient) == {rows[recipient].message_id}, recipient
+
+
+# ----------------------------------------------------------------------------- crash
+def test_sigkill_mid_batch_duplicates_only_in_flight_with_one_message_id(
+    world: WorldFactory, celery_workers: CeleryWorkers,
+) -> None:
+    w = world(STALE_AFTER_SECONDS="8", ENQUEUE_GRACE_SECONDS="2")
+    w.smtp.delay = SMTP_DELAY
+    run_id = w.promo("promo-sigkill", 1200)
+    workers = celery_workers.start(2, w.env)
+    w.enqueue(run_id)
+
+    wait_for(lambda: len(w.smtp.messages) >= 150, 60, "the first 150 messages")
+    wait_for(lambda: len(sending_rows(w, run_id)) > BATCH_SIZE, 10,
+             "both workers holding a batch")
+    workers.kill(0, signal.SIGKILL)  # the worker and its pool child, mid-batch
+    # The survivor drains the queue; the dead worker's claimed rows stay `sending`.
+    wait_for(lambda: w.counts(run_id)["pending"] == 0
+             and w.counts(run_id)["sending"] <= BATCH_SIZE, 60, "the survivor to drain")
+    time.sleep(1.0)
+    in_flight = set(sending_rows(w, run_id))  # what the dead worker held
+    assert in_flight, "the kill did not hit a batch in flight"
+    assert len(in_flight) <= BATCH_SIZE
+    assert w.run_status(run_id) == "running", "finished while deliveries are in flight"
+
+    # The beat's sweeper: stale `sending` back to pending, then re-enqueued.
+    counts = w.wait_settled(run_id, timeout=60, on_poll=w.tick, step=1.0)
+
+    assert counts == {**counts, "sent": 1200, "failed": 0, "skipped": 0}, counts
+    received = per_recipient(w.smtp.messages)
+    assert set(received) == set(w.deliveries(run_id)), "someone got nothing"
+    duplicated = {r for r, n in received.items() if n > 1}
+    assert max(received.values()) <= 2
+    assert duplicated <= in_flight, duplicated - in_flight
+    assert len(duplicated) <= BATCH_SIZE  # prefetch 1, concurrency 1: one batch
+    assert_each_duplicate_shares_one_message_id(w, run_id, duplicated)
+    assert w.run_status(run_id) == "finished"
+
+
+# ----------------------------------------------------------------------------- broker loss
+def test_redis_restart_without_persistence_loses_nothing(
+    world: WorldFactory, celery_workers: CeleryWorkers, private_redis: RedisServer,
+) -> None:
+    w = world(redis_url=private_redis.url, STALE_AFTER_SECONDS="8",
+              ENQUEUE_GRACE_SECONDS="2")
+    w.smtp.delay = SMTP_DELAY
+    run_id = w.promo("promo-redis-restart", 1500)
+    celery_workers.start(2, w.env)
+    assert w.enqueue(run_id) == 15
+
+    wait_for(lambda: len(w.smtp.messages) >= 200, 60, "the first 200 messages")
+    in_flight = set(sending_rows(w, run_id))
+    private_redis.stop()  # no AOF: every queued batch is gone
+    private_redis.start()
+    assert private_redis.client().llen("bulk") == 0
+    time.sleep(3.0)  # the in-flight batches finish without a broker
+    assert w.counts(run_id)["pending"] > 0, "nothing left to recover: the test is moot"
+
+    counts = w.wait_settled(run_id, timeout=90, on_poll=w.tick, step=1.0)
+
+    assert counts == {**counts, "sent": 1500, "failed": 0, "skipped": 0}, counts
+    received = per_recipient(w.smtp.messages)
+    assert set(received) == set(w.deliveries(run_id))
+    duplicated = {r for r, n in received.items() if n > 1}
+    assert duplicated <= in_flight, duplicated - in_flight
+    assert_each_duplicate_shares_one_message_id(w, run_id, duplicated)
+    assert w.run_status(run_id) == "finished"
+
+
+# ----------------------------------------------------------------------------- operations
+def test_pause_resume_and_graceful_restart_send_no_duplicates(
+    world: WorldFactory, celery_workers: CeleryWorkers,
+) -> None:
+    w = world()
+    w.smtp.delay = SMTP_DELAY
+    run_id = w.promo("promo-jeda", 1500)
+    workers = celery_workers.start(2, w.env)
+    w.enqueue(run_id)
+
+    wait_for(lambda: len(w.smtp.messages) >= 150, 60, "the first 150 messages")
+    with w.session() as session:
+        run = session.get(CampaignRun, run_id)
+        assert run is not None
+        assert control.pause(session, run, "dijeda operator")
+    # Batches already running finish; every later batch is refused while paused.
+    wait_for(lambda: w.counts(run_id)["sending"] == 0, 30, "in-flight batches to end")
+    at_pause = len(w.smtp.messages)
+    time.sleep(3.0)
+    assert len(w.smtp.messages) == at_pause, "mail sent while paused"
+    paused = w.counts(run_id)
+    assert paused["pending"] > 0 and paused["sent"] == at_pause
+    assert w.run_status(run_id) == "paused"
+
+    assert workers.stop_gracefully(0) == 0  # idle restart while paused
+    workers.restart(0)
+    with w.session() as session:
+        run = session.get(CampaignRun, run_id)
+        assert run is not None
+        assert control.resume(session, run)
+    assert w.enqueue(run_id) > 0
+    wait_for(lambda: len(w.smtp.messages) >= at_pause + 300, 60, "sending to resume")
+    assert workers.stop_gracefully(1) == 0  # warm shutdown in the middle of a batch
+    workers.restart(1)
+
+    counts = w.wait_settled(run_id, timeout=90)
+    assert counts == {**counts, "sent": 1500, "failed": 0, "skipped": 0}, counts
+    received = per_recipient(w.smtp.messages)
+    assert set(received) == set(w.deliveries(run_id))
+    assert set(received.values()) == {1}, "duplicates after pause/resume or restart"
+    assert w.run_status(run_id) == "finished"
+
+
+def test_two_dispatchers_for_the_same_run_send_each_message_once(
+    world: WorldFactory, celery_workers: CeleryWorkers,
+) -> None:
+    from workers.tasks import dispatch_run, enqueue_batches
+
+    w = world()
+    run_id = w.promo("promo-dua-pengirim", 1000)
+    # Two dispatchers (two `dispatch_run`, e.g. a double-clicked resume) ...
+    dispatch_run.delay(run_id)
+    dispatch_run.delay(run_id)
+    # ... and every batch handed over twice in a row, so both workers race on it.
+    batches = dispatch.due_batches_for_run(run_id, w.settings)
+    for batch in batches:
+        enqueue_batches([batch, batch])
+    workers = celery_workers.start(2, w.env)
+
+    counts = w.wait_settled(run_id, timeout=90)
+    broker = redis.Redis.from_url(w.settings.redis_url)
+    wait_for(lambda: broker.llen("bulk") == 0 and len(handled(workers)) >= 2 * len(batches),
+             30, "every handed-over batch to be processed")
+    time.sleep(1.0)  # the last task's log line
+
+    assert counts == {**counts, "sent": 1000, "failed": 0, "skipped": 0}, counts
+    received = per_recipient(w.smtp.messages)
+    assert len(received) == 1000 and set(received.values()) == {1}
+    results = handled(workers)
+    assert sum(r["claimed"] for r in results) == 1000  # each delivery claimed once
+    assert all(d.attempts == 1 for d in w.deliveries(run_id).values())
+    assert sum(1 for r in results if r["claimed"]) >= len(batches)
+    assert w.run_status(run_id) == "finished"
+
+
+# ----------------------------------------------------------------------------- SMTP replies
+def test_451_is_retried_and_delivered_550_fails_alone_rest_recorded(
+    world: WorldFactory, celery_workers: CeleryWorkers,
+) -> None:
+    w = world()
+    run_id = w.promo("promo-balasan-smtp", 300)
+    rows = w.deliveries(run_id)
+    recipients = sorted(rows)
+    later = recipients[10:250:50]  # 5 greylisted, spread over the batches
+    bad = recipients[35:300:60]  # 5 unknown mailboxes
+    for address in later:
+        w.smtp.script[address] = Rule("451 4.7.1 Greylisted, coba lagi nanti", times=1)
+    for address in bad:
+        w.smtp.script[address] = "550 5.1.1 Mailbox tidak ada"
+    celery_workers.start(2, w.env)
+    w.enqueue(run_id)
+
+    wait_for(lambda: w.counts(run_id)["sending"] == 0
+             and w.counts(run_id)["sent"] == 290, 60, "the first pass")
+    rows = w.deliveries(run_id)
+    for address in bad:
+        assert rows[address].status.value == "failed"
+        assert "550" in (rows[address].error or "") and "5.1.1" in (rows[address].error or "")
+    for address in later:
+        row = rows[address]
+        assert row.status.value == "pending" and row.attempts == 1, (address, row.status)
+        assert row.next_attempt_at is not None and row.next_attempt_at > utcnow()
+    assert w.run_status(run_id) == "running"
+
+    # The backoff (15-30 s) passes: make the retries due instead of sleeping.
+    with w.session() as session:
+        session.execute(update(Delivery).where(Delivery.recipient.in_(later))
+                        .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    counts = w.wait_settled(run_id, timeout=60, on_poll=w.tick, step=1.0)
+
+    assert counts == {**counts, "sent": 295, "failed": 5, "skipped": 0}, counts
+    received = per_recipient(w.smtp.messages)
+    assert set(received.values()) == {1}
+    assert set(received) == set(recipients) - set(bad)
+    attempts = w.smtp.attempts
+    for address in later:
+        assert [o for r, o in attempts if r == address] == [
+            "451 4.7.1 Greylisted, coba lagi nanti", "accepted"]
+    for address in bad:
+        assert [o for r, o in attempts if r == address] == ["550 5.1.1 Mailbox tidak ada"]
+    rows = w.deliveries(run_id)
+    assert all(rows[a].status.value == "sent" and rows[a].attempts == 2 for a in later)
+    assert w.run_status(run_id) == "finished"
+
+
+# ----------------------------------------------------------------------------- triggers
+RETENTION_YAML = """\
+version: 1
+id: retensi-pekerja
+name: Kami Rindu Anda
+type: retention
+schedule:
+  trigger: {inactive_days: 90, cooldown_days: 60}
+audience:
+  include: [{consent: marketing}, {no_purchase_days: 90}]
+products: {opt_in: optional, per_message: 2}
+offer: {kind: discount, percent: 10, code: KEMBALI10, title: Diskon pelanggan setia}
+channels:
+  email:
+    template: email/retention.mjml
+    subject: "{{ customer.first_name }}, sudah {{ days_inactive }} hari"
+"""
+
+
+def test_retention_once_per_cooldown_and_none_after_a_new_order(
+    world: WorldFactory, celery_workers: CeleryWorkers,
+) -> None:
+    w = world()
+    # The beat's clock: today 09.00 WITA (the daily scan runs from 08.00).
+    today = datetime.now(WITA).replace(hour=9, minute=0, second=0, microsecond=0)
+    with w.session() as session:
+        shop = make_business(session, name="Tenun Ikat Nunkolo")
+        kain = make_product(session, shop, name="Kain Tenun Buna", price=150_000)
+
+        def customer(name: str, days_since_order: int) -> Customer:
+            c = make_customer(session, name=name, marketing=True,
+                              at=today - timedelta(days=200))
+            make_order(session, c, [kain], at=today - timedelta(days=days_since_order))
+            return c
+
+        returns = customer("Ana Tanone", 91)  # won back, then buys again
+        stays = customer("Benyamin Tahun", 91)  # stays away
+        active = customer("Citra Nubatonis", 89)  # bought recently: no mail
+        emails = (returns.email, stays.email, active.email)
+        returns_id = returns.id
+        session.commit()
+        assert scheduler.launch(session, w.campaign(RETENTION_YAML), None).activated_only
+    celery_workers.start(2, w.env)
+
+    def day(n: int) -> list[str]:
+        """The beat tick of day ``n``, its batches sent by the workers."""
+        before = len(w.smtp.messages)
+        report = w.tick(today + timedelta(days=n))
+        assert report["retention"] == 1
+        with w.session() as session:
+            run = session.scalars(select(CampaignRun).order_by(CampaignRun.id.desc())).first()
+            assert run is not None
+            w.wait_settled(run.id, timeout=30)
+        time.sleep(0.5)
+        return [r for m in w.smtp.messages[before:] for r in m.rcpt_tos]
+
+    assert sorted(day(0)) == sorted(emails[:2])
+    assert day(1) == [], "a second mail within the 60-day cooldown"
+    with w.session() as session:
+        make_order(session, session.get(Customer, returns_id), [kain],
+                   at=today + timedelta(days=2))
+        session.commit()
+    assert day(61) == [emails[1]], "mailed after a new order, or not after the cooldown"
+
+
+def test_order_confirmation_overtakes_a_running_5000_bulk_campaign(
+    world: WorldFactory, celery_workers: CeleryWorkers, beat_process: BeatFactory,
+) -> None:
+    w = world(BEAT_INTERVAL_SECONDS="1")
+    w.smtp.delay = 0.001  # a little throttle, as a real relay would
+    bulk_id = w.promo("promo-besar", 5000)
+    with w.session() as session:
+        confirmed = w.campaign(CONFIRMED.read_text())
+        assert scheduler.launch(session, confirmed, str(CONFIRMED)).activated_only
+        shop = make_business(session, name="Tenun Ikat Nunkolo")
+        kain = make_product(session, shop, name="Kain Tenun Buna", price=150_000)
+        buyer = make_customer(session, name="Maria Goreti Benu", email="maria@contoh.id")
+        session.commit()
+    assert w.enqueue(bulk_id) == 50
+    celery_workers.start(2, w.env)
+    beat_process.start(w.env)  # the real beat: `beat_tick` every second
+
+    wait_for(lambda: len(w.smtp.messages) >= 500, 60, "the bulk campaign to be under way")
+    with w.session() as session:
+        order = make_order(session, session.get(Customer, buyer.id), [kain], at=utcnow())
+        session.add(OrderEvent(order_id=order.id, kind=OrderStatus.confirmed,
+                               occurred_at=utcnow(), source="api"))
+        session.commit()
+        ref = order.external_ref
+
+    wait_for(lambda: "maria@contoh.id" in w.smtp.recipients(), 60, "the order confirmation")
+    w.wait_settled(bulk_id, timeout=120)
+    arrivals = [m.rcpt_tos[0] for m in w.smtp.messages]
+    confirmation_at = arrivals.index("maria@contoh.id")
+    bulk_after = len(arrivals) - 1 - confirmation_at
+    assert len(arrivals) == 5001 and arrivals.count("maria@contoh.id") == 1
+    assert bulk_after >= 1000, f"only {bulk_after} bulk messages were still to go"
+    message = next(m for m in w.smtp.messages if m.rcpt_tos == ["maria@contoh.id"])
+    assert ref in str(message.message["Subject"])
+    assert w.run_status(bulk_id) == "finished"
+
+
+def handled(workers: WorkerGroup) -> list[dict[str, int]]:
+    """The result of every `send_batch` the workers logged as succeeded."""
+    return [ast.literal_eval(found) for i in range(len(workers))
+            for found in SUCCEEDED.findall(workers.logs(i))]

@@ -1,0 +1,475 @@
+"""The Dinas dashboard (``/dinas``): campaigns and runs, verification, share kits, accounts.
+
+Staff only (``dinas_staff`` and ``dinas_admin``); owners get 403. Run progress comes from
+:mod:`engine.control` (the same numbers as ``umkm campaign status``) and refreshes itself
+through a small JSON endpoint polled by ten lines of vanilla JavaScript, so the page
+stays usable without scripts. Pause and resume are database states the workers honour
+within one batch. Social tokens are never read, let alone shown.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine import businesses, control, wilayah
+from engine.eligibility import Verdict
+from engine.formatting import WITA
+from engine.i18n import get_lang, register, t
+from engine.models import (
+    AuditLog,
+    Business,
+    Campaign,
+    CampaignRun,
+    EngagementEvent,
+    Product,
+    SocialAccount,
+    User,
+    Verification,
+    utcnow,
+)
+from web.auth import SessionRoute, csrf_protect, get_db, page, require_staff, settings_of
+
+RECENT_RUNS = 30
+EVENT_TYPES = ("open", "click", "lead", "unsubscribe")
+REPORT_COLUMNS = ("sent", "delivered", "unique_opens", "unique_clicks", "ctr",
+                  "unsubscribes", "leads", "orders", "order_value")
+TOKEN_WARN_DAYS = 7
+
+register(
+    {
+        "dash.title": {"id": "Dasbor Dinas", "en": "Dinas dashboard"},
+        "dash.campaigns": {"id": "Kampanye", "en": "Campaigns"},
+        "dash.runs": {"id": "Run terbaru", "en": "Recent runs"},
+        "dash.no_runs": {"id": "Belum ada run.", "en": "No runs yet."},
+        "dash.no_campaigns": {"id": "Belum ada kampanye.", "en": "No campaigns yet."},
+        "dash.pause": {"id": "Jeda", "en": "Pause"},
+        "dash.resume": {"id": "Lanjutkan", "en": "Resume"},
+        "dash.paused": {"id": "Run {run} dijeda.", "en": "Run {run} paused."},
+        "dash.not_paused": {
+            "id": "Run {run} tidak dapat dijeda ({status}).",
+            "en": "Run {run} cannot be paused ({status}).",
+        },
+        "dash.resumed": {"id": "Run {run} dilanjutkan.", "en": "Run {run} resumed."},
+        "dash.not_resumed": {
+            "id": "Run {run} tidak sedang dijeda ({status}).",
+            "en": "Run {run} is not paused ({status}).",
+        },
+        "dash.pause_reason": {
+            "id": "dijeda oleh {user} (dasbor)",
+            "en": "paused by {user} (dashboard)",
+        },
+        "dash.verification": {"id": "Antrean verifikasi", "en": "Verification queue"},
+        "dash.no_pending": {
+            "id": "Tidak ada UMKM yang menunggu verifikasi.",
+            "en": "No UMKM awaiting verification.",
+        },
+        "dash.approve": {"id": "Setujui", "en": "Approve"},
+        "dash.reject": {"id": "Tolak", "en": "Reject"},
+        "dash.binaan": {"id": "UMKM binaan Dinas", "en": "Dinas-supervised (binaan)"},
+        "dash.binaan_group": {"id": "Kelompok binaan", "en": "Binaan group"},
+        "dash.note": {"id": "Catatan (alasan penolakan)", "en": "Note (reason for rejection)"},
+        "dash.approved": {"id": "UMKM {name} disetujui.", "en": "UMKM {name} approved."},
+        "dash.rejected": {"id": "UMKM {name} ditolak.", "en": "UMKM {name} rejected."},
+        "dash.bad_action": {"id": "Tindakan tidak dikenal.", "en": "Unknown action."},
+        "dash.share_kit": {"id": "Kit berbagi WhatsApp", "en": "WhatsApp share kit"},
+        "dash.share_kit_missing": {
+            "id": "Kit berbagi belum tersedia untuk kampanye ini.",
+            "en": "No share kit is available for this campaign yet.",
+        },
+        "dash.accounts": {"id": "Akun media sosial", "en": "Social media accounts"},
+        "dash.no_accounts": {
+            "id": "Belum ada akun media sosial terhubung.",
+            "en": "No social media accounts connected yet.",
+        },
+        "dash.token_expired": {"id": "token kedaluwarsa", "en": "token expired"},
+        "dash.token_expiring": {
+            "id": "token kedaluwarsa dalam {days} hari",
+            "en": "token expires in {days} days",
+        },
+        "dash.cooling": {"id": "jeda sampai {until}", "en": "cooling down until {until}"},
+        "dash.reports": {"id": "Laporan", "en": "Reports"},
+        "dash.reports_missing": {
+            "id": "Modul laporan belum tersedia; gunakan `umkm report` di server.",
+            "en": "The reports module is not available; use `umkm report` on the server.",
+        },
+        "dash.period": {"id": "Periode (mis. 2026-12)", "en": "Period (e.g. 2026-12)"},
+        "dash.by": {"id": "Kelompokkan menurut", "en": "Group by"},
+        "dash.show": {"id": "Tampilkan", "en": "Show"},
+        "dash.total": {"id": "Total", "en": "Total"},
+        "dash.col.campaign": {"id": "Kampanye", "en": "Campaign"},
+        "dash.col.status": {"id": "Status", "en": "Status"},
+        "dash.col.progress": {"id": "Progres", "en": "Progress"},
+        "dash.col.errors": {"id": "Galat", "en": "Errors"},
+        "dash.col.engagement": {"id": "Keterlibatan", "en": "Engagement"},
+        "dash.col.type": {"id": "Jenis", "en": "Type"},
+        "dash.col.active": {"id": "Aktif", "en": "Active"},
+        "dash.col.business": {"id": "UMKM", "en": "UMKM"},
+        "dash.col.owner": {"id": "Pemilik", "en": "Owner"},
+        "dash.col.platform": {"id": "Platform", "en": "Platform"},
+        "dash.col.name": {"id": "Nama", "en": "Name"},
+        "dash.col.health": {"id": "Kesehatan", "en": "Health"},
+        "dash.col.expires": {"id": "Token berlaku sampai", "en": "Token valid until"},
+        "dash.event.open": {"id": "dibuka", "en": "opens"},
+        "dash.event.click": {"id": "klik", "en": "clicks"},
+        "dash.event.lead": {"id": "pesanan WA", "en": "WA leads"},
+        "dash.event.unsubscribe": {"id": "berhenti", "en": "unsubscribes"},
+        "dash.status.scheduled": {"id": "terjadwal", "en": "scheduled"},
+        "dash.status.running": {"id": "berjalan", "en": "running"},
+        "dash.status.paused": {"id": "dijeda", "en": "paused"},
+        "dash.status.finished": {"id": "selesai", "en": "finished"},
+        "dash.status.cancelled": {"id": "dibatalkan", "en": "cancelled"},
+        "dash.delivery.pending": {"id": "menunggu", "en": "pending"},
+        "dash.delivery.sending": {"id": "dikirim", "en": "sending"},
+        "dash.delivery.sent": {"id": "terkirim", "en": "sent"},
+        "dash.delivery.failed": {"id": "gagal", "en": "failed"},
+        "dash.delivery.skipped": {"id": "dilewati", "en": "skipped"},
+        "dash.yes": {"id": "ya", "en": "yes"},
+        "dash.no": {"id": "tidak", "en": "no"},
+        "dash.verdict_ok": {"id": "Layak Pasal 10", "en": "Meets Pasal 10"},
+        "dash.verdict_fail": {"id": "Belum layak Pasal 10", "en": "Does not meet Pasal 10"},
+        "dash.filter.pending": {"id": "Menunggu", "en": "Pending"},
+        "dash.filter.verified": {"id": "Disetujui", "en": "Approved"},
+        "dash.filter.rejected": {"id": "Ditolak", "en": "Rejected"},
+        "dash.products_count": {"id": "{n} produk", "en": "{n} products"},
+    }
+)
+
+
+# --- campaigns and runs ----------------------------------------------------------------------
+
+
+@dataclass
+class RunView:
+    report: control.RunStatusReport
+    campaign_id: int
+    engagement: dict[str, int]
+
+    @property
+    def counts_label(self) -> str:
+        """``terkirim 120 · menunggu 30`` in the page's language."""
+        return " · ".join(f"{delivery_label(k)} {n}" for k, n in sorted(self.report.counts.items()))
+
+    def as_json(self) -> dict[str, Any]:
+        r = self.report
+        return {"id": r.run_id, "status": r.status, "status_label": status_label(r.status),
+                "counts": r.counts, "counts_label": self.counts_label, "done": r.done,
+                "total": r.total, "planned": r.planned,
+                "rate_per_minute": r.rate_per_minute,
+                "errors": [{"error": e, "count": n} for e, n in r.errors],
+                "engagement": self.engagement}
+
+
+def status_label(status: str) -> str:
+    key = f"dash.status.{status}"
+    return t(key) if status in {"scheduled", "running", "paused", "finished",
+                                "cancelled"} else status
+
+
+def delivery_label(status: str) -> str:
+    known = {"pending", "sending", "sent", "failed", "skipped"}
+    return t(f"dash.delivery.{status}") if status in known else status
+
+
+def engagement_by_run(db: Session, run_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Human opens/clicks/leads/unsubscribes per run (bot-flagged events left out)."""
+    result: dict[int, dict[str, int]] = {rid: dict.fromkeys(EVENT_TYPES, 0) for rid in run_ids}
+    if not run_ids:
+        return result
+    rows = db.execute(
+        select(EngagementEvent.run_id, EngagementEvent.type, func.count())
+        .where(EngagementEvent.run_id.in_(run_ids), EngagementEvent.type.in_(EVENT_TYPES),
+               EngagementEvent.suspected_bot.is_(False))
+        .group_by(EngagementEvent.run_id, EngagementEvent.type)
+    ).tuples()
+    for run_id, kind, count in rows:
+        if run_id is not None:
+            result[run_id][kind] = int(count)
+    return result
+
+
+def recent_runs(db: Session, campaign_id: int | None = None,
+                limit: int = RECENT_RUNS) -> list[RunView]:
+    query = select(CampaignRun).order_by(CampaignRun.id.desc()).limit(limit)
+    if campaign_id is not None:
+        query = query.where(CampaignRun.campaign_id == campaign_id)
+    runs = list(db.scalars(query))
+    engagement = engagement_by_run(db, [r.id for r in runs])
+    return [RunView(control.status_report(db, run), run.campaign_id, engagement[run.id])
+            for run in runs]
+
+
+def _run_or_404(db: Session, run_id: int) -> CampaignRun:
+    run = db.get(CampaignRun, run_id)
+    if run is None:
+        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+    return run
+
+
+# --- share kit and reports (modules written elsewhere; optional here) ------------------------
+
+
+def share_kit(db: Session, campaign: Campaign, base_url: str) -> Any | None:
+    """The campaign's WhatsApp share kit from :mod:`engine.sharekit`, when available.
+
+    Called by keyword where the builder accepts it, so the dashboard survives small
+    signature changes of a module that another part of the team owns.
+    """
+    try:
+        module = importlib.import_module("engine.sharekit")
+    except ModuleNotFoundError:
+        return None
+    build = getattr(module, "build_share_kit", None)
+    if build is None:
+        return None
+    params = inspect.signature(build).parameters
+    available: dict[str, Any] = {"session": db, "db": db, "campaign": campaign,
+                                 "base_url": base_url, "url_base": base_url,
+                                 "lang": get_lang()}
+    kwargs = {name: available[name] for name in params if name in available}
+    try:
+        return build(**kwargs)
+    except (LookupError, ValueError):
+        return None
+
+
+def report_table(db: Session, period: str, by: str) -> tuple[Any | None, str | None]:
+    """(report, error) from :func:`engine.reports.build_report`, or (None, None)."""
+    try:
+        reports = importlib.import_module("engine.reports")
+    except ModuleNotFoundError:
+        return None, t("dash.reports_missing")
+    try:
+        return reports.build_report(db, period, by), None
+    except ValueError as exc:  # ReportError: a bad period or dimension, already translated
+        return None, str(exc)
+
+
+def current_month() -> str:
+    now = datetime.now(WITA)
+    return f"{now.year:04d}-{now.month:02d}"
+
+
+# --- social accounts -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountHealth:
+    platform: str
+    name: str
+    owner: str
+    status: str
+    problems: tuple[str, ...]
+    expires_at: datetime | None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def account_health(db: Session, now: datetime | None = None) -> list[AccountHealth]:
+    """Status, cool-down and token expiry of every account; the token columns are not read."""
+    now = now or utcnow()
+    rows = db.execute(select(
+        SocialAccount.platform, SocialAccount.name, SocialAccount.owner,
+        SocialAccount.business_id, SocialAccount.status, SocialAccount.cooldown_until,
+        SocialAccount.token_expires_at,
+    ).order_by(SocialAccount.platform, SocialAccount.id)).tuples()
+    result = []
+    for platform, name, owner, business_id, status, cooldown, expires in rows:
+        problems: list[str] = []
+        cooldown, expires = _aware(cooldown), _aware(expires)
+        if cooldown is not None and cooldown > now:
+            until = cooldown.astimezone(WITA).strftime("%d-%m-%Y %H.%M WITA")
+            problems.append(t("dash.cooling", until=until))
+        if expires is not None:
+            if expires <= now:
+                problems.append(t("dash.token_expired"))
+            elif expires - now <= timedelta(days=TOKEN_WARN_DAYS):
+                problems.append(t("dash.token_expiring", days=max(1, (expires - now).days)))
+        owner_label = owner if business_id is None else f"{owner} #{business_id}"
+        result.append(AccountHealth(platform, name, owner_label, status, tuple(problems),
+                                    expires))
+    return result
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    business: Business
+    verdict: Verdict
+    kecamatan: str
+    products: int
+
+
+def verification_queue(db: Session, state: Verification) -> list[QueueItem]:
+    counts = dict(db.execute(
+        select(Product.business_id, func.count()).group_by(Product.business_id)).tuples().all())
+    items = []
+    for business in db.scalars(select(Business).where(Business.verification == state)
+                               .order_by(Business.created_at, Business.id).limit(200)):
+        verdict = Verdict.from_dict(business.eligibility)
+        kecamatan = wilayah.kecamatan_name(business.kecamatan_code) or business.kecamatan_code
+        items.append(QueueItem(business, verdict, kecamatan, int(counts.get(business.id, 0))))
+    return items
+
+
+def decide(db: Session, business: Business, *, approve: bool, binaan: bool,
+           group: str | None, note: str | None, actor: str) -> None:
+    """Approve (confirming or setting binaan) or reject a business.
+
+    Rejecting also withdraws binaan status, so the cached Pasal 10 verdict fails and the
+    business leaves every catalogue and the public showcase at once.
+    """
+    businesses.set_binaan(db, business, binaan if approve else False, actor, group=group)
+    business.verification = Verification.verified if approve else Verification.rejected
+    db.add(AuditLog(actor=actor, action="business.verify", entity="business",
+                    entity_id=str(business.id),
+                    detail={"decision": business.verification.value, "binaan": business.binaan,
+                            "note": (note or "")[:500]}))
+    db.flush()
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/dinas", route_class=SessionRoute,
+                   dependencies=[Depends(csrf_protect), Depends(require_staff)])
+
+
+@router.get("", response_class=HTMLResponse)
+def home(request: Request, msg: str = "", db: Session = Depends(get_db)) -> HTMLResponse:
+    campaigns = list(db.scalars(select(Campaign).order_by(Campaign.updated_at.desc(),
+                                                          Campaign.id.desc()).limit(100)))
+    names = {c.id: c.name for c in campaigns}
+    runs = recent_runs(db)
+    for run in runs:
+        if run.campaign_id not in names:
+            names[run.campaign_id] = run.report.campaign_name
+    pending = db.scalar(select(func.count()).select_from(Business)
+                        .where(Business.verification == Verification.pending)) or 0
+    return page(request, "dinas_home.html", {
+        "campaigns": campaigns, "runs": runs, "event_types": EVENT_TYPES,
+        "status_label": status_label, "message": msg[:200], "pending": int(pending),
+    })
+
+
+@router.get("/progress.json")
+def progress(db: Session = Depends(get_db)) -> JSONResponse:
+    return JSONResponse({"runs": [r.as_json() for r in recent_runs(db)]},
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.post("/run/{run_id}/jeda")
+def pause_run(run_id: int, user: User = Depends(require_staff),
+              db: Session = Depends(get_db)) -> Response:
+    run = _run_or_404(db, run_id)
+    ok = control.pause(db, run, t("dash.pause_reason", user=user.username))
+    db.add(AuditLog(actor=user.username, action="run.pause", entity="campaign_run",
+                    entity_id=str(run.id), detail={"ok": ok}))
+    db.commit()
+    key = "dash.paused" if ok else "dash.not_paused"
+    return _back_to_home(t(key, run=run.id, status=status_label(run.status.value)))
+
+
+@router.post("/run/{run_id}/lanjut")
+def resume_run(run_id: int, user: User = Depends(require_staff),
+               db: Session = Depends(get_db)) -> Response:
+    run = _run_or_404(db, run_id)
+    ok = control.resume(db, run)  # pending rows become due; the sweeper re-enqueues them
+    db.add(AuditLog(actor=user.username, action="run.resume", entity="campaign_run",
+                    entity_id=str(run.id), detail={"ok": ok}))
+    db.commit()
+    key = "dash.resumed" if ok else "dash.not_resumed"
+    return _back_to_home(t(key, run=run.id, status=status_label(run.status.value)))
+
+
+def _back_to_home(message: str) -> Response:
+    from urllib.parse import urlencode
+
+    return RedirectResponse("/dinas?" + urlencode({"msg": message}), status_code=303)
+
+
+@router.get("/kampanye/{campaign_id}", response_class=HTMLResponse)
+def campaign_detail(request: Request, campaign_id: int,
+                    db: Session = Depends(get_db)) -> HTMLResponse:
+    campaign = db.get(Campaign, campaign_id)
+    if campaign is None:
+        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+    base_url = settings_of(request).base_url
+    return page(request, "dinas_campaign.html", {
+        "campaign": campaign, "runs": recent_runs(db, campaign.id, limit=10),
+        "event_types": EVENT_TYPES, "status_label": status_label,
+        "kit": share_kit(db, campaign, base_url),
+    })
+
+
+@router.get("/verifikasi", response_class=HTMLResponse)
+def verification(request: Request, status: str = "pending", msg: str = "",
+                 db: Session = Depends(get_db)) -> HTMLResponse:
+    try:
+        state = Verification(status)
+    except ValueError:
+        state = Verification.pending
+    return page(request, "dinas_verification.html", {
+        "items": verification_queue(db, state), "state": state.value,
+        "states": [v.value for v in Verification], "message": msg[:200],
+    })
+
+
+@router.post("/usaha/{business_id}/verifikasi")
+def verify_business(
+    business_id: int,
+    action: str = Form(""), binaan: str = Form(""), binaan_group: str = Form(""),
+    note: str = Form(""),
+    user: User = Depends(require_staff), db: Session = Depends(get_db),
+) -> Response:
+    business = db.get(Business, business_id)
+    if business is None:
+        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+    if action not in ("approve", "reject"):
+        raise HTTPException(status_code=400, detail=t("dash.bad_action"))
+    approve = action == "approve"
+    decide(db, business, approve=approve, binaan=bool(binaan), group=binaan_group or None,
+           note=note, actor=user.username)
+    db.commit()
+    from urllib.parse import urlencode
+
+    message = t("dash.approved" if approve else "dash.rejected", name=business.name)
+    return RedirectResponse("/dinas/verifikasi?" + urlencode({"msg": message}),
+                            status_code=303)
+
+
+@router.get("/akun-sosial", response_class=HTMLResponse)
+def social_accounts(request: Request, db: Session = Depends(get_db)) -> HTMLResponse:
+    return page(request, "dinas_accounts.html", {"accounts": account_health(db)})
+
+
+@router.get("/laporan", response_class=HTMLResponse)
+def report_page(request: Request, periode: str = "", by: str = "campaign",
+                db: Session = Depends(get_db)) -> HTMLResponse:
+    period = (periode or current_month())[:40]
+    report, error = report_table(db, period, by)
+    labels: dict[str, str] = {}
+    dimensions: tuple[str, ...] = ("campaign",)
+    try:
+        reports = importlib.import_module("engine.reports")
+        labels = {m: reports.metric_label(m) for m in REPORT_COLUMNS}
+        dimensions = tuple(reports.DIMENSIONS)
+    except (ModuleNotFoundError, KeyError, AttributeError):
+        pass
+    return page(request, "dinas_reports.html", {
+        "report": report, "error": error, "period": period, "by": by,
+        "columns": REPORT_COLUMNS, "labels": labels, "dimensions": dimensions,
+    }, status_code=400 if error and report is None and labels else 200)

@@ -1,0 +1,642 @@
+"""The UMKM owner portal (``/portal``): the business, its products, opt-ins, engagement.
+
+An owner sees and changes ONLY the business linked to their account: no route takes a
+business id, and every product id is looked up together with the owner's business, so
+somebody else's product is a plain 404 (the same answer as a product that does not
+exist, so ids cannot be probed). Rules live in :mod:`engine.businesses`; this module
+only turns forms into calls and errors into messages. The NIK is written once and
+shown masked afterwards; it is never put back into a form.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from engine import businesses, crypto, users, wilayah
+from engine.eligibility import Verdict, check_business, nib_problem, nik_problem, product_problems
+from engine.i18n import get_lang, register, t
+from engine.importers import normalize_phone
+from engine.models import (
+    AuditLog,
+    Business,
+    Campaign,
+    CampaignRun,
+    CampaignType,
+    Category,
+    EngagementEvent,
+    Product,
+    ProductOptIn,
+    RunStatus,
+    User,
+    Verification,
+    utcnow,
+)
+from web.auth import SessionRoute, csrf_protect, get_db, page, require_owner
+
+CERTIFICATION_CHOICES = ("PIRT", "halal", "BPOM", "SNI")
+EVENT_COLUMNS = ("open", "click", "lead")
+
+register(
+    {
+        "portal.title": {"id": "Portal UMKM", "en": "UMKM portal"},
+        "portal.business": {"id": "Usaha saya", "en": "My business"},
+        "portal.register_title": {"id": "Daftarkan usaha", "en": "Register the business"},
+        "portal.edit_title": {"id": "Ubah data usaha", "en": "Edit the business"},
+        "portal.products": {"id": "Produk", "en": "Products"},
+        "portal.add_product": {"id": "Tambah produk", "en": "Add a product"},
+        "portal.edit_product": {"id": "Ubah produk", "en": "Edit the product"},
+        "portal.engagement": {"id": "Keterlibatan", "en": "Engagement"},
+        "portal.verdict": {"id": "Kelayakan Pasal 10", "en": "Pasal 10 eligibility"},
+        "portal.eligible": {
+            "id": "Usaha Anda memenuhi syarat Pasal 10 dan dapat ikut kampanye.",
+            "en": "Your business meets Pasal 10 and can join campaigns.",
+        },
+        "portal.not_eligible": {
+            "id": "Usaha Anda belum memenuhi syarat Pasal 10:",
+            "en": "Your business does not meet Pasal 10 yet:",
+        },
+        "portal.verification": {"id": "Status verifikasi Dinas", "en": "Dinas verification"},
+        "portal.verification.pending": {"id": "menunggu pemeriksaan", "en": "awaiting review"},
+        "portal.verification.verified": {"id": "disetujui", "en": "approved"},
+        "portal.verification.rejected": {"id": "ditolak", "en": "rejected"},
+        "portal.saved": {"id": "Tersimpan.", "en": "Saved."},
+        "portal.nik_kept": {
+            "id": "NIK tersimpan: {masked}. Kosongkan bila tidak berubah.",
+            "en": "Stored NIK: {masked}. Leave empty to keep it.",
+        },
+        "portal.duplicate_nib": {
+            "id": "NIB ini sudah terdaftar. Bila usaha ini milik Anda, hubungi Dinas.",
+            "en": "This NIB is already registered. If this business is yours, contact the Dinas.",
+        },
+        "portal.bad_phone": {
+            "id": "Nomor {field} tidak valid (contoh: 0812 3456 7890).",
+            "en": "The {field} number is not valid (example: 0812 3456 7890).",
+        },
+        "portal.bad_money": {
+            "id": "{field}: tulis angka Rupiah, misalnya 150.000.",
+            "en": "{field}: write an amount in Rupiah, e.g. 150.000.",
+        },
+        "portal.bad_email": {"id": "Alamat email tidak valid.", "en": "Invalid email address."},
+        "portal.field.name": {"id": "Nama usaha", "en": "Business name"},
+        "portal.field.nib": {"id": "NIB (13 digit)", "en": "NIB (13 digits)"},
+        "portal.field.owner_name": {"id": "Nama pemilik", "en": "Owner name"},
+        "portal.field.nik": {"id": "NIK pemilik (16 digit)", "en": "Owner NIK (16 digits)"},
+        "portal.field.kecamatan": {"id": "Kecamatan", "en": "Kecamatan"},
+        "portal.field.desa": {"id": "Desa/kelurahan", "en": "Village"},
+        "portal.field.address": {"id": "Alamat", "en": "Address"},
+        "portal.field.phone": {"id": "Telepon", "en": "Phone"},
+        "portal.field.whatsapp": {"id": "WhatsApp", "en": "WhatsApp"},
+        "portal.field.email": {"id": "Email", "en": "Email"},
+        "portal.field.annual_sales": {
+            "id": "Hasil penjualan tahunan (Rp, boleh kosong)",
+            "en": "Annual sales (Rp, optional)",
+        },
+        "portal.field.product_name": {"id": "Nama produk", "en": "Product name"},
+        "portal.field.category": {"id": "Kategori", "en": "Category"},
+        "portal.field.price": {"id": "Harga (Rp)", "en": "Price (Rp)"},
+        "portal.field.description": {"id": "Deskripsi", "en": "Description"},
+        "portal.field.image_url": {"id": "URL foto produk", "en": "Product photo URL"},
+        "portal.field.in_stock": {"id": "Stok tersedia", "en": "In stock"},
+        "portal.field.certifications": {"id": "Sertifikasi", "en": "Certifications"},
+        "portal.category.makanan_olahan": {"id": "Makanan olahan", "en": "Processed food"},
+        "portal.category.kerajinan_tangan": {"id": "Kerajinan tangan", "en": "Handicraft"},
+        "portal.save": {"id": "Simpan", "en": "Save"},
+        "portal.campaigns": {"id": "Kampanye mendatang", "en": "Upcoming campaigns"},
+        "portal.no_campaigns": {
+            "id": "Belum ada kampanye mendatang.",
+            "en": "No upcoming campaigns yet.",
+        },
+        "portal.opt_in": {"id": "Ikutkan", "en": "Join"},
+        "portal.opt_out": {"id": "Tarik", "en": "Withdraw"},
+        "portal.opted_in": {"id": "ikut", "en": "joined"},
+        "portal.tag": {"id": "Semua kampanye bertanda {tag}", "en": "Every campaign tagged {tag}"},
+        "portal.opt_in_done": {
+            "id": "Produk diikutkan ke {target}.",
+            "en": "Product joined {target}.",
+        },
+        "portal.opt_out_done": {
+            "id": "Produk ditarik dari {target}.",
+            "en": "Product withdrawn from {target}.",
+        },
+        "portal.opt_in_refused": {
+            "id": "Produk belum dapat diikutkan:",
+            "en": "The product cannot join yet:",
+        },
+        "portal.unknown_campaign": {
+            "id": "Kampanye atau tanda itu tidak ada di daftar kampanye mendatang.",
+            "en": "That campaign or tag is not among the upcoming campaigns.",
+        },
+        "portal.no_business": {
+            "id": "Akun Anda belum terhubung dengan usaha. Daftarkan usaha terlebih dahulu.",
+            "en": "Your account has no business yet. Register the business first.",
+        },
+        "portal.problems": {"id": "Belum lengkap: {fields}", "en": "Incomplete: {fields}"},
+        "portal.no_products": {"id": "Belum ada produk.", "en": "No products yet."},
+        "portal.no_events": {
+            "id": "Belum ada keterlibatan tercatat untuk produk Anda.",
+            "en": "No engagement recorded for your products yet.",
+        },
+        "portal.col.product": {"id": "Produk", "en": "Product"},
+        "portal.col.campaign": {"id": "Kampanye", "en": "Campaign"},
+        "portal.col.open": {"id": "Dibuka", "en": "Opens"},
+        "portal.col.click": {"id": "Klik", "en": "Clicks"},
+        "portal.col.lead": {"id": "Pesanan WA", "en": "WA leads"},
+        "portal.showcase": {"id": "showcase (situs resmi)", "en": "showcase (official site)"},
+        "portal.view_public": {"id": "Lihat di situs", "en": "View on the site"},
+        "portal.password": {"id": "Ganti kata sandi", "en": "Change password"},
+    }
+)
+
+
+# --- input parsing ---------------------------------------------------------------------------
+
+
+class FormError(ValueError):
+    """A form value that must be corrected; the message is already translated."""
+
+
+def parse_rupiah(value: str, field_key: str, *, required: bool = True) -> int | None:
+    """``150000``, ``150.000``, ``Rp 150.000`` or ``Rp150.000,00`` -> ``150000``."""
+    text = re.sub(r"(?i)^\s*rp\.?\s*", "", value or "").strip()
+    if not text:
+        if required:
+            raise FormError(t("portal.bad_money", field=t(field_key)))
+        return None
+    text = re.sub(r",0*$", "", text).replace(".", "").replace(" ", "")
+    if not text.isdigit() or len(text) > 15:
+        raise FormError(t("portal.bad_money", field=t(field_key)))
+    return int(text)
+
+
+def _phone(value: str, field_key: str) -> str | None:
+    text = (value or "").strip()
+    if not text:
+        return None
+    normalized = normalize_phone(text)
+    if normalized is None:
+        raise FormError(t("portal.bad_phone", field=t(field_key)))
+    return normalized
+
+
+def _email(value: str) -> str | None:
+    text = (value or "").strip()
+    if not text:
+        return None
+    if len(text) > 254 or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+        raise FormError(t("portal.bad_email"))
+    return text.casefold()
+
+
+def _text(value: str | None) -> str | None:
+    text = (value or "").strip()
+    return text or None
+
+
+def _compact(value: str | None) -> str:
+    return re.sub(r"[\s.\-]", "", value or "")
+
+
+@dataclass
+class BusinessForm:
+    """The business form as typed (the NIK is never kept here to be shown again)."""
+
+    name: str = ""
+    nib: str = ""
+    owner_name: str = ""
+    kecamatan_code: str = ""
+    desa: str = ""
+    address: str = ""
+    phone: str = ""
+    whatsapp: str = ""
+    email: str = ""
+    annual_sales: str = ""
+
+    @classmethod
+    def of(cls, business: Business) -> BusinessForm:
+        return cls(name=business.name, nib=business.nib, owner_name=business.owner_name,
+                   kecamatan_code=business.kecamatan_code, desa=business.desa or "",
+                   address=business.address or "", phone=business.phone or "",
+                   whatsapp=business.whatsapp or "", email=business.email or "",
+                   annual_sales=str(business.annual_sales or ""))
+
+
+@dataclass
+class ProductForm:
+    name: str = ""
+    category: str = ""
+    price: str = ""
+    description: str = ""
+    image_url: str = ""
+    in_stock: bool = True
+    certifications: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, product: Product) -> ProductForm:
+        return cls(name=product.name, category=product.category, price=str(product.price),
+                   description=product.description or "", image_url=product.image_url or "",
+                   in_stock=product.in_stock, certifications=list(product.certifications or []))
+
+
+# --- lookups scoped to the owner -------------------------------------------------------------
+
+
+def own_business(db: Session, user: User) -> Business | None:
+    return db.get(Business, user.business_id) if user.business_id else None
+
+
+def own_business_or_redirect(db: Session, user: User) -> Business:
+    business = own_business(db, user)
+    if business is None:
+        raise HTTPException(status_code=303, headers={"Location": "/portal/usaha"})
+    return business
+
+
+def own_product(db: Session, user: User, product_id: int) -> Product:
+    """The product if it belongs to the owner's business; otherwise 404, never data."""
+    if not user.business_id:
+        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+    product = db.scalars(select(Product).where(
+        Product.id == product_id, Product.business_id == user.business_id)).first()
+    if product is None:
+        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+    return product
+
+
+def verdict_of(business: Business) -> Verdict:
+    """In the page's language: the cache is Indonesian, English is recomputed."""
+    if get_lang() == "id" and business.eligibility:
+        return Verdict.from_dict(business.eligibility)
+    return check_business(business, lang=get_lang())
+
+
+def upcoming_campaigns(db: Session, now: datetime | None = None) -> list[Campaign]:
+    """Campaigns an owner can still join: active, or with a run scheduled in the future.
+
+    Transactional mail carries the customer's own order, never an offered product.
+    """
+    now = now or utcnow()
+    future_run = exists(select(CampaignRun.id).where(
+        CampaignRun.campaign_id == Campaign.id, CampaignRun.status == RunStatus.scheduled,
+        CampaignRun.scheduled_at > now))
+    return list(db.scalars(
+        select(Campaign)
+        .where(or_(Campaign.active.is_(True), future_run),
+               Campaign.type != CampaignType.transactional)
+        .order_by(Campaign.name)
+    ))
+
+
+@dataclass(frozen=True)
+class OptInChoice:
+    value: str  # "c:<campaign key>" or "t:<tag>"
+    label: str
+    joined: bool
+
+
+def opt_in_choices(db: Session, product: Product) -> list[OptInChoice]:
+    """Upcoming campaigns and their tags, each marked when the product already joined."""
+    active = {(o.campaign_key, o.is_tag) for o in db.scalars(select(ProductOptIn).where(
+        ProductOptIn.product_id == product.id, ProductOptIn.withdrawn_at.is_(None)))}
+    choices: list[OptInChoice] = []
+    tags: list[str] = []
+    for campaign in upcoming_campaigns(db):
+        choices.append(OptInChoice(f"c:{campaign.key}", campaign.name,
+                                   (campaign.key, False) in active))
+        tags.extend(str(tag) for tag in campaign.tags or [] if str(tag) not in tags)
+    choices.extend(OptInChoice(f"t:{tag}", t("portal.tag", tag=tag), (tag, True) in active)
+                   for tag in tags)
+    # Joined targets that are no longer upcoming stay visible so they can be withdrawn.
+    offered = {c.value for c in choices}
+    for key, is_tag in sorted(active):
+        value = f"{'t' if is_tag else 'c'}:{key}"
+        if value not in offered:
+            choices.append(OptInChoice(value, t("portal.tag", tag=key) if is_tag else key, True))
+    return choices
+
+
+def _target(value: str) -> tuple[str, bool]:
+    kind, _, key = (value or "").partition(":")
+    if kind not in ("c", "t") or not key.strip():
+        raise HTTPException(status_code=400, detail=t("portal.unknown_campaign"))
+    return key.strip(), kind == "t"
+
+
+def engagement_rows(db: Session, business_id: int) -> list[dict[str, Any]]:
+    """Opens, clicks and WhatsApp leads per product and campaign, for ONE business.
+
+    Events flagged as bots (mail scanners opening every link) are left out.
+    """
+    query = (
+        select(Product.name, Campaign.name, EngagementEvent.type, func.count())
+        .select_from(EngagementEvent)
+        .outerjoin(Product, Product.id == EngagementEvent.product_id)
+        .outerjoin(CampaignRun, CampaignRun.id == EngagementEvent.run_id)
+        .outerjoin(Campaign, Campaign.id == CampaignRun.campaign_id)
+        .where(EngagementEvent.business_id == business_id,
+               EngagementEvent.suspected_bot.is_(False),
+               EngagementEvent.type.in_(EVENT_COLUMNS))
+        .group_by(Product.name, Campaign.name, EngagementEvent.type)
+    )
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    for product_name, campaign_name, kind, count in db.execute(query).tuples():
+        key = (product_name or "-", campaign_name or t("portal.showcase"))
+        row = table.setdefault(key, {"product": key[0], "campaign": key[1],
+                                     **dict.fromkeys(EVENT_COLUMNS, 0)})
+        row[kind] = int(count)
+    return sorted(table.values(), key=lambda r: (r["product"], r["campaign"]))
+
+
+def _audit(db: Session, user: User, action: str, entity: str, entity_id: int,
+           detail: dict[str, Any]) -> None:
+    db.add(AuditLog(actor=user.username, action=action, entity=entity,
+                    entity_id=str(entity_id), detail=detail))
+
+
+# --- business: register and update ----------------------------------------------------------
+
+
+def _business_values(form: BusinessForm) -> dict[str, Any]:
+    kecamatan = wilayah.find_kecamatan(form.kecamatan_code) or wilayah.normalize_kecamatan(
+        form.kecamatan_code)
+    if kecamatan is None:
+        raise FormError(t("biz.err.kecamatan", value=form.kecamatan_code))
+    sales = parse_rupiah(form.annual_sales, "portal.field.annual_sales", required=False)
+    return {
+        "name": form.name, "nib": _compact(form.nib), "owner_name": form.owner_name,
+        "kecamatan_code": kecamatan, "desa": _text(form.desa), "address": _text(form.address),
+        "phone": _phone(form.phone, "portal.field.phone"),
+        "whatsapp": _phone(form.whatsapp, "portal.field.whatsapp"),
+        "email": _email(form.email), "annual_sales": sales,
+    }
+
+
+def register_own_business(db: Session, user: User, form: BusinessForm, nik: str) -> Business:
+    values = _business_values(form)
+    try:
+        business = businesses.register_business(db, nik=nik, actor=user.username, **values)
+    except businesses.DuplicateError:
+        raise FormError(t("portal.duplicate_nib")) from None
+    users.link_business(db, user, business.id, actor=user.username)
+    return business
+
+
+IDENTITY_FIELDS = ("name", "nib", "owner_name", "kecamatan_code")
+
+
+def update_own_business(db: Session, user: User, business: Business, form: BusinessForm,
+                        nik: str) -> Verdict:
+    """Apply the owner's changes; identity changes send the business back to review."""
+    values = _business_values(form)
+    for key in ("name", "owner_name"):
+        if not (values[key] or "").strip():
+            raise FormError(t("biz.err.required", field=t(f"biz.field.{key}")))
+        values[key] = values[key].strip()
+    problem = nib_problem(values["nib"])
+    if problem:
+        raise FormError(problem)
+    clash = db.scalars(select(Business.id).where(
+        Business.nib == values["nib"], Business.id != business.id)).first()
+    if clash is not None:
+        raise FormError(t("portal.duplicate_nib"))
+    values["size_class"] = businesses.size_class_for(values["annual_sales"])
+    match = wilayah.find_desa(values["kecamatan_code"], values["desa"])
+    if match:
+        values["desa"] = match[1]
+    changed = [k for k, v in values.items() if getattr(business, k) != v]
+    nik = _compact(nik)
+    if nik:
+        problem = nik_problem(nik)
+        if problem:
+            raise FormError(problem)
+        business.owner_nik_enc = crypto.encrypt(nik, purpose="nik")
+        business.owner_nik_digest = crypto.digest(nik, "nik")
+        business.owner_nik_masked = crypto.mask_nik(nik)
+        changed.append("nik")
+    for key, value in values.items():
+        setattr(business, key, value)
+    if any(k in changed for k in (*IDENTITY_FIELDS, "nik")):
+        business.verification = Verification.pending
+    verdict = businesses.refresh_eligibility(db, business)
+    _audit(db, user, "business.update", "business", business.id,
+           {"fields": sorted(changed), "eligible": verdict.eligible})
+    return verdict
+
+
+# --- products --------------------------------------------------------------------------------
+
+
+def _product_values(form: ProductForm) -> dict[str, Any]:
+    price = parse_rupiah(form.price, "portal.field.price")
+    return {"name": form.name, "category": form.category, "price": price,
+            "description": form.description, "image_url": form.image_url,
+            "in_stock": form.in_stock, "certifications": form.certifications}
+
+
+def update_product(db: Session, user: User, product: Product, form: ProductForm) -> None:
+    values = _product_values(form)
+    name = (values["name"] or "").strip()
+    if not name:
+        raise FormError(t("biz.err.required", field=t("biz.field.product_name")))
+    category = (values["category"] or "").strip()
+    if category not in {c.value for c in Category}:
+        raise FormError(t("biz.err.category", value=category))
+    product.name = name
+    product.category = category
+    product.price = int(values["price"])
+    product.description = _text(values["description"])
+    product.image_url = _text(values["image_url"])
+    product.in_stock = bool(values["in_stock"])
+    product.certifications = businesses.normalize_certifications(values["certifications"])
+    db.flush()
+    businesses.refresh_eligibility(db, product.business)
+    _audit(db, user, "product.update", "product", product.id, {"name": name})
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/portal", route_class=SessionRoute,
+                   dependencies=[Depends(csrf_protect)])
+
+
+def _kecamatan_options() -> list[tuple[str, str]]:
+    return wilayah.kecamatan_list()
+
+
+def _business_page(request: Request, business: Business | None, form: BusinessForm,
+                   error: str | None, status_code: int = 200) -> HTMLResponse:
+    return page(request, "portal_business.html", {
+        "business": business, "form": form, "error": error,
+        "kecamatan_options": _kecamatan_options(),
+    }, status_code=status_code)
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request, saved: str = "", user: User = Depends(require_owner),
+             db: Session = Depends(get_db)) -> HTMLResponse:
+    business = own_business_or_redirect(db, user)
+    products = list(db.scalars(select(Product).where(Product.business_id == business.id)
+                               .order_by(Product.id)))
+    problems = {p.id: product_problems(p, get_lang()) for p in products}
+    return page(request, "portal_home.html", {
+        "business": business, "verdict": verdict_of(business), "products": products,
+        "problems": problems, "kecamatan": wilayah.kecamatan_name(business.kecamatan_code),
+        "saved": bool(saved),
+    })
+
+
+@router.get("/usaha", response_class=HTMLResponse)
+def business_form(request: Request, user: User = Depends(require_owner),
+                  db: Session = Depends(get_db)) -> HTMLResponse:
+    business = own_business(db, user)
+    form = BusinessForm.of(business) if business else BusinessForm()
+    return _business_page(request, business, form, None)
+
+
+@router.post("/usaha", response_class=HTMLResponse)
+def business_submit(
+    request: Request,
+    name: str = Form(""), nib: str = Form(""), owner_name: str = Form(""),
+    nik: str = Form(""), kecamatan_code: str = Form(""), desa: str = Form(""),
+    address: str = Form(""), phone: str = Form(""), whatsapp: str = Form(""),
+    email: str = Form(""), annual_sales: str = Form(""),
+    user: User = Depends(require_owner), db: Session = Depends(get_db),
+) -> Response:
+    # Any business id in the form is ignored: the owner's own business is the only target.
+    form = BusinessForm(name, nib, owner_name, kecamatan_code, desa, address, phone,
+                        whatsapp, email, annual_sales)
+    business = own_business(db, user)
+    try:
+        if business is None:
+            register_own_business(db, user, form, nik)
+        else:
+            update_own_business(db, user, business, form, nik)
+    except (FormError, businesses.BusinessError) as exc:
+        db.rollback()
+        return _business_page(request, own_business(db, user), form, str(exc), 400)
+    db.commit()
+    return RedirectResponse("/portal?saved=1", status_code=303)
+
+
+def _product_page(request: Request, product: Product | None, form: ProductForm,
+                  error: str | None, *, db: Session, status_code: int = 200,
+                  notice: str | None = None, reasons: tuple[str, ...] = ()) -> HTMLResponse:
+    return page(request, "portal_product.html", {
+        "product": product, "form": form, "error": error, "notice": notice,
+        "reasons": reasons, "categories": [c.value for c in Category],
+        "certification_choices": CERTIFICATION_CHOICES,
+        "choices": opt_in_choices(db, product) if product else [],
+        "problems": product_problems(product, get_lang()) if product else [],
+    }, status_code=status_code)
+
+
+@router.get("/produk/baru", response_class=HTMLResponse)
+def product_new(request: Request, user: User = Depends(require_owner),
+                db: Session = Depends(get_db)) -> HTMLResponse:
+    own_business_or_redirect(db, user)
+    return _product_page(request, None, ProductForm(category=Category.makanan_olahan.value),
+                         None, db=db)
+
+
+@router.post("/produk/baru", response_class=HTMLResponse)
+def product_create(
+    request: Request,
+    name: str = Form(""), category: str = Form(""), price: str = Form(""),
+    description: str = Form(""), image_url: str = Form(""), in_stock: str = Form(""),
+    certifications: list[str] = Form([]),
+    user: User = Depends(require_owner), db: Session = Depends(get_db),
+) -> Response:
+    business = own_business_or_redirect(db, user)
+    form = ProductForm(name, category, price, description, image_url, bool(in_stock),
+                       certifications)
+    try:
+        values = _product_values(form)
+        product = businesses.add_product(db, business, **values)
+        _audit(db, user, "product.create", "product", product.id, {"name": product.name})
+    except (FormError, businesses.BusinessError) as exc:
+        db.rollback()
+        return _product_page(request, None, form, str(exc), db=db, status_code=400)
+    db.commit()
+    return RedirectResponse(f"/portal/produk/{product.id}?saved=1", status_code=303)
+
+
+@router.get("/produk/{product_id}", response_class=HTMLResponse)
+def product_edit(request: Request, product_id: int, saved: str = "",
+                 user: User = Depends(require_owner),
+                 db: Session = Depends(get_db)) -> HTMLResponse:
+    product = own_product(db, user, product_id)
+    return _product_page(request, product, ProductForm.of(product), None, db=db,
+                         notice=t("portal.saved") if saved else None)
+
+
+@router.post("/produk/{product_id}", response_class=HTMLResponse)
+def product_update(
+    request: Request, product_id: int,
+    name: str = Form(""), category: str = Form(""), price: str = Form(""),
+    description: str = Form(""), image_url: str = Form(""), in_stock: str = Form(""),
+    certifications: list[str] = Form([]),
+    user: User = Depends(require_owner), db: Session = Depends(get_db),
+) -> Response:
+    product = own_product(db, user, product_id)
+    form = ProductForm(name, category, price, description, image_url, bool(in_stock),
+                       certifications)
+    try:
+        update_product(db, user, product, form)
+    except (FormError, businesses.BusinessError) as exc:
+        db.rollback()
+        product = own_product(db, user, product_id)
+        return _product_page(request, product, form, str(exc), db=db, status_code=400)
+    db.commit()
+    return RedirectResponse(f"/portal/produk/{product.id}?saved=1", status_code=303)
+
+
+@router.post("/produk/{product_id}/ikut", response_class=HTMLResponse)
+def product_opt_in(request: Request, product_id: int, target: str = Form(""),
+                   user: User = Depends(require_owner),
+                   db: Session = Depends(get_db)) -> Response:
+    product = own_product(db, user, product_id)
+    key, is_tag = _target(target)
+    if f"{'t' if is_tag else 'c'}:{key}" not in {c.value for c in opt_in_choices(db, product)}:
+        raise HTTPException(status_code=400, detail=t("portal.unknown_campaign"))
+    try:
+        businesses.opt_in(db, product, key, actor=user.username, is_tag=is_tag)
+    except businesses.NotEligibleError as exc:
+        db.commit()  # the refreshed verdict is worth keeping
+        return _product_page(request, product, ProductForm.of(product),
+                             t("portal.opt_in_refused"), db=db, status_code=409,
+                             reasons=exc.reasons)
+    db.commit()
+    return _product_page(request, product, ProductForm.of(product), None, db=db,
+                         notice=t("portal.opt_in_done", target=key))
+
+
+@router.post("/produk/{product_id}/tarik", response_class=HTMLResponse)
+def product_opt_out(request: Request, product_id: int, target: str = Form(""),
+                    user: User = Depends(require_owner),
+                    db: Session = Depends(get_db)) -> Response:
+    product = own_product(db, user, product_id)
+    key, is_tag = _target(target)
+    try:
+        businesses.withdraw_opt_in(db, product, key, user.username, is_tag=is_tag)
+    except businesses.NotFoundError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    db.commit()
+    return _product_page(request, product, ProductForm.of(product), None, db=db,
+                         notice=t("portal.opt_out_done", target=key))
+
+
+@router.get("/keterlibatan", response_class=HTMLResponse)
+def engagement(request: Request, user: User = Depends(require_owner),
+               db: Session = Depends(get_db)) -> HTMLResponse:
+    business = own_business_or_redirect(db, user)
+    return page(request, "portal_engagement.html", {
+        "business": business, "rows": engagement_rows(db, business.id),
+        "columns": EVENT_COLUMNS,
+    })

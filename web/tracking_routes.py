@@ -1,0 +1,325 @@
+"""Open pixel ``/t/o``, click redirect ``/t/c`` and unsubscribe ``/u`` (RFC 8058).
+
+Security rules of this module:
+
+* a token that fails verification, names an unknown row, or (for clicks) a link of
+  another run is a 404 and never a redirect: the only redirect target is the URL we
+  stored in ``tracked_link`` ourselves, and only when it is an absolute http(s) URL;
+* ``GET /u/...`` never changes anything (mail gateways fetch every link); the
+  one-click ``POST`` (body ``List-Unsubscribe=One-Click``, no cookies) unsubscribes at
+  once and answers 200 without a redirect; the page's own form is protected by a token
+  derived from the unsubscribe token (an HMAC), since no cookie session exists here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from engine import consent, events
+from engine.crypto import derived_key
+from engine.db import session_factory
+from engine.i18n import register, t
+from engine.formatting import jam, tanggal
+from engine.models import Customer, Delivery, utcnow
+from engine.tracking import InvalidToken, TokenData, parse_token
+from web.pages import render
+
+router = APIRouter(include_in_schema=False)
+
+# A 1x1 transparent GIF (43 bytes).
+PIXEL = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00"
+         b"\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, private, max-age=0",
+            "Pragma": "no-cache", "Expires": "0"}
+ONE_CLICK_FIELD = "List-Unsubscribe"
+ONE_CLICK_VALUE = "One-Click"
+FORM_TOKEN_FIELD = "csrf_token"
+SOURCE_ONE_CLICK = "one-click"
+SOURCE_PREFERENCES = "preference-centre"
+
+register({
+    "unsub.title": {"id": "Berhenti berlangganan", "en": "Unsubscribe"},
+    "unsub.intro": {
+        "id": "Anda menerima pesan ini di {address}. Pilih pesan apa yang masih ingin Anda "
+              "terima dari Dinas Koperasi dan UMKM Kabupaten Timor Tengah Selatan.",
+        "en": "You receive these messages at {address}. Choose which messages you still "
+              "want from the Cooperatives and SME Office of Timor Tengah Selatan."},
+    "unsub.confirm": {"id": "Ya, berhenti menerima email promosi",
+                      "en": "Yes, stop promotional email"},
+    "unsub.confirm_channel": {"id": "Ya, berhenti menerima pesan promosi lewat {channel}",
+                              "en": "Yes, stop promotional messages by {channel}"},
+    "unsub.confirm_note": {
+        "id": "Mengunjungi halaman ini belum mengubah apa pun. Tekan tombol untuk "
+              "berhenti; berlaku seketika.",
+        "en": "Visiting this page changed nothing yet. Press the button to unsubscribe; it "
+              "takes effect at once."},
+    "unsub.preferences": {"id": "Atur preferensi", "en": "Manage preferences"},
+    "unsub.channels": {"id": "Kanal yang boleh kami pakai", "en": "Channels we may use"},
+    "unsub.categories": {"id": "Produk yang Anda minati", "en": "Products you are interested in"},
+    "unsub.save": {"id": "Simpan preferensi", "en": "Save preferences"},
+    "unsub.all": {"id": "Berhenti dari semua pesan promosi",
+                  "en": "Stop all promotional messages"},
+    "unsub.channel.email": {"id": "Email", "en": "Email"},
+    "unsub.channel.whatsapp": {"id": "WhatsApp", "en": "WhatsApp"},
+    "unsub.category.makanan_olahan": {"id": "Makanan olahan", "en": "Processed food"},
+    "unsub.category.kerajinan_tangan": {"id": "Kerajinan tangan", "en": "Handicrafts"},
+    "unsub.transactional_note": {
+        "id": "Pesan tentang pesanan Anda (konfirmasi, pengiriman, tagihan) tetap dikirim.",
+        "en": "Messages about your orders (confirmation, shipping, invoice) still arrive."},
+    "unsub.done_title": {"id": "Berhasil berhenti berlangganan", "en": "Unsubscribed"},
+    "unsub.done_all": {
+        "id": "Anda tidak akan lagi menerima pesan promosi di {address}. Penarikan "
+              "persetujuan ini tercatat pada {when}.",
+        "en": "You will no longer receive promotional messages at {address}. This "
+              "withdrawal of consent was recorded on {when}."},
+    "unsub.saved_title": {"id": "Preferensi disimpan", "en": "Preferences saved"},
+    "unsub.saved": {"id": "Terima kasih, pilihan Anda sudah kami simpan.",
+                    "en": "Thank you, your choices are saved."},
+    "unsub.stopped": {"id": "Berhenti: {channels}.", "en": "Stopped: {channels}."},
+    "unsub.resumed": {"id": "Diaktifkan lagi: {channels}.", "en": "Turned on again: {channels}."},
+    "unsub.one_click_ok": {"id": "Anda telah berhenti berlangganan.",
+                           "en": "You have been unsubscribed."},
+    "unsub.back": {"id": "Ubah lagi preferensi", "en": "Change preferences again"},
+    "link.invalid_title": {"id": "Tautan tidak berlaku", "en": "Link not valid"},
+    "link.invalid": {
+        "id": "Tautan ini tidak dikenal atau sudah rusak. Periksa kembali tautan di pesan "
+              "yang Anda terima.",
+        "en": "This link is unknown or damaged. Check the link in the message you received."},
+    "unsub.form_invalid": {
+        "id": "Formulir tidak sah. Buka kembali tautan berhenti berlangganan dari email Anda.",
+        "en": "The form is not valid. Open the unsubscribe link from your email again."},
+})
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One database session per request, from the app's settings."""
+    session = session_factory(request.app.state.settings)()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _user_agent(request: Request) -> str | None:
+    return request.headers.get("user-agent")
+
+
+def not_found_page(request: Request) -> HTMLResponse:
+    """The 404 of every tracking URL: a page, never a redirect, never a Location."""
+    response = render(request, "unsubscribe_invalid.html",
+                      {"title": t("link.invalid_title"), "message": t("link.invalid")},
+                      status_code=404)
+    response.headers.update(NO_STORE)
+    return response
+
+
+# ----------------------------------------------------------------------------- open / click
+@router.get("/t/o/{token}")
+def open_pixel(token: str, request: Request, db: Session = Depends(get_session)) -> Response:
+    """The 1x1 GIF of an email; every fetch is one ``open`` event."""
+    try:
+        data = parse_token(token, "open")
+    except InvalidToken:
+        return not_found_page(request)
+    delivery = db.get(Delivery, data.delivery_id)
+    if delivery is None:
+        return not_found_page(request)
+    events.record_open(db, delivery, user_agent=_user_agent(request))
+    db.commit()
+    return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+
+
+@router.get("/t/c/{token}")
+def click(token: str, request: Request, db: Session = Depends(get_session)) -> Response:
+    """302 to the link we stored for (delivery, link); anything else is a 404."""
+    try:
+        data = parse_token(token, "click")
+    except InvalidToken:
+        return not_found_page(request)
+    assert data.delivery_id is not None and data.link_id is not None
+    found = events.link_for_click(db, data.delivery_id, data.link_id)
+    if found is None:
+        return not_found_page(request)
+    delivery, link = found
+    events.record_click(db, delivery, link, user_agent=_user_agent(request))
+    db.commit()
+    return RedirectResponse(link.url, status_code=302, headers=NO_STORE)
+
+
+# ----------------------------------------------------------------------------- unsubscribe
+@dataclass
+class UnsubscribeTarget:
+    """Who an unsubscribe token speaks for."""
+
+    token: str
+    channel: str
+    delivery: Delivery | None
+    customer: Customer | None
+
+    @property
+    def subject(self) -> Delivery | Customer:
+        if self.delivery is not None:
+            return self.delivery
+        assert self.customer is not None
+        return self.customer
+
+    @property
+    def address(self) -> str | None:
+        if self.delivery is not None:
+            return self.delivery.recipient
+        return consent.address_for(self.customer, self.channel) if self.customer else None
+
+
+def _target(db: Session, token: str) -> UnsubscribeTarget | None:
+    try:
+        data: TokenData = parse_token(token, "unsubscribe")
+    except InvalidToken:
+        return None
+    if data.delivery_id is not None:
+        delivery = db.get(Delivery, data.delivery_id)
+        if delivery is None:
+            return None
+        customer = db.get(Customer, delivery.customer_id) if delivery.customer_id else None
+        return UnsubscribeTarget(token, delivery.channel, delivery, customer)
+    customer = db.get(Customer, data.customer_id) if data.customer_id is not None else None
+    if customer is None or data.channel not in consent.CHANNELS:
+        return None
+    return UnsubscribeTarget(token, data.channel, None, customer)
+
+
+def form_token(unsubscribe_token: str) -> str:
+    """The CSRF value of the preference form: bound to the unsubscribe token, no cookie."""
+    key = derived_key("unsubscribe-form")
+    return hmac.new(key, unsubscribe_token.encode(), hashlib.sha256).hexdigest()
+
+
+def mask_address(address: str | None) -> str:
+    """``budi.santoso@contoh.id`` -> ``bu***@contoh.id``; phones keep the last 3 digits."""
+    if not address:
+        return "-"
+    if "@" in address:
+        local, domain = address.rsplit("@", 1)
+        return f"{local[:2]}***@{domain}"
+    return "*" * max(len(address) - 3, 0) + address[-3:]
+
+
+def _page_context(db: Session, target: UnsubscribeTarget) -> dict[str, Any]:
+    customer = target.customer
+    channels = consent.channels_of(customer, target.delivery) or [target.channel]
+    prefs = (customer.preferences or {}) if customer is not None else {}
+    muted = set(prefs.get("muted_categories") or [])
+    stated = prefs.get("categories")
+    categories = [{"value": c, "label": t(f"unsub.category.{c}"),
+                   "checked": c not in muted and (not stated or c in stated)}
+                  for c in consent.CATEGORIES]
+    rows = [{"value": c, "label": t(f"unsub.channel.{c}"),
+             "checked": customer is not None and consent.has_consent(db, customer.id, c)
+             and not _suppressed(db, customer, c)}
+            for c in channels]
+    return {"token": target.token, "csrf_token": form_token(target.token),
+            "address": mask_address(target.address), "channel": target.channel,
+            "channel_label": t(f"unsub.channel.{target.channel}")
+            if target.channel in consent.CHANNELS else target.channel,
+            "channels": rows, "categories": categories,
+            "has_preferences": customer is not None}
+
+
+def _suppressed(db: Session, customer: Customer, channel: str) -> bool:
+    address = consent.address_for(customer, channel)
+    return bool(address and consent.find_suppression(db, channel, address))
+
+
+@router.get("/u/{token}")
+def unsubscribe_page(token: str, request: Request,
+                     db: Session = Depends(get_session)) -> Response:
+    """Confirmation page and preference centre; it never changes anything by itself."""
+    target = _target(db, token)
+    if target is None:
+        return not_found_page(request)
+    response = render(request, "unsubscribe.html", _page_context(db, target))
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _withdraw(db: Session, target: UnsubscribeTarget, channels: list[str],
+              source: str) -> None:
+    changed = False
+    for channel in channels:
+        changed = consent.unsubscribe(db, target.subject, channel, source).changed or changed
+    if target.delivery is not None:
+        events.record_unsubscribe(db, target.delivery, source=source)
+    elif changed and target.customer is not None:
+        events.record_unsubscribe(db, None, source=source, customer_id=target.customer.id,
+                                  channel=target.channel)
+
+
+@router.post("/u/{token}")
+async def unsubscribe_post(token: str, request: Request) -> Response:
+    """RFC 8058 one-click (no cookies, 200, no redirect) or the preference form."""
+    form = await request.form()
+    one_click = form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE
+    fields = {"csrf": str(form.get(FORM_TOKEN_FIELD) or ""),
+              "action": str(form.get("action") or ""),
+              "channels": [str(v) for v in form.getlist("channel")],
+              "categories": [str(v) for v in form.getlist("category")]}
+    sessions = session_factory(request.app.state.settings)
+    with sessions() as db:
+        target = _target(db, token)
+        if target is None:
+            return not_found_page(request)
+        if one_click:
+            _withdraw(db, target, [target.channel], SOURCE_ONE_CLICK)
+            db.commit()
+            return PlainTextResponse(t("unsub.one_click_ok"), headers=NO_STORE)
+        if not hmac.compare_digest(fields["csrf"], form_token(token)):
+            return render(request, "unsubscribe_invalid.html",
+                          {"title": t("unsub.title"), "message": t("unsub.form_invalid")},
+                          status_code=403)
+        return _apply_form(request, db, target, fields)
+
+
+def _apply_form(request: Request, db: Session, target: UnsubscribeTarget,
+                fields: dict[str, Any]) -> Response:
+    action = fields["action"]
+    ctx: dict[str, Any] = {"token": target.token, "address": mask_address(target.address)}
+    if action in ("unsubscribe", "all"):
+        channels = [target.channel] if action == "unsubscribe" else \
+            consent.channels_of(target.customer, target.delivery) or [target.channel]
+        _withdraw(db, target, channels, SOURCE_PREFERENCES)
+        db.commit()
+        now = utcnow()
+        ctx.update(title=t("unsub.done_title"),
+                   message=t("unsub.done_all", address=ctx["address"],
+                             when=f"{tanggal(now)} {jam(now)}"))
+        return render(request, "unsubscribe_done.html", ctx)
+    if action != "save":
+        return render(request, "unsubscribe_invalid.html",
+                      {"title": t("unsub.title"), "message": t("unsub.form_invalid")},
+                      status_code=400)
+    result = consent.save_preferences(
+        db, target.subject, fields["channels"],
+        fields["categories"] if target.customer is not None else None,
+        SOURCE_PREFERENCES, own_channel=target.channel)
+    if result.unsubscribed and target.delivery is not None:
+        events.record_unsubscribe(db, target.delivery, source=SOURCE_PREFERENCES)
+    elif result.unsubscribed and target.customer is not None:
+        events.record_unsubscribe(db, None, source=SOURCE_PREFERENCES,
+                                  customer_id=target.customer.id, channel=target.channel)
+    db.commit()
+    notes = [t("unsub.saved")]
+    if result.unsubscribed:
+        notes.append(t("unsub.stopped", channels=", ".join(
+            t(f"unsub.channel.{c}") for c in result.unsubscribed)))
+    if result.granted:
+        notes.append(t("unsub.resumed", channels=", ".join(
+            t(f"unsub.channel.{c}") for c in result.granted)))
+    ctx.update(title=t("unsub.saved_title"), message=" ".join(notes))
+    return render(request, "unsubscribe_done.html", ctx)
