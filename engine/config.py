@@ -77,6 +77,10 @@ class Settings:
     graph_url: str = "https://graph.facebook.com"
     graph_version: str = "v23.0"
     tiktok_url: str = "https://open.tiktokapis.com"
+    tiktok_client_key: str = ""
+    tiktok_client_secret: Secret = field(default_factory=lambda: Secret(""))
+    # Unaudited TikTok apps may only post privately (SELF_ONLY); set true after the audit.
+    tiktok_audited: bool = False
     social_mode: str = "sandbox"
     batch_size: int = 250
     max_attempts: int = 5
@@ -104,7 +108,7 @@ class Settings:
         return Path(self.var_dir) / "secret.key"
 
 
-_SECRET_FIELDS = {"secret_key", "smtp_password"}
+_SECRET_FIELDS = {"secret_key", "smtp_password", "tiktok_client_secret"}
 # Keys whose plain upper-case name would collide with standard variables (LANG is the
 # system locale): they are read under a prefixed name instead.
 _ENV_NAMES = {"lang": "UMKM_LANG"}

@@ -192,7 +192,10 @@ def make_adapter(platform: str, credentials: AccountCredentials | None, hooks: D
         adapter = cls({credentials.key: credentials}, hooks, graph_url=settings.graph_url,
                       graph_version=settings.graph_version)
     elif platform == "tiktok":
-        adapter = cls(credentials, hooks=hooks, base_url=settings.tiktok_url)
+        adapter = cls(credentials, hooks=hooks, base_url=settings.tiktok_url,
+                      client_key=settings.tiktok_client_key,
+                      client_secret=settings.tiktok_client_secret.get(),
+                      audited=settings.tiktok_audited)
     else:
         adapter = cls(credentials, hooks=hooks, base_url=settings.graph_url,
                       api_version=settings.graph_version)

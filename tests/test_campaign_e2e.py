@@ -104,9 +104,10 @@ class Mail:
         path.write_text(text)
         return load_campaign(path).to_storage()
 
-    def deliveries(self, run_id: int) -> dict[str, Delivery]:
+    def deliveries(self, run_id: int, channel: str = "email") -> dict[str, Delivery]:
         self.db.expire_all()
-        rows = self.db.scalars(select(Delivery).where(Delivery.run_id == run_id))
+        rows = self.db.scalars(select(Delivery).where(Delivery.run_id == run_id,
+                                                      Delivery.channel == channel))
         return {d.recipient: d for d in rows}
 
     def dns(self, name: bytes, timeout: int = 5) -> bytes:
@@ -271,8 +272,13 @@ def test_promotional_campaign_reaches_exactly_its_audience(mail: Mail) -> None:
     make_consent(db, late, granted=False, at=NOW)
     db.commit()
 
+    social_posts = db.scalars(select(Delivery).where(Delivery.run_id == run_id,
+                                                     Delivery.channel != "email")).all()
+    assert {d.channel for d in social_posts} == {"facebook", "instagram", "tiktok", "whatsapp"}
     first = dispatch.run_in_process(run_id, mail.settings, NOW)
-    assert (first.sent, first.retried, first.failed, first.skipped) == (4, 1, 1, 1)
+    # every email outcome, plus the social posts written to the sandbox outbox
+    assert (first.sent, first.retried, first.failed, first.skipped) == (
+        4 + len(social_posts), 1, 1, 1)
     rows = mail.deliveries(run_id)
     waiting = rows[retry.email or ""]
     assert waiting.status.value == "pending" and waiting.next_attempt_at is not None

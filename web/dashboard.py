@@ -156,7 +156,8 @@ class RunView:
     @property
     def counts_label(self) -> str:
         """``terkirim 120 · menunggu 30`` in the page's language."""
-        return " · ".join(f"{delivery_label(k)} {n}" for k, n in sorted(self.report.counts.items()))
+        return " · ".join(f"{delivery_label(k)} {n}"
+                          for k, n in sorted(self.report.counts.items()) if n)
 
     def as_json(self) -> dict[str, Any]:
         r = self.report

@@ -82,14 +82,13 @@ def reconfigure(settings: Settings | None = None) -> Celery:
 
     The app is built when this module is imported; a process whose environment changes
     later (the worker integration tests, which start Redis or pick a database per test)
-    calls this so that producers publish to the new broker. Pooled connections of the
-    old broker are closed and dropped.
+    calls this so that producers publish to the new broker. The pools of the old broker
+    are only dropped, not closed: kombu keeps one pool per broker URL process-wide, and
+    a later reconfigure back to that URL gets the same pool again.
     """
     fresh = make_celery(settings)
     app.conf.update({key: fresh.conf[key] for key in (
         "broker_url", "broker_transport_options", "beat_schedule")})
-    if app._pool is not None:
-        app._pool.force_close_all()
     app._pool = None
     amqp = app.__dict__.get("amqp")
     if amqp is not None:
