@@ -213,9 +213,13 @@ class LaunchResult:
 
 
 def launch(session: Session, spec: dict[str, Any], source_path: str | None,
-           now: datetime | None = None) -> LaunchResult:
+           now: datetime | None = None, *, start_now: bool = False) -> LaunchResult:
     """Register the campaign and create its run + outbox rows (one-off types), or
-    activate it (triggered and recurring types, whose runs the beat creates)."""
+    activate it (triggered and recurring types, whose runs the beat creates).
+
+    ``start_now`` sends a one-off campaign now instead of at ``schedule.start`` (still
+    inside its send window); a run already scheduled is brought forward.
+    """
     now = now or utcnow()
     campaign = upsert_campaign(session, spec, source_path)
     campaign.active = True
@@ -224,8 +228,12 @@ def launch(session: Session, spec: dict[str, Any], source_path: str | None,
     if kind in (CampaignType.transactional.value, CampaignType.retention.value) or cron:
         session.commit()
         return LaunchResult(campaign, None, False, 0, activated_only=True)
-    when = first_send_time(spec, now)
+    when = next_window_open(spec, now) if start_now else first_send_time(spec, now)
     run, created = get_or_create_run(session, campaign, trigger_key="launch", scheduled_at=when)
+    if not created and start_now and run.status == RunStatus.scheduled:
+        run.scheduled_at = when
+        if when <= now:
+            run.status, run.started_at = RunStatus.running, now
     planned = run.planned
     if created:
         planned = materialize_channels(session, run, spec, now)

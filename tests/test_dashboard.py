@@ -3,6 +3,8 @@ share kits, social account health and reports."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -20,7 +22,12 @@ from engine.models import (
     utcnow,
 )
 from tests.factories import make_campaign, make_customer, make_delivery, make_run
-from tests.web_helpers import World, csrf, make_eligible_business, world  # noqa: F401
+from tests.web_helpers import (
+    World,
+    csrf,
+    make_eligible_business,
+    world_fixture,  # noqa: F401 - the "world" fixture
+)
 
 STAFF_GETS = ["/dinas", "/dinas/progress.json", "/dinas/verifikasi", "/dinas/akun-sosial",
               "/dinas/laporan", "/dinas/kampanye/1"]
@@ -189,21 +196,36 @@ def test_social_accounts_show_health_but_never_tokens(world: World) -> None:
         assert secret not in page
 
 
-def test_campaign_page_has_runs_and_share_kit_section(world: World) -> None:
+def test_campaign_page_has_runs_and_the_whatsapp_share_kit(world: World) -> None:
     ids = _campaign_with_run(world)
+    with world.session() as session:
+        tagged = make_campaign(session, key="pameran-tts", name="Pameran Produk TTS",
+                               tags=["semua-produk"],
+                               spec={"offer": {"kind": "new_product", "title": "Produk Baru"}})
+        empty = make_campaign(session, key="kosong", tags=["tidak-ada"])
+        session.commit()
+        tagged_id, empty_id = tagged.id, empty.id
     staff = world.client("staf")
     page = staff.get(f"/dinas/kampanye/{ids['campaign']}").text
-    assert "Promo Tenun Desember" in page and 'id="kit"' in page
-    assert "Kit berbagi WhatsApp" in page
+    assert "Promo Tenun Desember" in page and f'data-run="{ids["run"]}"' in page
+    kit = html.unescape(staff.get(f"/dinas/kampanye/{tagged_id}").text)
+    assert "*Pameran Produk TTS*" in kit and "Produk Baru" in kit
+    assert "Tenun Tenun Ina A" in kit and "Madu Hutan Mollo" in kit
+    assert "https://wa.me/6281234567890?text=" in kit  # order link to the UMKM itself
+    assert "https://wa.me/?text=" in kit  # share the whole text to a group
+    assert "Kampanye ini tidak menawarkan produk" in staff.get(f"/dinas/kampanye/{empty_id}").text
     assert staff.get("/dinas/kampanye/99999").status_code == 404
 
 
 def test_reports_page_renders_a_table_and_explains_bad_input(world: World) -> None:
-    _campaign_with_run(world)
+    _campaign_with_run(world)  # deliveries sent on 1 December 2026 (tests.factories.NOW)
     staff = world.client("staf")
-    month = utcnow().strftime("%Y-%m")
-    page = staff.get(f"/dinas/laporan?periode={month}&by=campaign")
+    page = staff.get("/dinas/laporan?periode=2026-12&by=campaign")
     assert page.status_code == 200
-    assert 'id="report"' in page.text and "Total" in page.text
+    assert 'id="report"' in page.text and "Terkirim" in page.text
+    row = re.search(r"<tr><td>Promo Tenun Desember</td>(.*?)</tr>", page.text, re.S)
+    assert row is not None
+    assert re.findall(r'<td class="num">([^<]*)</td>', row.group(1))[0] == "3"  # sent
     bad = staff.get("/dinas/laporan?periode=kemarin")
+    assert bad.status_code == 400
     assert 'id="report"' not in bad.text and 'class="fail"' in bad.text

@@ -167,12 +167,17 @@ def test_umkm_demo_runs_twice_and_never_prints_a_nik(sqlite_settings: Settings) 
     first = runner.invoke(app, ["demo"])
     assert first.exit_code == 0, first.output
     assert "Data demo dimuat" in first.output
-    assert "Tahap berikutnya" in first.output
+    assert "Alur kampanye" in first.output
     assert "Pasal 10" in first.output and "✗" in first.output
+    outbox = Path(sqlite_settings.var_dir) / "outbox"
+    mails = sorted(outbox.joinpath("email").glob("*.eml"))
+    assert mails, "the demo sends the example campaigns (embedded: .eml files)"
+    assert list(outbox.joinpath("facebook").glob("*.json")), "social posts go to the sandbox"
 
     second = runner.invoke(app, ["demo"])
     assert second.exit_code == 0, second.output
     assert "tidak ada yang ditambahkan" in second.output
+    assert sorted(outbox.joinpath("email").glob("*.eml")) == mails  # nothing sent twice
 
     for output in (first.output, second.output):
         assert not re.search(r"\d{16}", output)

@@ -21,7 +21,13 @@ from engine.models import (
     utcnow,
 )
 from tests.factories import make_campaign, make_run
-from tests.web_helpers import NIK_A, World, csrf, post_form, world  # noqa: F401
+from tests.web_helpers import (
+    NIK_A,
+    World,
+    csrf,
+    post_form,
+    world_fixture,  # noqa: F401 - the "world" fixture
+)
 
 NEW_NIK = "5302062303900004"
 

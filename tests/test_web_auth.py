@@ -11,12 +11,18 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine import users
 import engine.cli  # noqa: F401 - registers every command group
+from engine import users
 from engine.cli.app import app as cli_app
 from engine.config import Settings
 from engine.models import AuditLog, Product, Role, User
-from tests.web_helpers import PASSWORD, World, csrf, login, world  # noqa: F401
+from tests.web_helpers import (
+    PASSWORD,
+    World,
+    csrf,
+    login,
+    world_fixture,  # noqa: F401 - the "world" fixture
+)
 from web.app import create_app
 
 # --- engine.users --------------------------------------------------------------------------

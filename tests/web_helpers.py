@@ -2,7 +2,8 @@
 
 Import the fixtures you use into a test module::
 
-    from tests.web_helpers import World, login, world  # noqa: F401
+    from tests.web_helpers import World, login
+    from tests.web_helpers import world_fixture  # noqa: F401 - the "world" fixture
 
 ``world`` builds, on the ``settings`` database (SQLite and PostgreSQL), two eligible UMKM
 (A and B) with one complete, opted-in product each, an owner account per business, an
@@ -126,8 +127,8 @@ class World:
             client.__exit__(None, None, None)
 
 
-@pytest.fixture
-def world(settings: Settings) -> Iterator[World]:
+@pytest.fixture(name="world")
+def world_fixture(settings: Settings) -> Iterator[World]:
     with session_factory(settings)() as session:
         business_a, product_a = make_eligible_business(session, "Tenun Ina A", NIK_A)
         business_b, product_b = make_eligible_business(session, "Madu Hutan B", NIK_B,

@@ -9,8 +9,6 @@ within one batch. Social tokens are never read, let alone shown.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,15 +18,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import businesses, control, wilayah
+from engine import businesses, control, reports, wilayah
+from engine.catalog import eligible_products
 from engine.eligibility import Verdict
 from engine.formatting import WITA
-from engine.i18n import get_lang, register, t
+from engine.i18n import register, t
 from engine.models import (
     AuditLog,
     Business,
     Campaign,
     CampaignRun,
+    CampaignType,
     EngagementEvent,
     Product,
     SocialAccount,
@@ -36,6 +36,7 @@ from engine.models import (
     Verification,
     utcnow,
 )
+from engine.sharekit import ShareKit, build_share_kit
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_staff, settings_of
 
 RECENT_RUNS = 30
@@ -82,8 +83,16 @@ register(
         "dash.bad_action": {"id": "Tindakan tidak dikenal.", "en": "Unknown action."},
         "dash.share_kit": {"id": "Kit berbagi WhatsApp", "en": "WhatsApp share kit"},
         "dash.share_kit_missing": {
-            "id": "Kit berbagi belum tersedia untuk kampanye ini.",
-            "en": "No share kit is available for this campaign yet.",
+            "id": "Kampanye ini tidak menawarkan produk (atau belum ada produk yang ikut).",
+            "en": "This campaign offers no products (or none has joined yet).",
+        },
+        "dash.kit_text": {"id": "Teks untuk disalin ke grup", "en": "Text to copy to the group"},
+        "dash.kit_share": {"id": "Bagikan lewat WhatsApp", "en": "Share via WhatsApp"},
+        "dash.kit_orders": {"id": "Tautan pesan per produk", "en": "Order link per product"},
+        "dash.kit_images": {"id": "Foto produk", "en": "Product photos"},
+        "dash.kit_omitted": {
+            "id": "{n} produk tidak muat dalam satu pesan; tautan katalog ditambahkan.",
+            "en": "{n} products did not fit in one message; a catalogue link was added.",
         },
         "dash.accounts": {"id": "Akun media sosial", "en": "Social media accounts"},
         "dash.no_accounts": {
@@ -97,10 +106,6 @@ register(
         },
         "dash.cooling": {"id": "jeda sampai {until}", "en": "cooling down until {until}"},
         "dash.reports": {"id": "Laporan", "en": "Reports"},
-        "dash.reports_missing": {
-            "id": "Modul laporan belum tersedia; gunakan `umkm report` di server.",
-            "en": "The reports module is not available; use `umkm report` on the server.",
-        },
         "dash.period": {"id": "Periode (mis. 2026-12)", "en": "Period (e.g. 2026-12)"},
         "dash.by": {"id": "Kelompokkan menurut", "en": "Group by"},
         "dash.show": {"id": "Tampilkan", "en": "Show"},
@@ -215,42 +220,42 @@ def _run_or_404(db: Session, run_id: int) -> CampaignRun:
     return run
 
 
-# --- share kit and reports (modules written elsewhere; optional here) ------------------------
+# --- share kit and reports ------------------------------------------------------------------
 
 
-def share_kit(db: Session, campaign: Campaign, base_url: str) -> Any | None:
-    """The campaign's WhatsApp share kit from :mod:`engine.sharekit`, when available.
+def share_kit(db: Session, campaign: Campaign, base_url: str) -> ShareKit | None:
+    """The WhatsApp share kit of a campaign, built from its live catalogue.
 
-    Called by keyword where the builder accepts it, so the dashboard survives small
-    signature changes of a module that another part of the team owns.
+    The products are chosen exactly as a send would choose them (the campaign's product
+    filters through :func:`engine.catalog.eligible_products`), so staff forward what the
+    campaign would carry right now; ``None`` when there is nothing to offer.
     """
+    if campaign.type == CampaignType.transactional:
+        return None
+    spec = campaign.spec or {}
+    products_spec = spec.get("products") or {}
     try:
-        module = importlib.import_module("engine.sharekit")
-    except ModuleNotFoundError:
+        catalog = eligible_products(
+            db, campaign_key=campaign.key, campaign_tags=spec.get("tags") or campaign.tags or [],
+            opt_in=products_spec.get("opt_in", "required"),
+            category=products_spec.get("category"), kecamatan=products_spec.get("kecamatan"),
+            max_price=products_spec.get("max_price"),
+            featured=products_spec.get("featured") or (),
+        )
+    except ValueError:  # a spec stored by an older schema: show no kit rather than fail
         return None
-    build = getattr(module, "build_share_kit", None)
-    if build is None:
+    if not catalog:
         return None
-    params = inspect.signature(build).parameters
-    available: dict[str, Any] = {"session": db, "db": db, "campaign": campaign,
-                                 "base_url": base_url, "url_base": base_url,
-                                 "lang": get_lang()}
-    kwargs = {name: available[name] for name in params if name in available}
-    try:
-        return build(**kwargs)
-    except (LookupError, ValueError):
-        return None
+    return build_share_kit({"id": campaign.key, "name": campaign.name},
+                           [p.as_context(base_url) for p in catalog], spec.get("offer"),
+                           base_url)
 
 
-def report_table(db: Session, period: str, by: str) -> tuple[Any | None, str | None]:
-    """(report, error) from :func:`engine.reports.build_report`, or (None, None)."""
-    try:
-        reports = importlib.import_module("engine.reports")
-    except ModuleNotFoundError:
-        return None, t("dash.reports_missing")
+def report_table(db: Session, period: str, by: str) -> tuple[reports.Report | None, str | None]:
+    """(report, None), or (None, the reason) for a period or grouping that makes no sense."""
     try:
         return reports.build_report(db, period, by), None
-    except ValueError as exc:  # ReportError: a bad period or dimension, already translated
+    except reports.ReportError as exc:  # already translated
         return None, str(exc)
 
 
@@ -462,15 +467,8 @@ def report_page(request: Request, periode: str = "", by: str = "campaign",
                 db: Session = Depends(get_db)) -> HTMLResponse:
     period = (periode or current_month())[:40]
     report, error = report_table(db, period, by)
-    labels: dict[str, str] = {}
-    dimensions: tuple[str, ...] = ("campaign",)
-    try:
-        reports = importlib.import_module("engine.reports")
-        labels = {m: reports.metric_label(m) for m in REPORT_COLUMNS}
-        dimensions = tuple(reports.DIMENSIONS)
-    except (ModuleNotFoundError, KeyError, AttributeError):
-        pass
     return page(request, "dinas_reports.html", {
         "report": report, "error": error, "period": period, "by": by,
-        "columns": REPORT_COLUMNS, "labels": labels, "dimensions": dimensions,
-    }, status_code=400 if error and report is None and labels else 200)
+        "columns": REPORT_COLUMNS, "dimensions": reports.DIMENSIONS,
+        "labels": {m: reports.metric_label(m) for m in REPORT_COLUMNS},
+    }, status_code=400 if error else 200)

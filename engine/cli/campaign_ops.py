@@ -168,11 +168,14 @@ def preview_command(
 def launch_command(
     file: Path = typer.Argument(..., help="Berkas kampanye YAML."),
     wait: bool = typer.Option(False, "--wait", help="Tunggu sampai selesai, dengan progres."),
+    now: bool = typer.Option(False, "--now",
+                             help="Kirim sekarang, bukan pada schedule.start (tetap dalam "
+                                  "jam kirim)."),
 ) -> None:
     """Luncurkan: buat run dan kotak keluar, serahkan ke pekerja (atau kirim di sini)."""
     spec = _load(file).to_storage()
     with db_session() as session:
-        result = scheduler.launch(session, spec, str(file))
+        result = scheduler.launch(session, spec, str(file), start_now=now)
         run = result.run
         if result.activated_only or run is None:
             console.print(t("ops.launch.activated", id=spec["id"]))

@@ -121,7 +121,7 @@ register(
         "demo.col.month": {"id": "Bulan", "en": "Month"},
         "demo.col.orders": {"id": "Pesanan", "en": "Orders"},
         "demo.col.revenue": {"id": "Nilai", "en": "Value"},
-        "demo.next.title": {"id": "Tahap berikutnya", "en": "Next stages"},
+        "demo.next.title": {"id": "Alur kampanye", "en": "Campaign pipeline"},
         "demo.next.unavailable": {
             "id": "belum tersedia: {reason}",
             "en": "not available yet: {reason}",
@@ -239,13 +239,39 @@ def validate_campaigns(_ctx: StageContext) -> list[str]:
     return lines
 
 
+def send_campaigns(_ctx: StageContext) -> list[str]:
+    """Launch the examples, tick the scheduler once and send through the Celery tasks."""
+    from engine import demo_pipeline
+
+    lines = demo_pipeline.launch_examples(_campaigns_dir())
+    return lines + demo_pipeline.tick_and_send()
+
+
+def show_workers(ctx: StageContext) -> list[str]:
+    from engine import demo_pipeline
+
+    return demo_pipeline.where_it_went(Path(ctx.settings.var_dir), ctx.settings.smtp_host,
+                                       ctx.settings.smtp_port)
+
+
+def show_social(ctx: StageContext) -> list[str]:
+    from engine import demo_pipeline
+
+    return demo_pipeline.social_outputs(Path(ctx.settings.var_dir))
+
+
+def show_web(_ctx: StageContext) -> list[str]:
+    from engine import demo_pipeline
+
+    return demo_pipeline.web_hint()
+
+
 NEXT_STAGES: list[DemoStage] = [
     DemoStage("demo.stage.campaigns", validate_campaigns),
-    DemoStage("demo.stage.sending", _unwired("engine.scheduler", "engine.dispatch")),
-    DemoStage("demo.stage.workers", _unwired("workers.celery_app", "workers.tasks")),
-    DemoStage("demo.stage.social", _unwired("channels.facebook", "channels.instagram",
-                                            "channels.tiktok", "channels.whatsapp")),
-    DemoStage("demo.stage.web", _unwired("web.app")),
+    DemoStage("demo.stage.sending", send_campaigns),
+    DemoStage("demo.stage.workers", show_workers),
+    DemoStage("demo.stage.social", show_social),
+    DemoStage("demo.stage.web", show_web),
 ]
 
 
