@@ -143,7 +143,8 @@ def fill_sql(events: int, deliveries: int) -> list[tuple[str, str]]:
                 total)
             SELECT e.business_id, e.customer_id, 'INV-C' || e.id, 'confirmed',
                    e.occurred_at + random() * interval '10 days', 50000 + (e.id % 20) * 25000
-            FROM engagement_event e WHERE e.type = 'click' AND e.id % 15 = 0
+            FROM engagement_event e
+            WHERE e.type = 'click' AND e.post_id IS NULL AND e.id % 15 = 0
             UNION ALL
             SELECT 1 + g % 1000, 1 + (g * 31) % 100000, 'INV-R' || g, 'confirmed',
                    timestamptz '{START}' + ((g::bigint * 7919) % {SPAN_SECONDS}) * interval '1 second',
@@ -176,6 +177,7 @@ def main() -> None:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     settings = Settings(database_url=url)
+    finished = False
     try:
         migrate(settings)
         engine = create_engine(url)
@@ -201,9 +203,10 @@ def main() -> None:
         best, median = timed(lambda: programme_indicators(session, "2026-12"), args.repeat)
         print(f"programme indicators:       {best:.2f} s (best), {median:.2f} s (median)")
         session.close()
+        finished = True
     finally:
         dispose_engines()
-        if args.keep:
+        if args.keep and finished:
             print(f"kept database {url}")
         else:
             with admin.connect() as conn:

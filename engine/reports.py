@@ -28,6 +28,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -35,16 +37,16 @@ from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal, format_percent
 from sqlalchemy import (
-    CTE,
     ColumnElement,
     FromClause,
-    Select,
     Subquery,
     and_,
     case,
     func,
     literal,
+    or_,
     select,
+    text,
     union,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -54,6 +56,7 @@ from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import DateTime, String
 
 from engine import wilayah
+from engine.db import is_postgres
 from engine.formatting import rupiah
 from engine.i18n import get_lang, register, t
 from engine.models import (
@@ -75,6 +78,7 @@ Dimension = Literal["campaign", "channel", "business", "kecamatan", "month"]
 DIMENSIONS: tuple[str, ...] = ("campaign", "channel", "business", "kecamatan", "month")
 DEFAULT_ATTRIBUTION_DAYS = 7
 DEFAULT_TZ = "Asia/Makassar"
+REPORT_WORK_MEM = "64MB"
 Value = int | float | None
 
 register(
@@ -431,25 +435,35 @@ def _human(event: Any) -> ColumnElement[bool]:
 
 @dataclass(frozen=True)
 class _Source:
-    """A CTE of facts (fact_id, run_id, channel, at, metrics...) and its UMKM mapping."""
+    """Facts (fact_id, run_id, channel, at, metrics...) and how they map to UMKM.
 
-    facts: CTE
+    ``businesses`` lists unique (fact_id, business_id) pairs for facts that can carry
+    several UMKM (messages, posts); when it is ``None`` each fact has one UMKM in its own
+    ``business_id`` column (leads, orders) and no join is needed.
+    """
+
+    facts: FromClause
     metrics: tuple[str, ...]
-    businesses: FromClause  # (fact_id, business_id), unique pairs
+    businesses: FromClause | None
 
 
 def _in(column: Any, period: Period) -> ColumnElement[bool]:
     return and_(column >= period.start, column < period.end)
 
 
-def _delivery_businesses(fact_ids: Select[Any]) -> Subquery:
-    """Which UMKM each delivery carried: its products' UMKM plus ``Delivery.business_id``."""
+def _delivery_businesses(in_period: ColumnElement[bool]) -> Subquery:
+    """Which UMKM each delivery carried: its products' UMKM plus ``Delivery.business_id``.
+
+    ``in_period`` is the same condition on ``Delivery`` that selects the facts; repeating
+    it (instead of reusing the facts as a CTE) keeps the planner's row estimates right,
+    which decides between a hash join and 100,000 index probes on large months.
+    """
     return union(
         select(DeliveryProduct.delivery_id.label("fact_id"),
                DeliveryProduct.business_id.label("business_id"))
-        .where(DeliveryProduct.delivery_id.in_(fact_ids)),
+        .join(Delivery, Delivery.id == DeliveryProduct.delivery_id).where(in_period),
         select(Delivery.id, Delivery.business_id)
-        .where(Delivery.business_id.is_not(None), Delivery.id.in_(fact_ids)),
+        .where(Delivery.business_id.is_not(None), in_period),
     ).subquery()
 
 
@@ -459,13 +473,20 @@ def _outbox_source(period: Period) -> _Source:
                Delivery.created_at.label("at"), literal(1).label("planned"),
                _flag(Delivery.status == "failed").label("failed"))
         .where(_in(Delivery.created_at, period))
-        .cte("outbox_facts")
+        .subquery("outbox_facts")
     )
     return _Source(facts, ("planned", "failed"),
-                   _delivery_businesses(select(facts.c.fact_id)))
+                   _delivery_businesses(_in(Delivery.created_at, period)))
 
 
-def _send_source(period: Period) -> _Source:
+def _send_source(period: Period, with_outbox: bool = False) -> _Source:
+    """Messages sent in the period with their funnel flags.
+
+    ``with_outbox`` also takes the outbox rows created in the period (planned, failed)
+    in the same pass, which saves a second (message, UMKM) mapping on big months; it is
+    not used for monthly trends, where a message created on 30 November and sent on
+    1 December belongs to two different months.
+    """
     e = EngagementEvent
     kind = e.raw["kind"].as_string()
     is_bounce = e.type == "bounce"
@@ -485,10 +506,17 @@ def _send_source(period: Period) -> _Source:
         .subquery("per_delivery")
     )
     hard = func.coalesce(per_delivery.c.hard, 0)
+    sent_in = _in(Delivery.sent_at, period)
+    created_in = _in(Delivery.created_at, period)
+    outbox_columns = [
+        _flag(created_in).label("planned"),
+        _flag(and_(created_in, Delivery.status == "failed")).label("failed"),
+    ] if with_outbox else []
     facts = (
         select(
             Delivery.id.label("fact_id"), Delivery.run_id, Delivery.channel,
-            Delivery.sent_at.label("at"), literal(1).label("sent"),
+            Delivery.sent_at.label("at"), *outbox_columns,
+            (_flag(sent_in) if with_outbox else literal(1)).label("sent"),
             hard.label("bounced_hard"),
             (func.coalesce(per_delivery.c.bounce, 0) - hard).label("bounced_soft"),
             func.coalesce(per_delivery.c.opened, 0).label("unique_opens"),
@@ -497,12 +525,15 @@ def _send_source(period: Period) -> _Source:
             func.coalesce(per_delivery.c.complaint, 0).label("complaints"),
         )
         .outerjoin(per_delivery, per_delivery.c.delivery_id == Delivery.id)
-        .where(_in(Delivery.sent_at, period))
-        .cte("send_facts")
+        .where(or_(sent_in, created_in) if with_outbox else sent_in)
+        .subquery("send_facts")
     )
     metrics = ("sent", "bounced_hard", "bounced_soft", "unique_opens", "unique_clicks",
                "unsubscribes", "complaints")
-    return _Source(facts, metrics, _delivery_businesses(select(facts.c.fact_id)))
+    if with_outbox:
+        metrics = ("planned", "failed", *metrics)
+        return _Source(facts, metrics, _delivery_businesses(or_(sent_in, created_in)))
+    return _Source(facts, metrics, _delivery_businesses(sent_in))
 
 
 def _social_source(period: Period) -> _Source:
@@ -555,11 +586,9 @@ def _lead_source(period: Period) -> _Source:
                e.business_id)
         .outerjoin(Delivery, Delivery.id == e.delivery_id)
         .where(e.type == "lead", _human(e), _in(e.occurred_at, period))
-        .cte("lead_facts")
+        .subquery("lead_facts")
     )
-    businesses = (select(facts.c.fact_id, facts.c.business_id)
-                  .where(facts.c.business_id.is_not(None)).subquery())
-    return _Source(facts, ("leads",), businesses)
+    return _Source(facts, ("leads",), None)
 
 
 def _order_source(period: Period, days: int) -> _Source:
@@ -595,10 +624,9 @@ def _order_source(period: Period, days: int) -> _Source:
                literal(1).label("orders"), matched.c.total.label("order_value"),
                matched.c.business_id)
         .where(matched.c.rn == 1)
-        .cte("order_facts")
+        .subquery("order_facts")
     )
-    businesses = select(facts.c.fact_id, facts.c.business_id).subquery()
-    return _Source(facts, ("orders", "order_value"), businesses)
+    return _Source(facts, ("orders", "order_value"), None)
 
 
 # --- grouping -------------------------------------------------------------------------
@@ -608,24 +636,34 @@ def _aggregate(session: Session, source: _Source, by: str | None, business_id: i
                tz: str) -> dict[Any, dict[str, int]]:
     """``GROUP BY`` one dimension over one source; ``by=None`` gives the total row."""
     f = source.facts
-    mapping: FromClause = source.businesses
-    if business_id is not None:
-        mapping = (select(mapping.c.fact_id, mapping.c.business_id)
-                   .where(mapping.c.business_id == business_id).subquery())
     sums = [func.coalesce(func.sum(f.c[m]), 0).label(m) for m in source.metrics]
     frm: FromClause = f
-    if by == "kecamatan":
-        per_kecamatan = (
-            select(mapping.c.fact_id, Business.kecamatan_code.label("key")).distinct()
-            .join(Business, Business.id == mapping.c.business_id).subquery()
-        )
-        frm = f.join(per_kecamatan, per_kecamatan.c.fact_id == f.c.fact_id)
-        key: Any = per_kecamatan.c.key
-    elif by == "business" or business_id is not None:
-        frm = f.join(mapping, mapping.c.fact_id == f.c.fact_id)
-        key = mapping.c.business_id if by == "business" else None
+    conditions: list[ColumnElement[bool]] = []
+    key: Any = None
+    if source.businesses is None:  # one UMKM per fact, in the fact itself
+        if business_id is not None:
+            conditions.append(f.c.business_id == business_id)
+        if by == "business":
+            key = f.c.business_id
+            conditions.append(f.c.business_id.is_not(None))
+        elif by == "kecamatan":
+            frm = f.join(Business, Business.id == f.c.business_id)
+            key = Business.kecamatan_code
     else:
-        key = None
+        mapping = source.businesses
+        if business_id is not None:
+            mapping = (select(mapping.c.fact_id, mapping.c.business_id)
+                       .where(mapping.c.business_id == business_id).subquery())
+        if by == "kecamatan":  # a message with two UMKM of one kecamatan counts once there
+            per_kecamatan = (
+                select(mapping.c.fact_id, Business.kecamatan_code.label("key")).distinct()
+                .join(Business, Business.id == mapping.c.business_id).subquery()
+            )
+            frm = f.join(per_kecamatan, per_kecamatan.c.fact_id == f.c.fact_id)
+            key = per_kecamatan.c.key
+        elif by == "business" or business_id is not None:
+            frm = f.join(mapping, mapping.c.fact_id == f.c.fact_id)
+            key = mapping.c.business_id if by == "business" else None
     if by == "campaign":
         frm = frm.outerjoin(CampaignRun, CampaignRun.id == f.c.run_id)
         key = CampaignRun.campaign_id
@@ -634,13 +672,36 @@ def _aggregate(session: Session, source: _Source, by: str | None, business_id: i
     elif by == "month":
         key = month_key(f.c.at, tz)
     if key is None:
-        row = session.execute(select(*sums).select_from(frm)).one()
+        row = session.execute(select(*sums).select_from(frm).where(*conditions)).one()
         return {None: {m: round(row._mapping[m] or 0) for m in source.metrics}}
-    stmt = select(key.label("key"), *sums).select_from(frm).group_by(key)
+    stmt = select(key.label("key"), *sums).select_from(frm).where(*conditions).group_by(key)
     return {
         row._mapping["key"]: {m: round(row._mapping[m] or 0) for m in source.metrics}
         for row in session.execute(stmt)
     }
+
+
+@contextmanager
+def _reporting_settings(session: Session) -> Iterator[None]:
+    """On PostgreSQL: enough memory to sort/hash a month in RAM, and no JIT.
+
+    Why: with the 4 MB default the deduplication of (message, UMKM) pairs spills to disk,
+    and JIT compilation costs more than it saves on these sub-second queries. Both are
+    set transaction-locally and restored afterwards, so the caller's session is unchanged.
+    """
+    if not is_postgres(session):
+        yield
+        return
+    previous = session.execute(
+        text("SELECT current_setting('work_mem'), current_setting('jit')")).one()
+    session.execute(text("SELECT set_config('work_mem', :mem, true), "
+                         "set_config('jit', 'off', true)"), {"mem": REPORT_WORK_MEM})
+    try:
+        yield
+    finally:
+        session.execute(text("SELECT set_config('work_mem', :mem, true), "
+                             "set_config('jit', :jit, true)"),
+                        {"mem": previous[0], "jit": previous[1]})
 
 
 # --- the report -----------------------------------------------------------------------
@@ -692,14 +753,17 @@ def build_report(
         raise ReportError(t("report.bad_by", by=by, choices=", ".join(DIMENSIONS)))
     if not 0 <= attribution_days <= 365:
         raise ReportError(t("report.bad_days", days=attribution_days))
-    sources = [_outbox_source(period), _send_source(period), _social_source(period),
-               _lead_source(period), _order_source(period, attribution_days)]
+    messages = ([_outbox_source(period), _send_source(period)] if by == "month"
+                else [_send_source(period, with_outbox=True)])
+    sources = [*messages, _social_source(period), _lead_source(period),
+               _order_source(period, attribution_days)]
     grouped: dict[Any, dict[str, int]] = {}
     totals_raw: dict[str, int] = {}
-    for source in sources:
-        for key, values in _aggregate(session, source, by, business_id, period.tz).items():
-            grouped.setdefault(key, {}).update(values)
-        totals_raw.update(_aggregate(session, source, None, business_id, period.tz)[None])
+    with _reporting_settings(session):
+        for source in sources:
+            for key, values in _aggregate(session, source, by, business_id, period.tz).items():
+                grouped.setdefault(key, {}).update(values)
+            totals_raw.update(_aggregate(session, source, None, business_id, period.tz)[None])
     if by == "month":
         for month in period.months:
             grouped.setdefault(month, {})
@@ -807,7 +871,9 @@ def programme_indicators(session: Session, period: Period | str) -> ProgrammeInd
             .group_by(Business.kecamatan_code))
     by_kecamatan: dict[str, dict[str, int]] = {}
     totals = dict.fromkeys(INDICATOR_METRICS, 0)
-    for row in session.execute(stmt):
+    with _reporting_settings(session):
+        rows = session.execute(stmt).all()
+    for row in rows:
         values = {k: int(row._mapping[k] or 0) for k in INDICATOR_METRICS}
         by_kecamatan[row.kecamatan_code] = values
         for k, v in values.items():

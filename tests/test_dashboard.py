@@ -41,9 +41,9 @@ def _campaign_with_run(world: World, status: RunStatus = RunStatus.running) -> d
         run = make_run(session, campaign, status=status, planned=6)
         deliveries = []
         for state in ("sent", "sent", "sent", "failed", "pending", "pending"):
-            extra = {"error": "550 mailbox tidak ada"} if state == "failed" else {}
+            error = "550 mailbox tidak ada" if state == "failed" else None
             deliveries.append(make_delivery(session, run, make_customer(session), status=state,
-                                            **extra))
+                                            error=error))
         for kind in ("open", "open", "click", "lead"):
             session.add(EngagementEvent(type=kind, run_id=run.id, delivery_id=deliveries[0].id,
                                         business_id=world.ids["business_a"],

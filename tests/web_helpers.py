@@ -11,6 +11,11 @@ owner without a business, a Dinas staff and a Dinas admin account. Every account
 password is :data:`PASSWORD`. Users are inserted with one Argon2 hash computed once per
 test session: hashing costs ~0.2 s on a busy machine, and ``engine.users`` itself is
 exercised by ``test_web_auth``.
+
+Browser tests: the portal and dashboard count only human engagement. ``engine.events``
+flags as bots a user agent containing "HeadlessChrome" and a click less than 2 s after the
+mail was sent, so give the Playwright context a normal ``user_agent`` and let a moment
+pass before clicking, or the click will not show up in the engagement tables.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from engine.models import (
 )
 from engine.sharekit import ShareKit, build_share_kit
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_staff, settings_of
+from web.portal import verdict_of
 
 RECENT_RUNS = 30
 EVENT_TYPES = ("open", "click", "lead", "unsubscribe")
@@ -326,7 +327,7 @@ def verification_queue(db: Session, state: Verification) -> list[QueueItem]:
     items = []
     for business in db.scalars(select(Business).where(Business.verification == state)
                                .order_by(Business.created_at, Business.id).limit(200)):
-        verdict = Verdict.from_dict(business.eligibility)
+        verdict = verdict_of(business)
         kecamatan = wilayah.kecamatan_name(business.kecamatan_code) or business.kecamatan_code
         items.append(QueueItem(business, verdict, kecamatan, int(counts.get(business.id, 0))))
     return items
