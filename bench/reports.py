@@ -47,7 +47,8 @@ def fill_sql(events: int, deliveries: int) -> list[tuple[str, str]]:
              "complaint": 0.002, "lead": 0.018}
     counts = {kind: int(events * part) for kind, part in share.items()}
     counts["snapshot"] = events - sum(counts.values())
-    sent_at = f"(timestamptz '{START}' + ((d.id::bigint * 7919) % {SPAN_SECONDS}) * interval '1 second')"
+    sent_at = (f"(timestamptz '{START}' + ((d.id::bigint * 7919) % {SPAN_SECONDS})"
+               " * interval '1 second')")
     return [
         ("seed", "SELECT setseed(0.42)"),
         ("businesses", """
@@ -127,7 +128,8 @@ def fill_sql(events: int, deliveries: int) -> list[tuple[str, str]]:
                     ('unsubscribe', {counts['unsubscribe']}), ('bounce', {counts['bounce']}),
                     ('complaint', {counts['complaint']}), ('lead', {counts['lead']})) AS k(kind, n)
                   CROSS JOIN LATERAL generate_series(1, k.n) g) e
-            JOIN delivery d ON d.id = 1 + (e.g::bigint * 7919 + length(e.kind) * 104729) % {deliveries}
+            JOIN delivery d
+              ON d.id = 1 + (e.g::bigint * 7919 + length(e.kind) * 104729) % {deliveries}
             JOIN delivery_product dp ON dp.delivery_id = d.id AND dp.position = 0"""),
         ("social snapshots", f"""
             INSERT INTO engagement_event (type, channel, post_id, delivery_id, run_id,
@@ -147,7 +149,8 @@ def fill_sql(events: int, deliveries: int) -> list[tuple[str, str]]:
             WHERE e.type = 'click' AND e.post_id IS NULL AND e.id % 15 = 0
             UNION ALL
             SELECT 1 + g % 1000, 1 + (g * 31) % 100000, 'INV-R' || g, 'confirmed',
-                   timestamptz '{START}' + ((g::bigint * 7919) % {SPAN_SECONDS}) * interval '1 second',
+                   timestamptz '{START}'
+                       + ((g::bigint * 7919) % {SPAN_SECONDS}) * interval '1 second',
                    75000
             FROM generate_series(1, 20000) g"""),
         ("analyze", "ANALYZE"),

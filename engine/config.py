@@ -93,6 +93,8 @@ class Settings:
     smtp_rate: float = 0.0
     smtp_burst: int = 200
     beat_interval_seconds: float = 30.0
+    # Maildir that receives bounces and complaints (RFC 3464 / ARF); empty = not polled.
+    bounce_maildir: str = ""
 
     @property
     def embedded(self) -> bool:

@@ -528,8 +528,8 @@ def _send_source(period: Period, with_outbox: bool = False) -> _Source:
         .where(or_(sent_in, created_in) if with_outbox else sent_in)
         .subquery("send_facts")
     )
-    metrics = ("sent", "bounced_hard", "bounced_soft", "unique_opens", "unique_clicks",
-               "unsubscribes", "complaints")
+    metrics: tuple[str, ...] = ("sent", "bounced_hard", "bounced_soft", "unique_opens",
+                                "unique_clicks", "unsubscribes", "complaints")
     if with_outbox:
         metrics = ("planned", "failed", *metrics)
         return _Source(facts, metrics, _delivery_businesses(or_(sent_in, created_in)))

@@ -281,3 +281,23 @@ def test_webhook_rejects_bad_secret_bad_body_and_unknown_types(
     monkeypatch.delenv("UMKM_BOUNCE_SECRET")
     assert client.post("/webhooks/bounce", json=body, headers=auth).status_code == 503
     assert _suppressions(db) == []
+
+
+def test_beat_tick_reads_the_configured_bounce_mailbox(
+        db: Session, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler's tick polls BOUNCE_MAILDIR: a hard bounce suppresses without anyone
+    running `umkm bounces process`."""
+    from engine.config import reset_settings
+    from workers.tasks import beat_tick
+
+    hard = sent_mail(db)
+    db.commit()
+    root = _maildir(tmp_path / "kotak-bounce", [sample("dsn_hard_postfix.eml", hard)])
+    monkeypatch.setenv("BOUNCE_MAILDIR", str(root))
+    reset_settings()
+
+    report = beat_tick()
+
+    assert report["bounces"] == 1
+    assert _suppressions(db) == [(hard.recipient, "bounced")]
+    assert beat_tick()["bounces"] == 0  # handled mail left the inbox

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from engine import dispatch
+from engine.config import get_settings
 from workers.celery_app import QUEUE_BULK, QUEUE_TRANSACTIONAL, app
 
 log = logging.getLogger(__name__)
@@ -53,4 +54,20 @@ def beat_tick() -> dict[str, Any]:
     idempotent in the database."""
     report = dispatch.scheduler_tick()
     report["enqueued"] = enqueue_batches(report.pop("batches"))
+    report["bounces"] = read_bounce_mailbox()
     return report
+
+
+def read_bounce_mailbox() -> int:
+    """Bounces and complaints from the configured Maildir (idempotent: handled mail moves
+    out of the inbox). A broken mailbox must not stop the rest of the tick."""
+    settings = get_settings()
+    if not settings.bounce_maildir:
+        return 0
+    from engine.bounces import process_maildir
+
+    try:
+        return process_maildir(settings.bounce_maildir, settings).messages
+    except OSError:
+        log.warning("bounce mailbox %s unreadable", settings.bounce_maildir, exc_info=True)
+        return 0
