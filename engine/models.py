@@ -367,6 +367,9 @@ class Delivery(Base):
         UniqueConstraint("run_id", "recipient", "channel"),
         Index("ix_delivery_run_status", "run_id", "status", "id"),
         Index("ix_delivery_status_next", "status", "next_attempt_at"),
+        # Monthly reports scan deliveries by send and creation time.
+        Index("ix_delivery_sent_at", "sent_at"),
+        Index("ix_delivery_created_at", "created_at"),
     )
 
 
@@ -416,6 +419,7 @@ class EngagementEvent(Base):
     __table_args__ = (
         Index("ix_event_business_time", "business_id", "occurred_at"),
         Index("ix_event_run_type", "run_id", "type"),
+        Index("ix_event_type_time", "type", "occurred_at"),
     )
 
 

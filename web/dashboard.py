@@ -473,3 +473,30 @@ def report_page(request: Request, periode: str = "", by: str = "campaign",
         "columns": REPORT_COLUMNS, "dimensions": reports.DIMENSIONS,
         "labels": {m: reports.metric_label(m) for m in REPORT_COLUMNS},
     }, status_code=400 if error else 200)
+
+
+@router.get("/laporan/unduh")
+def report_download(periode: str = "", by: str = "campaign", format: str = "html",
+                    db: Session = Depends(get_db)) -> Response:
+    """The same report as `umkm report`: one self-contained HTML file with charts, or CSV."""
+    return report_file(db, (periode or current_month())[:40], by, format, business_id=None)
+
+
+def report_file(db: Session, period: str, by: str, fmt: str,
+                business_id: int | None) -> Response:
+    """HTML (charts, printable) or CSV (UTF-8 with BOM) download of a report."""
+    from engine.report_html import render_report_html
+
+    try:
+        if fmt == "csv":
+            body = reports.report_csv(reports.build_report(db, period, by,
+                                                           business_id=business_id))
+            media, ext = "text/csv; charset=utf-8", "csv"
+        else:
+            body = render_report_html(db, period, by, business_id=business_id).encode()
+            media, ext = "text/html; charset=utf-8", "html"
+    except reports.ReportError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    name = f"laporan-{period}-{by}.{ext}".replace("..", "-")
+    return Response(body, media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

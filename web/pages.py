@@ -11,7 +11,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from engine import formatting
-from engine.i18n import get_lang, t
+from engine.i18n import get_lang, register, t
+
+register({
+    "report.download_html": {"id": "Unduh laporan (HTML, bisa dicetak ke PDF)",
+                             "en": "Download report (HTML, printable to PDF)"},
+    "report.download_csv": {"id": "Unduh CSV (spreadsheet)", "en": "Download CSV (spreadsheet)"},
+})
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"

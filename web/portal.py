@@ -640,3 +640,14 @@ def engagement(request: Request, user: User = Depends(require_owner),
         "business": business, "rows": engagement_rows(db, business.id),
         "columns": EVENT_COLUMNS,
     })
+
+
+@router.get("/laporan")
+def own_report(periode: str = "", format: str = "html", user: User = Depends(require_owner),
+               db: Session = Depends(get_db)) -> Response:
+    """The Pasal 15 report restricted to the owner's own business (by campaign)."""
+    from web.dashboard import current_month, report_file
+
+    business = own_business_or_redirect(db, user)
+    return report_file(db, (periode or current_month())[:40], "campaign", format,
+                       business_id=business.id)

@@ -242,6 +242,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_delivery_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_delivery_run_status', ['run_id', 'status', 'id'], unique=False)
         batch_op.create_index('ix_delivery_status_next', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_delivery_sent_at', ['sent_at'], unique=False)
+        batch_op.create_index('ix_delivery_created_at', ['created_at'], unique=False)
 
     op.create_table('order_event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -369,6 +371,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_engagement_event_post_id'), ['post_id'], unique=False)
         batch_op.create_index('ix_event_business_time', ['business_id', 'occurred_at'], unique=False)
         batch_op.create_index('ix_event_run_type', ['run_id', 'type'], unique=False)
+        batch_op.create_index('ix_event_type_time', ['type', 'occurred_at'], unique=False)
 
     # ### end Alembic commands ###
 
