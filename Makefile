@@ -21,7 +21,15 @@ demo: install
 test: install
 	@bash scripts/ensure-system-deps.sh
 	@mkdir -p var/test-logs
-	$(PY) -m pytest $(PYTEST_ARGS) --log-file=var/test-logs/pytest.log --log-file-level=DEBUG
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS) --log-file=var/test-logs/pytest.log --log-file-level=DEBUG
+	$(PY) -m tests.check_logs var/test-logs
+
+# The fault and abuse suite in full (docs/reliability.md): the long cases (marked slow),
+# ten times more hypothesis examples, and the real-worker/Redis faults.
+faults: install
+	@bash scripts/ensure-system-deps.sh
+	@mkdir -p var/test-logs
+	HYPOTHESIS_PROFILE=faults-long $(PY) -m pytest -q tests/faults tests/test_workers_integration.py -m "slow or not slow" $(PYTEST_ARGS) --log-file=var/test-logs/faults.log --log-file-level=DEBUG
 	$(PY) -m tests.check_logs var/test-logs
 
 lint: install

@@ -43,7 +43,8 @@ SPAN_SECONDS = 92 * 86400  # October to December
 def fill_sql(events: int, deliveries: int) -> list[tuple[str, str]]:
     """(label, statement) pairs that build the whole history inside PostgreSQL."""
     posts = 3_000
-    share = {"open": 0.50, "click": 0.15, "unsubscribe": 0.01, "bounce": 0.02,
+    share = {"open": 0.50, "click": 0.15, "unsubscribe": 0.01, "hard_bounce": 0.012,
+             "soft_bounce": 0.008,
              "complaint": 0.002, "lead": 0.018}
     counts = {kind: int(events * part) for kind, part in share.items()}
     counts["snapshot"] = events - sum(counts.values())
@@ -120,12 +121,12 @@ def fill_sql(events: int, deliveries: int) -> list[tuple[str, str]]:
                    CASE WHEN e.kind IN ('click', 'lead') THEN dp.business_id END,
                    d.customer_id, e.kind = 'click' AND random() < 0.1,
                    coalesce(d.sent_at, d.created_at) + random() * interval '3 days',
-                   CASE WHEN e.kind = 'bounce' THEN json_build_object(
-                       'kind', CASE WHEN random() < 0.6 THEN 'hard' ELSE 'soft' END)
-                        ELSE '{{}}'::json END
+                   '{{}}'::json
             FROM (SELECT k.kind, g FROM (VALUES
                     ('open', {counts['open']}), ('click', {counts['click']}),
-                    ('unsubscribe', {counts['unsubscribe']}), ('bounce', {counts['bounce']}),
+                    ('unsubscribe', {counts['unsubscribe']}),
+                    ('hard_bounce', {counts['hard_bounce']}),
+                    ('soft_bounce', {counts['soft_bounce']}),
                     ('complaint', {counts['complaint']}), ('lead', {counts['lead']})) AS k(kind, n)
                   CROSS JOIN LATERAL generate_series(1, k.n) g) e
             JOIN delivery d

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from channels.base import AccountCredentials
+from channels.base import BUILTIN_ADAPTERS, AccountCredentials, available_channels
 from engine import crypto
 from engine.i18n import register, t
-from engine.models import SocialAccount, utcnow
+from engine.models import Delivery, DeliveryStatus, SocialAccount, utcnow
 
 PLATFORMS = ("facebook", "instagram", "tiktok", "whatsapp")
 TOKEN_PURPOSE = "social-token"
@@ -37,6 +37,13 @@ class AccountError(ValueError):
     pass
 
 
+def platforms() -> list[str]:
+    """The built-in social platforms plus every plugin channel (entry point
+    ``umkm.channels``): a third-party adapter gets accounts like the built-in ones."""
+    plugins = sorted(n for n in available_channels() if n not in BUILTIN_ADAPTERS)
+    return [*PLATFORMS, *plugins]
+
+
 def account_key(platform: str, owner: str, business_id: int | None) -> str:
     """``facebook:dinas`` or ``facebook:biz-12``: how campaigns and logs name an account."""
     return f"{platform}:dinas" if owner == "dinas" else f"{platform}:biz-{business_id}"
@@ -52,13 +59,16 @@ def connect(
     business_id: int | None = None, meta: dict[str, Any] | None = None,
 ) -> SocialAccount:
     """Create or reconnect an account; a reconnect clears ``needs_reconnect``."""
-    if platform not in PLATFORMS:
-        raise AccountError(t("acct.bad_platform", platform=platform, choices=", ".join(PLATFORMS)))
+    if platform not in PLATFORMS and platform not in platforms():
+        raise AccountError(t("acct.bad_platform", platform=platform,
+                             choices=", ".join(platforms())))
     if not access_token.strip():
         raise AccountError(t("acct.empty_token"))
     account = session.scalars(select(SocialAccount).where(
         SocialAccount.platform == platform, SocialAccount.external_id == external_id)
     ).one_or_none()
+    was_paused = account is not None and (account.status != STATUS_OK
+                                          or account.cooldown_until is not None)
     if account is None:
         account = SocialAccount(platform=platform, external_id=external_id)
         session.add(account)
@@ -73,7 +83,28 @@ def connect(
     account.cooldown_until = None
     account.meta = dict(meta or {})
     session.flush()
+    if was_paused:
+        wake_deliveries(session, key_of(account))
     return account
+
+
+def wake_deliveries(session: Session, key: str, now: datetime | None = None) -> int:
+    """Make the waiting deliveries of a reconnected account due now (not in an hour).
+
+    A paused account's posts were deferred without spending attempts; once the
+    account works again they should go out at the next beat tick.
+    """
+    now = now or utcnow()
+    platform = key.partition(":")[0]
+    rows = session.execute(select(Delivery.id, Delivery.context).where(
+        Delivery.channel == platform, Delivery.status == DeliveryStatus.pending,
+        Delivery.next_attempt_at > now)).all()
+    ids = [row_id for row_id, context in rows if (context or {}).get("account") == key]
+    if ids:
+        session.execute(update(Delivery).where(Delivery.id.in_(ids))
+                        .values(next_attempt_at=now)
+                        .execution_options(synchronize_session=False))
+    return len(ids)
 
 
 def find(session: Session, platform: str, owner: str, business_id: int | None = None
@@ -110,7 +141,12 @@ def credentials(account: SocialAccount) -> AccountCredentials:
 
 def store_tokens(session: Session, key: str, access_token: str, refresh_token: str | None,
                  expires_at: datetime | None) -> None:
-    """Save a refreshed access token and its rotated refresh token atomically."""
+    """Save a refreshed access token and its rotated refresh token atomically.
+
+    One UPDATE, committed at once: TikTok invalidates the old refresh token the moment
+    it answers, so a crash between writing one token and the other would lose the
+    account. ``refresh_token=None`` keeps the stored one (providers that do not rotate).
+    """
     account = by_key(session, key)
     values: dict[str, Any] = {
         "access_token_enc": crypto.encrypt(access_token, TOKEN_PURPOSE),
@@ -122,6 +158,7 @@ def store_tokens(session: Session, key: str, access_token: str, refresh_token: s
 
 
 def mark_needs_reconnect(session: Session, key: str, reason: str) -> None:
+    """Pause the account until someone runs ``umkm account connect`` again."""
     account = by_key(session, key)
     account.status = STATUS_NEEDS_RECONNECT
     account.meta = {**(account.meta or {}), "last_error": reason[:500]}
@@ -129,6 +166,7 @@ def mark_needs_reconnect(session: Session, key: str, reason: str) -> None:
 
 
 def cool_down(session: Session, key: str, until: datetime, reason: str) -> None:
+    """Stop every worker's calls on the account until ``until`` (never shortened)."""
     account = by_key(session, key)
     current = account.cooldown_until
     if current is not None and current.tzinfo is None:

@@ -57,7 +57,9 @@ _SOFT_PERMANENT = {"5.2.2"}
 MESSAGE_ID_RE = re.compile(
     r"<umkm\.(\d{1,19})\.(\d{1,19})\.([0-9a-f]{16})@([A-Za-z0-9.-]{1,253})>")
 _STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_NOT_ADDR = r"[^@\s<>\x00-\x1f\x7f]+"
+_EMAIL_RE = re.compile(rf"^{_NOT_ADDR}@{_NOT_ADDR}\.{_NOT_ADDR}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class NotAReport(ValueError):
@@ -116,7 +118,7 @@ def _status(value: str | None) -> str | None:
 def _one_line(value: str | None, limit: int = 500) -> str | None:
     if not value:
         return None
-    return " ".join(str(value).split())[:limit] or None
+    return " ".join(_CONTROL.sub(" ", str(value)).split())[:limit] or None
 
 
 def _blocks(part: Message) -> list[Message]:
@@ -139,7 +141,8 @@ def _original_message_id(report: Message, raw_text: str) -> str | None:
         headers: Message | None = None
         if ctype == "message/rfc822":
             inner = part.get_payload()
-            headers = inner[0] if isinstance(inner, list) and inner else None
+            first = inner[0] if isinstance(inner, list) and inner else None
+            headers = first if isinstance(first, Message) else None
         elif ctype == "text/rfc822-headers":
             payload = part.get_payload(decode=True)
             text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""

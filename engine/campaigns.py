@@ -39,13 +39,15 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine import templating, wilayah
 from engine.i18n import register, t
@@ -120,6 +122,12 @@ MESSAGES = register(
         "campaign.no_channel": {
             "id": "paling sedikit satu kanal: email, facebook, instagram, tiktok atau whatsapp",
             "en": "at least one channel: email, facebook, instagram, tiktok or whatsapp",
+        },
+        "campaign.wa_template_needed": {
+            "id": "mode cloud_api membutuhkan 'template': template WhatsApp yang disetujui "
+            "({name: promo_umkm, language: id}) atau teks social/*.j2 (hanya dalam jendela 24 jam)",
+            "en": "mode cloud_api needs 'template': an approved WhatsApp template "
+            "({name: promo_umkm, language: id}) or a social/*.j2 text (24-hour window only)",
         },
         "campaign.variant_empty": {
             "id": "varian harus mengganti 'subject' atau 'template'",
@@ -682,30 +690,121 @@ class SocialChannel(_Strict):
     per: Literal["product", "campaign"] = "campaign"
 
 
+class WhatsAppTemplate(_Strict):
+    """An approved Cloud API message template; its body takes two parameters, the
+    customer's first name ({{1}}) and the tracked product/campaign link ({{2}})."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,512}$")]
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")] = "id"
+
+
 class WhatsAppChannel(_Strict):
-    """``share_kit``: links for the shared WhatsApp group; ``cloud_api``: sent by the API."""
+    """``share_kit``: links for the shared WhatsApp group; ``cloud_api``: sent by the API.
+
+    In ``cloud_api`` mode ``template`` is either an approved template (sent to everyone
+    with WhatsApp consent) or a ``social/*.j2`` text, which WhatsApp only allows as a
+    reply inside the 24-hour window a customer opens by writing to us.
+    """
 
     mode: Literal["share_kit", "cloud_api"] = "share_kit"
     account: Literal["dinas", "business"] = "dinas"
-    template: SocialTemplate | None = None
+    template: Annotated[
+        Annotated[SocialTemplate, Tag("file")] | Annotated[WhatsAppTemplate, Tag("approved")],
+        Discriminator(lambda v: "approved" if isinstance(v, Mapping | WhatsAppTemplate)
+                      else "file"),
+    ] | None = None
     per: Literal["product", "campaign"] = "campaign"
+
+    @model_validator(mode="after")
+    def _cloud_api_needs_template(self) -> Self:
+        if self.mode == "cloud_api" and self.template is None:
+            raise _custom("campaign.wa_template_needed")
+        return self
+
+
+def plugin_channels() -> frozenset[str]:
+    """Channels added by third parties (entry points ``umkm.channels``): post platforms."""
+    from channels.base import BUILTIN_ADAPTERS, available_channels
+
+    return frozenset(n for n in available_channels()
+                     if n not in BUILTIN_ADAPTERS and n not in CHANNEL_KEYS)
 
 
 class Channels(_Strict):
+    """The built-in channels, plus any plugin channel (``{account, template, per}``) that
+    is installed: a third-party adapter works in a campaign without changing the engine."""
+
     email: EmailChannel | None = None
     facebook: SocialChannel | None = None
     instagram: SocialChannel | None = None
     tiktok: SocialChannel | None = None
     whatsapp: WhatsAppChannel | None = None
+    _plugins: dict[str, SocialChannel] = PrivateAttr(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _at_least_one(self) -> Self:
-        if not self.names():
+    @model_validator(mode="wrap")
+    @classmethod
+    def _plugin_channels(cls, data: Any, handler: Callable[[Any], Channels]) -> Channels:
+        """Keys of installed plugins are social channels; every other key stays strict."""
+        unknown = [k for k in data if k not in cls.model_fields] \
+            if isinstance(data, Mapping) else []
+        installed = plugin_channels() if unknown else frozenset()
+        plugins = {k: data[k] for k in unknown if k in installed}
+        if not plugins:
+            return cls._at_least_one(handler(data))
+        core = {k: v for k, v in data.items() if k not in plugins}
+        errors: list[InitErrorDetails] = []
+        parsed: dict[str, SocialChannel] = {}
+        for name, value in plugins.items():
+            try:
+                parsed[name] = SocialChannel.model_validate(value)
+            except ValidationError as exc:
+                errors += [_rebased(e, name) for e in exc.errors(include_url=False)]
+        model: Channels | None = None
+        try:
+            model = handler(core) if core else cls.model_construct()
+        except ValidationError as exc:
+            errors = [*(_rebased(e) for e in exc.errors(include_url=False)), *errors]
+        if errors or model is None:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        model._plugins = parsed
+        return model
+
+    @staticmethod
+    def _at_least_one(model: Channels) -> Channels:
+        if not model.names():
             raise _custom("campaign.no_channel")
-        return self
+        return model
+
+    @model_serializer(mode="wrap")
+    def _dump_plugins(self, handler: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        dumped = handler(self)
+        dumped.update({name: config.model_dump(mode="json", exclude_none=True)
+                       for name, config in self._plugins.items()})
+        return dumped
+
+    @property
+    def plugins(self) -> dict[str, SocialChannel]:
+        return dict(self._plugins)
 
     def names(self) -> list[str]:
-        return [name for name in CHANNEL_KEYS if getattr(self, name) is not None]
+        return [name for name in CHANNEL_KEYS if getattr(self, name) is not None] + \
+            sorted(self._plugins)
+
+
+def _rebased(error: Mapping[str, Any], *prefix: str | int) -> InitErrorDetails:
+    """A reported error again, under ``prefix`` (plugin channels are validated apart)."""
+    kind = str(error["type"])
+    ctx = dict(error.get("ctx") or {})
+    details: InitErrorDetails = {
+        "type": PydanticCustomError(kind, MESSAGES[kind]["en"], ctx) if kind in MESSAGES
+        else (PydanticCustomError(kind, str(error.get("msg") or kind), ctx)
+              if kind.startswith("campaign.") else kind),
+        "loc": (*prefix, *error["loc"]),
+        "input": error.get("input"),
+    }
+    if ctx and kind not in MESSAGES and not kind.startswith("campaign."):
+        details["ctx"] = ctx
+    return details
 
 
 _URL = r"^https?://\S+$"
@@ -1011,7 +1110,9 @@ def template_problems(data: Mapping[str, Any]) -> list[_Found]:
             problems += _expression(variant.get("subject"), (*here, "variants", i, "subject"), ctx)
             problems += _email_template(variant.get("template"),
                                         (*here, "variants", i, "template"), ctx)
-    for name in ("facebook", "instagram", "tiktok", "whatsapp"):
+    extra = [k for k in channels if k not in CHANNEL_KEYS]
+    plugins = sorted(plugin_channels() & set(extra)) if extra else []
+    for name in ("facebook", "instagram", "tiktok", "whatsapp", *plugins):
         template = _mapping(channels.get(name)).get("template")
         if isinstance(template, str) and not templating.template_exists(template):
             problems.append(_Found(("channels", name, "template"), _missing_template(template)))
@@ -1119,6 +1220,8 @@ def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
         current = _unwrap(current)
         if isinstance(element, str) and element.startswith("rule:"):
             current = RULE_MODELS.get(element[5:])
+        elif isinstance(element, str) and get_origin(current) in (Union, type(int | None)):
+            current = _tagged(current, element)  # a discriminated union's branch
         elif isinstance(element, int):
             current = get_args(current)[0] if get_origin(current) is list else None
         elif isinstance(current, type) and issubclass(current, BaseModel):
@@ -1128,6 +1231,14 @@ def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
             return None
     current = _unwrap(current)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _tagged(union: Any, tag: str) -> Any:
+    for option in get_args(union):
+        if get_origin(option) is Annotated and any(
+                isinstance(m, Tag) and m.tag == tag for m in get_args(option)[1:]):
+            return get_args(option)[0]
+    return None
 
 
 def _keys_of(model: type[BaseModel] | None) -> list[str]:
@@ -1303,8 +1414,10 @@ __all__ = [
     "Products",
     "Schedule",
     "Trigger",
+    "WhatsAppTemplate",
     "check_files",
     "load_campaign",
+    "plugin_channels",
     "render_context",
     "spec_hash",
     "validate_files",

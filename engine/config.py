@@ -82,6 +82,12 @@ class Settings:
     # Unaudited TikTok apps may only post privately (SELF_ONLY); set true after the audit.
     tiktok_audited: bool = False
     social_mode: str = "sandbox"
+    # Seconds between status polls of an Instagram container / TikTok publish, and the
+    # pace of Meta posts per process (posts/second; 0 = unpaced): tests turn both down.
+    social_poll_seconds: float = 3.0
+    social_rate: float = 1.0
+    # The beat reads social post insights at most this often (per post).
+    metrics_interval_minutes: int = 60
     batch_size: int = 250
     max_attempts: int = 5
     error_budget: float = 0.2

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from channels.base import ChannelAdapter, OutboundMessage, SendResult, get_adapter_class
@@ -56,6 +58,7 @@ from engine.wilayah import kecamatan_name
 log = logging.getLogger(__name__)
 
 ERROR_BUDGET_MIN_SAMPLE = 50
+_DELIVERY_PRODUCT: Table = DeliveryProduct.__table__  # type: ignore[assignment]
 ENQUEUE_GRACE = timedelta(minutes=5)
 
 
@@ -103,6 +106,18 @@ class RunContext:
     envelope_from: str
     signer: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    product_contexts: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def product_context(self, product: CatalogProduct, base_url: str) -> dict[str, Any]:
+        """The template dict of a product, built once per run instead of per recipient.
+
+        Sharing one dict between recipients is safe: templates render in the immutable
+        sandbox, so none of them can change it.
+        """
+        found = self.product_contexts.get(product.id)
+        if found is None:
+            found = self.product_contexts[product.id] = product.as_context(base_url)
+        return found
 
     def variant_for(self, recipient: str) -> tuple[str, CompiledEmail]:
         """A/B split: deterministic by recipient and campaign, stable across retries."""
@@ -141,6 +156,8 @@ def _load_signer(settings: Settings) -> Any:
 
 def _compile_variants(spec: dict[str, Any], lang: str) -> list[tuple[str, CompiledEmail]]:
     email = (spec.get("channels") or {}).get("email") or {}
+    if not email:
+        return []  # a social-only campaign renders no email
     base = ("A", compile_email(email["template"], email["subject"],
                                preheader=email.get("preheader"), lang=lang))
     variants = [base]
@@ -276,7 +293,47 @@ def reset_process_state() -> None:
 
 
 # ----------------------------------------------------------------------------- recipients
-def _blocked_at_send_time(session: Session, rows: Sequence[Delivery], campaign_type: str,
+class DeliveryLike(Protocol):
+    """What the email path reads of an outbox row (an ORM Delivery or an :class:`OutboxRow`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def recipient(self) -> str: ...
+    @property
+    def customer_id(self) -> int | None: ...
+    @property
+    def business_id(self) -> int | None: ...
+    @property
+    def context(self) -> dict[str, Any]: ...
+    @property
+    def message_id(self) -> str | None: ...
+
+
+class OutboxRow(NamedTuple):
+    """A claimed outbox row as plain values: the hot path needs no ORM identity map."""
+
+    id: int
+    channel: str
+    recipient: str
+    customer_id: int | None
+    business_id: int | None
+    context: dict[str, Any]
+    message_id: str | None
+    attempts: int
+
+
+_OUTBOX_COLUMNS = (Delivery.id, Delivery.channel, Delivery.recipient, Delivery.customer_id,
+                   Delivery.business_id, Delivery.context, Delivery.message_id,
+                   Delivery.attempts)
+
+
+def _claimed_rows(session: Session, ids: Sequence[int]) -> list[OutboxRow]:
+    query = select(*_OUTBOX_COLUMNS).where(Delivery.id.in_(list(ids))).order_by(Delivery.id)
+    return [OutboxRow(*row) for row in session.execute(query).tuples()]
+
+
+def _blocked_at_send_time(session: Session, rows: Sequence[DeliveryLike], campaign_type: str,
                           ) -> dict[int, str]:
     """Consent withdrawn or address suppressed after planning stops the mail now."""
     blocked: dict[int, str] = {}
@@ -301,10 +358,28 @@ def _blocked_at_send_time(session: Session, rows: Sequence[Delivery], campaign_t
     return blocked
 
 
-def _customer_context(customer: Customer) -> dict[str, Any]:
-    name = customer.name.strip()
+@lru_cache(maxsize=1024)
+def _kecamatan_label(code: str | None) -> str:
+    return kecamatan_name(code) or ""
+
+
+def _customer_fields(name: str, email: str | None, kecamatan_code: str | None,
+                     ) -> dict[str, Any]:
+    name = name.strip()
     return {"first_name": name.split()[0] if name else "", "name": name,
-            "email": customer.email, "kecamatan": kecamatan_name(customer.kecamatan_code) or ""}
+            "email": email, "kecamatan": _kecamatan_label(kecamatan_code)}
+
+
+def _customer_context(customer: Customer) -> dict[str, Any]:
+    return _customer_fields(customer.name, customer.email, customer.kecamatan_code)
+
+
+def _customer_contexts(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The ``customer`` render context of each id, read as plain columns (no ORM objects)."""
+    query = select(Customer.id, Customer.name, Customer.email, Customer.kecamatan_code).where(
+        Customer.id.in_(ids))
+    return {cid: _customer_fields(name, email, kecamatan)
+            for cid, name, email, kecamatan in session.execute(query).tuples()}
 
 
 def _order_context(session: Session, order_id: int) -> dict[str, Any] | None:
@@ -336,13 +411,12 @@ class Prepared:
     variant: str
 
 
-def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[Delivery],
+def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryLike],
                      settings: Settings) -> tuple[list[Prepared], dict[int, str]]:
     """Render and assemble every message of the batch (skipping blocked recipients)."""
     blocked = _blocked_at_send_time(session, rows, ctx.campaign_type)
     live = [d for d in rows if d.id not in blocked]
-    customers = {c.id: c for c in session.scalars(
-        select(Customer).where(Customer.id.in_([d.customer_id for d in live if d.customer_id])))}
+    customers = _customer_contexts(session, [d.customer_id for d in live if d.customer_id])
     recs: dict[int, list[CatalogProduct]] = {}
     if ctx.recommender is not None and ctx.campaign_type != CampaignType.newsletter.value:
         recs = ctx.recommender.for_customers(session, list(customers), ctx.per_message)
@@ -354,9 +428,9 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[Delivery]
         customer = customers.get(d.customer_id or -1)
         products = recs.get(d.customer_id or -1, [])
         context = dict(ctx.base_context)
-        context["customer"] = _customer_context(customer) if customer else {
+        context["customer"] = customer or {
             "first_name": "", "name": "", "email": d.recipient, "kecamatan": ""}
-        context["products"] = [p.as_context(settings.base_url) for p in products]
+        context["products"] = [ctx.product_context(p, settings.base_url) for p in products]
         if d.context.get("order_id"):
             context["order"] = _order_context(session, int(d.context["order_id"]))
         delivery_tracker = ctx.tracker.for_delivery(d.id)
@@ -420,11 +494,12 @@ def process_batch(run_id: int, delivery_ids: Sequence[int],
         result.claimed = len(claimed)
         if not claimed:
             return result
-        rows = list(session.scalars(select(Delivery).where(Delivery.id.in_(claimed))
-                                    .order_by(Delivery.id)))
+        rows = _claimed_rows(session, claimed)
         attempts = {d.id: d.attempts for d in rows}
         email_rows = [d for d in rows if d.channel == "email"]
-        social_rows = [d for d in rows if d.channel != "email"]
+        social_ids = [d.id for d in rows if d.channel != "email"]
+        social_rows = list(session.scalars(select(Delivery).where(Delivery.id.in_(social_ids))
+                                           .order_by(Delivery.id))) if social_ids else []
         try:
             prepared, blocked = prepare_messages(session, ctx, email_rows, settings)
         except Exception:
@@ -470,11 +545,15 @@ def _social_outcomes(session: Session, ctx: RunContext, rows: Sequence[Delivery]
     """Social posts of the batch; rows of a cooling or disconnected account wait."""
     from engine import social
 
-    results, deferred = social.send_social(session, ctx, rows, settings, now)
+    batch = social.send_social(session, ctx, rows, settings, now)
     outcomes = [outbox.Outcome(delivery_id=r.delivery_id, status=str(r.status),
                                provider_id=r.provider_id, error=r.error,
-                               retry_after=r.retry_after) for r in results]
-    for delivery_id, until in deferred.items():
+                               retry_after=r.retry_after,
+                               business_id=batch.business_of.get(r.delivery_id))
+                for r in batch.results]
+    outcomes += [outbox.Outcome(delivery_id=i, status="skipped", error=reason)
+                 for i, reason in batch.skipped.items()]
+    for delivery_id, until in batch.deferred.items():
         outcomes.append(outbox.Outcome(delivery_id=delivery_id, status="deferred",
                                        retry_after=max(1.0, (until - now).total_seconds())))
     return outcomes
@@ -507,22 +586,35 @@ def _attribute(session: Session, prepared: Sequence[Prepared],
             select(DeliveryProduct.delivery_id).where(
                 DeliveryProduct.delivery_id.in_({r["delivery_id"] for r in rows}))).scalars())
         rows = [r for r in rows if r["delivery_id"] not in existing]
-        if rows:
-            session.execute(insert(DeliveryProduct), rows)
+        if rows:  # Core insert: one multi-row statement, no ORM bulk bookkeeping
+            session.execute(insert(_DELIVERY_PRODUCT), rows)
             session.commit()
 
 
 def _check_error_budget(session: Session, run: CampaignRun, settings: Settings) -> None:
-    """Pause a run whose failure share exceeds the budget instead of burning the list."""
-    counts = outbox.counts_by_status(session, run.id)
-    done = counts["sent"] + counts["failed"]
-    if done < ERROR_BUDGET_MIN_SAMPLE or counts["failed"] / done <= settings.error_budget:
+    """Pause a run whose failure share exceeds the budget instead of burning the list.
+
+    It runs after every batch, so it never groups the whole run (on PostgreSQL that is
+    ~85 ms per batch at 100k rows): it counts the failed rows (an index range, usually
+    empty), then counts sent rows only up to the number that decides the question.
+    Above ``cap`` sent rows the share is below the budget whatever the exact count.
+    """
+    budget = settings.error_budget
+    failed = outbox.count_status(session, run.id, DeliveryStatus.failed)
+    if failed == 0 and budget >= 0:
+        return
+    cap = None
+    if budget > 0:
+        cap = max(ERROR_BUDGET_MIN_SAMPLE, math.ceil(failed / budget) - failed + 1)
+    sent = outbox.count_status(session, run.id, DeliveryStatus.sent, limit=cap)
+    done = sent + failed
+    if done < ERROR_BUDGET_MIN_SAMPLE or failed / done <= budget:
         return
     from engine.control import pause
 
-    share = counts["failed"] / done
+    share = failed / done
     pause(session, run, f"anggaran galat terlampaui: {share:.0%} gagal "
-                        f"({counts['failed']} dari {done}); periksa lalu lanjutkan")
+                        f"({failed} dari {done}); periksa lalu lanjutkan")
 
 
 # ----------------------------------------------------------------------------- enqueueing
@@ -613,8 +705,24 @@ def scheduler_tick(settings: Settings | None = None, now: datetime | None = None
     for rid in [*started, *recurring, *orders, *retention]:
         batches.extend(due_batches_for_run(rid, settings, now))
     batches.extend(sweep(settings, now))
+    metrics = _poll_social_metrics(settings, now)
     return {"started": len(started), "recurring": len(recurring), "orders": len(orders),
-            "retention": len(retention), "batches": batches}
+            "retention": len(retention), "batches": batches, "metrics": metrics}
+
+
+def _poll_social_metrics(settings: Settings, now: datetime) -> int:
+    """Social insights on the beat: each post at most every ``metrics_interval_minutes``.
+
+    A provider outage must never stop the rest of the tick (sending, sweeping).
+    """
+    from engine import social
+
+    try:
+        return social.poll_metrics(
+            settings, now, min_interval=timedelta(minutes=settings.metrics_interval_minutes))
+    except Exception:
+        log.exception("social metrics polling failed")
+        return 0
 
 
 def _retention_due(now: datetime) -> bool:

@@ -59,6 +59,7 @@ from engine import wilayah
 from engine.db import is_postgres
 from engine.formatting import rupiah
 from engine.i18n import get_lang, register, t
+from engine.events import HARD_BOUNCE, SOFT_BOUNCE
 from engine.models import (
     Business,
     Campaign,
@@ -153,15 +154,15 @@ METRICS: dict[str, MetricDef] = {
         "Sent minus messages that bounced (hard or soft)."),
     "bounced_hard": _m(
         "email", "count", "Pantulan keras", "Hard bounces",
-        "Pesan terkirim dalam periode dengan laporan pantulan permanen (raw.kind = hard, "
-        "atau tanpa jenis); dihitung sekali per pesan.",
-        "Messages sent in the period with a permanent bounce report (raw.kind = hard, "
-        "or no kind); counted once per message."),
+        "Pesan terkirim dalam periode dengan laporan pantulan permanen (peristiwa "
+        "hard_bounce, status DSN 5.x.x); dihitung sekali per pesan.",
+        "Messages sent in the period with a permanent bounce report (event hard_bounce, "
+        "DSN status 5.x.x); counted once per message."),
     "bounced_soft": _m(
         "email", "count", "Pantulan lunak", "Soft bounces",
-        "Pesan terkirim dalam periode yang hanya memiliki pantulan sementara (raw.kind = "
-        "soft); dihitung sekali per pesan.",
-        "Messages sent in the period with only temporary bounces (raw.kind = soft); "
+        "Pesan terkirim dalam periode yang hanya memiliki pantulan sementara (peristiwa "
+        "soft_bounce); dihitung sekali per pesan.",
+        "Messages sent in the period with only temporary bounces (event soft_bounce); "
         "counted once per message."),
     "unique_opens": _m(
         "email", "count", "Dibuka (unik)", "Unique opens",
@@ -488,12 +489,11 @@ def _send_source(period: Period, with_outbox: bool = False) -> _Source:
     1 December belongs to two different months.
     """
     e = EngagementEvent
-    kind = e.raw["kind"].as_string()
-    is_bounce = e.type == "bounce"
+    is_bounce = e.type.in_((HARD_BOUNCE, SOFT_BOUNCE))
     per_delivery = (
         select(
             e.delivery_id,
-            func.max(_flag(and_(is_bounce, func.coalesce(kind, "") != "soft"))).label("hard"),
+            func.max(_flag(e.type == HARD_BOUNCE)).label("hard"),
             func.max(_flag(is_bounce)).label("bounce"),
             func.max(_flag(and_(e.type == "open", _human(e)))).label("opened"),
             func.max(_flag(and_(e.type == "click", _human(e)))).label("clicked"),

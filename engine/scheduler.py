@@ -257,7 +257,7 @@ def materialize_channels(session: Session, run: CampaignRun, spec: dict[str, Any
     channels = spec.get("channels") or {}
     if channels.get("email"):
         materialize_audience(session, run, spec, now)
-    social.materialize_posts(session, run, spec, get_settings())
+    social.materialize_posts(session, run, spec, get_settings(), now)
     planned = session.execute(
         select(func.count()).select_from(Delivery).where(Delivery.run_id == run.id)
     ).scalar_one()

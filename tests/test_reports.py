@@ -144,13 +144,13 @@ def build_history(s: Session) -> History:
 
     d3 = make_delivery(s, r1, k3, at=at)
     _carry(s, d3, p1a)
-    make_event(s, k3, type="bounce", delivery_id=d3.id, raw={"kind": "soft"})
-    make_event(s, k3, type="bounce", delivery_id=d3.id, raw={"kind": "hard"})
+    make_event(s, k3, type="soft_bounce", delivery_id=d3.id)
+    make_event(s, k3, type="hard_bounce", delivery_id=d3.id)
 
     d4 = make_delivery(s, r1, k4, at=at)
     _carry(s, d4, p2)
     for _ in range(2):
-        make_event(s, k4, type="bounce", delivery_id=d4.id, raw={"kind": "soft"})
+        make_event(s, k4, type="soft_bounce", delivery_id=d4.id)
 
     d5 = make_delivery(s, r1, k5, status="failed", at=at)
     _carry(s, d5, p1a)

@@ -254,7 +254,8 @@ def _newsletter_run(db: Session) -> CampaignRun:
 
 
 def test_next_dispatch_skips_an_address_unsubscribed_after_planning(
-        client: TestClient, db: Session, settings: Settings, smtp_server: ScriptedSMTPServer) -> None:
+        client: TestClient, db: Session, settings: Settings,
+        smtp_server: ScriptedSMTPServer) -> None:
     run = _newsletter_run(db)
     leaving = make_customer(db, marketing=True, name="Ani Leaving")
     staying = make_customer(db, marketing=True, name="Budi Staying")

@@ -25,8 +25,14 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, \
-    model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -69,6 +75,7 @@ EMAIL_PATTERN = (r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0
                  r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+KECAMATAN_PATTERN = r"^\d{2}\.\d{2}\.\d{2}$"
 
 Text = Annotated[str, StringConstraints(pattern=_NO_CONTROL)]
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=REF_PATTERN)]
@@ -90,10 +97,15 @@ class _In(BaseModel):
 class CustomerIn(_In):
     """The buyer; found by email (then phone), created if missing."""
 
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["email"], "properties": {"email": {"type": "string"}}},
+        {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+    ]})
+
     email: Email | None = None
     phone: Phone | None = Field(default=None, description="Nomor HP, mis. 0812-3456-7890.")
     name: Annotated[Text, StringConstraints(min_length=1, max_length=200)] | None = None
-    kecamatan_code: Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}$")] | None = None
+    kecamatan_code: Annotated[str, StringConstraints(pattern=KECAMATAN_PATTERN)] | None = None
 
     @field_validator("phone")
     @classmethod
@@ -219,6 +231,8 @@ _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Kunci API tidak ada atau tidak sah."}}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "Tidak ditemukan (atau milik UMKM lain)."}}
+_BAD_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Isi permintaan tidak dapat dibaca (bukan JSON)."}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "Perubahan bersamaan; ulangi permintaan."}}
 _INVALID: dict[int | str, dict[str, Any]] = {
@@ -335,7 +349,7 @@ def _products_for(db: Session, business: Business,
     summary="Buat atau perbarui pesanan",
     responses={200: {"model": OrderOut, "description": "Pesanan yang sudah ada diperbarui."},
                201: {"description": "Pesanan baru dibuat."},
-               **_UNAUTHORIZED, **_CONFLICT, **_INVALID},
+               **_BAD_BODY, **_UNAUTHORIZED, **_CONFLICT, **_INVALID},
 )
 def upsert_order(
     payload: OrderIn, response: Response,
@@ -389,7 +403,7 @@ def get_order(ref: RefPath, business: Business = Depends(current_business),
     responses={200: {"model": OrderEventResult,
                      "description": "Peristiwa ini sudah tercatat sebelumnya (idempoten)."},
                201: {"description": "Peristiwa baru dicatat; email dikirim oleh penjadwal."},
-               **_UNAUTHORIZED, **_NOT_FOUND, **_INVALID},
+               **_BAD_BODY, **_UNAUTHORIZED, **_NOT_FOUND, **_INVALID},
 )
 def add_order_event(
     ref: RefPath, payload: OrderEventIn, response: Response,
@@ -427,7 +441,7 @@ def add_order_event(
     "/customers/{email}/consent", response_model=ConsentOut, status_code=201,
     summary="Catat persetujuan atau penarikan persetujuan pelanggan (UU 27/2022)",
     responses={201: {"description": "Dicatat (riwayat persetujuan bersifat tambah-saja)."},
-               **_UNAUTHORIZED, **_NOT_FOUND, **_INVALID},
+               **_BAD_BODY, **_UNAUTHORIZED, **_NOT_FOUND, **_INVALID},
 )
 def record_customer_consent(
     email: EmailPath, payload: ConsentIn,

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 ROUTER_MODULES = (
     "web.tracking_routes",   # /t/o, /t/c, /u (RFC 8058), preference centre
     "web.bounce_routes",     # bounce/complaint webhook
+    "web.whatsapp_routes",   # WhatsApp Cloud API webhook: opt-outs, 24-hour window
     "web.api",               # JSON API (order events, consent), OpenAPI
     "web.auth",              # login/logout, sessions, CSRF
     "web.portal",            # UMKM owner portal

@@ -50,13 +50,15 @@ register({
 })
 
 _Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+_PART = r"[^@\s<>\x00-\x1f\x7f]+"
+_ADDRESS = rf"^{_PART}@{_PART}\.{_PART}$"
 
 
 class BounceIn(BaseModel):
     """A bounce or complaint about one recipient."""
 
-    recipient: Annotated[_Text, StringConstraints(
-        min_length=3, max_length=254, pattern=r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")] = Field(
+    recipient: Annotated[str, StringConstraints(
+        min_length=3, max_length=254, pattern=_ADDRESS)] = Field(
         description="Alamat email penerima yang memantul atau mengeluh.")
     type: Literal["hard", "soft", "complaint"]
     message_id: Annotated[_Text, StringConstraints(max_length=255)] | None = Field(

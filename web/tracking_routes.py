@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from engine import consent, events
 from engine.crypto import derived_key
 from engine.db import session_factory
-from engine.i18n import register, t
 from engine.formatting import jam, tanggal
+from engine.i18n import register, t
 from engine.models import Customer, Delivery, utcnow
 from engine.tracking import InvalidToken, TokenData, parse_token
 from web.pages import render
@@ -261,15 +261,25 @@ def _withdraw(db: Session, target: UnsubscribeTarget, channels: list[str],
                                   channel=target.channel)
 
 
+@dataclass
+class FormFields:
+    """What the preference-centre form posted."""
+
+    csrf: str
+    action: str
+    channels: list[str]
+    categories: list[str]
+
+
 @router.post("/u/{token}")
 async def unsubscribe_post(token: str, request: Request) -> Response:
     """RFC 8058 one-click (no cookies, 200, no redirect) or the preference form."""
     form = await request.form()
     one_click = form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE
-    fields = {"csrf": str(form.get(FORM_TOKEN_FIELD) or ""),
-              "action": str(form.get("action") or ""),
-              "channels": [str(v) for v in form.getlist("channel")],
-              "categories": [str(v) for v in form.getlist("category")]}
+    fields = FormFields(csrf=str(form.get(FORM_TOKEN_FIELD) or ""),
+                        action=str(form.get("action") or ""),
+                        channels=[str(v) for v in form.getlist("channel")],
+                        categories=[str(v) for v in form.getlist("category")])
     sessions = session_factory(request.app.state.settings)
     with sessions() as db:
         target = _target(db, token)
@@ -279,7 +289,7 @@ async def unsubscribe_post(token: str, request: Request) -> Response:
             _withdraw(db, target, [target.channel], SOURCE_ONE_CLICK)
             db.commit()
             return PlainTextResponse(t("unsub.one_click_ok"), headers=NO_STORE)
-        if not hmac.compare_digest(fields["csrf"], form_token(token)):
+        if not hmac.compare_digest(fields.csrf.encode(), form_token(token).encode()):
             return render(request, "unsubscribe_invalid.html",
                           {"title": t("unsub.title"), "message": t("unsub.form_invalid")},
                           status_code=403)
@@ -287,8 +297,8 @@ async def unsubscribe_post(token: str, request: Request) -> Response:
 
 
 def _apply_form(request: Request, db: Session, target: UnsubscribeTarget,
-                fields: dict[str, Any]) -> Response:
-    action = fields["action"]
+                fields: FormFields) -> Response:
+    action = fields.action
     ctx: dict[str, Any] = {"token": target.token, "address": mask_address(target.address)}
     if action in ("unsubscribe", "all"):
         channels = [target.channel] if action == "unsubscribe" else \
@@ -305,8 +315,8 @@ def _apply_form(request: Request, db: Session, target: UnsubscribeTarget,
                       {"title": t("unsub.title"), "message": t("unsub.form_invalid")},
                       status_code=400)
     result = consent.save_preferences(
-        db, target.subject, fields["channels"],
-        fields["categories"] if target.customer is not None else None,
+        db, target.subject, fields.channels,
+        fields.categories if target.customer is not None else None,
         SOURCE_PREFERENCES, own_channel=target.channel)
     if result.unsubscribed and target.delivery is not None:
         events.record_unsubscribe(db, target.delivery, source=SOURCE_PREFERENCES)

@@ -1,0 +1,81 @@
+"""``/webhooks/whatsapp``: the WhatsApp Cloud API webhook (opt-outs and the 24-hour window).
+
+``GET`` answers Meta's subscription check: ``hub.mode=subscribe`` with the verify token
+configured in ``UMKM_WA_VERIFY_TOKEN`` gets ``hub.challenge`` back as plain text.
+
+``POST`` receives customer messages and delivery statuses. When ``UMKM_WA_APP_SECRET``
+is set, the ``X-Hub-Signature-256`` HMAC of the raw body must match it (Meta signs every
+webhook with the app secret); then every message opens that customer's 24-hour window
+and an opt-out keyword (``BERHENTI``, ``STOP``...) withdraws WhatsApp consent at once
+(:func:`engine.social.record_whatsapp_inbound`). Unknown shapes are acknowledged with
+200 and ignored, because Meta keeps retrying a webhook that fails.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from channels.whatsapp import parse_webhook, verify_signature
+from engine import social
+from engine.db import session_factory
+from engine.i18n import register, t
+
+SECRET_ENV = "UMKM_WA_APP_SECRET"
+VERIFY_TOKEN_ENV = "UMKM_WA_VERIFY_TOKEN"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+MAX_BODY_BYTES = 1024 * 1024
+
+register({
+    "wa.hook.bad_signature": {"id": "Tanda tangan webhook WhatsApp tidak sah.",
+                              "en": "Invalid WhatsApp webhook signature."},
+    "wa.hook.bad_verify": {"id": "Token verifikasi webhook WhatsApp salah.",
+                           "en": "Wrong WhatsApp webhook verify token."},
+    "wa.hook.too_large": {"id": "Isi terlalu besar (maks. 1 MB).",
+                          "en": "Body too large (max 1 MB)."},
+})
+
+router = APIRouter(tags=["webhook"])
+
+
+@router.get("/webhooks/whatsapp", summary="Verifikasi langganan webhook WhatsApp",
+            response_class=PlainTextResponse,
+            responses={403: {"description": "Token verifikasi salah atau belum diatur."}})
+def verify_subscription(
+    mode: Annotated[str, Query(alias="hub.mode")] = "",
+    token: Annotated[str, Query(alias="hub.verify_token")] = "",
+    challenge: Annotated[str, Query(alias="hub.challenge", max_length=200)] = "",
+) -> Response:
+    expected = os.environ.get(VERIFY_TOKEN_ENV, "")
+    if mode == "subscribe" and expected and hmac.compare_digest(token.encode(),
+                                                                expected.encode()):
+        return PlainTextResponse(challenge)
+    return PlainTextResponse(t("wa.hook.bad_verify"), status_code=403)
+
+
+@router.post("/webhooks/whatsapp", summary="Terima pesan dan status WhatsApp",
+             responses={200: {"description": "Diterima (pesan dicatat, opt-out diterapkan)."},
+                        403: {"description": "Tanda tangan X-Hub-Signature-256 tidak sah."},
+                        413: {"description": "Isi terlalu besar."}})
+async def receive(request: Request) -> Response:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return JSONResponse({"detail": t("wa.hook.too_large")}, status_code=413)
+    secret = os.environ.get(SECRET_ENV, "")
+    if secret and not verify_signature(body, request.headers.get(SIGNATURE_HEADER), secret):
+        return JSONResponse({"detail": t("wa.hook.bad_signature")}, status_code=403)
+    try:
+        payload = json.loads(body or b"null")
+    except ValueError:
+        payload = None
+    events = parse_webhook(payload) if isinstance(payload, dict) else []
+    if not events:
+        return JSONResponse({"messages": 0, "opt_outs": 0})
+    with session_factory(request.app.state.settings)() as session:
+        summary = social.record_whatsapp_inbound(session, events)
+    return JSONResponse({"messages": summary.messages, "opt_outs": summary.opt_outs})
