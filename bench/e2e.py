@@ -340,8 +340,11 @@ class Workers:
                         "pool_mb": round(child / 1024, 1)})
         return out
 
-    def cpu(self) -> float:
-        return sum(cpu_seconds(pid) for main, kids in self.pids() for pid in (main, *kids))
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds so far of (main processes, pool processes)."""
+        pids = self.pids()
+        return (sum(cpu_seconds(main) for main, _ in pids),
+                sum(cpu_seconds(kid) for _, kids in pids for kid in kids))
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -455,7 +458,9 @@ class PassResult:
 def cpu_snapshot(workers: Workers, sink: SmtpSink, redis_srv: PrivateRedis) -> dict[str, float]:
     """CPU seconds so far of each party: where the machine's two cores went."""
     busy, total = machine_cpu()
-    return {"workers": workers.cpu(), "postgres": comm_cpu("postgres"),
+    main, pool = workers.cpu()
+    return {"workers": main + pool, "worker_main": main, "worker_pool": pool,
+            "postgres": comm_cpu("postgres"),
             "smtp_sink": cpu_seconds(sink.proc.pid), "redis": cpu_seconds(redis_srv.proc.pid),
             "bench": cpu_seconds(os.getpid()), "machine_busy": busy, "machine_total": total}
 

@@ -89,10 +89,11 @@ def connect(
 
 
 def wake_deliveries(session: Session, key: str, now: datetime | None = None) -> int:
-    """Make the waiting deliveries of a reconnected account due now (not in an hour).
+    """Make the waiting deliveries of a reconnected account due now (not in 15 minutes).
 
     A paused account's posts were deferred without spending attempts; once the
-    account works again they should go out at the next beat tick.
+    account works again they go out at the next beat tick (``next_attempt_at`` NULL is
+    due whatever the caller's clock says).
     """
     now = now or utcnow()
     platform = key.partition(":")[0]
@@ -102,7 +103,7 @@ def wake_deliveries(session: Session, key: str, now: datetime | None = None) -> 
     ids = [row_id for row_id, context in rows if (context or {}).get("account") == key]
     if ids:
         session.execute(update(Delivery).where(Delivery.id.in_(ids))
-                        .values(next_attempt_at=now)
+                        .values(next_attempt_at=None)
                         .execution_options(synchronize_session=False))
     return len(ids)
 

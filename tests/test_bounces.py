@@ -301,3 +301,20 @@ def test_beat_tick_reads_the_configured_bounce_mailbox(
     assert report["bounces"] == 1
     assert _suppressions(db) == [(hard.recipient, "bounced")]
     assert beat_tick()["bounces"] == 0  # handled mail left the inbox
+
+
+def test_a_processed_bounce_is_counted_by_the_monthly_report(db: Session,
+                                                             settings: Settings) -> None:
+    """The bounce pipeline and the Pasal 15 report speak the same event vocabulary."""
+    from engine.reports import build_report
+
+    delivery = sent_mail(db)
+    db.commit()
+    bounces.handle_raw(db, sample("dsn_hard_postfix.eml", delivery))
+    db.commit()
+
+    report = build_report(db, "2026-12", "campaign")
+
+    assert report.totals["sent"] == 1
+    assert report.totals["bounced_hard"] == 1
+    assert report.totals["delivered"] == 0
