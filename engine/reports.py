@@ -57,9 +57,9 @@ from sqlalchemy.types import DateTime, String
 
 from engine import wilayah
 from engine.db import is_postgres
+from engine.events import HARD_BOUNCE, SOFT_BOUNCE
 from engine.formatting import rupiah
 from engine.i18n import get_lang, register, t
-from engine.events import HARD_BOUNCE, SOFT_BOUNCE
 from engine.models import (
     Business,
     Campaign,
@@ -536,6 +536,12 @@ def _send_source(period: Period, with_outbox: bool = False) -> _Source:
     return _Source(facts, metrics, _delivery_businesses(sent_in))
 
 
+def _is_published() -> ColumnElement[bool]:
+    """A post row exists from the first attempt (retry marker, container id); only one
+    the platform confirmed counts as a post."""
+    return or_(SocialPost.published_at.is_not(None), SocialPost.provider_post_id.is_not(None))
+
+
 def _social_source(period: Period) -> _Source:
     e = EngagementEvent
     published = func.coalesce(SocialPost.published_at, Delivery.sent_at, Delivery.created_at)
@@ -543,7 +549,7 @@ def _social_source(period: Period) -> _Source:
         select(SocialPost.id, SocialPost.platform, SocialPost.business_id,
                SocialPost.delivery_id, Delivery.run_id, published.label("at"))
         .outerjoin(Delivery, Delivery.id == SocialPost.delivery_id)
-        .where(_in(published, period))
+        .where(_in(published, period), _is_published())
         .cte("posts")
     )
     ranked = (
@@ -840,7 +846,7 @@ def _active_businesses(period: Period) -> Subquery:
                                            _in(Delivery.sent_at, period)),
         select(SocialPost.business_id)
         .outerjoin(Delivery, Delivery.id == SocialPost.delivery_id)
-        .where(SocialPost.business_id.is_not(None), _in(posted, period)),
+        .where(SocialPost.business_id.is_not(None), _in(posted, period), _is_published()),
         select(e.business_id).where(e.business_id.is_not(None), _in(e.occurred_at, period)),
         select(DeliveryProduct.business_id)
         .join(e, e.delivery_id == DeliveryProduct.delivery_id)

@@ -452,3 +452,26 @@ def test_cli_table_html_and_errors(sqlite_settings: object, tmp_path: Path) -> N
     assert "2026-10..2026-12" in output and "Traceback" not in output
     code, output = _cli(["report", "--period", "2026-12", "--by", "desa"])
     assert code == 1 and "kecamatan" in output
+
+
+def test_a_post_the_platform_never_confirmed_is_not_counted(db: Session) -> None:
+    """Adapters create the post row at the first attempt (retry marker, Instagram
+    container id); a throttled or unfinished attempt is not a published post."""
+    campaign = make_campaign(db)
+    run = make_run(db, campaign)
+    business = make_business(db)
+    for status, published in (("published", utc(2026, 12, 3)), ("pending", None)):
+        delivery = Delivery(run_id=run.id, channel="instagram", recipient=f"ig:{status}",
+                            status="sent" if published else "pending",
+                            sent_at=published, created_at=utc(2026, 12, 3))
+        db.add(delivery)
+        db.flush()
+        db.add(SocialPost(delivery_id=delivery.id, platform="instagram",
+                          business_id=business.id, status=status, published_at=published,
+                          container_id=f"c-{status}",
+                          provider_post_id="1790" if published else None))
+    db.commit()
+
+    report = build_report(db, "2026-12", "channel")
+
+    assert report.row("instagram").values["social_posts"] == 1
