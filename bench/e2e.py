@@ -166,16 +166,19 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(values) - idle) / tick, sum(values) / tick
 
 
-def comm_cpu(name: str) -> float:
-    """CPU seconds of every live process called ``name`` (e.g. all postgres backends)."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                with open(f"/proc/{entry}/comm", encoding="ascii") as fh:
-                    if fh.read().strip() == name:
-                        total += cpu_seconds(int(entry))
-    return total
+def backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to ``database`` (ours only: the
+    server is shared with other users of the machine)."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN_URL)
+    try:
+        with admin.connect() as conn:
+            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :d"),
+                                {"d": database}).scalars().all()
+    finally:
+        admin.dispose()
+    return {int(pid): cpu_seconds(int(pid)) for pid in pids}
 
 
 # --------------------------------------------------------------------------- services
@@ -455,12 +458,13 @@ class PassResult:
     finished: bool = False
 
 
-def cpu_snapshot(workers: Workers, sink: SmtpSink, redis_srv: PrivateRedis) -> dict[str, float]:
+def cpu_snapshot(workers: Workers, sink: SmtpSink, redis_srv: PrivateRedis,
+                 database: str) -> dict[str, Any]:
     """CPU seconds so far of each party: where the machine's two cores went."""
     busy, total = machine_cpu()
     main, pool = workers.cpu()
     return {"workers": main + pool, "worker_main": main, "worker_pool": pool,
-            "postgres": comm_cpu("postgres"),
+            "postgres": backend_cpu(database),
             "smtp_sink": cpu_seconds(sink.proc.pid), "redis": cpu_seconds(redis_srv.proc.pid),
             "bench": cpu_seconds(os.getpid()), "machine_busy": busy, "machine_total": total}
 
@@ -494,7 +498,8 @@ def stop_profilers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
              redis_srv: PrivateRedis, sink: SmtpSink, tag: str, timeout: float,
-             progress: Callable[[str], None], profile_dir: Path | None = None) -> PassResult:
+             progress: Callable[[str], None], database: str,
+             profile_dir: Path | None = None) -> PassResult:
     from sqlalchemy import select
 
     from engine import dispatch, scheduler
@@ -512,7 +517,7 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
     workers = Workers(n_workers, env, workdir, tag)
     profilers = start_profilers(workers, profile_dir, tag) if profile_dir else []
     try:
-        cpu_before = cpu_snapshot(workers, sink, redis_srv)
+        cpu_before = cpu_snapshot(workers, sink, redis_srv, database)
         progress("rencana + antre")
         t0 = time.perf_counter()
         with session_scope() as session:
@@ -552,8 +557,11 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
                 done_at = time.perf_counter()
                 break
         workers.sample()
-        cpu_after = cpu_snapshot(workers, sink, redis_srv)
+        cpu_after = cpu_snapshot(workers, sink, redis_srv, database)
+        before_pg, after_pg = cpu_before.pop("postgres"), cpu_after.pop("postgres")
         result.cpu_seconds = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_after}
+        result.cpu_seconds["postgres"] = round(sum(
+            cpu - before_pg.get(pid, 0.0) for pid, cpu in after_pg.items()), 2)
         result.worker_cpu_seconds = result.cpu_seconds["workers"]
         result.rss = workers.peaks_mb()
         result.load_avg = [round(x, 2) for x in os.getloadavg()]
@@ -623,6 +631,7 @@ def build_report(args: argparse.Namespace, info: dict[str, Any], seed_s: float,
         "cpu_ms_per_message": {k: round(v * 1000 / max(1, main.counts.get("sent", 0)), 3)
                                for k, v in main.cpu_seconds.items()},
         "raw": raw,
+        **capacity(main, info["nproc"]),
         "seed_seconds": round(seed_s, 1),
         "targets": TARGETS,
     }
@@ -638,6 +647,24 @@ def build_report(args: argparse.Namespace, info: dict[str, Any], seed_s: float,
             if single.messages_per_second else None,
         }
     return report
+
+
+def capacity(main: PassResult, nproc: int) -> dict[str, Any]:
+    """What the run cost in CPU, and what that means on cores nobody else uses.
+
+    The machine is shared: ``other_load_share`` is the part of all CPU time during the
+    send that went to processes outside this benchmark.
+    """
+    sent = max(1, main.counts.get("sent", 0))
+    cpu = main.cpu_seconds
+    ours = sum(cpu.get(k, 0.0) for k in ("workers", "postgres", "smtp_sink", "redis", "bench"))
+    total = cpu.get("machine_total", 0.0)
+    others = max(0.0, cpu.get("machine_busy", 0.0) - ours)
+    per_message = ours * 1000 / sent
+    return {"cpu_ms_per_message_ours": round(per_message, 3),
+            "ceiling_messages_per_second_on_free_cores": round(nproc * 1000 / per_message, 1)
+            if per_message else None,
+            "other_load_share": round(others / total, 3) if total else None}
 
 
 def verdict(ok: bool) -> str:
@@ -691,6 +718,16 @@ def print_report(report: dict[str, Any]) -> None:
         table.add_row("Skala 1 -> 2 worker (pesan/detik)",
                       f"{one['messages_per_second']:,.0f} ({one['recipients']:,}) -> "
                       f"{mps:,.0f}  x{scaling['speedup']}", "", "")
+    per = report["cpu_ms_per_message"]
+    table.add_row("CPU per pesan (ms): worker / PostgreSQL / smtp-sink",
+                  f"{per.get('workers', 0):.2f} / {per.get('postgres', 0):.2f} / "
+                  f"{per.get('smtp_sink', 0):.2f}", "", "")
+    ceiling = report["ceiling_messages_per_second_on_free_cores"]
+    table.add_row(f"Plafon bila {m['nproc']} core bebas (pesan/detik)",
+                  f"{ceiling:,.0f}" if ceiling else "-", "", "")
+    share = report["other_load_share"]
+    table.add_row("Porsi CPU mesin dipakai proses lain saat kirim",
+                  f"{share:.0%}" if share is not None else "-", "", "")
     counts = report["counts"]
     table.add_row("Status kotak keluar", ", ".join(f"{k}={v:,}" for k, v in counts.items() if v),
                   "", "")
@@ -795,14 +832,14 @@ def main() -> None:
         main_campaign = write_campaign(workdir, "bench-promo-2-worker", "bench")
         with stage(console, f"2 worker, {n:,} penerima") as progress:
             main_pass = run_pass(2, main_campaign, env, workdir, redis_srv, sink, "two",
-                                 args.timeout, progress, args.profile)
+                                 args.timeout, progress, db.name, args.profile)
         console.print(f"[dim]2 worker: {main_pass.messages_per_second:,.0f} pesan/dtk[/]")
         single = None
         if scale_n:
             one_campaign = write_campaign(workdir, "bench-promo-1-worker", "bench-scale")
             with stage(console, f"1 worker, {scale_n:,} penerima") as progress:
                 single = run_pass(1, one_campaign, env, workdir, redis_srv, sink, "one",
-                                  args.timeout, progress, args.profile)
+                                  args.timeout, progress, db.name, args.profile)
         report = build_report(args, info, seeded.seconds, raw, main_pass, single,
                               redis_srv.peak_mb(), load_before)
         report["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]

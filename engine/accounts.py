@@ -88,18 +88,17 @@ def connect(
     return account
 
 
-def wake_deliveries(session: Session, key: str, now: datetime | None = None) -> int:
+def wake_deliveries(session: Session, key: str) -> int:
     """Make the waiting deliveries of a reconnected account due now (not in 15 minutes).
 
     A paused account's posts were deferred without spending attempts; once the
     account works again they go out at the next beat tick (``next_attempt_at`` NULL is
     due whatever the caller's clock says).
     """
-    now = now or utcnow()
     platform = key.partition(":")[0]
     rows = session.execute(select(Delivery.id, Delivery.context).where(
         Delivery.channel == platform, Delivery.status == DeliveryStatus.pending,
-        Delivery.next_attempt_at > now)).all()
+        Delivery.next_attempt_at.is_not(None))).all()
     ids = [row_id for row_id, context in rows if (context or {}).get("account") == key]
     if ids:
         session.execute(update(Delivery).where(Delivery.id.in_(ids))

@@ -1326,6 +1326,8 @@ def _check(path: Path) -> _Checked:
     if document.data is not None:
         spec, schema_found = _check_document(document)
         found += schema_found
+    elif not found:  # e.g. a lone tag or anchor: a document with nothing in it
+        found.append((Position(1, 1), t("yaml.empty")))
     errors = sorted({_error(file, pos, msg) for pos, msg in found},
                     key=lambda e: (e.line, e.column, e.message))
     return _Checked(spec if not errors else None, errors, document.data, document.source_map)

@@ -70,6 +70,8 @@ class Settings:
     smtp_password: Secret = field(default_factory=lambda: Secret(""))
     smtp_starttls: bool = False
     smtp_reconnect_after: int = 500
+    # Seconds to wait for the SMTP server at each step (connect, each reply).
+    smtp_timeout: float = 30.0
     mail_from: str = "Dinas Koperasi UMKM TTS <pemasaran@umkm.ttskab.go.id>"
     dkim_domain: str = ""
     dkim_selector: str = ""

@@ -59,7 +59,12 @@ log = logging.getLogger(__name__)
 
 ERROR_BUDGET_MIN_SAMPLE = 50
 _DELIVERY_PRODUCT: Table = DeliveryProduct.__table__  # type: ignore[assignment]
-ENQUEUE_GRACE = timedelta(minutes=5)
+ENQUEUE_GRACE = timedelta(minutes=5)  # default of settings.enqueue_grace_seconds
+
+
+def _grace(settings: Settings) -> timedelta:
+    """How long ids handed to the broker are trusted to arrive before being re-sent."""
+    return timedelta(seconds=settings.enqueue_grace_seconds)
 
 
 @dataclass(frozen=True)
@@ -268,7 +273,7 @@ def email_adapter(settings: Settings) -> ChannelAdapter[Any, Any]:
     if adapter is None:
         if settings.smtp_host:
             cls: Any = get_adapter_class("email_smtp")
-            adapter = cls(settings.smtp_host, settings.smtp_port,
+            adapter = cls(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout,
                           username=settings.smtp_user or None,
                           password=settings.smtp_password.get() or None,
                           starttls=settings.smtp_starttls,
@@ -566,6 +571,11 @@ def _outcomes(prepared: Sequence[Prepared], results: Sequence[SendResult],
     by_id = {p.message.delivery_id: p for p in prepared}
     for r in results:
         p = by_id[r.delivery_id]
+        if r.raw.get("outcome_unknown"):
+            # The server may have accepted it: a resend is a bounded duplicate that
+            # receivers and our bounce handling recognise by the same Message-ID.
+            log.warning("delivery %s: outcome unknown (%s); a retry reuses Message-ID %s",
+                        r.delivery_id, r.error, p.message.message_id)
         outcomes.append(outbox.Outcome(
             delivery_id=r.delivery_id, status=str(r.status), provider_id=r.provider_id,
             message_id=p.message.message_id, error=r.error, retry_after=r.retry_after,
@@ -635,8 +645,7 @@ def due_batches_for_run(run_id: int, settings: Settings | None = None,
         if run is None or run.status != RunStatus.running:
             return []
         kind = _campaign_type(session, run_id)
-        batches = outbox.pending_batches(session, run_id, settings.batch_size, now)
-        _mark_enqueued(session, [i for b in batches for i in b], now)
+        batches = outbox.enqueue_due(session, run_id, settings.batch_size, now)
         return [Batch(run_id, kind, b) for b in batches]
 
 
@@ -653,7 +662,7 @@ def sweep(settings: Settings | None = None, now: datetime | None = None) -> list
     now = now or utcnow()
     batches: list[Batch] = []
     with session_factory(settings)() as session:
-        outbox.requeue_stale(session, now)
+        outbox.requeue_stale(session, now, timedelta(seconds=settings.stale_after_seconds))
         run_ids = list(session.scalars(
             select(Delivery.run_id.distinct())
             .join(CampaignRun, CampaignRun.id == Delivery.run_id)
@@ -661,7 +670,7 @@ def sweep(settings: Settings | None = None, now: datetime | None = None) -> list
                    Delivery.status == DeliveryStatus.pending,
                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
                    or_(Delivery.enqueued_at.is_(None),
-                       Delivery.enqueued_at < now - ENQUEUE_GRACE,
+                       Delivery.enqueued_at < now - _grace(settings),
                        and_(Delivery.next_attempt_at.is_not(None),
                             Delivery.enqueued_at < Delivery.next_attempt_at)))))
         finished_candidates = list(session.scalars(
@@ -680,7 +689,7 @@ def _stale_batches(run_id: int, settings: Settings, now: datetime) -> list[Batch
             select(Delivery.id).where(
                 Delivery.run_id == run_id, Delivery.status == DeliveryStatus.pending,
                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-                or_(Delivery.enqueued_at.is_(None), Delivery.enqueued_at < now - ENQUEUE_GRACE,
+                or_(Delivery.enqueued_at.is_(None), Delivery.enqueued_at < now - _grace(settings),
                     and_(Delivery.next_attempt_at.is_not(None),
                          Delivery.enqueued_at < Delivery.next_attempt_at)))
             .order_by(Delivery.id)))

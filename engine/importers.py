@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -86,6 +87,12 @@ MESSAGES = register(
         "import.file.unreadable": {
             "id": "{file}: berkas tidak dapat dibaca: {detail}",
             "en": "{file}: cannot read the file: {detail}",
+        },
+        "import.file.line_too_long": {
+            "id": "{file}:{line}: baris lebih dari {limit} KB; ini bukan ekspor CSV dari "
+            "spreadsheet",
+            "en": "{file}:{line}: line longer than {limit} KB; this is not a spreadsheet CSV "
+            "export",
         },
         "import.file.not_utf8": {
             "id": "{file}:{line}: berkas bukan UTF-8; simpan ulang dari spreadsheet sebagai "
@@ -235,6 +242,10 @@ MESSAGES = register(
 # --------------------------------------------------------------------------- results
 
 
+MAX_KEPT_ERRORS = 1_000  # row errors kept for display; all of them are counted
+MAX_LINE_BYTES = 1 << 20  # one physical CSV line; longer is not a spreadsheet export
+MAX_REMEMBERED_KEYS = 100_000  # per-file duplicate detection window (bounded memory)
+
 @dataclass(frozen=True)
 class RowError:
     """One rejected row; ``str()`` gives the compiler-style ``file:line: reason``."""
@@ -262,8 +273,14 @@ class ImportReport:
         return self.accepted + self.unchanged + self.rejected
 
     def reject(self, line: int, reason: str) -> None:
+        self.keep(RowError(self.file, line, reason))
+
+    def keep(self, error: RowError) -> None:
+        """Count every rejected row; keep the first :data:`MAX_KEPT_ERRORS` messages, so a
+        file of a million bad rows cannot exhaust memory (nobody reads past those)."""
         self.rejected += 1
-        self.errors.append(RowError(self.file, line, reason))
+        if len(self.errors) < MAX_KEPT_ERRORS:
+            self.errors.append(error)
 
 
 class ImportFileError(Exception):
@@ -360,7 +377,12 @@ def _decoded_lines(handle: BinaryIO, file: str) -> Iterator[str]:
     Decoding per physical line is safe because no UTF-8 multi-byte sequence contains
     ``\\n``, and it tells the user exactly where the bad byte is.
     """
-    for number, raw in enumerate(handle, start=1):
+    number = 0
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise ImportFileError(t("import.file.line_too_long", file=file, line=number,
+                                    limit=MAX_LINE_BYTES // 1024))
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -513,8 +535,7 @@ def _run_import(
             good: list[_Row] = []
             for item in batch:
                 if isinstance(item, RowError):
-                    report.rejected += 1
-                    report.errors.append(item)
+                    report.keep(item)
                 else:
                     good.append(item)
             if good:
@@ -763,8 +784,10 @@ class _CustomerRun:
     """State that lives across batches of one customer import."""
 
     source: str
-    seen_email: dict[str, int] = field(default_factory=dict)
-    seen_phone: dict[str, int] = field(default_factory=dict)
+    # Recent keys only (bounded): a duplicate further back in a huge file is found in the
+    # database instead and counted as unchanged, never imported twice.
+    seen_email: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    seen_phone: OrderedDict[str, int] = field(default_factory=OrderedDict)
 
 
 class _CustomerBatch:
@@ -804,10 +827,11 @@ class _CustomerBatch:
         return None
 
     def remember(self, row: _CustomerRow) -> None:
-        if row.email:
-            self.run.seen_email[row.email] = row.line
-        if row.phone:
-            self.run.seen_phone[row.phone] = row.line
+        for value, seen in ((row.email, self.run.seen_email), (row.phone, self.run.seen_phone)):
+            if value:
+                seen[value] = row.line
+                if len(seen) > MAX_REMEMBERED_KEYS:
+                    seen.popitem(last=False)
 
     def apply(self, row: _CustomerRow) -> bool:
         """Create or update the customer; True when anything changed."""

@@ -42,6 +42,7 @@ PREFERENCE_BOOST = 0.5  # a stated category counts like half of a purchase histo
 CO_PURCHASE_WEIGHT = 1.0
 AFFINITY_WEIGHT = 1.0
 POPULARITY_WEIGHT = 0.1  # a tie-breaker, never stronger than a real signal
+MEMO_SIZE = 20_000  # distinct purchase histories remembered per run
 
 
 def _utc(now: datetime) -> datetime:
@@ -53,6 +54,11 @@ class _History:
     bought: set[int] = field(default_factory=set)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     affinity: dict[str, float] = field(default_factory=dict)
+    stated: frozenset[str] = frozenset()
+
+    def signature(self) -> tuple[frozenset[int], frozenset[tuple[str, int]], frozenset[str]]:
+        """Everything a recommendation depends on: equal signatures, equal picks."""
+        return frozenset(self.bought), frozenset(self.counts.items()), self.stated
 
 
 def _stated_categories(preferences: Any) -> set[str]:
@@ -92,6 +98,9 @@ class Recommender:
         for pid in sorted(self.products, key=self._rank_key_without_signal):
             by_category[self.products[pid].category].append(pid)
         self._by_category = dict(by_category)
+        # Many customers share a purchase history (a catalog of a few dozen products):
+        # their picks are computed once per run. Bounded, so memory stays flat.
+        self._memo: dict[tuple[Any, ...], list[CatalogProduct]] = {}
 
     def _rank_key_without_signal(self, pid: int) -> tuple[int, int]:
         return (-self.popularity.get(pid, 0), pid)
@@ -124,7 +133,16 @@ class Recommender:
         if k < 1 or not customer_ids:
             return {cid: [] for cid in customer_ids}
         histories = self._histories(session, customer_ids)
-        return {cid: self._recommend(histories[cid], k) for cid in customer_ids}
+        return {cid: self._recommend_memo(histories[cid], k) for cid in customer_ids}
+
+    def _recommend_memo(self, history: _History, k: int) -> list[CatalogProduct]:
+        key = (*history.signature(), k)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[key] = self._recommend(history, k)
+        return list(found)
 
     def _histories(self, session: Session, customer_ids: Sequence[int]) -> dict[int, _History]:
         """The batch's purchase history and stated preferences in ONE query."""
@@ -146,7 +164,8 @@ class Recommender:
                 history.bought.add(product_id)
                 history.counts[category] += 1
         for cid, history in histories.items():
-            history.affinity = _affinity(history.counts, stated.get(cid, set()))
+            history.stated = frozenset(stated.get(cid, set()))
+            history.affinity = _affinity(history.counts, set(history.stated))
         return histories
 
     def _co_scores(self, bought: Iterable[int]) -> dict[int, int]:

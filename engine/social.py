@@ -705,13 +705,14 @@ def poll_metrics(settings: Settings, now: datetime | None = None, *,
 
 
 def _poll_due(post: SocialPost, now: datetime, min_interval: timedelta | None) -> bool:
+    """Never read, read ``min_interval`` ago, or read "in the future" (clock reset)."""
     if min_interval is None:
         return True
     try:
-        last = datetime.fromisoformat(str((post.raw or {}).get("metrics_polled_at")))
+        last = _aware(datetime.fromisoformat(str((post.raw or {}).get("metrics_polled_at"))))
     except ValueError:
         return True
-    return now - (_aware(last) or now) >= min_interval or (_aware(last) or now) > now
+    return last is None or last > now or now - last >= min_interval
 
 
 def _poll_group(session: Session, sessions: sessionmaker[Session], settings: Settings,

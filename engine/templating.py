@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template
+from jinja2 import FileSystemLoader, StrictUndefined, Template, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -57,11 +57,16 @@ class TemplateProblem(Exception):
 
 MAX_POWER = 1_000
 MAX_SEQUENCE = 100_000
+MAX_INT_BITS = 4_096
 
 register({
     "tpl.undefined": {"id": "variabel tidak dikenal: {detail}", "en": "unknown variable: {detail}"},
     "tpl.forbidden": {"id": "tidak diizinkan di template: {detail}",
                       "en": "not allowed in a template: {detail}"},
+    "tpl.statement": {"id": "ekspresi kampanye hanya boleh berisi {{{{ ... }}}} dan "
+                      "{{% if %}}; '{detail}' tidak diizinkan",
+                      "en": "campaign expressions may only contain {{{{ ... }}}} and "
+                            "{{% if %}}; '{detail}' is not allowed"},
     "tpl.too_big": {"id": "hasil terlalu besar: {detail}", "en": "result too large: {detail}"},
     "tpl.error": {"id": "galat saat merender: {detail}", "en": "error while rendering: {detail}"},
 })
@@ -77,12 +82,68 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         if operator == "**":
             if isinstance(right, int | float) and abs(right) > MAX_POWER:
                 raise SecurityError(f"exponent {right} > {MAX_POWER}")
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and \
+                    abs(left).bit_length() * right > MAX_INT_BITS:
+                raise SecurityError(f"a number of more than {MAX_INT_BITS} bits")
             return left**right
         for seq, count in ((left, right), (right, left)):
             if isinstance(seq, str | list | tuple) and isinstance(count, int) and \
                     len(seq) * count > MAX_SEQUENCE:
                 raise SecurityError(f"sequence of {len(seq) * count} items")
         return left * right
+
+    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """String methods that can build huge values are checked before they run."""
+        owner = getattr(__obj, "__self__", None)
+        name = getattr(__obj, "__name__", "")
+        if isinstance(owner, str) and name in _SIZED_STR_METHODS:
+            _check_str_call(owner, name, args)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+_SIZED_STR_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "replace"})
+
+
+def _check_str_call(text: str, name: str, args: tuple[Any, ...]) -> None:
+    if name == "replace" and len(args) >= 2:
+        _check_replace(text, str(args[0]), str(args[1]))
+    elif name == "expandtabs":
+        size = args[0] if args and isinstance(args[0], int) else 8
+        if text.count("\t") * size > MAX_SEQUENCE:
+            raise SecurityError("expandtabs result too large")
+    elif args and isinstance(args[0], int) and args[0] > MAX_SEQUENCE:
+        raise SecurityError(f"{name}({args[0]}) > {MAX_SEQUENCE}")
+
+
+def _check_replace(text: str, old: str, new: str) -> None:
+    growth = len(new) - len(old)
+    occurrences = text.count(old) if old else len(text) + 1
+    if growth > 0 and len(text) + occurrences * growth > MAX_SEQUENCE:
+        raise SecurityError("replace result too large")
+
+
+def _bounded_replace(eval_ctx: Any, text: Any, old: str, new: str, count: int | None = None
+                     ) -> Any:
+    """Jinja's ``replace`` filter with the same size check as the str method."""
+    from jinja2.filters import do_replace
+
+    if isinstance(text, str):
+        _check_replace(text, str(old), str(new))
+    return do_replace(eval_ctx, text, old, new, count)
+
+
+def _bounded_center(value: str, width: int = 80) -> str:
+    if width > MAX_SEQUENCE:
+        raise SecurityError(f"center({width}) > {MAX_SEQUENCE}")
+    return str(value).center(width)
+
+
+# Campaign expressions (subject, preheader, UTM values) are one-liners: output and
+# conditions only. Loops, assignments, macros and includes have no place there and are
+# what an attacker needs to grow a value without bound (``{% set s = s ~ s %}``).
+_FORBIDDEN_IN_EXPRESSIONS = ("For", "Assign", "AssignBlock", "Macro", "CallBlock",
+                             "FilterBlock", "With", "Block", "Extends", "Include", "Import",
+                             "FromImport", "Scope", "OverlayScope", "ScopedEvalContextModifier")
 
 
 def _build_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
@@ -94,6 +155,10 @@ def _build_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    from jinja2 import pass_eval_context
+
+    env.filters["replace"] = pass_eval_context(_bounded_replace)
+    env.filters["center"] = _bounded_center
     env.filters["rupiah"] = formatting.rupiah
     env.filters["tanggal"] = formatting.tanggal
     env.filters["tanggal_pendek"] = formatting.tanggal_pendek
@@ -111,10 +176,17 @@ def compile_string(source: str, autoescape: bool = False) -> Template:
     """Compile a subject or caption expression; raises :class:`TemplateProblem`."""
     from jinja2 import TemplateSyntaxError
 
+    env = jinja_env(autoescape)
     try:
-        return jinja_env(autoescape).from_string(source)
+        tree = env.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(exc.message or str(exc), lineno=exc.lineno) from exc
+    for node_type in _FORBIDDEN_IN_EXPRESSIONS:
+        found = next(tree.find_all(getattr(nodes, node_type)), None)
+        if found is not None:
+            raise TemplateProblem(t("tpl.statement", detail=node_type.lower()),
+                                  lineno=found.lineno)
+    return env.from_string(tree)
 
 
 def render_checked(template: Template, context: dict[str, Any], name: str | None = None) -> str:

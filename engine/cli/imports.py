@@ -139,7 +139,7 @@ def _print_errors(report: ImportReport) -> None:
     """``file:line: reason``, one per line and never wrapped, so editors can jump to it."""
     for error in report.errors[:MAX_SHOWN]:
         console.print(str(error), markup=False, highlight=False, soft_wrap=True)
-    hidden = len(report.errors) - MAX_SHOWN
+    hidden = report.rejected - min(MAX_SHOWN, len(report.errors))
     if hidden > 0:
         console.print(t("import.cli.more", count=hidden), markup=False, highlight=False)
 

@@ -177,8 +177,6 @@ def test_no_reply_after_the_final_dot_times_out_and_resends_with_the_same_messag
     assert_copies_share_the_stored_message_id(w, run_id)
 
 
-@pytest.mark.xfail(strict=True, reason="GAP: an outcome-unknown SMTP attempt is only kept in "
-                   "delivery.error (cleared once the resend succeeds); nothing is logged")
 def test_outcome_unknown_resend_is_logged_with_its_message_id(
     mail_world: MailWorld, caplog: pytest.LogCaptureFixture,
 ) -> None:
