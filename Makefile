@@ -39,5 +39,18 @@ lint: install
 serve: install
 	$(VENV)/bin/umkm serve
 
+# End-to-end throughput (docs/performance.md): a personalized, DKIM-signed campaign
+# through two real Celery workers into Postfix's smtp-sink, against raw smtplib.
+# Needs PostgreSQL on 127.0.0.1:5432 and redis-server; BENCH_ARGS adds options.
+BENCH_ARGS ?=
+bench: install
+	@bash scripts/ensure-system-deps.sh --bench
+	$(PY) bench/e2e.py --recipients 100000 $(BENCH_ARGS)
+
+# Everyday check (10,000 recipients): prints the table, keeps docs/performance.md as is.
+bench-quick: install
+	@bash scripts/ensure-system-deps.sh --bench
+	$(PY) bench/e2e.py --recipients 10000 --output bench/results/quick.json --no-doc $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

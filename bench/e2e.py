@@ -32,7 +32,6 @@ import shutil
 import signal
 import smtplib
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,8 @@ channels:
     template: email/promotional.mjml
     subject: "{{{{ customer.first_name }}}}, diskon {{{{ offer.percent }}}}% tenun ikat TTS"
     preheader: "Kode {{{{ offer.code }}}} berlaku sampai {{{{ offer.ends | tanggal }}}}"
-tracking: {{utm: {{source: dinas-tts, medium: "{{{{ channel }}}}", campaign: "{{{{ campaign.id }}}}"}}}}
+tracking:
+  utm: {{source: dinas-tts, medium: "{{{{ channel }}}}", campaign: "{{{{ campaign.id }}}}"}}
 """
 
 
@@ -252,11 +253,16 @@ class PrivateRedis:
             self.stop()
             raise SystemExit("redis-server tidak mau jalan")
 
+    def memory(self, key: str) -> float:
+        """One ``INFO memory`` field in MB (e.g. ``used_memory_peak``)."""
+        info: dict[str, Any] = self.client.info("memory")  # type: ignore[assignment]
+        return int(info[key]) / 1024 / 1024
+
     def peak_mb(self) -> float:
-        return int(self.client.info("memory")["used_memory_peak"]) / 1024 / 1024
+        return self.memory("used_memory_peak")
 
     def used_mb(self) -> float:
-        return int(self.client.info("memory")["used_memory"]) / 1024 / 1024
+        return self.memory("used_memory")
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -295,6 +301,11 @@ class ScratchDatabase:
         self.admin.dispose()
 
 
+def _started(proc: subprocess.Popen[bytes], log: Path, marker: str) -> bool:
+    """The worker logged its ready line (or died: the caller tells which)."""
+    return marker.encode() in log.read_bytes() or proc.poll() is not None
+
+
 class Workers:
     """Real ``celery worker`` processes (prefork, -c 1) of the bench app."""
 
@@ -317,8 +328,7 @@ class Workers:
             self.logs.append(log)
         self.names = [f"bench-{tag}-w{i + 1}@{host}" for i in range(n)]
         for proc, log, name in zip(self.procs, self.logs, self.names, strict=True):
-            ready = wait_until(lambda p=proc, lg=log, nm=name: (
-                f"{nm} ready.".encode() in lg.read_bytes() or p.poll() is not None), 120, 0.1)
+            ready = wait_until(partial(_started, proc, log, f"{name} ready."), 120, 0.1)
             if not ready or proc.poll() is not None:
                 self.stop()
                 raise SystemExit(f"worker {name} tidak siap:\n{log.read_text()[-2000:]}")
@@ -386,8 +396,8 @@ def make_dkim_key(workdir: Path) -> Path:
 # --------------------------------------------------------------------------- raw limit
 def sample_messages(count: int) -> list[tuple[str, bytes]]:
     """Messages as the engine would send them (same template, MIME and DKIM), pre-rendered."""
-    from engine.dispatch import _load_signer
     from engine.config import get_settings
+    from engine.dispatch import _load_signer
     from engine.mime import MessageSkeleton, message_id_for
     from engine.render import compile_email, render_email
     from engine.templating import sample_context
@@ -535,7 +545,7 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
         result.batches = len(batches)
         with contextlib.suppress(Exception):
             result.queue_bytes_after_enqueue = int(
-                redis_srv.client.memory_usage("bulk") or 0)
+                redis_srv.client.memory_usage("bulk") or 0)  # type: ignore[arg-type]
         progress(f"{result.planned:,} penerima, {len(batches)} batch; mengirim")
         last_change, last_seen = time.monotonic(), -1
         done_at = t3
@@ -549,7 +559,7 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
                 done_at = time.perf_counter()
                 result.finished = status.value == "finished"
                 break
-            seen = int(redis_srv.client.llen(TIMINGS_KEY))
+            seen = int(redis_srv.client.llen(TIMINGS_KEY))  # type: ignore[arg-type]
             if seen != last_seen:
                 last_seen, last_change = seen, time.monotonic()
                 progress(f"{seen}/{len(batches)} batch selesai")
@@ -571,7 +581,8 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
     with session_scope() as session:
         result.counts = counts_by_status(session, run_id)
     result.sink_messages = sink.messages() - sink_before
-    records = [json.loads(r) for r in redis_srv.client.lrange(TIMINGS_KEY, 0, -1)]
+    raw_records: list[str] = redis_srv.client.lrange(TIMINGS_KEY, 0, -1)  # type: ignore[assignment]
+    records = [json.loads(r) for r in raw_records]
     sent = result.counts.get("sent", 0)
     last_end = max((r["end"] for r in records), default=time.time())
     # The send window: from the first batch handed to the broker to the last one done.
@@ -585,8 +596,9 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
     by_pid: dict[int, list[dict[str, Any]]] = {}
     for r in sorted(records, key=lambda r: r["start"]):
         by_pid.setdefault(r["pid"], []).append(r)
-    result.rss_first_last_mb = [[round(rs[0]["rss_kb"] / 1024, 1), round(rs[-1]["rss_kb"] / 1024, 1)]
-                                for rs in by_pid.values()]
+    result.rss_first_last_mb = [
+        [round(rs[0]["rss_kb"] / 1024, 1), round(rs[-1]["rss_kb"] / 1024, 1)]
+        for rs in by_pid.values()]
     for pid_records, peak in zip(by_pid.values(), result.rss, strict=False):
         peak["pool_mb"] = max(peak["pool_mb"],
                               round(max(r["hwm_kb"] for r in pid_records) / 1024, 1))
