@@ -55,3 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def app_factory() -> FastAPI:
     """For ``uvicorn --factory web.app:app_factory``."""
     return create_app()
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``uvicorn web.app:app`` works without building an app at import time (tests build
+    their own with their own settings)."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)
