@@ -4,7 +4,10 @@ Each test launches a campaign in this process, hands its batches to Redis, and l
 worker subprocesses claim, render and send into the loopback SMTP server, then checks
 what a recipient would see (how many mails, which Message-ID) and what the outbox says.
 Workers use the wall clock; time-dependent engine steps (retention, retries) get an
-explicit ``now`` in this process.
+explicit ``now`` in this process. The crash and broker-loss tests shrink
+``STALE_AFTER_SECONDS`` / ``ENQUEUE_GRACE_SECONDS`` so the sweeper acts within seconds;
+the SMTP server is slowed a little (``SMTP_DELAY``) so a batch is in flight long enough
+to be hit.
 """
 
 from __future__ import annotations
@@ -157,7 +160,9 @@ def test_redis_restart_without_persistence_loses_nothing(
     in_flight = set(sending_rows(w, run_id))
     private_redis.stop()  # no AOF: every queued batch is gone
     private_redis.start()
-    assert private_redis.client().llen("bulk") == 0
+    client = private_redis.client()
+    assert client.llen("bulk") == 0
+    client.close()
     time.sleep(3.0)  # the in-flight batches finish without a broker
     assert w.counts(run_id)["pending"] > 0, "nothing left to recover: the test is moot"
 
@@ -187,6 +192,7 @@ def test_pause_resume_and_graceful_restart_send_no_duplicates(
         run = session.get(CampaignRun, run_id)
         assert run is not None
         assert control.pause(session, run, "dijeda operator")
+    time.sleep(0.5)  # a batch that read `running` just before the pause claims now
     # Batches already running finish; every later batch is refused while paused.
     wait_for(lambda: w.counts(run_id)["sending"] == 0, 30, "in-flight batches to end")
     at_pause = len(w.smtp.messages)
@@ -204,7 +210,7 @@ def test_pause_resume_and_graceful_restart_send_no_duplicates(
         assert control.resume(session, run)
     assert w.enqueue(run_id) > 0
     wait_for(lambda: len(w.smtp.messages) >= at_pause + 300, 60, "sending to resume")
-    assert workers.stop_gracefully(1) == 0  # warm shutdown in the middle of a batch
+    assert workers.stop_gracefully(1) == 0  # warm shutdown while batches are sending
     workers.restart(1)
 
     counts = w.wait_settled(run_id, timeout=90)
@@ -236,6 +242,7 @@ def test_two_dispatchers_for_the_same_run_send_each_message_once(
     wait_for(lambda: broker.llen("bulk") == 0 and len(handled(workers)) >= 2 * len(batches),
              30, "every handed-over batch to be processed")
     time.sleep(1.0)  # the last task's log line
+    broker.close()
 
     assert counts == {**counts, "sent": 1000, "failed": 0, "skipped": 0}, counts
     received = per_recipient(w.smtp.messages)
@@ -243,7 +250,7 @@ def test_two_dispatchers_for_the_same_run_send_each_message_once(
     results = handled(workers)
     assert sum(r["claimed"] for r in results) == 1000  # each delivery claimed once
     assert all(d.attempts == 1 for d in w.deliveries(run_id).values())
-    assert sum(1 for r in results if r["claimed"]) >= len(batches)
+    assert len(results) >= 2 * len(batches)  # the duplicate hand-overs really ran
     assert w.run_status(run_id) == "finished"
 
 
@@ -335,8 +342,8 @@ def test_retention_once_per_cooldown_and_none_after_a_new_order(
 
         returns = customer("Ana Tanone", 91)  # won back, then buys again
         stays = customer("Benyamin Tahun", 91)  # stays away
-        active = customer("Citra Nubatonis", 89)  # bought recently: no mail
-        emails = (returns.email, stays.email, active.email)
+        active = customer("Citra Nubatonis", 89)  # bought recently: no mail today
+        emails = [str(c.email) for c in (returns, stays, active)]
         returns_id = returns.id
         session.commit()
         assert scheduler.launch(session, w.campaign(RETENTION_YAML), None).activated_only
@@ -357,10 +364,12 @@ def test_retention_once_per_cooldown_and_none_after_a_new_order(
     assert sorted(day(0)) == sorted(emails[:2])
     assert day(1) == [], "a second mail within the 60-day cooldown"
     with w.session() as session:
-        make_order(session, session.get(Customer, returns_id), [kain],
+        make_order(session, session.get_one(Customer, returns_id), [kain],
                    at=today + timedelta(days=2))
         session.commit()
-    assert day(61) == [emails[1]], "mailed after a new order, or not after the cooldown"
+    # Day 61: Benyamin's cooldown is over, Citra has now been away 150 days; Ana bought
+    # 59 days ago and must not be mailed.
+    assert sorted(day(61)) == sorted(emails[1:]), "mailed after a new order, or not at all"
 
 
 def test_order_confirmation_overtakes_a_running_5000_bulk_campaign(
@@ -382,7 +391,7 @@ def test_order_confirmation_overtakes_a_running_5000_bulk_campaign(
 
     wait_for(lambda: len(w.smtp.messages) >= 500, 60, "the bulk campaign to be under way")
     with w.session() as session:
-        order = make_order(session, session.get(Customer, buyer.id), [kain], at=utcnow())
+        order = make_order(session, session.get_one(Customer, buyer.id), [kain], at=utcnow())
         session.add(OrderEvent(order_id=order.id, kind=OrderStatus.confirmed,
                                occurred_at=utcnow(), source="api"))
         session.commit()

@@ -1,17 +1,11 @@
 """The HTML report in a real browser: headless Chromium draws every chart offline.
 
-Chromium is the Debian package (``/usr/bin/chromium``); :func:`chromium_path` installs it
-with apt-get when it is missing and the test runs as root. ``playwright install`` cannot
-download here, so Playwright drives the system browser through ``executable_path``.
-With ``CI=true`` a missing browser or Playwright is a failure, never a skip.
+The ``browser`` fixture (``tests/browser/conftest.py``) is the one Playwright session of
+the whole test run: a second ``sync_playwright()`` in the same process fails.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,38 +15,7 @@ from engine.config import Settings
 from engine.db import session_scope
 from engine.report_html import render_report_html
 from engine.reports import METRICS
-from tests.conftest import service_missing
 from tests.test_reports import build_history
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-def chromium_path() -> str:
-    """The system Chromium, installed through apt-get on first use when possible."""
-    if not Path(CHROMIUM).exists() and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-                       check=False, capture_output=True, timeout=900,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    if not Path(CHROMIUM).exists():
-        service_missing("Chromium", f"{CHROMIUM} not found (apt-get install -y chromium)")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:  # pragma: no cover - dev dependency
-        service_missing("Playwright", exc)
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
 
 @pytest.fixture
 def report_file(sqlite_settings: Settings, tmp_path: Path) -> Path:
