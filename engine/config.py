@@ -101,6 +101,9 @@ class Settings:
     smtp_rate: float = 0.0
     smtp_burst: int = 200
     beat_interval_seconds: float = 30.0
+    # Redis redelivers a task not acknowledged within this many seconds to another
+    # worker (tasks are acknowledged after they ran). Far above any batch's duration.
+    broker_visibility_timeout: int = 3 * 3600
     # Maildir that receives bounces and complaints (RFC 3464 / ARF); empty = not polled.
     bounce_maildir: str = ""
 

@@ -636,8 +636,13 @@ def _campaign_type(session: Session, run_id: int) -> str:
 
 
 def due_batches_for_run(run_id: int, settings: Settings | None = None,
-                        now: datetime | None = None) -> list[Batch]:
-    """Every due pending delivery of a running run, in batches, marked as enqueued."""
+                        now: datetime | None = None, *, only_new: bool = False) -> list[Batch]:
+    """Every due pending delivery of a running run, in batches, marked as enqueued.
+
+    ``only_new`` (the beat, for runs it just started or created) takes only rows never
+    handed to the broker, so a second beat's sweep at the same moment and this tick
+    never hand over the same id; launch and resume take every due row.
+    """
     settings = settings or get_settings()
     now = now or utcnow()
     with session_factory(settings)() as session:
@@ -645,15 +650,9 @@ def due_batches_for_run(run_id: int, settings: Settings | None = None,
         if run is None or run.status != RunStatus.running:
             return []
         kind = _campaign_type(session, run_id)
-        batches = outbox.enqueue_due(session, run_id, settings.batch_size, now)
+        batches = outbox.enqueue_due(session, run_id, settings.batch_size, now,
+                                     only_new=only_new)
         return [Batch(run_id, kind, b) for b in batches]
-
-
-def _mark_enqueued(session: Session, ids: list[int], now: datetime) -> None:
-    for start in range(0, len(ids), 5000):
-        session.execute(update(Delivery).where(Delivery.id.in_(ids[start:start + 5000]))
-                        .values(enqueued_at=now).execution_options(synchronize_session=False))
-    session.commit()
 
 
 def sweep(settings: Settings | None = None, now: datetime | None = None) -> list[Batch]:
@@ -683,17 +682,22 @@ def sweep(settings: Settings | None = None, now: datetime | None = None) -> list
 
 
 def _stale_batches(run_id: int, settings: Settings, now: datetime) -> list[Batch]:
+    """Mark and return the run's pending ids the broker may have lost, in one
+    ``UPDATE ... RETURNING``: when two beats sweep at once, PostgreSQL re-checks the
+    condition on rows the other one just marked, so each id is handed over once."""
     with session_factory(settings)() as session:
         kind = _campaign_type(session, run_id)
-        ids = list(session.scalars(
-            select(Delivery.id).where(
+        ids = sorted(session.scalars(
+            update(Delivery).where(
                 Delivery.run_id == run_id, Delivery.status == DeliveryStatus.pending,
                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
                 or_(Delivery.enqueued_at.is_(None), Delivery.enqueued_at < now - _grace(settings),
                     and_(Delivery.next_attempt_at.is_not(None),
                          Delivery.enqueued_at < Delivery.next_attempt_at)))
-            .order_by(Delivery.id)))
-        _mark_enqueued(session, ids, now)
+            .values(enqueued_at=now)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)))
+        session.commit()
     size = settings.batch_size
     return [Batch(run_id, kind, ids[i:i + size]) for i in range(0, len(ids), size)]
 
@@ -712,7 +716,7 @@ def scheduler_tick(settings: Settings | None = None, now: datetime | None = None
         retention = scheduler.retention_scan(session, now) if _retention_due(now) else []
     batches: list[Batch] = []
     for rid in [*started, *recurring, *orders, *retention]:
-        batches.extend(due_batches_for_run(rid, settings, now))
+        batches.extend(due_batches_for_run(rid, settings, now, only_new=True))
     batches.extend(sweep(settings, now))
     metrics = _poll_social_metrics(settings, now)
     return {"started": len(started), "recurring": len(recurring), "orders": len(orders),

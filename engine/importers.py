@@ -244,7 +244,7 @@ MESSAGES = register(
 
 MAX_KEPT_ERRORS = 1_000  # row errors kept for display; all of them are counted
 MAX_LINE_BYTES = 1 << 20  # one physical CSV line; longer is not a spreadsheet export
-MAX_REMEMBERED_KEYS = 100_000  # per-file duplicate detection window (bounded memory)
+MAX_REMEMBERED_KEYS = 50_000  # per-file duplicate detection window (bounded memory)
 
 @dataclass(frozen=True)
 class RowError:
@@ -784,10 +784,12 @@ class _CustomerRun:
     """State that lives across batches of one customer import."""
 
     source: str
-    # Recent keys only (bounded): a duplicate further back in a huge file is found in the
-    # database instead and counted as unchanged, never imported twice.
-    seen_email: OrderedDict[str, int] = field(default_factory=OrderedDict)
-    seen_phone: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    # Recent keys only (bounded), as hashes of the address -> line: a 50 MB file stays
+    # under its memory budget. A duplicate further back is found in the database instead
+    # and counted as unchanged, never imported twice. A 64-bit hash collision within the
+    # window (odds ~1e-10 per file) would reject that row, visibly, as a duplicate.
+    seen_email: OrderedDict[int, int] = field(default_factory=OrderedDict)
+    seen_phone: OrderedDict[int, int] = field(default_factory=OrderedDict)
 
 
 class _CustomerBatch:
@@ -822,14 +824,14 @@ class _CustomerBatch:
     def duplicate_of(self, row: _CustomerRow) -> str | None:
         for what, value, seen in (("email", row.email, self.run.seen_email),
                                  (t("import.word.phone"), row.phone, self.run.seen_phone)):
-            if value and value in seen:
-                return t("import.row.duplicate_customer", line=seen[value], what=what)
+            if value and hash(value) in seen:
+                return t("import.row.duplicate_customer", line=seen[hash(value)], what=what)
         return None
 
     def remember(self, row: _CustomerRow) -> None:
         for value, seen in ((row.email, self.run.seen_email), (row.phone, self.run.seen_phone)):
             if value:
-                seen[value] = row.line
+                seen[hash(value)] = row.line
                 if len(seen) > MAX_REMEMBERED_KEYS:
                     seen.popitem(last=False)
 

@@ -55,16 +55,20 @@ class _History:
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     affinity: dict[str, float] = field(default_factory=dict)
     stated: frozenset[str] = frozenset()
+    muted: frozenset[str] = frozenset()
 
-    def signature(self) -> tuple[frozenset[int], frozenset[tuple[str, int]], frozenset[str]]:
+    def signature(self) -> tuple[Any, ...]:
         """Everything a recommendation depends on: equal signatures, equal picks."""
-        return frozenset(self.bought), frozenset(self.counts.items()), self.stated
+        return (frozenset(self.bought), frozenset(self.counts.items()), self.stated,
+                self.muted)
 
 
-def _stated_categories(preferences: Any) -> set[str]:
+def _stated_categories(preferences: Any, key: str = "categories") -> set[str]:
+    """Categories listed under ``key`` of ``Customer.preferences``: ``categories`` (stated
+    interests) or ``muted_categories`` (turned off in the preference centre)."""
     if not isinstance(preferences, Mapping):
         return set()
-    stated = preferences.get("categories")
+    stated = preferences.get(key)
     if not isinstance(stated, list):
         return set()
     return {c for c in stated if isinstance(c, str)}
@@ -160,6 +164,7 @@ class Recommender:
             history = histories[cid]
             if cid not in stated:
                 stated[cid] = _stated_categories(preferences)
+                history.muted = frozenset(_stated_categories(preferences, "muted_categories"))
             if product_id is not None and product_id not in history.bought:
                 history.bought.add(product_id)
                 history.counts[category] += 1
@@ -176,11 +181,16 @@ class Recommender:
         return scores
 
     def _recommend(self, history: _History, k: int) -> list[CatalogProduct]:
+        """Top ``k`` by co-purchase, affinity and popularity; never a product already
+        bought, nor one of a category the customer muted in the preference centre."""
         bought = history.bought
         co = {pid: n for pid, n in self._co_scores(bought).items()
-              if pid in self.products and pid not in bought}
+              if pid in self.products and pid not in bought
+              and self.products[pid].category not in history.muted}
         candidates = set(co)
-        for ranked in self._by_category.values():
+        for category, ranked in self._by_category.items():
+            if category in history.muted:
+                continue
             taken = 0
             for pid in ranked:
                 if taken == k:

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, Integer, String, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.audience import build_audience_query, count_audience
@@ -131,18 +132,32 @@ def get_or_create_run(
     session: Session, campaign: Campaign, *, trigger_key: str, scheduled_at: datetime,
     status: RunStatus = RunStatus.scheduled,
 ) -> tuple[CampaignRun, bool]:
-    """Idempotent on (campaign, trigger_key): returns (run, created)."""
-    existing = session.scalars(
-        select(CampaignRun).where(CampaignRun.campaign_id == campaign.id,
-                                  CampaignRun.trigger_key == trigger_key)
-    ).one_or_none()
+    """Idempotent on (campaign, trigger_key): returns (run, created).
+
+    The unique key decides between two beats creating the same run at once: the loser's
+    insert fails inside a savepoint and it gets the winner's run, never an error.
+    """
+    existing = _run_by_key(session, campaign.id, trigger_key)
     if existing is not None:
         return existing, False
     run = CampaignRun(campaign_id=campaign.id, trigger_key=trigger_key,
                       scheduled_at=scheduled_at, status=status)
-    session.add(run)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(run)
+    except IntegrityError:
+        winner = _run_by_key(session, campaign.id, trigger_key)
+        if winner is None:
+            raise
+        return winner, False
     return run, True
+
+
+def _run_by_key(session: Session, campaign_id: int, trigger_key: str) -> CampaignRun | None:
+    return session.scalars(
+        select(CampaignRun).where(CampaignRun.campaign_id == campaign_id,
+                                  CampaignRun.trigger_key == trigger_key)
+    ).one_or_none()
 
 
 # --------------------------------------------------------------------------- outbox rows
@@ -267,20 +282,20 @@ def materialize_channels(session: Session, run: CampaignRun, spec: dict[str, Any
 
 
 def start_due_runs(session: Session, now: datetime | None = None) -> list[int]:
-    """Scheduled runs whose time has come become running (beat, every minute)."""
+    """Scheduled runs whose time has come become running (beat, every minute).
+
+    One ``UPDATE ... RETURNING``: of two beats ticking at once only the one that changed
+    a run's status gets its id, so its batches are handed to the broker once.
+    """
     now = now or utcnow()
-    ids = list(session.scalars(
-        select(CampaignRun.id).where(CampaignRun.status == RunStatus.scheduled,
-                                     CampaignRun.scheduled_at <= now)
+    ids = sorted(session.scalars(
+        update(CampaignRun)
+        .where(CampaignRun.status == RunStatus.scheduled, CampaignRun.scheduled_at <= now)
+        .values(status=RunStatus.running, started_at=now)
+        .returning(CampaignRun.id)
+        .execution_options(synchronize_session=False)
     ))
-    if ids:
-        session.execute(
-            update(CampaignRun).where(CampaignRun.id.in_(ids),
-                                      CampaignRun.status == RunStatus.scheduled)
-            .values(status=RunStatus.running, started_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        session.commit()
+    session.commit()
     return ids
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from engine.catalog import CatalogProduct, eligible_products
+from engine.consent import mute_categories
 from engine.models import Product
 from engine.personalize import Recommender
 from tests.factories import (
@@ -128,6 +129,21 @@ def test_recommendations_exclude_bought_and_prefer_the_customers_category(db: Se
     assert picks[foodie.id] == ["madu", "kopi", "sei"]
     # no signal at all: the most popular products, then id order
     assert picks[newcomer.id] == ["madu", "kopi", "selendang"]
+
+
+def test_a_category_muted_in_the_preference_centre_is_never_recommended(db: Session) -> None:
+    p = _world(db)
+    shoppers = [make_customer(db) for _ in range(2)]  # the same history
+    for shopper in shoppers:
+        make_order(db, shopper, [p["selendang"], p["sarung"]], at=NOW - 30 * DAY)
+    for _ in range(3):  # foods are the most popular products overall
+        make_order(db, make_customer(db), [p["kopi"], p["madu"]], at=NOW - 10 * DAY)
+    assert mute_categories(db, shoppers[1], ["makanan_olahan"])
+    db.flush()
+
+    picks = _recommend(db, [s.id for s in shoppers], k=3)
+    assert picks[shoppers[0].id] == ["tas", "topi", "madu"]  # nothing muted
+    assert picks[shoppers[1].id] == ["tas", "topi"]  # only handicrafts left, never food
 
 
 def test_co_purchase_orders_what_similar_buyers_took(db: Session) -> None:

@@ -28,7 +28,15 @@ from engine import control, dispatch, scheduler
 from engine.config import reset_settings
 from engine.db import dispose_engines
 from engine.formatting import WITA
-from engine.models import CampaignRun, Customer, Delivery, OrderEvent, OrderStatus, utcnow
+from engine.models import (
+    CampaignRun,
+    Customer,
+    Delivery,
+    OrderEvent,
+    OrderStatus,
+    RunStatus,
+    utcnow,
+)
 from tests.conftest import _truncate_pg
 from tests.factories import make_business, make_customer, make_order, make_product
 from tests.services import BeatFactory, CeleryWorkers, RedisServer, WorkerGroup
@@ -108,6 +116,19 @@ def assert_each_duplicate_shares_one_message_id(w: World, run_id: int,
         assert message_ids(messages, recipient) == {rows[recipient].message_id}, recipient
 
 
+def assert_all_sent_duplicates_only_in_flight(w: World, run_id: int, counts: dict[str, int],
+                                              total: int, in_flight: set[str]) -> None:
+    """Everyone got the mail; only the batches in flight at the fault went out twice,
+    each copy with the same Message-ID; the run finished."""
+    assert counts == {**counts, "sent": total, "failed": 0, "skipped": 0}, counts
+    received = per_recipient(w.smtp.messages)
+    assert set(received) == set(w.deliveries(run_id)), "someone got nothing"
+    duplicated = {r for r, n in received.items() if n > 1}
+    assert duplicated <= in_flight, duplicated - in_flight
+    assert_each_duplicate_shares_one_message_id(w, run_id, duplicated)
+    assert w.run_status(run_id) == "finished"
+
+
 # ----------------------------------------------------------------------------- crash
 def test_sigkill_mid_batch_duplicates_only_in_flight_with_one_message_id(
     world: WorldFactory, celery_workers: CeleryWorkers,
@@ -168,13 +189,7 @@ def test_redis_restart_without_persistence_loses_nothing(
 
     counts = w.wait_settled(run_id, timeout=90, on_poll=w.tick, step=1.0)
 
-    assert counts == {**counts, "sent": 1500, "failed": 0, "skipped": 0}, counts
-    received = per_recipient(w.smtp.messages)
-    assert set(received) == set(w.deliveries(run_id))
-    duplicated = {r for r, n in received.items() if n > 1}
-    assert duplicated <= in_flight, duplicated - in_flight
-    assert_each_duplicate_shares_one_message_id(w, run_id, duplicated)
-    assert w.run_status(run_id) == "finished"
+    assert_all_sent_duplicates_only_in_flight(w, run_id, counts, 1500, in_flight)
 
 
 # ----------------------------------------------------------------------------- operations
@@ -407,6 +422,107 @@ def test_order_confirmation_overtakes_a_running_5000_bulk_campaign(
     message = next(m for m in w.smtp.messages if m.rcpt_tos == ["maria@contoh.id"])
     assert ref in str(message.message["Subject"])
     assert w.run_status(bulk_id) == "finished"
+
+
+# ----------------------------------------------------------------------------- more broker faults
+def test_redis_restart_with_persistence_keeps_the_queue_and_loses_nothing(
+    world: WorldFactory, celery_workers: CeleryWorkers, private_redis: RedisServer,
+) -> None:
+    """Production runs Redis with its append-only file (docker-compose.yml): a restart
+    keeps the queued batches, so the workers carry on without the sweeper."""
+    private_redis.restart(persist=True)
+    w = world(redis_url=private_redis.url)
+    w.smtp.delay = SMTP_DELAY
+    run_id = w.promo("promo-redis-aof", 1500)
+    celery_workers.start(2, w.env)
+    assert w.enqueue(run_id) == 15
+
+    wait_for(lambda: len(w.smtp.messages) >= 200, 60, "the first 200 messages")
+    in_flight = set(sending_rows(w, run_id))
+    private_redis.stop()  # SIGTERM: Redis writes its AOF and exits
+    private_redis.start()
+    client = private_redis.client()
+    queued = client.llen("bulk")
+    client.close()
+    assert queued > 0, "the AOF kept no queued batch: the test is moot"
+
+    # No beat tick here: the queue itself survived, nothing needs re-enqueueing.
+    counts = w.wait_settled(run_id, timeout=90)
+
+    assert_all_sent_duplicates_only_in_flight(w, run_id, counts, 1500, in_flight)
+
+
+def test_task_outliving_the_visibility_timeout_is_redelivered_but_sends_nothing_twice(
+    world: WorldFactory, celery_workers: CeleryWorkers,
+) -> None:
+    """A batch slower than Redis' visibility timeout is handed to the idle second worker
+    while the first still sends it; the copy claims nothing (its rows are `sending`)."""
+    w = world(BROKER_VISIBILITY_TIMEOUT="2")
+    w.smtp.delay = 0.015  # 4 SMTP steps per message: the one batch of 100 takes ~6 s
+    run_id = w.promo("promo-visibility", BATCH_SIZE)
+    workers = celery_workers.start(2, w.env)
+    assert w.enqueue(run_id) == 1
+
+    wait_for(lambda: any(r["claimed"] == 0 for r in handled(workers)), 60,
+             "a redelivered copy to be handled")
+    copy_done_at = len(w.smtp.messages)
+    counts = w.wait_settled(run_id, timeout=60)
+    time.sleep(3.0)  # later copies, restored again, run and log
+
+    assert counts == {**counts, "sent": BATCH_SIZE, "failed": 0, "skipped": 0}, counts
+    received = per_recipient(w.smtp.messages)
+    assert set(received) == set(w.deliveries(run_id))
+    assert max(received.values()) == 1, "a redelivered batch was sent again"
+    assert copy_done_at < BATCH_SIZE, "the copy only ran after the batch: the test is moot"
+    results = handled(workers)
+    assert sum(r["claimed"] for r in results) == BATCH_SIZE  # the copies claimed nothing
+    assert all(d.attempts == 1 for d in w.deliveries(run_id).values())
+    assert w.run_status(run_id) == "finished"
+
+
+def test_two_beats_at_once_start_the_run_once_and_send_each_message_once(
+    world: WorldFactory, celery_workers: CeleryWorkers, beat_process: BeatFactory,
+) -> None:
+    """Two ``celery beat`` processes (a second one left running by mistake): both tick
+    every second, both start the scheduled run, sweep and enqueue; the database decides."""
+    w = world(BEAT_INTERVAL_SECONDS="1", ENQUEUE_GRACE_SECONDS="5")
+    run_id = w.promo("promo-dua-beat", 1000)
+    with w.session() as session:
+        shop = make_business(session, name="Tenun Ikat Nunkolo")
+        kain = make_product(session, shop, name="Kain Tenun Buna", price=150_000)
+        buyer = make_customer(session, name="Maria Goreti Benu", email="maria@contoh.id")
+        assert scheduler.launch(session, w.campaign(CONFIRMED.read_text()),
+                                str(CONFIRMED)).activated_only
+        # The promotion is due a few seconds from now: the beats start it.
+        session.execute(update(CampaignRun).where(CampaignRun.id == run_id).values(
+            status=RunStatus.scheduled, started_at=None,
+            scheduled_at=utcnow() + timedelta(seconds=4)))
+        session.commit()
+    workers = celery_workers.start(2, w.env)
+    beats = [beat_process.start(w.env), beat_process.start(w.env)]
+
+    wait_for(lambda: len(w.smtp.messages) >= 100, 60, "the beats to start the run")
+    with w.session() as session:
+        order = make_order(session, session.get_one(Customer, buyer.id), [kain], at=utcnow())
+        session.add(OrderEvent(order_id=order.id, kind=OrderStatus.confirmed,
+                               occurred_at=utcnow(), source="api"))
+        session.commit()
+    counts = w.wait_settled(run_id, timeout=120)
+    wait_for(lambda: "maria@contoh.id" in w.smtp.recipients(), 30, "the order confirmation")
+    time.sleep(3.0)  # a few more ticks of both beats: nothing more may go out
+
+    assert all(beat.alive for beat in beats)
+    for beat in beats:
+        assert beat.logs().count("Sending due task tick") >= 5, beat.logs()[-1000:]
+    assert counts == {**counts, "sent": 1000, "failed": 0, "skipped": 0}, counts
+    received = per_recipient(w.smtp.messages)
+    assert len(received) == 1001 and max(received.values()) == 1, received.most_common(3)
+    with w.session() as session:
+        runs = session.scalars(select(CampaignRun.id)).all()
+        assert len(runs) == 2, "a beat created a second run"  # the promo + one confirmation
+    ticks = sum(workers.logs(i).count("workers.tasks.beat_tick") for i in range(2))
+    assert ticks >= 10
+    assert w.run_status(run_id) == "finished"
 
 
 def handled(workers: WorkerGroup) -> list[dict[str, int]]:

@@ -25,7 +25,6 @@ from engine.config import Settings, get_settings
 QUEUE_TRANSACTIONAL = "transactional"
 QUEUE_BULK = "bulk"
 QUEUE_BEAT = "beat"
-VISIBILITY_TIMEOUT = 3 * 3600  # seconds; a batch takes seconds, never hours
 
 
 def _embedded_broker(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -37,12 +36,23 @@ def _embedded_broker(settings: Settings) -> tuple[str, dict[str, Any]]:
     return "filesystem://", options
 
 
+def _redis_transport_options(settings: Settings) -> dict[str, Any]:
+    """Kombu scans for unacknowledged tasks every 10 x 10 s by default; a shorter
+    visibility timeout (set by an operator or a test) is only honoured if the scan
+    runs at least as often, so scan a few times per timeout, but never busier than 1 s."""
+    timeout = settings.broker_visibility_timeout
+    options: dict[str, Any] = {"visibility_timeout": timeout}
+    if timeout < 100:
+        options.update(unacked_restore_interval=max(1, timeout // 2),
+                       unacked_restore_throttle=1)
+    return options
+
+
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("umkm", include=["workers.tasks"])
     if settings.redis_url:
-        broker, transport_options = settings.redis_url, {
-            "visibility_timeout": VISIBILITY_TIMEOUT}
+        broker, transport_options = settings.redis_url, _redis_transport_options(settings)
     else:
         broker, transport_options = _embedded_broker(settings)
     app.conf.update(

@@ -10,19 +10,33 @@ lost and duplicates bounded by the batch that was in flight, each sharing one Me
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 
-from engine import dispatch
+from engine import dispatch, scheduler
+from engine.campaigns import load_campaign
+from engine.config import Settings
 from engine.db import get_engine
-from engine.models import Customer, Delivery
-from tests.factories import NOW
+from engine.models import (
+    CampaignRun,
+    Customer,
+    Delivery,
+    DeliveryStatus,
+    OrderEvent,
+    OrderStatus,
+)
+from tests.factories import NOW, make_business, make_customer, make_order, make_product
 from tests.faults.conftest import MailWorld, per_recipient
+from tests.worker_helpers import PROMO_YAML, add_catalog, add_customers
 
 pytestmark = [pytest.mark.postgres,
               pytest.mark.parametrize("settings", ["postgres"], indirect=True)]
@@ -124,3 +138,93 @@ def test_connection_killed_between_batches_is_replaced_and_sends_once(
     assert w.counts(run_id)["sent"] == 10
     with w.session() as session:
         assert session.scalar(select(Delivery.id).where(Delivery.run_id == run_id).limit(1))
+
+
+# ----------------------------------------------------------------------------- two beats
+CONFIRMED = Path(__file__).resolve().parents[2] / "campaigns" / "transactional-order-confirmed.yaml"
+TICKERS = 4  # beat ticks released at the same instant, each on its own connection
+
+
+def _concurrent_ticks(settings: Settings, now: datetime) -> list[dict[str, Any]]:
+    """Run ``TICKERS`` scheduler ticks at once (a barrier releases them together)."""
+    barrier = threading.Barrier(TICKERS)
+    reports: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def tick() -> None:
+        barrier.wait()
+        try:
+            reports.append(dispatch.scheduler_tick(settings, now))
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=tick) for _ in range(TICKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert len(reports) == TICKERS
+    return reports
+
+
+def test_concurrent_beat_ticks_start_each_run_once_and_hand_over_each_id_once(
+    mail_world: MailWorld,
+) -> None:
+    """Two (or four) beats ticking at the same instant: every step of the tick is one
+    atomic statement or guarded by a unique key, so each scheduled run starts once, each
+    order event makes one run, and each delivery id goes to the broker once."""
+    w = mail_world
+    handed: Counter[int] = Counter()
+    with w.session() as session:
+        campaign = load_campaign(CONFIRMED).to_storage()
+        assert scheduler.launch(session, campaign, str(CONFIRMED), now=NOW).activated_only
+        shop = make_business(session, name="Tenun Ikat Nunkolo")
+        kain = make_product(session, shop, name="Kain Tenun Buna", price=150_000)
+        session.commit()
+    for round_ in range(5):  # a race can hide in one round; five rarely
+        now = NOW + timedelta(minutes=round_)
+        ids = scheduled_promo(w, f"promo-beat-{round_}", now)
+        with w.session() as session:
+            buyers = [make_customer(session, name=f"Pembeli {round_}-{i}") for i in range(5)]
+            for buyer in buyers:
+                order = make_order(session, buyer, [kain], at=now)
+                session.add(OrderEvent(order_id=order.id, kind=OrderStatus.confirmed,
+                                       occurred_at=now, source="api"))
+            session.commit()
+
+        reports = _concurrent_ticks(w.settings, now)
+
+        assert sum(r["started"] for r in reports) == 1, "the run was started twice"
+        assert sum(r["orders"] for r in reports) == 5, "an order event made two runs"
+        for report in reports:
+            for batch in report["batches"]:
+                handed.update(batch.delivery_ids)
+        assert set(ids) <= set(handed), "a delivery of the started run was never handed over"
+
+    assert max(handed.values()) == 1, [i for i, n in handed.items() if n > 1][:10]
+    with w.session() as session:
+        keys = session.scalars(select(CampaignRun.trigger_key)
+                               .where(CampaignRun.trigger_key.like("order-event:%"))).all()
+        pending = session.scalar(select(func.count()).select_from(Delivery)
+                                 .where(Delivery.status == DeliveryStatus.pending))
+    assert len(keys) == len(set(keys)) == 25
+    assert len(handed) == pending == 5 * 300 + 25  # every pending row, each handed once
+
+
+def scheduled_promo(w: MailWorld, key: str, at: datetime) -> list[int]:
+    """A promotion to the first 300 customers, scheduled for ``at``; its delivery ids."""
+    with w.session() as session:
+        if not session.scalar(select(func.count()).select_from(Customer)):
+            add_customers(session, 300, prefix="pelanggan", consent_at=NOW - timedelta(days=400))
+        add_catalog(session, key)
+        session.commit()
+        path = w.tmp / f"{key}.yaml"
+        path.write_text(PROMO_YAML.format(id=key).replace("2026-01-01 08:00", "2099-01-01 08:00"))
+        result = scheduler.launch(session, load_campaign(path).to_storage(), None, now=NOW)
+        assert result.run is not None and result.planned == 300, result
+        run_id = result.run.id
+        session.execute(update(CampaignRun).where(CampaignRun.id == run_id)
+                        .values(scheduled_at=at))
+        session.commit()
+        return list(session.scalars(select(Delivery.id).where(Delivery.run_id == run_id)))

@@ -710,6 +710,7 @@ def test_fifty_mb_single_line_is_refused_with_bounded_memory(
     result = import_in_child(sqlite_settings, path, timeout=120)
     assert result["outcome"] == "refused", result
     assert result["growth_mb"] < MEMORY_BUDGET_MB, result
+    print(f"50 MB line refused, +{result['growth_mb']:.0f} MB")
 
 
 @pytest.mark.slow
@@ -719,9 +720,12 @@ def test_fifty_mb_of_rejected_rows_imports_with_bounded_memory(
 ) -> None:
     path = tmp_path / "besar-salah.csv"
     write_big_csv(path, "nama,email\n", "Pelanggan Uji Coba,bukan-email\n")
+    started = time.monotonic()
     result = import_in_child(sqlite_settings, path, timeout=600)
     assert result["outcome"] == "imported" and result["accepted"] == 0, result
     assert result["growth_mb"] < MEMORY_BUDGET_MB, result
+    print(f"{result['rejected']} rows rejected in {time.monotonic() - started:.0f} s, "
+          f"+{result['growth_mb']:.0f} MB")
 
 
 @pytest.mark.slow
@@ -738,6 +742,9 @@ def test_fifty_mb_customer_import_streams_with_bounded_memory(
             handle.write(row)
             written += len(row)
             i += 1
+    started = time.monotonic()
     result = import_in_child(sqlite_settings, path, timeout=900)
     assert result["outcome"] == "imported" and result["accepted"] == i, result
     assert result["growth_mb"] < MEMORY_BUDGET_MB, result
+    print(f"{i} customers imported in {time.monotonic() - started:.0f} s, "
+          f"+{result['growth_mb']:.0f} MB")
