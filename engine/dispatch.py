@@ -456,7 +456,7 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
         prepared.append(Prepared(
             OutboundMessage(delivery_id=d.id, recipient=d.recipient, payload=raw,
                             message_id=message_id, envelope_from=ctx.envelope_from,
-                            account="email"),
+                            account="email", crlf_only=True),  # engine.mime output
             products, business_id, variant))
     return prepared, blocked
 
