@@ -17,6 +17,7 @@ from engine.report_html import render_report_html
 from engine.reports import METRICS
 from tests.test_reports import build_history
 
+
 @pytest.fixture
 def report_file(sqlite_settings: Settings, tmp_path: Path) -> Path:
     with session_scope() as session:
