@@ -11,8 +11,10 @@ database, private Redis, smtp-sink on loopback, RSA-2048 DKIM), no Celery::
 
 Each pass launches the campaign again for the same customers (the frequency cap allows
 three sends per week), times ``time.process_time()`` around every batch and skips the
-first batch (template compilation, connections).  Prints CPU and wall ms per message of
-each pass and the median; ``--profile FILE`` writes a cProfile of the last pass.
+first batch (template compilation, connections).  Prints, per message of each pass, the
+CPU of this process, of our PostgreSQL backends and of smtp-sink (from ``/proc``, so the
+database must run on this machine) and the wall time, then the median CPU of this
+process; ``--profile FILE`` writes a cProfile of the last pass.
 """
 
 from __future__ import annotations
@@ -26,19 +28,40 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e import (  # noqa: E402  (the path above makes `bench` importable)
+    backend_cpu,
+    cpu_seconds,
     start_services,
     write_campaign,
 )
 
 
-def one_pass(campaign: Path, profiler: cProfile.Profile | None) -> tuple[float, float, int]:
-    """(CPU ms per message, wall ms per message, messages) of one launched run."""
+@dataclass
+class PassFigures:
+    """Per message of one pass: CPU ms of this process, of our PostgreSQL backends and of
+    smtp-sink, wall ms; and how many messages."""
+
+    cpu: float
+    postgres: float
+    sink: float
+    wall: float
+    sent: int
+
+
+def others_cpu(database: str, sink_pid: int) -> tuple[dict[int, float], float]:
+    """CPU seconds of the PostgreSQL backends of ``database`` (by pid) and of smtp-sink."""
+    return backend_cpu(database), cpu_seconds(sink_pid)
+
+
+def one_pass(campaign: Path, profiler: cProfile.Profile | None, database: str,
+             sink_pid: int) -> PassFigures:
+    """The figures of one launched run, its first batch left out (warm-up)."""
     from engine import dispatch, scheduler
     from engine.campaigns import load_campaign
     from engine.db import session_scope
@@ -50,6 +73,7 @@ def one_pass(campaign: Path, profiler: cProfile.Profile | None) -> tuple[float, 
         run_id = launched.run.id
     batches = dispatch.due_batches_for_run(run_id)
     dispatch.process_batch(run_id, batches[0].delivery_ids)  # warm-up: compile, connect
+    backends_before, sink_before = others_cpu(database, sink_pid)
     cpu = wall = 0.0
     sent = 0
     for batch in batches[1:]:
@@ -64,7 +88,12 @@ def one_pass(campaign: Path, profiler: cProfile.Profile | None) -> tuple[float, 
         sent += result.sent
     if not sent:
         raise SystemExit("nothing was sent: check the campaign and the sink")
-    return cpu * 1000 / sent, wall * 1000 / sent, sent
+    backends_after, sink_after = others_cpu(database, sink_pid)
+    postgres = sum(seconds - backends_before.get(pid, 0.0)
+                   for pid, seconds in backends_after.items())
+    per = 1000 / sent
+    return PassFigures(cpu * per, postgres * per, (sink_after - sink_before) * per, wall * per,
+                       sent)
 
 
 def main() -> None:
@@ -92,10 +121,10 @@ def main() -> None:
             campaign = write_campaign(workdir, f"bench-cpu-{number}", "bench")
             last = number == args.passes - 1
             profiler = cProfile.Profile() if profile and last else None
-            cpu, wall, sent = one_pass(campaign, profiler)
-            figures.append(cpu)
-            print(f"pass {number + 1}: {sent:,} messages, CPU {cpu:.3f} ms/message, "
-                  f"wall {wall:.3f} ms/message")
+            f = one_pass(campaign, profiler, db.name, sink.proc.pid)
+            figures.append(f.cpu)
+            print(f"pass {number + 1}: {f.sent:,} messages; ms per message: CPU {f.cpu:.3f}, "
+                  f"PostgreSQL {f.postgres:.3f}, smtp-sink {f.sink:.3f}, wall {f.wall:.3f}")
             if profiler is not None and profile is not None:
                 profiler.dump_stats(str(profile))
         print(f"median CPU {statistics.median(figures):.3f} ms/message "
