@@ -393,6 +393,39 @@ def make_dkim_key(workdir: Path) -> Path:
     return path
 
 
+def bench_env(database_url: str, redis_url: str, smtp_port: int, workdir: Path,
+              batch_size: int) -> dict[str, str]:
+    """The settings of every benchmark process: scratch services, DKIM with a fresh key."""
+    return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET,
+            "VAR_DIR": str(workdir / "var"), "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port), "DKIM_DOMAIN": DOMAIN, "DKIM_SELECTOR": SELECTOR,
+            "DKIM_KEY_PATH": str(make_dkim_key(workdir)), "BASE_URL": f"https://{DOMAIN}",
+            "MAIL_FROM": f"Dinas Koperasi UMKM TTS <pemasaran@{DOMAIN}>",
+            "BATCH_SIZE": str(batch_size), "UMKM_LANG": "id", "SMTP_RATE": "0"}
+
+
+def start_services(workdir: Path, keep_db: bool, batch_size: int,
+                   cleanups: list[Callable[[], None]]) -> tuple[SmtpSink, PrivateRedis,
+                                                               ScratchDatabase, dict[str, str]]:
+    """smtp-sink, a private Redis and a scratch database, and this process set up to use
+    them (environment, settings, working directory); their stops go to ``cleanups``."""
+    sink = SmtpSink(workdir)
+    cleanups.append(sink.stop)
+    redis_srv = PrivateRedis(workdir)
+    cleanups.append(redis_srv.stop)
+    db = ScratchDatabase(keep_db)
+    cleanups.append(db.drop)
+    env = bench_env(db.url, redis_srv.url, sink.port, workdir, batch_size)
+    os.environ.update(env)
+    os.chdir(workdir)  # no .env of the repository is read
+    from engine.config import reset_settings
+    from engine.db import dispose_engines
+
+    reset_settings()
+    dispose_engines()
+    return sink, redis_srv, db, env
+
+
 # --------------------------------------------------------------------------- raw limit
 def sample_messages(count: int) -> list[tuple[str, bytes]]:
     """Messages as the engine would send them (same template, MIME and DKIM), pre-rendered."""
@@ -806,26 +839,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="umkm-bench-"))
     cleanups: list[Callable[[], None]] = []
     try:
-        sink = SmtpSink(workdir)
-        cleanups.append(sink.stop)
-        redis_srv = PrivateRedis(workdir)
-        cleanups.append(redis_srv.stop)
-        db = ScratchDatabase(args.keep_db)
-        cleanups.append(db.drop)
-        key_path = make_dkim_key(workdir)
-        env = {"DATABASE_URL": db.url, "REDIS_URL": redis_srv.url, "SECRET_KEY": SECRET,
-               "VAR_DIR": str(workdir / "var"), "SMTP_HOST": "127.0.0.1",
-               "SMTP_PORT": str(sink.port), "DKIM_DOMAIN": DOMAIN, "DKIM_SELECTOR": SELECTOR,
-               "DKIM_KEY_PATH": str(key_path), "BASE_URL": f"https://{DOMAIN}",
-               "MAIL_FROM": f"Dinas Koperasi UMKM TTS <pemasaran@{DOMAIN}>",
-               "BATCH_SIZE": str(args.batch_size), "UMKM_LANG": "id", "SMTP_RATE": "0"}
-        os.environ.update(env)
-        os.chdir(workdir)  # no .env of the repository is read
-        from engine.config import reset_settings
-        from engine.db import dispose_engines, migrate
-
-        reset_settings()
-        dispose_engines()
+        sink, redis_srv, db, env = start_services(workdir, args.keep_db, args.batch_size,
+                                                  cleanups)
+        from engine.db import migrate
         from workers.celery_app import reconfigure
 
         reconfigure()

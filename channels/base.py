@@ -177,6 +177,9 @@ class OutboundMessage:
     ``message_id``: stable per delivery, so a retry is recognisable as the same message.
     ``account``: which sending account (social account key, SMTP relay); failures that
     affect an account pause only the messages of that account.
+    ``crlf_only``: the caller guarantees an email payload ends every line with CRLF
+    (:mod:`engine.mime` builds them so), which spares the SMTP channel its bare-LF
+    check, two passes over every message; leave it False for bytes from elsewhere.
     """
 
     delivery_id: int
@@ -185,6 +188,7 @@ class OutboundMessage:
     message_id: str = ""
     envelope_from: str = ""
     account: str = ""
+    crlf_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,14 @@ Why hand-rolled transactions instead of ``smtplib.SMTP.sendmail``: ``sendmail`` 
 server's final reply to DATA, which carries the queue id ("250 2.0.0 Ok: queued as
 4Xk9") we keep as provider id, and it hides at which stage a reply came.  The steps here
 are the same as ``sendmail``'s (MAIL, RCPT, DATA; RSET after a refused transaction;
-421 closes the connection), on smtplib's own primitives.
+421 closes the connection), on smtplib's own primitives, with two savings that matter
+at a thousand messages a second:
+
+- PIPELINING (RFC 2920), when the server announces it: MAIL, RCPT and DATA go out in
+  one write and their three replies are read in order, so a message costs two round
+  trips instead of four; each reply is still classified at its own stage;
+- the message body is dot-stuffed with ``bytes.replace`` and written straight to the
+  socket instead of through ``smtplib.SMTP.data`` (a regex over the whole message).
 
 Reply classes (RFC 5321 §4.2.1):
 
@@ -45,6 +52,10 @@ AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
 _QUEUE_ID = re.compile(r"queued as\s+<?([\w.@-]+)>?", re.IGNORECASE)
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 _BARE_LF = re.compile(rb"\r?\n")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+# The replies a transaction needs at each stage to go on.
+_EXPECTED: dict[str, tuple[int, ...]] = {"mail": (250,), "rcpt": (250, 251), "data": (354,)}
 
 
 @dataclass
@@ -118,6 +129,48 @@ def _crlf(data: bytes) -> bytes:
     return _BARE_LF.sub(b"\r\n", data)
 
 
+def dot_stuffed(data: bytes) -> bytes:
+    """The DATA content of a CRLF-only message, ending with the ``.`` line (RFC 5321 §4.5.2).
+
+    Why not ``smtplib.SMTP.data``: it stuffs with the regex ``(?m)^\\.``, ~110 µs per
+    33 kB message here.  In CRLF-only data every line but the first starts right after
+    a CRLF, so one ``bytes.replace`` (memory speed) plus a look at the first byte does
+    exactly the same.
+    """
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    if stuffed[:1] == b".":
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+def _reverse_path(address: str) -> str:
+    """``<address>`` for MAIL FROM / RCPT TO, as ``smtplib.quoteaddr`` writes it.
+
+    A plain dot-atom address (nearly all of them) needs no RFC 5322 parse (~7 µs).
+    """
+    if _DOT_ATOM_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
+def _pipelined_commands(sender: str, rcpt: str, options: list[str]) -> bytes:
+    """MAIL, RCPT and DATA as one command group; DATA must be its last command (RFC 2920)."""
+    params = "".join(" " + option for option in options)
+    commands = (f"MAIL FROM:{_reverse_path(sender)}{params}\r\n"
+                f"RCPT TO:{_reverse_path(rcpt)}\r\nDATA\r\n")
+    # Non-ASCII addresses only get this far with SMTPUTF8 announced and requested.
+    return commands.encode("utf-8" if "SMTPUTF8" in options else "ascii")
+
+
+@dataclass
+class _Step:
+    """Where a transaction stands: a dropped connection or a timeout is reported there."""
+
+    stage: str = "mail"
+
+
 class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
     """Send complete RFC 5322 messages through one SMTP relay, reusing the connection.
 
@@ -182,7 +235,7 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         for label, address in addresses:
             if not address or "\r" in address or "\n" in address:
                 raise PermanentChannelError(f"alamat {label} amplop tidak valid: {address!r}")
-        return _crlf(message.payload)
+        return message.payload if message.crlf_only else _crlf(message.payload)
 
     def transmit(self, message: OutboundMessage, payload: bytes) -> SmtpReply:
         conn = self._connection()
@@ -212,24 +265,85 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
 
     # -- one SMTP transaction ----------------------------------------------------------
     def _transaction(self, conn: smtplib.SMTP, sender: str, rcpt: str, data: bytes) -> SmtpReply:
-        stage = "mail"
+        step = _Step()
         try:
-            code, reply = conn.mail(sender, self._mail_options(conn, sender, rcpt, data))
-            self._expect(conn, stage, code, reply, (250,))
-            stage = "rcpt"
-            code, reply = conn.rcpt(rcpt)
-            self._expect(conn, stage, code, reply, (250, 251))
-            stage = "data"
-            try:
-                code, reply = conn.data(data)
-            except smtplib.SMTPDataError as exc:  # the DATA command itself was refused
-                self._abort_transaction(conn, exc.smtp_code)
-                raise error_for_reply(stage, exc.smtp_code, exc.smtp_error) from exc
-            self._expect(conn, stage, code, reply, (250,))
+            options = self._mail_options(conn, sender, rcpt, data)
+            if conn.has_extn("pipelining"):
+                self._pipelined_envelope(conn, step, sender, rcpt, options)
+            else:
+                self._envelope(conn, step, sender, rcpt, options)
+            step.stage = "data"
+            conn.send(dot_stuffed(data))
+            code, reply = conn.getreply()
+            self._expect(conn, step.stage, code, reply, (250,))
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._discard()
-            raise self._connection_lost(stage, exc) from exc
+            raise self._connection_lost(step.stage, exc) from exc
         return SmtpReply(code, _text(reply))
+
+    def _envelope(
+        self, conn: smtplib.SMTP, step: _Step, sender: str, rcpt: str, options: list[str]
+    ) -> None:
+        """MAIL, RCPT and DATA one at a time, each waiting for its reply (no PIPELINING)."""
+        code, reply = conn.mail(sender, options)
+        self._expect(conn, step.stage, code, reply, _EXPECTED["mail"])
+        step.stage = "rcpt"
+        code, reply = conn.rcpt(rcpt)
+        self._expect(conn, step.stage, code, reply, _EXPECTED["rcpt"])
+        step.stage = "data"
+        conn.putcmd("data")
+        code, reply = conn.getreply()
+        self._expect(conn, step.stage, code, reply, _EXPECTED["data"])
+
+    def _pipelined_envelope(
+        self, conn: smtplib.SMTP, step: _Step, sender: str, rcpt: str, options: list[str]
+    ) -> None:
+        """MAIL, RCPT and DATA in one write, then their three replies (RFC 2920).
+
+        Every reply is read and classified at its own stage: the first refusal decides
+        the error, as it would one command at a time.  A 421 ends the reading (the
+        server is closing).  RFC 2920 §3.1: a DATA accepted (354) after a refused MAIL
+        or RCPT gets an empty message (a lone ``.``) before the RSET.
+        """
+        conn.send(_pipelined_commands(sender, rcpt, options))
+        replies: list[tuple[str, int, bytes]] = []
+        try:
+            for stage in _EXPECTED:
+                step.stage = stage
+                code, reply = conn.getreply()
+                replies.append((stage, code, reply))
+                if code == 421:
+                    break
+        except (smtplib.SMTPServerDisconnected, OSError):
+            if all(code in _EXPECTED[stage] for stage, code, _ in replies):
+                raise  # nothing refused yet: the connection was lost at this stage
+            conn.close()  # the transaction had failed already: report that refusal
+        refused = [(stage, code, reply) for stage, code, reply in replies
+                   if code not in _EXPECTED[stage]]
+        if not refused:
+            return
+        stage, code, reply = refused[0]
+        data_accepted = replies[-1][0] == "data" and replies[-1][1] == 354
+        closing = any(refusal[1] == 421 for refusal in refused)
+        self._abandon_pipelined(conn, data_accepted, 421 if closing else code)
+        raise error_for_reply(stage, code, reply)
+
+    def _abandon_pipelined(self, conn: smtplib.SMTP, data_accepted: bool, code: int) -> None:
+        """Leave a refused pipelined transaction so the session can carry the next message.
+
+        Only clean-up: a transport error here closes the session instead of hiding the
+        refusal that is being reported.
+        """
+        if conn.sock is None:
+            return
+        if data_accepted:
+            try:
+                conn.send(b".\r\n")
+                conn.getreply()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+                return
+        self._abort_transaction(conn, code)
 
     @staticmethod
     def _mail_options(conn: smtplib.SMTP, sender: str, rcpt: str, data: bytes) -> list[str]:

@@ -449,14 +449,12 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
             to_addr=d.recipient, to_name=context["customer"]["name"], subject=rendered.subject,
             text=rendered.text, html=rendered.html, message_id=message_id,
             list_unsubscribe_url=None if ctx.campaign_type == CampaignType.transactional.value
-            else unsubscribe)
-        if ctx.signer is not None:
-            raw = ctx.signer.sign(raw)
+            else unsubscribe, signer=ctx.signer)
         business_id = products[0].business_id if products else d.business_id
         prepared.append(Prepared(
             OutboundMessage(delivery_id=d.id, recipient=d.recipient, payload=raw,
                             message_id=message_id, envelope_from=ctx.envelope_from,
-                            account="email"),
+                            account="email", crlf_only=True),  # engine.mime output
             products, business_id, variant))
     return prepared, blocked
 

@@ -17,14 +17,32 @@ the same ids can never both send one delivery.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    CursorResult,
+    String,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    cast,
+    column,
+    func,
+    or_,
+    select,
+    update,
+    values,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import FromClause
 
 from engine.db import is_postgres
 from engine.models import CampaignRun, Delivery, DeliveryStatus, RunStatus, utcnow
@@ -121,7 +139,7 @@ def record(
     """
     now = now or utcnow()
     summary = RecordSummary()
-    sent_rows: list[dict[str, object]] = []
+    sent_rows: list[SentRow] = []
     other_rows: list[dict[str, object]] = []
     deferred_rows: list[dict[str, object]] = []
     for o in outcomes:
@@ -132,8 +150,8 @@ def record(
             continue
         if o.status == "sent":
             summary.sent += 1
-            sent_rows.append({**base, "b_provider": o.provider_id, "b_msgid": o.message_id,
-                              "b_business": o.business_id, "b_variant": o.variant})
+            sent_rows.append((o.delivery_id, o.provider_id, o.message_id, o.business_id,
+                              o.variant))
             continue
         if o.status == "skipped":
             summary.skipped += 1
@@ -158,17 +176,7 @@ def record(
             deferred_rows,
         )
     if sent_rows:
-        session.connection().execute(
-            update(DELIVERY)
-            .where(DELIVERY.c.id == bindparam("b_id"),
-                   DELIVERY.c.status == DeliveryStatus.sending.value)
-            .values(status=DeliveryStatus.sent.value, sent_at=now, error=None,
-                    provider_id=bindparam("b_provider"), message_id=bindparam("b_msgid"),
-                    business_id=func.coalesce(bindparam("b_business"),
-                                              DELIVERY.c.business_id),
-                    variant=bindparam("b_variant")),
-            sent_rows,
-        )
+        _mark_sent(session, sent_rows, now)
     if other_rows:
         session.connection().execute(
             update(DELIVERY)
@@ -182,6 +190,70 @@ def record(
         )
     session.commit()
     return summary
+
+
+SentRow = tuple[int, str | None, str | None, int | None, str | None]
+"""(delivery id, provider id, Message-ID, business id, variant) of one sent delivery."""
+
+_SENT_COLUMNS = (column("id", DELIVERY.c.id.type), column("provider_id", String),
+                 column("message_id", String), column("business_id", DELIVERY.c.business_id.type),
+                 column("variant", String))
+SQLITE_ROWS_PER_STATEMENT = 1000  # 5 parameters a row, far below SQLite's 32,766
+
+
+def _mark_sent(session: Session, rows: Sequence[SentRow], now: datetime) -> None:
+    """The sent rows of a batch in one ``UPDATE ... FROM``, only rows still in ``sending``.
+
+    Why: executemany of 250 single-row updates cost ~15 ms of PostgreSQL per batch
+    (a round of bind/execute and an index probe each); one join with the batch's
+    values does the same work at once.  PostgreSQL gets the values as five typed
+    arrays through ``unnest``: the statement text is the same whatever the batch
+    size, so it is prepared once.  SQLite (embedded mode) has no arrays: a ``VALUES``
+    list in a CTE, chunked under its parameter limit.
+    """
+    if is_postgres(session):
+        _mark_sent_postgres(session.connection(), rows, now)
+    else:
+        _mark_sent_sqlite(session.connection(), rows, now)
+
+
+def _mark_sent_postgres(connection: Connection, rows: Sequence[SentRow], now: datetime) -> None:
+    arrays = (cast(bindparam(f"b_{c.name}"), ARRAY(c.type)) for c in _SENT_COLUMNS)
+    sent = func.unnest(*arrays).table_valued(*_SENT_COLUMNS).render_derived(name="sent")
+    columns = zip(*rows, strict=True)
+    params = {f"b_{c.name}": list(column_values)
+              for c, column_values in zip(_SENT_COLUMNS, columns, strict=True)}
+    connection.execute(_sent_update(_columns_of(sent), now), params)
+
+
+def _mark_sent_sqlite(connection: Connection, rows: Sequence[SentRow], now: datetime) -> None:
+    if sqlite3.sqlite_version_info < (3, 33):  # no UPDATE ... FROM yet: row by row
+        each: dict[str, ColumnElement[Any]] = {c.name: bindparam(f"b_{c.name}")
+                                               for c in _SENT_COLUMNS}
+        connection.execute(_sent_update(each, now), [
+            {f"b_{name}": value for name, value in zip(each, row, strict=True)} for row in rows])
+        return
+    for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
+        chunk = list(rows[start:start + SQLITE_ROWS_PER_STATEMENT])
+        sent = values(*_SENT_COLUMNS, name="sent").data(chunk).cte("sent")
+        connection.execute(_sent_update(_columns_of(sent), now))
+
+
+def _columns_of(source: FromClause) -> dict[str, ColumnElement[Any]]:
+    return {c.name: source.c[c.name] for c in _SENT_COLUMNS}
+
+
+def _sent_update(sent: Mapping[str, ColumnElement[Any]], now: datetime) -> Update:
+    """Rows still in ``sending`` become ``sent`` with the values of ``sent`` (by name:
+    columns of a joined row source, or bound parameters for one row at a time)."""
+    return (
+        update(DELIVERY)
+        .where(DELIVERY.c.id == sent["id"], DELIVERY.c.status == DeliveryStatus.sending.value)
+        .values(status=DeliveryStatus.sent.value, sent_at=now, error=None,
+                provider_id=sent["provider_id"], message_id=sent["message_id"],
+                business_id=func.coalesce(sent["business_id"], DELIVERY.c.business_id),
+                variant=sent["variant"])
+    )
 
 
 def counts_by_status(session: Session, run_id: int) -> dict[str, int]:

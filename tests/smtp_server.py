@@ -12,11 +12,14 @@ Usage::
         smtp_server.script["gone@example.com"] = Rule(drop=True)      # cut the line
         smtp_server.drop_after(10)      # abort the connection at the 11th MAIL FROM
         smtp_server.delay = 0.2         # every MAIL/RCPT/DATA reply waits 0.2 s
+        smtp_server.pipelining = False  # EHLO stops announcing PIPELINING (RFC 2920)
         ... send to smtp_server.host, smtp_server.port ...
         assert [m.rcpt_tos for m in smtp_server.messages] == [...]
         assert smtp_server.connections == 1
 
 Rules apply at RCPT time by default (``stage="data"`` answers after the message body).
+EHLO announces PIPELINING, as Postfix does (aiosmtpd reads pipelined commands in order
+but does not announce the extension by itself).
 Every received message is kept with its envelope, raw bytes and parsed
 ``EmailMessage``; the lists are safe to read from the test thread.
 """
@@ -64,14 +67,15 @@ class Rule:
     ``times``: apply only to the first N attempts, then behave normally;
     ``delay``: seconds to wait before answering (a slow server);
     ``drop``: abort the TCP connection instead of answering;
-    ``stage``: ``"rcpt"`` (at RCPT TO) or ``"data"`` (after the message body).
+    ``stage``: ``"rcpt"`` (at RCPT TO) or ``"data"`` (after the message body); ``"mail"``
+    (at MAIL FROM) keys the rule by the sender's address instead.
     """
 
     reply: str | None = None
     times: int | None = None
     delay: float = 0.0
     drop: bool = False
-    stage: Literal["rcpt", "data"] = "rcpt"
+    stage: Literal["mail", "rcpt", "data"] = "rcpt"
     attempts: int = 0
 
     def active(self) -> bool:
@@ -90,6 +94,7 @@ class ScriptedSMTPServer:
         self.port = 0
         self.script: dict[str, str | Rule] = {}
         self.delay = 0.0
+        self.pipelining = True
         self.credentials: tuple[str, str] | None = None  # required login, when set
         self._lock = threading.Lock()
         self._messages: list[ReceivedMessage] = []
@@ -149,6 +154,7 @@ class ScriptedSMTPServer:
             self._drop_after = None
         self.script.clear()
         self.delay = 0.0
+        self.pipelining = True
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -224,6 +230,15 @@ class _Handler:
     def __init__(self, owner: ScriptedSMTPServer) -> None:
         self.owner = owner
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # the hook's duty in aiosmtpd's 5-argument form
+        if self.owner.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -232,6 +247,9 @@ class _Handler:
             return "530 5.7.0 Authentication required"
         if self.owner._should_drop():
             _abort(server)
+        reply = await self._apply(server, self.owner._rule_for(address, "mail"), address)
+        if reply is not None:
+            return reply
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"

@@ -1,23 +1,47 @@
-"""SmtpChannel against a real SMTP server on loopback (aiosmtpd), including its faults."""
+"""SmtpChannel against a real SMTP server on loopback (aiosmtpd), including its faults.
 
-# The fixture is imported by name (until conftest registers tests.smtp_server as a plugin),
-# so each test parameter "redefines" it: that is how pytest fixtures work, not a bug.
-# ruff: noqa: F811
+Every test that talks to ``smtp_server`` runs twice: with PIPELINING announced (RFC 2920:
+MAIL, RCPT and DATA in one write) and without (one command per round trip).
+"""
 
 from __future__ import annotations
 
+import smtplib
 import socket
+import socketserver
+import threading
 import time
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from channels import ConfigurationError, OutboundMessage, SendStatus, get_adapter_class
-from channels.email_smtp import SmtpChannel, classify_smtp_exception
-from tests.smtp_server import Rule, ScriptedSMTPServer, smtp_server  # noqa: F401
+from channels.email_smtp import (
+    SmtpChannel,
+    _reverse_path,
+    classify_smtp_exception,
+    dot_stuffed,
+)
+from tests.smtp_server import Rule, ScriptedSMTPServer
 
 SENDER = "bounce@umkm.ttskab.go.id"
+
+
+@pytest.fixture(params=["pipelining", "one-by-one"])
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[ScriptedSMTPServer]:
+    """The loopback server, once announcing PIPELINING and once not."""
+    server = ScriptedSMTPServer()
+    server.pipelining = request.param == "pipelining"
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def email_bytes(delivery_id: int, to: str, *, linesep: str = "\r\n") -> bytes:
@@ -260,3 +284,188 @@ def test_smtplib_exceptions_map_by_code() -> None:
     assert classify_smtp_exception(smtplib.SMTPDataError(530, b"auth required")).status == (
         SendStatus.AUTH
     )
+
+
+# ----------------------------------------------------------------------------- PIPELINING
+class _WriteLog:
+    """Every write SmtpChannel makes through smtplib, in order (one entry per sendall)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.writes: list[bytes] = []
+        original = smtplib.SMTP.send
+
+        def send(conn: smtplib.SMTP, data: str | bytes) -> None:
+            self.writes.append(data if isinstance(data, bytes) else data.encode())
+            original(conn, data)
+
+        monkeypatch.setattr(smtplib.SMTP, "send", send)
+
+    def after_ehlo(self) -> list[bytes]:
+        return [w for w in self.writes if not w.lower().startswith((b"ehlo", b"quit"))]
+
+
+def test_pipelining_sends_the_envelope_in_one_write(
+    smtp_server: ScriptedSMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = _WriteLog(monkeypatch)
+    first = outbound(1)
+    with channel_for(smtp_server) as channel:
+        results = channel.send_batch([first, outbound(2)])
+    assert all(r.ok for r in results)
+    envelope = (b"MAIL FROM:<bounce@umkm.ttskab.go.id> SIZE=%d\r\n"
+                b"RCPT TO:<pelanggan1@example.com>\r\n" % len(first.payload))
+    writes = log.after_ehlo()
+    if smtp_server.pipelining:  # 2 round trips a message: the envelope, then the body
+        assert len(writes) == 4
+        assert writes[0] == envelope + b"DATA\r\n"
+    else:  # 4 round trips: MAIL, RCPT, DATA, then the body
+        assert len(writes) == 8
+        assert b"".join(writes[:3]).upper() == envelope.upper() + b"DATA\r\n"
+    body = writes[len(writes) // 2 - 1]  # the last write of the first message
+    assert body.endswith(b"\r\n.\r\n") and b"\r\n..baris diawali titik" in body
+    assert [m.rcpt_tos for m in smtp_server.messages] == [
+        ["pelanggan1@example.com"], ["pelanggan2@example.com"]]
+
+
+def test_451_at_mail_is_transient_and_the_session_goes_on(
+    smtp_server: ScriptedSMTPServer,
+) -> None:
+    smtp_server.script[SENDER] = Rule("451 4.3.0 sender check unavailable", stage="mail",
+                                      times=1)
+    with channel_for(smtp_server) as channel:
+        results = channel.send_batch([outbound(1), outbound(2)])
+    assert results[0].status == SendStatus.TRANSIENT
+    assert (results[0].raw["stage"], results[0].raw["code"]) == ("mail", 451)
+    assert not results[0].affects_account
+    assert results[1].ok
+    assert smtp_server.connections == 1  # RSET, not a reconnect
+    assert smtp_server.recipients() == ["pelanggan2@example.com"]
+
+
+def test_421_at_mail_closes_the_session(smtp_server: ScriptedSMTPServer) -> None:
+    smtp_server.script[SENDER] = Rule("421 4.3.2 shutting down", stage="mail", times=1)
+    with channel_for(smtp_server) as channel:
+        results = channel.send_batch([outbound(1), outbound(2)])
+        assert channel.stats.connections == 2
+    assert (results[0].status, results[0].raw["stage"]) == (SendStatus.TRANSIENT, "mail")
+    assert results[1].ok
+
+
+def test_pipelining_is_not_used_unless_announced(smtp_server: ScriptedSMTPServer) -> None:
+    with channel_for(smtp_server) as channel:
+        assert channel.send(outbound(1)).ok
+        conn = channel._conn
+        assert conn is not None
+        assert conn.has_extn("pipelining") is smtp_server.pipelining
+
+
+class _ScriptedLines(socketserver.StreamRequestHandler):
+    """A bare SMTP server that answers each command from ``replies`` (prefix -> reply).
+
+    aiosmtpd refuses DATA after a refused RCPT by itself; this one can misbehave the
+    way RFC 2920 §3.1 warns about, accepting DATA (354) with no valid recipient.
+    """
+
+    replies: ClassVar[dict[bytes, bytes]] = {}
+    received: ClassVar[list[bytes]] = []
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 lines.test ESMTP\r\n")
+        in_data = False
+        for line in self.rfile:
+            self.received.append(line)
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    self.wfile.write(self.replies[b"."])
+                continue
+            command = line[:4].upper()
+            self.wfile.write(self.replies.get(command, b"250 ok\r\n"))
+            in_data = command == b"DATA" and self.replies[b"DATA"].startswith(b"354")
+            if command == b"QUIT":
+                return
+
+
+@pytest.fixture
+def lines_server() -> Iterator[tuple[str, int, type[_ScriptedLines]]]:
+    handler = type("Handler", (_ScriptedLines,), {"replies": {
+        b"EHLO": b"250-lines.test\r\n250 PIPELINING\r\n",
+        b"RCPT": b"550 5.1.1 no such user\r\n",
+        b"DATA": b"354 go ahead anyway\r\n",
+        b".": b"554 5.5.0 no valid recipients\r\n",
+    }, "received": []})
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "127.0.0.1", server.server_address[1], handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_data_accepted_after_a_refused_rcpt_gets_an_empty_message_then_rset(
+    lines_server: tuple[str, int, Any],
+) -> None:
+    host, port, handler = lines_server
+    with SmtpChannel(host, port, timeout=5, local_hostname="worker.test") as channel:
+        result = channel.send(outbound(1))
+        assert channel.stats.connections == 1
+    assert result.status == SendStatus.PERMANENT
+    assert (result.raw["stage"], result.raw["code"]) == ("rcpt", 550)
+    commands = [line.split(b" ")[0].split(b":")[0].strip().upper() for line in handler.received]
+    assert commands == [b"EHLO", b"MAIL", b"RCPT", b"DATA", b".", b"RSET", b"QUIT"]
+
+
+# ----------------------------------------------------------------------------- dot-stuffing
+def test_lines_starting_with_a_dot_arrive_intact_even_the_first(
+    smtp_server: ScriptedSMTPServer,
+) -> None:
+    payload = (b".From: first line starts with a dot\r\n"
+               b"To: x@example.com\r\n\r\n.\r\n..two\r\n.three\r\nlast.\r\n.")
+    message = OutboundMessage(1, "x@example.com", payload, envelope_from=SENDER,
+                              crlf_only=True)
+    with channel_for(smtp_server) as channel:
+        assert channel.send(message).ok
+    assert smtp_server.messages[0].data == payload + b"\r\n"
+
+
+_CRLF_DATA = st.lists(st.sampled_from([b".", b"..", b"a", b" ", b"\r\n", b"\r\n.", b"x.y"]),
+                      max_size=30).map(b"".join)
+
+
+@given(_CRLF_DATA)
+def test_dot_stuffing_matches_smtplib(data: bytes) -> None:
+    """The same bytes on the wire as ``smtplib.SMTP.data`` for every CRLF-only message."""
+    expected = smtplib._quote_periods(data)  # type: ignore[attr-defined]
+    if expected[-2:] != b"\r\n":
+        expected += b"\r\n"
+    assert dot_stuffed(data) == expected + b".\r\n"
+
+
+def test_crlf_only_payload_is_passed_through_untouched() -> None:
+    channel = SmtpChannel("127.0.0.1", 25)
+    payload = email_bytes(1, "x@example.com")
+    trusted = OutboundMessage(1, "x@example.com", payload, envelope_from=SENDER,
+                              crlf_only=True)
+    assert channel.build_payload(trusted) is payload
+    bare = OutboundMessage(1, "x@example.com", b"a\nb\r\nc\n", envelope_from=SENDER)
+    assert channel.build_payload(bare) == b"a\r\nb\r\nc\r\n"
+
+
+_ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
+
+
+@given(st.from_regex(rf"\A[{_ATEXT}]{{1,8}}(\.[{_ATEXT}]{{1,5}})?@[a-z0-9-]{{1,8}}"
+                     rf"(\.[a-z]{{2,4}})?\Z"))
+def test_envelope_paths_match_smtplib_quoteaddr(address: str) -> None:
+    assert _reverse_path(address) == smtplib.quoteaddr(address)
+
+
+@pytest.mark.parametrize("address", [
+    "Name <a@example.com>", "<a@example.com>", "a b@example.com", '"q x"@example.com', "",
+    "a..b@example.com", ".a@example.com", "pelanggan@bench.example.id",
+])
+def test_unusual_envelope_paths_fall_back_to_quoteaddr(address: str) -> None:
+    assert _reverse_path(address) == smtplib.quoteaddr(address)

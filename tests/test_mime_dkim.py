@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import email
+import hashlib
 import re
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 
@@ -11,13 +14,15 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from dkim.canonicalization import Relaxed
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.dkim_signer import (
     DkimSigner,
     canonicalize_body_relaxed,
     canonicalize_header_relaxed,
 )
-from engine.mime import MessageSkeleton, message_id_for
+from engine.mime import MessageSkeleton, QuotedPrintableCache, message_id_for
 from engine.render import compile_email, render_email
 from engine.templating import sample_context
 
@@ -26,6 +31,9 @@ UNSUB = f"https://{DOMAIN}/u/AwAAAAAAAAAqc2lnbmF0dXJlLWJ5dGVz"
 SUBJECT = "Maria, diskon 15% tenun ikat – TTS"
 LONG_SUBJECT = ("Maria, diskon 15% tenun ikat – TTS: selendang, sarung dan selimut motif "
                 "Amanuban, Amanatun dan Mollo hanya sampai 31 Desember 🎉")
+
+
+_ED25519_KEY = ed25519.Ed25519PrivateKey.generate()
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +200,53 @@ def test_canonicalization_matches_dkimpy() -> None:
     header = (b"Subject", b" =?utf-8?b?YQ==?=\r\n \t =?utf-8?b?Yg==?=  ")
     name, value = Relaxed.canonicalize_headers([header])[0]
     assert canonicalize_header_relaxed(*header) == name + b":" + value
+
+
+def _tags(signed: bytes) -> dict[str, str]:
+    header = _parse(signed)["DKIM-Signature"]
+    return dict(part.strip().split("=", 1) for part in re.sub(r"\s+", "", header).split(";")
+                if part.strip())
+
+
+def test_build_signs_with_the_cached_canonical_lines(
+    rendered: tuple[str, str], rsa_key: rsa.RSAPrivateKey
+) -> None:
+    """The campaign template as sent: same body hash as signing the built message."""
+    signer = DkimSigner(DOMAIN, "umkm2026", rsa_key)
+    skeleton = _skeleton()
+    date = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+    for delivery in (1, 2):  # the second build reads the canonical lines from the cache
+        text, html = rendered
+        signed = skeleton.build("maria@example.id", "Maria", SUBJECT, text, html,
+                                message_id_for(delivery, 7, DOMAIN), UNSUB, date=date,
+                                signer=signer)
+        assert dkim.verify(signed, dnsfunc=_dnsfunc(signer))
+        unsigned = skeleton.build("maria@example.id", "Maria", SUBJECT, text, html,
+                                  message_id_for(delivery, 7, DOMAIN), UNSUB, date=date)
+        # byte-identical to signing the whole message (RSA PKCS#1 v1.5 is deterministic)
+        assert signed == signer.sign(unsigned, timestamp=int(_tags(signed)["t"]))
+
+
+_WHITESPACE_TEXT = st.lists(st.sampled_from(
+    ["a", "  ", " ", "\t", "\n", "\r\n", "\r", ".", "=", "é", "<p  style='x'>", "x" * 80,
+     "  \n", "\t\n", "\n\n\n"]), max_size=40).map("".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=_WHITESPACE_TEXT, html=_WHITESPACE_TEXT, cache_size=st.sampled_from([0, 3, 4096]))
+def test_cached_canonical_body_equals_a_full_canonicalization(
+    text: str, html: str, cache_size: int
+) -> None:
+    """Spaces, tabs, blank lines and long lines through the cache (also when it empties)."""
+    skeleton = MessageSkeleton(f"pemasaran@{DOMAIN}", None, DOMAIN)
+    skeleton._qp = QuotedPrintableCache(maxsize=cache_size)
+    signer = DkimSigner(DOMAIN, "umkm2026", _ED25519_KEY)
+    for _ in range(2):
+        signed = skeleton.build("a@example.id", None, "S", text, html, "<x@example.id>",
+                                signer=signer)
+        body = signed.split(b"\r\n\r\n", 1)[1]
+        expected = base64.b64encode(hashlib.sha256(Relaxed.canonicalize_body(body)).digest())
+        assert _tags(signed)["bh"] == expected.decode()
 
 
 def test_weak_or_wrong_keys_are_refused() -> None:

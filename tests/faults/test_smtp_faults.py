@@ -17,10 +17,16 @@ import pytest
 
 from engine import dispatch
 from tests.factories import NOW
-from tests.faults.conftest import MailWorld, per_recipient
+from tests.faults.conftest import FaultySMTPServer, MailWorld, per_recipient
 from tests.smtp_server import Rule
 
 LATER = NOW + timedelta(hours=2)
+
+
+@pytest.fixture(autouse=True, params=["pipelining", "one-by-one"])
+def smtp_mode(request: pytest.FixtureRequest, faulty_smtp: FaultySMTPServer) -> None:
+    """Every fault twice: with PIPELINING announced (RFC 2920, as Postfix does) and without."""
+    faulty_smtp.pipelining = request.param == "pipelining"
 
 
 def aware(value: datetime | None) -> datetime:
