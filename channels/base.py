@@ -30,16 +30,17 @@ import importlib
 import logging
 import os
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, Self, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,55 @@ class AccountCredentials:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+class TokenSet(NamedTuple):
+    """An access token with the refresh token and expiry that came with it.
+
+    A tuple so that ``access, refresh, expires_at = tokens`` reads naturally; ``repr``
+    hides both tokens because a TokenSet can end up in a log line or a traceback.
+    """
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None
+
+    def __repr__(self) -> str:
+        return f"TokenSet(expires_at={self.expires_at!r})"
+
+
+# Performs the provider's refresh call: refresh token in, the new set out (raises a
+# ChannelError when the provider refuses).
+TokenExchange = Callable[[str], TokenSet]
+
+
+def refresh_once(stored: TokenSet | None, stale_refresh_token: str, exchange: TokenExchange,
+                 now: datetime | None = None) -> tuple[TokenSet, bool]:
+    """Decide, under the account's lock, whether a refresh still has to reach the provider.
+
+    Refresh tokens that rotate (TikTok) die at their first use, so when the stored set
+    already carries another refresh token, a worker that loaded the same credentials
+    refreshed first: its set is returned and the provider is not called (calling it with
+    the stale token would only earn ``invalid_grant`` and a false "reconnect").  Otherwise
+    the newest refresh token known is exchanged, also when the stored set is newer but its
+    access token has expired as well.  Returns the set and whether it is a new one that
+    the caller must store before letting go of the lock.
+    """
+    if stored is None or not stored.refresh_token:
+        return exchange(stale_refresh_token), True
+    if stored.refresh_token != stale_refresh_token and _usable(stored, now):
+        return stored, False
+    return exchange(stored.refresh_token), True
+
+
+def _usable(tokens: TokenSet, now: datetime | None) -> bool:
+    """Whether the access token has not expired yet (an unknown expiry counts as usable)."""
+    expires = tokens.expires_at
+    if expires is None:
+        return True
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return expires > (now or datetime.now(UTC))
+
+
 class SocialHooks(Protocol):
     """What a social adapter may ask of the engine while it works on one delivery.
 
@@ -235,6 +285,9 @@ class SocialHooks(Protocol):
     worker killed in between resumes from it instead of publishing twice;
     ``load_state`` returns what an earlier attempt checkpointed. ``store_tokens`` saves a
     refreshed access token together with the rotated refresh token atomically.
+    ``refresh_tokens`` serializes refreshes per account across workers (see
+    :func:`refresh_once`): ``exchange`` runs at most once per rotation, under a lock, and
+    the new set is stored before the lock is released.
     ``cool_down`` stops every call on an account until the time passes (throttling).
     """
 
@@ -244,6 +297,9 @@ class SocialHooks(Protocol):
 
     def store_tokens(self, account_key: str, access_token: str, refresh_token: str | None,
                      expires_at: datetime | None) -> None: ...
+
+    def refresh_tokens(self, account_key: str, stale_refresh_token: str,
+                       exchange: TokenExchange) -> TokenSet: ...
 
     def cool_down(self, account_key: str, seconds: float, reason: str) -> None: ...
 
@@ -255,6 +311,7 @@ class MemorySocialHooks:
         self.state: dict[int, dict[str, Any]] = {}
         self.tokens: dict[str, tuple[str, str | None, datetime | None]] = {}
         self.cooldowns: dict[str, tuple[float, str]] = {}
+        self._refreshing = threading.Lock()
 
     def checkpoint(self, delivery_id: int, state: Mapping[str, Any]) -> None:
         self.state.setdefault(delivery_id, {}).update(state)
@@ -265,6 +322,17 @@ class MemorySocialHooks:
     def store_tokens(self, account_key: str, access_token: str, refresh_token: str | None,
                      expires_at: datetime | None) -> None:
         self.tokens[account_key] = (access_token, refresh_token, expires_at)
+
+    def refresh_tokens(self, account_key: str, stale_refresh_token: str,
+                       exchange: TokenExchange) -> TokenSet:
+        """One process-wide lock stands in for the database's row lock."""
+        with self._refreshing:
+            stored = self.tokens.get(account_key)
+            tokens, fresh = refresh_once(TokenSet(*stored) if stored else None,
+                                         stale_refresh_token, exchange)
+            if fresh:
+                self.store_tokens(account_key, *tokens)
+            return tokens
 
     def cool_down(self, account_key: str, seconds: float, reason: str) -> None:
         self.cooldowns[account_key] = (seconds, reason)

@@ -16,8 +16,11 @@ Why each step exists (DESIGN §7, TikTok for Developers docs):
 * ``status/fetch`` is polled a bounded number of times within TikTok's per-token rate
   limits (creator_info 20/min, init 6/min, status 30/min); the wait is injectable.
 * Access tokens live 24 hours and refresh tokens **rotate**: a refresh returns a new
-  refresh token and the old one stops working, so both are stored together, at once,
-  through ``hooks.store_tokens``.
+  refresh token and the old one stops working, so both are stored together, at once.
+  Several workers post for the same account with the same stored tokens, so the refresh
+  goes through ``hooks.refresh_tokens``: the engine locks the account, and a worker that
+  finds the token already rotated by another one takes the stored set instead of
+  spending its stale refresh token (which TikTok would answer with ``invalid_grant``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from channels.base import (
     SendResult,
     SendStatus,
     SocialHooks,
+    TokenSet,
     TransientChannelError,
 )
 
@@ -544,10 +548,12 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
         return True
 
     def _refresh(self) -> None:
-        """Exchange the refresh token; store the new access AND rotated refresh token.
+        """Get a new token set through the engine, which serializes refreshes per account.
 
-        The old refresh token stops working as soon as TikTok answers, so the pair is
-        handed to ``hooks.store_tokens`` in one call before anything else happens.
+        Refresh tokens rotate: the one we hold dies as soon as TikTok answers, and another
+        worker may hold (and spend) the very same one.  ``hooks.refresh_tokens`` locks the
+        account, hands back the set another worker already stored, or calls
+        :meth:`_exchange` once and stores the new access AND refresh token together.
         """
         key = self.credentials.key
         if not self._refresh_token or not self.client_key or not self.client_secret:
@@ -556,11 +562,24 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
                 "akun",
                 raw={"refresh": "unavailable"},
             )
+        tokens = self.hooks.refresh_tokens(key, self._refresh_token, self._exchange)
+        self._access_token = tokens.access_token
+        self._refresh_token = tokens.refresh_token or self._refresh_token
+        self._expires_at = tokens.expires_at
+        log.info("tiktok %s: access token refreshed", key)
+
+    def _exchange(self, refresh_token: str) -> TokenSet:
+        """POST ``oauth/token`` once; the engine calls it with the account locked.
+
+        ``invalid_grant`` here means the newest stored refresh token was refused (the
+        engine only calls this when no other worker rotated it): the account needs a
+        reconnect.
+        """
         form = {
             "client_key": self.client_key,
             "client_secret": self.client_secret,
             "grant_type": "refresh_token",
-            "refresh_token": self._refresh_token,
+            "refresh_token": refresh_token,
         }
         try:
             response = self._client().post(
@@ -574,39 +593,42 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
                 raw={"endpoint": API_TOKEN},
                 affects_account=True,
             ) from exc
-        try:
-            document = response.json()
-        except ValueError:
-            document = {}
-        document = document if isinstance(document, dict) else {}
-        access = document.get("access_token")
-        refresh = document.get("refresh_token")
-        if response.status_code >= 500:
-            raise TransientChannelError(
-                f"galat server TikTok saat memperbarui token (HTTP {response.status_code})",
-                raw={"endpoint": API_TOKEN, "http_status": response.status_code},
-                affects_account=True,
-            )
-        if not response.is_success or not isinstance(access, str) or not access:
-            raw = {"endpoint": API_TOKEN, "http_status": response.status_code,
-                   "error": document.get("error"), "log_id": document.get("log_id")}
-            raise AuthChannelError(
-                "token TikTok tidak dapat diperbarui "
-                f"({document.get('error') or response.status_code}); hubungkan ulang akun",
-                raw=raw,
-            )
-        new_refresh = refresh if isinstance(refresh, str) and refresh else self._refresh_token
-        expires_in = document.get("expires_in")
-        expires_at = (
-            datetime.now(UTC) + timedelta(seconds=int(expires_in))
-            if isinstance(expires_in, int | float) else None
-        )
-        self.hooks.store_tokens(key, access, new_refresh, expires_at)
-        self._access_token, self._refresh_token, self._expires_at = access, new_refresh, expires_at
-        log.info("tiktok %s: access token refreshed", key)
+        return _token_set(response, refresh_token)
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _token_set(response: httpx.Response, used_refresh_token: str) -> TokenSet:
+    """Read an ``oauth/token`` answer; a missing refresh token keeps the one just used."""
+    try:
+        document = response.json()
+    except ValueError:
+        document = {}
+    document = document if isinstance(document, dict) else {}
+    access = document.get("access_token")
+    refresh = document.get("refresh_token")
+    if response.status_code >= 500:
+        raise TransientChannelError(
+            f"galat server TikTok saat memperbarui token (HTTP {response.status_code})",
+            raw={"endpoint": API_TOKEN, "http_status": response.status_code},
+            affects_account=True,
+        )
+    if not response.is_success or not isinstance(access, str) or not access:
+        raw = {"endpoint": API_TOKEN, "http_status": response.status_code,
+               "error": document.get("error"), "log_id": document.get("log_id")}
+        raise AuthChannelError(
+            "token TikTok tidak dapat diperbarui "
+            f"({document.get('error') or response.status_code}); hubungkan ulang akun",
+            raw=raw,
+        )
+    expires_in = document.get("expires_in")
+    expires_at = (
+        datetime.now(UTC) + timedelta(seconds=int(expires_in))
+        if isinstance(expires_in, int | float) else None
+    )
+    new_refresh = refresh if isinstance(refresh, str) and refresh else used_refresh_token
+    return TokenSet(access, new_refresh, expires_at)
 
 
 def _media_urls(payload: Mapping[str, Any]) -> tuple[str, ...]:

@@ -3,7 +3,9 @@
 Tokens are encrypted at rest (engine.crypto, purpose ``social-token``) and never shown
 in full. An account that fails authentication is marked ``needs_reconnect``: only its
 own deliveries wait, every other account goes on. Refreshed tokens (TikTok rotates the
-refresh token on every use) are stored together in one transaction.
+refresh token on every use) are stored together in one transaction, and a refresh runs
+under the account row's lock (:func:`refresh_tokens`) so that two workers holding the same
+refresh token never both spend it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from channels.base import BUILTIN_ADAPTERS, AccountCredentials, available_channels
+from channels.base import (
+    BUILTIN_ADAPTERS,
+    AccountCredentials,
+    TokenExchange,
+    TokenSet,
+    available_channels,
+    refresh_once,
+)
 from engine import crypto
 from engine.i18n import register, t
 from engine.models import Delivery, DeliveryStatus, SocialAccount, utcnow
@@ -129,13 +138,21 @@ def by_key(session: Session, key: str) -> SocialAccount:
 
 def credentials(account: SocialAccount) -> AccountCredentials:
     """Decrypted credentials for an adapter (kept in memory only)."""
+    access, refresh, expires_at = stored_tokens(account)
     return AccountCredentials(
-        key=key_of(account), external_id=account.external_id,
-        access_token=crypto.decrypt(account.access_token_enc or "", TOKEN_PURPOSE)
+        key=key_of(account), external_id=account.external_id, access_token=access,
+        refresh_token=refresh, expires_at=expires_at, extra=dict(account.meta or {}),
+    )
+
+
+def stored_tokens(account: SocialAccount) -> TokenSet:
+    """The account's decrypted token set, as last stored (kept in memory only)."""
+    return TokenSet(
+        crypto.decrypt(account.access_token_enc, TOKEN_PURPOSE)
         if account.access_token_enc else "",
-        refresh_token=crypto.decrypt(account.refresh_token_enc, TOKEN_PURPOSE)
+        crypto.decrypt(account.refresh_token_enc, TOKEN_PURPOSE)
         if account.refresh_token_enc else None,
-        expires_at=account.token_expires_at, extra=dict(account.meta or {}),
+        account.token_expires_at,
     )
 
 
@@ -148,13 +165,67 @@ def store_tokens(session: Session, key: str, access_token: str, refresh_token: s
     account. ``refresh_token=None`` keeps the stored one (providers that do not rotate).
     """
     account = by_key(session, key)
-    values: dict[str, Any] = {
-        "access_token_enc": crypto.encrypt(access_token, TOKEN_PURPOSE),
-        "token_expires_at": expires_at, "status": STATUS_OK}
-    if refresh_token:
-        values["refresh_token_enc"] = crypto.encrypt(refresh_token, TOKEN_PURPOSE)
-    session.execute(update(SocialAccount).where(SocialAccount.id == account.id).values(**values))
+    _write_tokens(session, account.id, TokenSet(access_token, refresh_token, expires_at))
     session.commit()
+
+
+def refresh_tokens(session: Session, key: str, stale_refresh_token: str,
+                   exchange: TokenExchange) -> TokenSet:
+    """Refresh the account's tokens at most once per rotation, whatever other workers do.
+
+    Two workers that loaded the same credentials both find the access token expired;
+    with rotating refresh tokens only the first exchange succeeds and the second would
+    mark the account "needs reconnect" for nothing.  So the account row is locked, the
+    stored refresh token re-read, and the provider called (``exchange``) only when no
+    other worker rotated it meanwhile (:func:`channels.base.refresh_once`); the new set
+    is written and committed before the lock is released.  The lock is held for one
+    HTTP call, which the adapter's timeout bounds.  Use a session with no writes of its
+    own pending: any failure rolls the whole transaction back.
+    """
+    account_id = by_key(session, key).id
+    try:
+        account = _locked_account(session, account_id)
+        tokens, fresh = refresh_once(stored_tokens(account), stale_refresh_token, exchange)
+        if fresh:
+            _write_tokens(session, account_id, tokens)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return tokens
+
+
+def _locked_account(session: Session, account_id: int) -> SocialAccount:
+    """Read the account row under a write lock held until the transaction ends.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` (a second worker waits, then reads the row
+    as the first one committed it).  SQLite ignores ``FOR UPDATE``; it serializes
+    writers instead, so the write transaction is opened first (``BEGIN IMMEDIATE``,
+    waiting up to the ``busy_timeout`` of :mod:`engine.db`) and the read comes after.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        _begin_immediate(session)
+    query = (select(SocialAccount).where(SocialAccount.id == account_id).with_for_update()
+             .execution_options(populate_existing=True))
+    return session.scalars(query).one()
+
+
+def _begin_immediate(session: Session) -> None:
+    """Take SQLite's write lock now (pysqlite otherwise defers BEGIN to the first write,
+    too late: both workers would already have read the same refresh token)."""
+    driver = session.connection().connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        driver.execute("BEGIN IMMEDIATE")
+
+
+def _write_tokens(session: Session, account_id: int, tokens: TokenSet) -> None:
+    """Both tokens in one UPDATE; a working refresh also ends a "needs reconnect" pause."""
+    values: dict[str, Any] = {
+        "access_token_enc": crypto.encrypt(tokens.access_token, TOKEN_PURPOSE),
+        "token_expires_at": tokens.expires_at, "status": STATUS_OK}
+    if tokens.refresh_token:
+        values["refresh_token_enc"] = crypto.encrypt(tokens.refresh_token, TOKEN_PURPOSE)
+    session.execute(update(SocialAccount).where(SocialAccount.id == account_id).values(**values))
 
 
 def mark_needs_reconnect(session: Session, key: str, reason: str) -> None:

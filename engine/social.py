@@ -39,6 +39,8 @@ from channels.base import (
     OutboundMessage,
     SendResult,
     SendStatus,
+    TokenExchange,
+    TokenSet,
     get_adapter_class,
 )
 from engine import accounts
@@ -233,6 +235,12 @@ class DbSocialHooks:
                      expires_at: datetime | None) -> None:
         with self.sessions() as session:
             accounts.store_tokens(session, account_key, access_token, refresh_token, expires_at)
+
+    def refresh_tokens(self, account_key: str, stale_refresh_token: str,
+                       exchange: TokenExchange) -> TokenSet:
+        """A session of its own: the row lock it takes ends with this one refresh."""
+        with self.sessions() as session:
+            return accounts.refresh_tokens(session, account_key, stale_refresh_token, exchange)
 
     def cool_down(self, account_key: str, seconds: float, reason: str) -> None:
         start = self.now or utcnow()

@@ -155,13 +155,16 @@ class FakeTikTok(FakeHTTPServer):
                                "error_description": "Client key or secret is incorrect.",
                                "log_id": "FAKE"})
         token = form.get("refresh_token", "")
-        if form.get("grant_type") != "refresh_token" or token not in self.refresh_tokens:
+        with self._lock:  # like TikTok, a refresh token is spent once even by racing calls
+            valid = form.get("grant_type") == "refresh_token" and token in self.refresh_tokens
+            if valid:
+                self.refresh_tokens.discard(token)  # rotation: the used token stops working
+                self.used_refresh_tokens.append(token)
+                access, refresh = self.issue_tokens()
+        if not valid:
             return Reply(400, {"error": "invalid_grant",
                                "error_description": "Refresh token is invalid or expired.",
                                "log_id": "FAKE"})
-        self.refresh_tokens.discard(token)  # rotation: the used token stops working
-        self.used_refresh_tokens.append(token)
-        access, refresh = self.issue_tokens()
         return Reply(200, {
             "access_token": access, "expires_in": 86400, "open_id": "fake-open-id",
             "refresh_expires_in": 31536000, "refresh_token": refresh,

@@ -401,6 +401,40 @@ def test_expired_access_token_is_refreshed_before_the_call(fake_tiktok: FakeTikT
                    for r in fake_tiktok.requests[1:])
 
 
+def test_refresh_token_already_rotated_by_another_worker_is_not_spent_again(
+    fake_tiktok: FakeTikTok,
+) -> None:
+    old_access, old_refresh = fake_tiktok.issue_tokens()
+    fake_tiktok.expire(old_access)
+    hooks = MemorySocialHooks()
+    other = TikTokChannel(AccountCredentials(ACCOUNT, "fake-open-id", old_access, old_refresh),
+                          hooks=hooks, base_url=fake_tiktok.url, client_key=CLIENT_KEY,
+                          client_secret=CLIENT_SECRET, sleep=Sleeps())
+    other.creator_info()  # the other worker refreshes first and stores the rotated set
+    assert fake_tiktok.count(OAUTH_TOKEN) == 1
+    channel, _ = make(fake_tiktok, hooks, tokens=(old_access, old_refresh))
+    assert channel.send(message(PHOTO)).ok
+    assert fake_tiktok.count(OAUTH_TOKEN) == 1  # took the stored set, no invalid_grant
+    assert fake_tiktok.calls(CONTENT_INIT)[0].bearer == hooks.tokens[ACCOUNT][0]
+
+
+def test_stored_set_that_expired_too_is_refreshed_from_the_newest_refresh_token(
+    fake_tiktok: FakeTikTok,
+) -> None:
+    old_access, old_refresh = fake_tiktok.issue_tokens()
+    newer_access, newer_refresh = fake_tiktok.issue_tokens()
+    fake_tiktok.refresh_tokens.discard(old_refresh)
+    fake_tiktok.expire(old_access)
+    fake_tiktok.expire(newer_access)
+    hooks = MemorySocialHooks()
+    hooks.store_tokens(ACCOUNT, newer_access, newer_refresh,
+                       datetime.now(UTC) - timedelta(minutes=1))
+    channel, _ = make(fake_tiktok, hooks, tokens=(old_access, old_refresh))
+    assert channel.send(message(PHOTO)).ok
+    assert fake_tiktok.used_refresh_tokens == [newer_refresh]
+    assert hooks.tokens[ACCOUNT][1] in fake_tiktok.refresh_tokens
+
+
 def test_failing_refresh_needs_a_reconnect(fake_tiktok: FakeTikTok) -> None:
     access, refresh = fake_tiktok.issue_tokens()
     fake_tiktok.expire(access)
