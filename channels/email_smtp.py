@@ -49,6 +49,10 @@ from channels.base import (
 log = logging.getLogger(__name__)
 
 AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
+# Timeouts in a row (no reply in between) after which the relay counts as down for the
+# rest of the batch: a hanging relay then costs two timeouts per batch, not one per
+# message (250 x 30 s would hold a worker for two hours).
+TIMEOUTS_BEFORE_STOP = 2
 _QUEUE_ID = re.compile(r"queued as\s+<?([\w.@-]+)>?", re.IGNORECASE)
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 _BARE_LF = re.compile(rb"\r?\n")
@@ -217,6 +221,7 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         self.stats = SmtpStats()
         self._conn: smtplib.SMTP | None = None
         self._on_connection = 0
+        self._timeouts_in_a_row = 0
 
     def __repr__(self) -> str:  # the password never shows
         user = f" user={self.username!r}" if self.username else ""
@@ -243,8 +248,10 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         self._on_connection += 1
         try:
             reply = self._transaction(conn, message.envelope_from, message.recipient, payload)
-        except ChannelError:
+        except ChannelError as exc:
             self.stats.failed += 1
+            if not exc.raw.get("timeout"):
+                self._timeouts_in_a_row = 0  # the relay answered (even if it refused)
             raise
         except BaseException:
             self._discard()  # the session is in an unknown state: never reuse it
@@ -252,6 +259,7 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         finally:
             self._after_message(conn)
         self.stats.sent += 1
+        self._timeouts_in_a_row = 0
         return reply
 
     def parse(self, message: OutboundMessage, response: SmtpReply) -> SendResult:
@@ -384,9 +392,14 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         raw: dict[str, Any] = {"stage": stage, "exception": type(exc).__name__, "detail": str(exc)}
         if timeout:
             raw["timeout"] = True
+            self._timeouts_in_a_row += 1
         if stage == "data":
             raw["outcome_unknown"] = True  # the server may have accepted the message
-        return TransientChannelError(f"SMTP {what} saat {stage.upper()}: {exc}", raw=raw)
+        hanging = timeout and self._timeouts_in_a_row >= TIMEOUTS_BEFORE_STOP
+        if hanging:
+            self._timeouts_in_a_row = 0  # the next batch tries the relay again
+        return TransientChannelError(f"SMTP {what} saat {stage.upper()}: {exc}", raw=raw,
+                                     affects_account=hanging)
 
     # -- the connection ------------------------------------------------------------
     def _connection(self) -> smtplib.SMTP:

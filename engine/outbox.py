@@ -123,6 +123,7 @@ class RecordSummary:
     retried: int = 0
     failed: int = 0
     skipped: int = 0
+    deferred: int = 0  # not attempted (account cooling down, relay down): no attempt spent
 
 
 def record(
@@ -145,6 +146,7 @@ def record(
     for o in outcomes:
         base: dict[str, object] = {"b_id": o.delivery_id}
         if o.status == "deferred":
+            summary.deferred += 1
             # Not an attempt: the account is cooling down or must be reconnected.
             deferred_rows.append({**base, "b_next": now + timedelta(seconds=o.retry_after or 60)})
             continue

@@ -197,11 +197,11 @@ def test_outcome_unknown_resend_is_logged_with_its_message_id(
     assert any(message_id in r.getMessage() for r in caplog.records), caplog.text
 
 
-def test_slow_server_hits_the_timeout_per_message_and_the_batch_returns(
+def test_hanging_server_stops_the_batch_after_two_timeouts_and_nothing_is_lost(
     mail_world: MailWorld,
 ) -> None:
     w = mail_world
-    run_id, ids = w.promo("promo-lambat", 6)
+    run_id, ids = w.promo("promo-lambat", 20)
     timeout = 0.3
     w.smtp_timeout(timeout)
     w.smtp.delay = 2.0  # every MAIL/RCPT/DATA reply waits 2 s
@@ -210,16 +210,41 @@ def test_slow_server_hits_the_timeout_per_message_and_the_batch_returns(
     first = dispatch.process_batch(run_id, ids, w.settings, NOW)
     elapsed = time.monotonic() - started
 
-    # Each message costs at most one timeout (plus a reconnect): the worker is never stuck.
-    assert elapsed < len(ids) * (timeout + 0.3) + 1.0, elapsed
-    assert (first.sent, first.retried, first.failed) == (0, 6, 0)
-    assert all("waktu habis" in (r.error or "") for r in w.rows(run_id).values())
+    # Two timeouts in a row: the relay is hanging, the rest of the batch is not tried
+    # (250 x 30 s would hold a worker for two hours) and spends none of its attempts.
+    assert elapsed < 4 * timeout + 2.0, elapsed  # 20 timeouts would take 6 s
+    assert (first.sent, first.retried, first.failed, first.deferred) == (0, 2, 0, 18)
+    rows = sorted(w.rows(run_id).values(), key=lambda r: r.id)
+    assert all("waktu habis" in (r.error or "") and r.attempts == 1 for r in rows[:2])
+    assert all(r.status.value == "pending" and r.attempts == 0 for r in rows[2:])
+    assert all(r.next_attempt_at is not None for r in rows)
 
     w.smtp.delay = 0.0  # the relay recovers
     w.smtp_timeout(30.0)  # and the operator's normal timeout is back (a loaded CI host
     # can take longer than 0.3 s for a healthy reply)
     second = dispatch.process_batch(run_id, ids, w.settings, LATER)
 
-    assert second.sent == 6
+    assert second.sent == 20
     reached, duplicated, lost = tally(w, run_id)
-    assert (reached, duplicated, lost) == (6, set(), set())
+    assert (reached, duplicated, lost) == (20, set(), set())
+
+
+def test_timeouts_with_answers_in_between_cost_one_timeout_each_and_stop_nothing(
+    mail_world: MailWorld,
+) -> None:
+    w = mail_world
+    run_id, ids = w.promo("promo-tersendat", 10)
+    silent = [sorted(w.rows(run_id))[i] for i in (2, 5, 8)]
+    w.smtp_timeout(0.5)
+    w.smtp.hold_seconds = 4.0
+    for recipient in silent:
+        w.smtp.lose_reply[recipient] = "hold"
+
+    first = dispatch.process_batch(run_id, ids, w.settings, NOW)
+
+    # A relay that answers between the timeouts is slow, not down: every message tried.
+    assert (first.sent, first.retried, first.failed, first.deferred) == (7, 3, 0, 0)
+    second = dispatch.process_batch(run_id, ids, w.settings, LATER)
+    assert second.sent == 3
+    reached, duplicated, lost = tally(w, run_id)
+    assert (reached, duplicated, lost) == (10, set(silent), set())
