@@ -22,7 +22,6 @@ from __future__ import annotations
 import email
 import logging
 import mailbox
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,7 +47,6 @@ OutcomeAction = Literal["suppressed", "counted", "duplicate", "ignored"]
 
 DEFAULT_SOFT_LIMIT = 3
 SOFT_WINDOW = timedelta(days=30)
-SOFT_LIMIT_ENV = "UMKM_SOFT_BOUNCE_LIMIT"
 PROCESSED_FOLDER = "processed"
 UNRECOGNISED_FOLDER = "unrecognised"
 # 5.2.2 mailbox full: permanent by its class, temporary in practice (ESPs agree).
@@ -90,10 +88,12 @@ class Outcome:
     reason: str = ""
 
 
-def soft_limit_from_env() -> int:
-    """Soft bounces before suppression (``UMKM_SOFT_BOUNCE_LIMIT``, default 3)."""
-    raw = os.environ.get(SOFT_LIMIT_ENV, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_SOFT_LIMIT
+def configured_soft_limit() -> int:
+    """Soft bounces before suppression (setting ``UMKM_SOFT_BOUNCE_LIMIT``, default 3)."""
+    from engine.config import get_settings
+
+    limit = get_settings().soft_bounce_limit
+    return limit if limit > 0 else DEFAULT_SOFT_LIMIT
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -290,7 +290,7 @@ def apply_notice(session: Session, notice: Notice, *, source: str = "dsn",
     event = events.record_bounce(session, delivery, facts, hard=False, at=now)
     if event is None:
         return Outcome("soft", "duplicate", address, delivery_id)
-    limit = soft_limit or soft_limit_from_env()
+    limit = soft_limit or configured_soft_limit()
     count = events.soft_bounces_since(session, address, now - SOFT_WINDOW)
     if count >= limit:
         consent.suppress(session, "email", address, SuppressionReason.bounced,

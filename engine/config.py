@@ -101,6 +101,14 @@ class Settings:
     smtp_rate: float = 0.0
     smtp_burst: int = 200
     beat_interval_seconds: float = 30.0
+    # Soft bounces (different deliveries, 30 days) before an address is suppressed.
+    soft_bounce_limit: int = 3
+    # Shared secret of the bounce webhook (X-Webhook-Secret); empty = webhook off.
+    bounce_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    # WhatsApp Cloud API webhook: the Meta app secret (X-Hub-Signature-256 check) and the
+    # verify token of the subscription handshake; empty = not checked / handshake off.
+    whatsapp_app_secret: Secret = field(default_factory=lambda: Secret(""))
+    whatsapp_verify_token: Secret = field(default_factory=lambda: Secret(""))
     # Redis redelivers a task not acknowledged within this many seconds to another
     # worker (tasks are acknowledged after they ran). Far above any batch's duration.
     broker_visibility_timeout: int = 3 * 3600
@@ -121,10 +129,14 @@ class Settings:
         return Path(self.var_dir) / "secret.key"
 
 
-_SECRET_FIELDS = {"secret_key", "smtp_password", "tiktok_client_secret"}
+_SECRET_FIELDS = {"secret_key", "smtp_password", "tiktok_client_secret",
+                  "bounce_webhook_secret", "whatsapp_app_secret", "whatsapp_verify_token"}
 # Keys whose plain upper-case name would collide with standard variables (LANG is the
-# system locale): they are read under a prefixed name instead.
-_ENV_NAMES = {"lang": "UMKM_LANG"}
+# system locale) or that deployments already know under a prefixed name.
+_ENV_NAMES = {"lang": "UMKM_LANG", "soft_bounce_limit": "UMKM_SOFT_BOUNCE_LIMIT",
+              "bounce_webhook_secret": "UMKM_BOUNCE_SECRET",
+              "whatsapp_app_secret": "UMKM_WA_APP_SECRET",
+              "whatsapp_verify_token": "UMKM_WA_VERIFY_TOKEN"}
 
 
 def env_name(field_name: str) -> str:

@@ -10,6 +10,7 @@ instead of stopping at 401.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from schemathesis.checks import (
 from sqlalchemy.orm import Session
 
 from engine.apikeys import issue_api_key
-from engine.config import Settings
+from engine.config import Secret, Settings
 from engine.db import session_factory
 from tests.factories import make_business, make_customer, make_order, make_product
 from web.app import create_app
@@ -86,13 +87,12 @@ def flatmap_path_parameters(ctx: Any, parameters: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _seeded_app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("UMKM_BOUNCE_SECRET", SECRET)
+def _seeded_app(settings: Settings) -> Iterator[None]:
     with session_factory(settings)() as session:
         key = _seed(session)
     _auth.update({"Authorization": f"Bearer {key}", "X-Webhook-Secret": SECRET})
     previous = APP.state.settings
-    APP.state.settings = settings
+    APP.state.settings = replace(settings, bounce_webhook_secret=Secret(SECRET))
     yield
     APP.state.settings = previous
     _auth.clear()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import mailbox
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +17,7 @@ from typer.testing import CliRunner
 
 from engine import bounces
 from engine.cli import app as cli_app
-from engine.config import Settings
+from engine.config import Secret, Settings
 from engine.consent import has_consent
 from engine.dispatch import _blocked_at_send_time
 from engine.mime import message_id_for
@@ -229,9 +231,9 @@ def test_cli_rejects_a_folder_that_is_not_a_maildir(sqlite_settings: Settings,
 
 # ----------------------------------------------------------------------------- webhook
 @pytest.fixture
-def client(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("UMKM_BOUNCE_SECRET", SECRET)
-    with TestClient(create_app(settings)) as test_client:
+def client(settings: Settings) -> Iterator[TestClient]:
+    configured = replace(settings, bounce_webhook_secret=Secret(SECRET))
+    with TestClient(create_app(configured)) as test_client:
         yield test_client
 
 
@@ -259,7 +261,7 @@ def test_webhook_raw_dsn(client: TestClient, db: Session) -> None:
 
 
 def test_webhook_rejects_bad_secret_bad_body_and_unknown_types(
-        client: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+        client: TestClient, db: Session) -> None:
     customer = make_customer(db)
     db.commit()
     body = {"recipient": customer.email, "type": "hard"}
@@ -278,7 +280,8 @@ def test_webhook_rejects_bad_secret_bad_body_and_unknown_types(
         **auth, "Content-Type": "text/plain"}).status_code == 415
     assert client.post("/webhooks/bounce", content=sample("auto_reply.eml"), headers={
         **auth, "Content-Type": "message/rfc822"}).status_code == 422
-    monkeypatch.delenv("UMKM_BOUNCE_SECRET")
+    app: Any = client.app
+    app.state.settings = replace(app.state.settings, bounce_webhook_secret=Secret(""))
     assert client.post("/webhooks/bounce", json=body, headers=auth).status_code == 503
     assert _suppressions(db) == []
 

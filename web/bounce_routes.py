@@ -5,15 +5,15 @@ diagnostic?}`` (``application/json``) or a raw RFC 3464/5965 report
 (``message/rfc822`` or ``multipart/report``), parsed like the bounce mailbox.
 
 Authentication: the shared secret in the ``X-Webhook-Secret`` header must equal the
-environment variable ``UMKM_BOUNCE_SECRET``; without that variable the webhook is off
-(503), so a fresh installation never accepts unauthenticated suppressions.
+setting ``bounce_webhook_secret`` (``UMKM_BOUNCE_SECRET`` in the environment or
+``.env``); while it is empty the webhook is off (503), so a fresh installation never
+accepts unauthenticated suppressions.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import os
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
@@ -25,10 +25,10 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from sqlalchemy.orm import Session
 
 from engine import bounces
+from engine.config import Settings
 from engine.db import session_factory
 from engine.i18n import register, t
 
-SECRET_ENV = "UMKM_BOUNCE_SECRET"
 SECRET_HEADER = "X-Webhook-Secret"
 MAX_RAW_BYTES = 2 * 1024 * 1024
 RAW_TYPES = ("message/rfc822", "multipart/report")
@@ -98,8 +98,8 @@ def _error(status: int, key: str, **params: Any) -> JSONResponse:
     return JSONResponse({"detail": t(key, **params)}, status_code=status)
 
 
-def _authorised(presented: str | None) -> JSONResponse | None:
-    expected = os.environ.get(SECRET_ENV, "")
+def _authorised(settings: Settings, presented: str | None) -> JSONResponse | None:
+    expected = settings.bounce_webhook_secret.get()
     if not expected:
         return _error(503, "bounce.off")
     if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
@@ -144,7 +144,7 @@ async def bounce_webhook(
     secret: str | None = Security(webhook_secret),
 ) -> Any:
     """Apply one bounce or complaint: hard and complaint suppress at once, soft after N."""
-    denied = _authorised(secret)
+    denied = _authorised(request.app.state.settings, secret)
     if denied is not None:
         return denied
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()

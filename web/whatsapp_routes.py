@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -26,8 +25,6 @@ from engine import social
 from engine.db import session_factory
 from engine.i18n import register, t
 
-SECRET_ENV = "UMKM_WA_APP_SECRET"
-VERIFY_TOKEN_ENV = "UMKM_WA_VERIFY_TOKEN"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -47,11 +44,12 @@ router = APIRouter(tags=["webhook"])
             response_class=PlainTextResponse,
             responses={403: {"description": "Token verifikasi salah atau belum diatur."}})
 def verify_subscription(
+    request: Request,
     mode: Annotated[str, Query(alias="hub.mode")] = "",
     token: Annotated[str, Query(alias="hub.verify_token")] = "",
     challenge: Annotated[str, Query(alias="hub.challenge", max_length=200)] = "",
 ) -> Response:
-    expected = os.environ.get(VERIFY_TOKEN_ENV, "")
+    expected = request.app.state.settings.whatsapp_verify_token.get()
     if mode == "subscribe" and expected and hmac.compare_digest(token.encode(),
                                                                 expected.encode()):
         return PlainTextResponse(challenge)
@@ -66,7 +64,7 @@ async def receive(request: Request) -> Response:
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         return JSONResponse({"detail": t("wa.hook.too_large")}, status_code=413)
-    secret = os.environ.get(SECRET_ENV, "")
+    secret = request.app.state.settings.whatsapp_app_secret.get()
     if secret and not verify_signature(body, request.headers.get(SIGNATURE_HEADER), secret):
         return JSONResponse({"detail": t("wa.hook.bad_signature")}, status_code=403)
     try:
