@@ -11,6 +11,8 @@ A missing English text falls back to Indonesian; a missing key is a programming 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 SUPPORTED = ("id", "en")
@@ -46,3 +48,13 @@ def t(key: str, /, lang: str | None = None, **params: object) -> str:
     texts = _catalog[key]
     text = texts.get(lang or get_lang()) or texts["id"]
     return text.format(**params) if params else text
+
+
+@contextmanager
+def using_lang(lang: str) -> Iterator[None]:
+    """:func:`t` answers in ``lang`` inside the block (e.g. while one email compiles)."""
+    token = _lang.set(lang if lang in SUPPORTED else "id")
+    try:
+        yield
+    finally:
+        _lang.reset(token)

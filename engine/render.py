@@ -43,6 +43,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from mjml import mjml2html
 
 from engine import formatting
+from engine.i18n import register, t, using_lang
 from engine.templating import DINAS, TEMPLATES_DIR, TemplateProblem, jinja_env, render_checked
 from engine.tracking import PreviewTracker, Tracker
 
@@ -101,9 +102,41 @@ class RenderedEmail:
 # --- environments -------------------------------------------------------------------------
 
 
+# The system text of the shared layout and components (header, footer, unsubscribe,
+# order tables), in the installation's language (UMKM_LANG). Inserted at compile time
+# with ``[[ t("email....") ]]``, so it costs nothing per recipient. Campaign content
+# (subjects, template bodies) is written by Dinas staff in the language they choose.
+EMAIL_TEXT = register({
+    "email.tagline": {"id": "Produk UMKM Kabupaten Timor Tengah Selatan",
+                      "en": "Local products of Timor Tengah Selatan Regency"},
+    "email.why": {"id": "Anda menerima email ini karena terdaftar menerima informasi produk "
+                        "UMKM Timor Tengah Selatan.",
+                  "en": "You receive this email because you signed up for news about local "
+                        "products of Timor Tengah Selatan."},
+    "email.unsubscribe": {"id": "Berhenti berlangganan", "en": "Unsubscribe"},
+    "email.preferences": {"id": "Atur preferensi email", "en": "Email preferences"},
+    "email.phone": {"id": "Telp.", "en": "Phone"},
+    "email.legal": {"id": "Pemasaran produk UMKM berdasarkan Peraturan Bupati Timor Tengah "
+                          "Selatan Nomor 17 Tahun 2025.",
+                    "en": "Marketing of local (UMKM) products under Timor Tengah Selatan "
+                          "Regent Regulation No. 17 of 2025."},
+    "email.by": {"id": "oleh", "en": "by"},
+    "email.view_product": {"id": "Lihat produk", "en": "View product"},
+    "email.product": {"id": "Produk", "en": "Product"},
+    "email.subtotal": {"id": "Subtotal", "en": "Subtotal"},
+    "email.total": {"id": "Total", "en": "Total"},
+    "email.order_why": {"id": "Email ini dikirim karena ada pesanan atas nama Anda. Pertanyaan "
+                              "tentang pesanan? Hubungi",
+                        "en": "You receive this email because of an order in your name. "
+                              "Questions about it? Contact"},
+    "email.via": {"id": "lewat", "en": "via"},
+    "email.or_dinas": {"id": "atau Dinas di nomor", "en": "or the Dinas at"},
+})
+
+
 @lru_cache(maxsize=1)
 def _compile_env() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         loader=FileSystemLoader(str(TEMPLATES_DIR)),
         undefined=StrictUndefined,
         autoescape=False,
@@ -112,6 +145,8 @@ def _compile_env() -> ImmutableSandboxedEnvironment:
         keep_trailing_newline=True,
         **_COMPILE_DELIMITERS,
     )
+    env.globals["t"] = t
+    return env
 
 
 def _memoized(func: Callable[..., str], lang: str) -> Callable[..., str]:
@@ -292,8 +327,9 @@ def _expand(name: str, lang: str, *, has_preheader: bool) -> str:
     """The compile pass: layout + components -> MJML with per-recipient Jinja left in."""
     try:
         template = _compile_env().get_template(name)
-        return template.render(lang=lang, has_preheader=has_preheader,
-                               dinas_short=DINAS["short_name"])
+        with using_lang(lang):
+            return template.render(lang=lang, has_preheader=has_preheader,
+                                   dinas_short=DINAS["short_name"])
     except TemplateNotFound as exc:
         what = "bagian teks biasa" if name.endswith(".txt") else "template"
         raise TemplateProblem(f"{what} tidak ditemukan: templates/{exc.name}",

@@ -209,3 +209,26 @@ def test_templates_exist_for_every_email_type() -> None:
     for name in MARKETING + TRANSACTIONAL:
         assert (email_dir / f"{name}.mjml").is_file()
         assert (email_dir / f"{name}.txt").is_file()
+
+
+@pytest.mark.parametrize("name", ["promotional", "order_confirmation"])
+def test_layout_text_follows_the_installation_language(name: str) -> None:
+    """UMKM_LANG=en: the shared layout (header, footer, unsubscribe, product cards, order
+    table) speaks English; the campaign's own words stay as written."""
+    ctx = sample_context(CAMPAIGN_TYPE.get(name, name))
+    english = render_email(compile_email(f"email/{name}.mjml", SUBJECT, lang="en"), ctx)
+    indonesian = _render(name)
+    visible = _visible_text(english.html)
+    for part in (visible, english.text):
+        assert "Timor Tengah Selatan Regency" in part
+        assert "Regent Regulation No. 17 of 2025" in part
+        assert "Peraturan Bupati" not in part and "Telp." not in part
+    assert 'lang="en"' in english.html and english.subject == indonesian.subject
+    if name == "promotional":
+        assert ">Unsubscribe</a>" in english.html and "Email preferences" in visible
+        assert "Unsubscribe: https://umkm.ttskab.go.id/u/contoh" in english.text
+        assert "View product" in visible and "by Tenun Ikat Ina Lopo" in english.text
+    else:
+        assert "Product" in visible and "Questions about it? Contact" in english.text
+        assert "Unsubscribe" not in visible
+    assert "Berhenti berlangganan" in indonesian.html or name != "promotional"
