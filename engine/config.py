@@ -88,6 +88,9 @@ class Settings:
     # pace of Meta posts per process (posts/second; 0 = unpaced): tests turn both down.
     social_poll_seconds: float = 3.0
     social_rate: float = 1.0
+    # Seconds to wait for a social platform's API (each request); an unanswered post is
+    # looked up before any retry, never blindly posted again.
+    social_timeout: float = 30.0
     # The beat reads social post insights at most this often (per post).
     metrics_interval_minutes: int = 60
     batch_size: int = 250

@@ -266,23 +266,25 @@ def make_adapter(platform: str, credentials: AccountCredentials | None, hooks: D
     cls = get_adapter_class(platform)
     rate = settings.social_rate or None
     poll = settings.social_poll_seconds
+    timeout = settings.social_timeout
     adapter: ChannelAdapter[Any, Any]
     if platform == "facebook":
         adapter = cls({credentials.key: credentials}, hooks, graph_url=settings.graph_url,
-                      graph_version=settings.graph_version, rate_per_second=rate)
+                      graph_version=settings.graph_version, rate_per_second=rate,
+                      timeout=timeout)
     elif platform == "instagram":
         adapter = cls({credentials.key: credentials}, hooks, graph_url=settings.graph_url,
                       graph_version=settings.graph_version, rate_per_second=rate,
-                      poll_interval=poll)
+                      poll_interval=poll, timeout=timeout)
     elif platform == "tiktok":
         adapter = cls(credentials, hooks=hooks, base_url=settings.tiktok_url,
                       client_key=settings.tiktok_client_key,
                       client_secret=settings.tiktok_client_secret.get(),
-                      audited=settings.tiktok_audited, poll_interval=poll)
+                      audited=settings.tiktok_audited, poll_interval=poll, timeout=timeout)
     elif platform == WHATSAPP:
         clock = hooks.now
         adapter = cls(credentials, hooks=hooks, base_url=settings.graph_url,
-                      api_version=settings.graph_version,
+                      api_version=settings.graph_version, timeout=timeout,
                       **({"now": lambda: clock} if clock is not None else {}))
     else:
         adapter = cls(credentials, hooks=hooks)

@@ -252,6 +252,29 @@ def test_one_post_per_product_per_platform_attributed_to_its_business(
     assert world.run(run_id).claimed == 0  # nothing is posted twice
 
 
+def test_social_timeout_setting_bounds_a_slow_post_which_is_found_not_reposted(
+        world: World, fake_meta: FakeMeta, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOCIAL_TIMEOUT", "0.5")
+    reset_settings()
+    world.settings = get_settings()
+    catalog = seed_catalog(world.db)
+    connect_meta(world.db)
+    # Meta creates the first post but answers after 3 s: longer than SOCIAL_TIMEOUT.
+    fake_meta.script("POST", f"{PAGE}/photos", Canned(delay=3.0))
+    run_id = world.launch(world.spec(["facebook"]))
+
+    started = time.monotonic()
+    first = world.run(run_id)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 2.5, f"the batch waited {elapsed:.1f} s for a slow Graph API"
+    assert (first.sent, first.retried) == (2, 1)
+    world.run(run_id, NOW + timedelta(hours=1))  # the retry looks the post up first
+    assert {d.status.value for d in world.deliveries(run_id, "facebook")} == {"sent"}
+    products = [featured(p["message"], catalog) for p in fb_posts(fake_meta)]
+    assert sorted(products) == sorted(catalog.names)  # each product posted once
+
+
 @pytest.mark.parametrize("code", [4, 17, 32, 613])
 def test_throttled_page_cools_down_and_posts_only_after_the_cool_down(
         world: World, fake_meta: FakeMeta, code: int) -> None:
