@@ -107,17 +107,3 @@ def test_sqlite_splits_large_batches_under_its_parameter_limit(
     assert {r.provider_id for r in _rows(db, ids).values()} == {"Q"}
     expected = 1 if db.get_bind().dialect.name == "postgresql" else 3
     assert len(updates) == expected
-
-
-def test_sqlite_before_update_from_goes_row_by_row(
-    db: Session, updates: list[tuple[str, bool]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if db.get_bind().dialect.name != "sqlite":
-        pytest.skip("the row-by-row fallback is for SQLite before 3.33")
-    monkeypatch.setattr(outbox.sqlite3, "sqlite_version_info", (3, 31, 1))
-    ids = _deliveries(db, ["sending", "sending", "pending"])
-    outbox.record(db, [outbox.Outcome(i, "sent", provider_id="Q") for i in ids], {},
-                  max_attempts=3, now=NOW)
-    rows = _rows(db, ids)
-    assert [rows[i].provider_id for i in ids] == ["Q", "Q", None]
-    assert [executemany for _, executemany in updates] == [True]
