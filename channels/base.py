@@ -210,6 +210,12 @@ class SendResult:
     def ok(self) -> bool:
         return self.status is SendStatus.SENT
 
+    @property
+    def held_back(self) -> bool:
+        """Never tried: its account had just failed as a whole, or is cooling down. Such a
+        message waits without spending one of its attempts."""
+        return bool(self.raw.get("not_attempted") or self.raw.get("cooling_down"))
+
 
 @dataclass(frozen=True, slots=True)
 class AccountCredentials:

@@ -575,13 +575,9 @@ def _outcomes(prepared: Sequence[Prepared], results: Sequence[SendResult],
             # receivers and our bounce handling recognise by the same Message-ID.
             log.warning("delivery %s: outcome unknown (%s); a retry reuses Message-ID %s",
                         r.delivery_id, r.error, p.message.message_id)
-        status = str(r.status)
-        if r.raw.get("not_attempted"):
-            # The relay was down or hanging before this message's turn: it was never
-            # tried, so it waits without spending one of its attempts.
-            status = "deferred"
         outcomes.append(outbox.Outcome(
-            delivery_id=r.delivery_id, status=status, provider_id=r.provider_id,
+            delivery_id=r.delivery_id, status="deferred" if r.held_back else str(r.status),
+            provider_id=r.provider_id,
             message_id=p.message.message_id, error=r.error, retry_after=r.retry_after,
             business_id=p.business_id, variant=p.variant))
     return outcomes

@@ -547,8 +547,7 @@ def _settle(session: Session, sessions: sessionmaker[Session], batch: SocialBatc
     payloads = {m.delivery_id: m.payload for m in messages}
     attributed: list[tuple[int, Mapping[str, Any]]] = []
     for result in sent:
-        if result.raw.get("not_attempted") or result.raw.get("cooling_down"):
-            # Held back because the account is paused: not this message's attempt.
+        if result.held_back:  # the account is paused: not this message's attempt
             wait = timedelta(seconds=result.retry_after or 60.0)
             batch.deferred[result.delivery_id] = paused_until or now + wait
             continue
