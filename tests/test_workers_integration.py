@@ -108,6 +108,18 @@ def sending_rows(w: World, run_id: int) -> dict[str, int]:
     return {r: d.id for r, d in w.deliveries(run_id).items() if d.status.value == "sending"}
 
 
+def restarted_queue_length(redis_server: RedisServer) -> int:
+    """Stop Redis (SIGTERM), start it again on its port; the batches left in `bulk`."""
+    redis_server.stop()
+    redis_server.start()
+    client = redis_server.client()
+    try:
+        length: int = client.llen("bulk")  # type: ignore[assignment]  # sync client
+        return length
+    finally:
+        client.close()
+
+
 def assert_each_duplicate_shares_one_message_id(w: World, run_id: int,
                                                 duplicated: set[str]) -> None:
     rows = w.deliveries(run_id)
@@ -179,11 +191,7 @@ def test_redis_restart_without_persistence_loses_nothing(
 
     wait_for(lambda: len(w.smtp.messages) >= 200, 60, "the first 200 messages")
     in_flight = set(sending_rows(w, run_id))
-    private_redis.stop()  # no AOF: every queued batch is gone
-    private_redis.start()
-    client = private_redis.client()
-    assert client.llen("bulk") == 0
-    client.close()
+    assert restarted_queue_length(private_redis) == 0  # no AOF: every queued batch is gone
     time.sleep(3.0)  # the in-flight batches finish without a broker
     assert w.counts(run_id)["pending"] > 0, "nothing left to recover: the test is moot"
 
@@ -439,11 +447,7 @@ def test_redis_restart_with_persistence_keeps_the_queue_and_loses_nothing(
 
     wait_for(lambda: len(w.smtp.messages) >= 200, 60, "the first 200 messages")
     in_flight = set(sending_rows(w, run_id))
-    private_redis.stop()  # SIGTERM: Redis writes its AOF and exits
-    private_redis.start()
-    client = private_redis.client()
-    queued = client.llen("bulk")
-    client.close()
+    queued = restarted_queue_length(private_redis)  # SIGTERM: the AOF is written first
     assert queued > 0, "the AOF kept no queued batch: the test is moot"
 
     # No beat tick here: the queue itself survived, nothing needs re-enqueueing.
