@@ -4,11 +4,16 @@ where every message and post went. Each stage returns Rich-markup lines.
 
 The tasks are the production ones (``workers.tasks.send_batch``), applied eagerly: the
 embedded default needs no broker, and nothing here is a simplified second code path.
+
+The demo's clock: run at night, the example campaigns would only wait for their send
+window (08.00-20.00 WITA) and the demo would show nothing. So every stage runs at the
+next moment all example windows are open (now, during the day) and says so.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,10 @@ register({
     "dp.active": {"id": "{id}: aktif, dikirim oleh pemicu/jadwal ({type})",
                   "en": "{id}: active, sent by its trigger/schedule ({type})"},
     "dp.invalid": {"id": "{file}: tidak valid, dilewati", "en": "{file}: invalid, skipped"},
+    "dp.clock": {"id": "Di luar jam kirim kampanye contoh: demo berjalan dengan jam {when} "
+                       "(kampanye sungguhan menunggu sampai jam kirim dibuka).",
+                 "en": "Outside the example campaigns' send window: the demo runs at {when} "
+                       "(real campaigns wait until the window opens)."},
     "dp.tick": {"id": "Penjadwal: {orders} email transaksi dari pesanan baru, {retention} run "
                       "retensi, {recurring} buletin terjadwal.",
                 "en": "Scheduler: {orders} transactional mails from new orders, {retention} "
@@ -70,10 +79,13 @@ def launch_examples(campaign_dir: Path) -> list[str]:
     from engine.campaigns import check_files
 
     lines: list[str] = []
-    now = utcnow()
     files = sorted(campaign_dir.glob("*.yaml"))
+    checked = check_files(files)
+    now = _LAST["clock"] = demo_clock([s.to_storage() for s, _ in checked.values() if s])
+    if now > utcnow():
+        lines.append(t("dp.clock", when=f"{tanggal(now)} {jam(now)}"))
     with session_scope() as session:
-        for path, (spec, _errors) in check_files(files).items():
+        for path, (spec, _errors) in checked.items():
             if spec is None:
                 lines.append(t("dp.invalid", file=escape(path.name)))
                 continue
@@ -92,23 +104,36 @@ def launch_examples(campaign_dir: Path) -> list[str]:
     return lines
 
 
+def demo_clock(specs: list[dict[str, Any]], now: datetime | None = None) -> datetime:
+    """``now``, or the first moment after it when every example's send window is open."""
+    clock = now or utcnow()
+    for _ in range(len(specs) + 1):  # each step only moves forward to a window opening
+        closed = [s for s in specs if not scheduler.in_send_window(s, clock)]
+        if not closed:
+            return clock
+        clock = max(scheduler.next_window_open(s, clock) for s in closed)
+    return clock
+
+
 def tick_and_send() -> list[str]:
     """One scheduler tick (triggers, sweeper) and every due batch through the tasks."""
     from engine import dispatch
     from workers.tasks import send_batch
 
-    report = dispatch.scheduler_tick()
+    clock: datetime = _LAST.get("clock") or utcnow()
+    report = dispatch.scheduler_tick(now=clock)
     batches = list(report["batches"])
     with session_scope() as session:
         running = list(session.scalars(select(CampaignRun.id).where(
             CampaignRun.status == "running")))
     seen = {(b.run_id, tuple(b.delivery_ids)) for b in batches}
     for run_id in running:
-        for batch in dispatch.due_batches_for_run(run_id):
+        for batch in dispatch.due_batches_for_run(run_id, now=clock):
             if (batch.run_id, tuple(batch.delivery_ids)) not in seen:
                 batches.append(batch)
     for batch in batches:
-        send_batch.apply(args=(batch.run_id, batch.delivery_ids))
+        send_batch.apply(args=(batch.run_id, batch.delivery_ids),
+                         kwargs={"at": clock.isoformat()})
     _LAST["tasks"] = len(batches)
     counts = _delivery_counts()
     return [t("dp.tick", orders=report["orders"], retention=report["retention"],

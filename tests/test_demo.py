@@ -214,3 +214,20 @@ def test_compose_configures_services_through_settings_keys() -> None:
     worker = " ".join(services["worker"]["command"])
     assert "-A workers.celery_app worker" in worker and "transactional,bulk" in worker
     assert "ports" not in services["worker"]  # scalable with --scale worker=N
+
+
+def test_demo_clock_moves_a_night_run_to_the_next_send_window() -> None:
+    """`make demo` at night still shows every channel: its clock is the next moment all
+    example windows (08.00-20.00 WITA) are open; by day it is the wall clock."""
+    from engine.campaigns import check_files
+    from engine.demo_pipeline import demo_clock
+
+    specs = [s.to_storage() for s, _ in
+             check_files(sorted((ROOT / "campaigns").glob("*.yaml"))).values() if s]
+    wita = WITA
+    night = datetime(2026, 11, 28, 21, 30, tzinfo=wita)
+    assert demo_clock(specs, night) == datetime(2026, 11, 29, 8, 0, tzinfo=wita)
+    early = datetime(2026, 11, 29, 5, 0, tzinfo=wita)
+    assert demo_clock(specs, early) == datetime(2026, 11, 29, 8, 0, tzinfo=wita)
+    day = datetime(2026, 11, 28, 10, 15, tzinfo=wita)
+    assert demo_clock(specs, day) == day

@@ -8,6 +8,7 @@ with a short countdown; every longer wait lives in the database (``next_attempt_
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -35,9 +36,15 @@ def enqueue_batches(batches: list[dispatch.Batch]) -> int:
 @app.task(bind=True, name="workers.tasks.send_batch", max_retries=5,
           autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=60,
           retry_jitter=True)
-def send_batch(self: Any, run_id: int, delivery_ids: list[int]) -> dict[str, int]:
-    """Claim, render, send and record one batch of a run."""
-    result = dispatch.process_batch(run_id, delivery_ids)
+def send_batch(self: Any, run_id: int, delivery_ids: list[int],
+               at: str | None = None) -> dict[str, int]:
+    """Claim, render, send and record one batch of a run.
+
+    ``at`` (ISO 8601) replaces the wall clock; only the embedded demo passes it, to show
+    the pipeline outside the campaigns' send window.
+    """
+    now = datetime.fromisoformat(at) if at else None
+    result = dispatch.process_batch(run_id, delivery_ids, now=now)
     return result.as_dict()
 
 
