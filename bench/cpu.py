@@ -1,4 +1,5 @@
-"""CPU per message of the worker's code path, in ONE process: ``engine.dispatch.process_batch``.
+"""CPU per message of the worker's code path, in ONE process:
+``engine.delivery.dispatch.process_batch``.
 
 Why a second benchmark: ``bench/e2e.py`` measures the whole system on a shared machine,
 where wall-clock throughput moves with other people's load.  The CPU time one process
@@ -62,9 +63,9 @@ def others_cpu(database: str, sink_pid: int) -> tuple[dict[int, float], float]:
 def one_pass(campaign: Path, profiler: cProfile.Profile | None, database: str,
              sink_pid: int) -> PassFigures:
     """The figures of one launched run, its first batch left out (warm-up)."""
-    from engine import dispatch, scheduler
-    from engine.campaigns import load_campaign
+    from engine.campaign.campaigns import load_campaign
     from engine.db import session_scope
+    from engine.delivery import dispatch, scheduler
 
     with session_scope() as session:
         launched = scheduler.launch(session, load_campaign(campaign).to_storage(),
@@ -130,7 +131,7 @@ def main() -> None:
         print(f"median CPU {statistics.median(figures):.3f} ms/message "
               f"(sink received {sink.messages():,}); load average {os.getloadavg()}")
     finally:
-        from engine.dispatch import reset_process_state
+        from engine.delivery.dispatch import reset_process_state
 
         reset_process_state()
         for cleanup in reversed(cleanups):

@@ -430,11 +430,11 @@ def start_services(workdir: Path, keep_db: bool, batch_size: int,
 def sample_messages(count: int) -> list[tuple[str, bytes]]:
     """Messages as the engine would send them (same template, MIME and DKIM), pre-rendered."""
     from engine.config import get_settings
-    from engine.dispatch import _load_signer
-    from engine.mime import MessageSkeleton, message_id_for
-    from engine.render import compile_email, render_email
-    from engine.templating import sample_context
-    from engine.tracking import InMemoryLinkRegistry, RunTracker
+    from engine.delivery.dispatch import _load_signer
+    from engine.engagement.tracking import InMemoryLinkRegistry, RunTracker
+    from engine.message.mime import MessageSkeleton, message_id_for
+    from engine.message.render import compile_email, render_email
+    from engine.message.templating import sample_context
 
     settings = get_settings()
     signer = _load_signer(settings)
@@ -545,11 +545,11 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
              profile_dir: Path | None = None) -> PassResult:
     from sqlalchemy import select
 
-    from engine import dispatch, scheduler
-    from engine.campaigns import load_campaign
+    from engine.campaign.campaigns import load_campaign
     from engine.db import session_scope
+    from engine.delivery import dispatch, scheduler
     from engine.models import CampaignRun
-    from engine.outbox import counts_by_status
+    from engine.outbox.rows import counts_by_status
     from workers.tasks import enqueue_batches
 
     result = PassResult(workers=n_workers)

@@ -22,11 +22,11 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production")
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from engine.dkim_signer import DkimSigner
-from engine.mime import MessageSkeleton, message_id_for
-from engine.render import RenderedEmail, compile_email, render_email
-from engine.templating import sample_context
-from engine.tracking import InMemoryLinkRegistry, RunTracker, make_unsubscribe_token
+from engine.engagement.tracking import InMemoryLinkRegistry, RunTracker, make_unsubscribe_token
+from engine.message.dkim import DkimSigner
+from engine.message.mime import MessageSkeleton, message_id_for
+from engine.message.render import RenderedEmail, compile_email, render_email
+from engine.message.templating import sample_context
 
 DOMAIN = "umkm.ttskab.go.id"
 BASE_URL = f"https://{DOMAIN}"

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "umkm.channels"
 
-# User-facing texts of this package, in the shape ``engine.i18n.register`` accepts: the
+# User-facing texts of this package, in the shape ``engine.common.i18n.register`` accepts: the
 # engine registers them and renders ``t(exc.code, **exc.params)``; ``str(exc)`` is the
 # Indonesian text so that channels stay usable without the engine.
 MESSAGES: dict[str, dict[str, str]] = {
@@ -100,7 +100,7 @@ class SendStatus(StrEnum):
 class ConfigurationError(Exception):
     """The adapter cannot work as configured; never a delivery outcome (see module doc).
 
-    ``code`` and ``params`` let the engine translate the message (``engine.i18n``);
+    ``code`` and ``params`` let the engine translate the message (``engine.common.i18n``);
     ``str()`` is the Indonesian text.
     """
 
@@ -110,7 +110,7 @@ class ConfigurationError(Exception):
         super().__init__(_render(code, "id", params))
 
     def render(self, lang: str = "id") -> str:
-        """The message in ``lang`` for callers that do not go through ``engine.i18n``."""
+        """The message in ``lang`` for callers that do not go through ``engine.common.i18n``."""
         return _render(self.code, lang, self.params)
 
 
@@ -179,7 +179,7 @@ class OutboundMessage:
     ``account``: which sending account (social account key, SMTP relay); failures that
     affect an account pause only the messages of that account.
     ``crlf_only``: the caller guarantees an email payload ends every line with CRLF
-    (:mod:`engine.mime` builds them so), which spares the SMTP channel its bare-LF
+    (:mod:`engine.message.mime` builds them so), which spares the SMTP channel its bare-LF
     check, two passes over every message; leave it False for bytes from elsewhere.
     """
 

@@ -2,7 +2,7 @@
 
 Two WhatsApp modes exist (DESIGN §7): the Cloud API cannot post into an existing
 community group, so the shared group of Pasal 7(2)a gets a *share kit* that staff
-forward by hand (:mod:`engine.sharekit`); customers who gave WhatsApp consent get
+forward by hand (:mod:`engine.social.sharekit`); customers who gave WhatsApp consent get
 **approved template messages** through this adapter.
 
 Rules this module enforces, and why:
@@ -322,7 +322,7 @@ class WhatsAppChannel(ChannelAdapter[dict[str, Any], dict[str, Any]]):
             raise ConfigurationError(
                 "channel.bad_option", name=self.name,
                 detail=f"mode {mode!r}: adapter ini hanya untuk cloud_api; share_kit dibuat "
-                "oleh engine.sharekit",
+                "oleh engine.social.sharekit",
             )
         if not credentials.external_id:
             raise ConfigurationError("channel.bad_option", name=self.name,

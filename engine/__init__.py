@@ -6,6 +6,6 @@ Arrows point one way: ``web`` and ``workers`` call ``engine``; ``engine`` reache
 
 __version__ = "0.1.0"
 
-from engine import logsafe as _logsafe
+from engine.common import logsafe as _logsafe
 
 _logsafe.install()

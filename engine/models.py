@@ -2,7 +2,7 @@
 
 Conventions: money is whole Rupiah (``int``); times are timezone-aware UTC; JSON
 columns hold provider payloads and free-form attributes; personal data (NIK, tokens)
-is encrypted before it reaches a column (see :mod:`engine.crypto`).
+is encrypted before it reaches a column (see :mod:`engine.common.crypto`).
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class Business(Base):
     verification: Mapped[Verification] = mapped_column(
         _enum(Verification), default=Verification.pending
     )
-    # Cached Pasal 10 verdict (engine.eligibility), refreshed whenever the business or its
+    # Cached Pasal 10 verdict (engine.umkm.eligibility), refreshed whenever the business or its
     # products change, so catalog queries can filter in SQL without decrypting NIKs.
     eligible: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     eligibility: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -56,7 +56,7 @@ def _apply_env(monkeypatch: pytest.MonkeyPatch, var_dir: Path, database_url: str
 @pytest.fixture(autouse=True)
 def _default_language() -> Iterator[None]:
     """`--lang en` in one CLI test must not leak into the next test."""
-    from engine.i18n import set_lang
+    from engine.common.i18n import set_lang
 
     set_lang(None)
     yield

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from engine import crypto
+from engine.common import crypto
 from engine.models import (
     Business,
     Campaign,

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 import engine.cli.accounts  # noqa: F401  (registers `umkm account`)
-from engine import accounts
 from engine.cli.app import app
 from engine.config import Settings
 from engine.db import get_engine
 from engine.models import Delivery, DeliveryStatus, SocialAccount
+from engine.social import accounts
 from tests.factories import NOW, make_campaign, make_run
 
 runner = CliRunner(env={"COLUMNS": "200"})

@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine import scheduler
-from engine.apikeys import business_for_api_key, issue_api_key
-from engine.campaigns import load_campaign
+from engine.campaign.campaigns import load_campaign
 from engine.cli import app as cli_app
 from engine.config import Settings
-from engine.consent import has_consent
+from engine.customers.consent import has_consent
+from engine.delivery import scheduler
 from engine.models import Business, Consent, Delivery, Order, OrderEvent, Product, Suppression
+from engine.umkm.apikeys import business_for_api_key, issue_api_key
 from tests.factories import make_business, make_customer, make_product, make_suppression
 from web.app import create_app
 

@@ -26,9 +26,9 @@ from schemathesis.checks import (
 )
 from sqlalchemy.orm import Session
 
-from engine.apikeys import issue_api_key
 from engine.config import Secret, Settings
 from engine.db import session_factory
+from engine.umkm.apikeys import issue_api_key
 from tests.factories import make_business, make_customer, make_order, make_product
 from web.app import create_app
 

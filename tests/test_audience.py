@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.audience import (
+from engine.campaign.audience import (
     AudienceCount,
     AudienceRuleError,
     build_audience_query,

@@ -15,12 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine import bounces
 from engine.cli import app as cli_app
 from engine.config import Secret, Settings
-from engine.consent import has_consent
-from engine.dispatch import _blocked_at_send_time
-from engine.mime import message_id_for
+from engine.customers.consent import has_consent
+from engine.delivery.dispatch import _blocked_at_send_time
+from engine.engagement import bounces
+from engine.message.mime import message_id_for
 from engine.models import Customer, Delivery, EngagementEvent, Suppression, utcnow
 from tests.factories import (
     make_business,
@@ -309,7 +309,7 @@ def test_beat_tick_reads_the_configured_bounce_mailbox(
 def test_a_processed_bounce_is_counted_by_the_monthly_report(db: Session,
                                                              settings: Settings) -> None:
     """The bounce pipeline and the Pasal 15 report speak the same event vocabulary."""
-    from engine.reports import build_report
+    from engine.reporting.reports import build_report
 
     delivery = sent_mail(db)
     db.commit()

@@ -10,9 +10,9 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from engine.cli.app import app
+from engine.common.i18n import set_lang
 from engine.config import Settings, reset_settings
 from engine.db import dispose_engines
-from engine.i18n import set_lang
 
 NIK = "5302014107920001"
 MASKED = "5302**********01"

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from engine import businesses as svc
-from engine import crypto
-from engine.i18n import set_lang
+from engine.common import crypto
+from engine.common.i18n import set_lang
 from engine.models import AuditLog, Business, Product, ProductOptIn, SizeClass
+from engine.umkm import businesses as svc
 
 NIK = "5302014107920001"
 

@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine import dispatch, scheduler
-from engine.campaigns import load_campaign
+from engine.campaign.campaigns import load_campaign
 from engine.cli.app import app
 from engine.config import Settings
 from engine.db import session_factory
+from engine.delivery import dispatch, scheduler
 from engine.models import Campaign, CampaignRun, Delivery, utcnow
 from tests.factories import (
     make_business,

@@ -29,10 +29,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import dispatch, scheduler
-from engine.campaigns import load_campaign
+from engine.campaign.campaigns import load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
+from engine.delivery import dispatch, scheduler
+from engine.engagement.tracking import parse_token
 from engine.models import (
     CampaignRun,
     Customer,
@@ -43,7 +44,6 @@ from engine.models import (
     Product,
     RunStatus,
 )
-from engine.tracking import parse_token
 from tests.factories import (
     NOW,
     make_business,

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from engine.campaigns import (
+from engine.campaign.campaigns import (
     CAMPAIGN_TYPES,
     CampaignSpec,
     CampaignValidationError,
@@ -23,7 +23,7 @@ from engine.campaigns import (
     validate_files,
 )
 from engine.cli import app
-from engine.templating import template_exists
+from engine.message.templating import template_exists
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "campaigns_broken"

@@ -7,10 +7,10 @@ from datetime import timedelta
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from engine.catalog import CatalogProduct, eligible_products
-from engine.consent import mute_categories
+from engine.campaign.catalog import CatalogProduct, eligible_products
+from engine.campaign.personalize import Recommender
+from engine.customers.consent import mute_categories
 from engine.models import Product
-from engine.personalize import Recommender
 from tests.factories import (
     NOW,
     make_business,

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import businesses, crypto
+from engine.common import crypto
 from engine.models import (
     AuditLog,
     Business,
@@ -21,6 +21,7 @@ from engine.models import (
     Verification,
     utcnow,
 )
+from engine.umkm import businesses
 from tests.factories import make_campaign, make_customer, make_delivery, make_run
 from tests.web_helpers import (
     World,

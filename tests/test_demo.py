@@ -14,18 +14,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine import wilayah
 from engine.cli import app
+from engine.common.formatting import WITA
 from engine.config import Settings, env_name, load_settings
-from engine.demo_data import (
+from engine.demo.data import (
     OPT_IN_TAGS,
     TENUN_CAMPAIGN,
     DemoDataset,
     generate,
     seed_demo,
 )
-from engine.eligibility import nib_problem, nik_problem
-from engine.formatting import WITA
 from engine.models import (
     Base,
     Business,
@@ -34,6 +32,8 @@ from engine.models import (
     Product,
     ProductOptIn,
 )
+from engine.umkm import wilayah
+from engine.umkm.eligibility import nib_problem, nik_problem
 
 REF = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09.00 WITA
 EXPECTED_FAILURE = {
@@ -219,8 +219,8 @@ def test_compose_configures_services_through_settings_keys() -> None:
 def test_demo_clock_moves_a_night_run_to_the_next_send_window() -> None:
     """`make demo` at night still shows every channel: its clock is the next moment all
     example windows (08.00-20.00 WITA) are open; by day it is the wall clock."""
-    from engine.campaigns import check_files
-    from engine.demo_pipeline import demo_clock
+    from engine.campaign.campaigns import check_files
+    from engine.cli.demo_pipeline import demo_clock
 
     specs = [s.to_storage() for s, _ in
              check_files(sorted((ROOT / "campaigns").glob("*.yaml"))).values() if s]

@@ -9,8 +9,9 @@ from datetime import date
 
 import pytest
 
-from engine import wilayah
-from engine.eligibility import (
+from engine.common.i18n import set_lang
+from engine.umkm import wilayah
+from engine.umkm.eligibility import (
     CRITERIA,
     FAIL,
     OK,
@@ -21,7 +22,6 @@ from engine.eligibility import (
     nik_problem,
     product_problems,
 )
-from engine.i18n import set_lang
 
 TODAY = date(2026, 6, 1)
 NIK = "5302014107920001"  # kec 01, female, born 01-07-1992

@@ -17,11 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from channels.base import available_channels, clear_registry_cache, get_adapter_class
-from engine import accounts, dispatch, scheduler
-from engine.campaigns import CampaignValidationError, load_campaign
+from engine.campaign.campaigns import CampaignValidationError, load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
+from engine.delivery import dispatch, scheduler
 from engine.models import Delivery, SocialPost
+from engine.social import accounts
 from tests.factories import NOW, make_business, make_optin, make_product
 from tests.fake_http import FakeHTTPServer, Recorded, Reply
 

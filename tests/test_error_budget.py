@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from engine import dispatch
 from engine.config import Settings
+from engine.delivery import dispatch
 from engine.models import CampaignRun, Delivery, RunStatus
 from tests.factories import NOW, make_campaign, make_run
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from engine import crypto
+from engine.common import crypto
 from engine.config import Secret, load_settings
 from engine.db import get_engine
 from engine.models import Base

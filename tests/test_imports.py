@@ -18,12 +18,12 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine import crypto
 from engine.cli import app
+from engine.common import crypto
+from engine.common.i18n import set_lang
 from engine.config import Settings
+from engine.customers.importers import ImportFileError, import_customers, import_orders
 from engine.db import session_factory
-from engine.i18n import set_lang
-from engine.importers import ImportFileError, import_customers, import_orders
 from engine.models import (
     Business,
     Consent,

@@ -17,14 +17,14 @@ from dkim.canonicalization import Relaxed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.dkim_signer import (
+from engine.message.dkim import (
     DkimSigner,
     canonicalize_body_relaxed,
     canonicalize_header_relaxed,
 )
-from engine.mime import MessageSkeleton, QuotedPrintableCache, message_id_for
-from engine.render import compile_email, render_email
-from engine.templating import sample_context
+from engine.message.mime import MessageSkeleton, QuotedPrintableCache, message_id_for
+from engine.message.render import compile_email, render_email
+from engine.message.templating import sample_context
 
 DOMAIN = "umkm.ttskab.go.id"
 UNSUB = f"https://{DOMAIN}/u/AwAAAAAAAAAqc2lnbmF0dXJlLWJ5dGVz"

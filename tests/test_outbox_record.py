@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from engine import outbox
 from engine.models import Delivery, DeliveryStatus
+from engine.outbox import rows as outbox
 from tests.factories import (
     NOW,
     make_business,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from engine.config import Settings
-from engine.ratelimit import (
+from engine.outbox.ratelimit import (
     LocalRateLimiter,
     RateLimiter,
     RateLimiterUnavailable,

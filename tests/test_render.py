@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from engine.render import check_email_template, compile_email, render_email
-from engine.templating import TEMPLATES_DIR, TemplateProblem, sample_context
+from engine.message.render import check_email_template, compile_email, render_email
+from engine.message.templating import TEMPLATES_DIR, TemplateProblem, sample_context
 
 MARKETING = ["promotional", "newsletter", "retention", "personalized"]
 TRANSACTIONAL = ["order_confirmation", "order_shipped", "invoice"]

@@ -35,7 +35,7 @@ from engine.models import (
     SocialPost,
     TrackedLink,
 )
-from engine.reports import (
+from engine.reporting.reports import (
     METRICS,
     METRICS_DOC_END,
     METRICS_DOC_START,

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from engine.sharekit import MAX_TEXT, build_share_kit
+from engine.social.sharekit import MAX_TEXT, build_share_kit
 
 BASE = "https://umkm.ttskab.go.id"
 CAMPAIGN = {"id": "akhir-tahun", "name": "Promo Akhir Tahun"}

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from engine import businesses
 from engine.models import Business, EngagementEvent, Product, ProductOptIn
+from engine.umkm import businesses
 from tests.factories import make_product
 from tests.web_helpers import (
     NIK_B,

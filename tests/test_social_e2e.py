@@ -1,8 +1,8 @@
 """Acceptance of issue 5: social campaigns end to end against fake providers on loopback.
 
-YAML -> launch -> outbox -> engine.social -> real adapters (facebook-sdk / httpx) -> the
+YAML -> launch -> outbox -> engine.social.social -> real adapters (facebook-sdk / httpx) -> the
 fake Meta Graph, TikTok and WhatsApp servers (real HTTP on 127.0.0.1), with
-``SOCIAL_MODE=live`` and accounts connected through :mod:`engine.accounts`. The clock is
+``SOCIAL_MODE=live`` and accounts connected through :mod:`engine.social.accounts`. The clock is
 :data:`tests.factories.NOW` (handed to every engine call) except for WhatsApp, whose
 24-hour window is measured against the webhook's real timestamps.
 """
@@ -31,11 +31,11 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 import engine.cli.accounts  # noqa: F401  (registers `umkm account`)
-from engine import accounts, dispatch, scheduler, social
-from engine.campaigns import load_campaign
+from engine.campaign.campaigns import load_campaign
 from engine.cli.app import app as cli_app
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
+from engine.delivery import dispatch, scheduler
 from engine.models import (
     Consent,
     Customer,
@@ -49,6 +49,7 @@ from engine.models import (
     Suppression,
     utcnow,
 )
+from engine.social import accounts, social
 from tests.factories import (
     NOW,
     make_business,
@@ -370,7 +371,7 @@ def test_worker_killed_between_container_and_publish_publishes_once(
     spec = world.spec("  instagram: {template: social/promo.j2, per: campaign}")
     run_id = world.launch(spec)
     ids = [d.id for d in world.deliveries(run_id, "instagram")]
-    code = ("from datetime import datetime\nfrom engine.dispatch import process_batch\n"
+    code = ("from datetime import datetime\nfrom engine.delivery.dispatch import process_batch\n"
             f"process_batch({run_id}, {ids}, now=datetime.fromisoformat('{NOW.isoformat()}'))")
     env = {**os.environ, "PYTHONPATH": str(REPO), "SOCIAL_POLL_SECONDS": "1.0"}
     worker = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path,

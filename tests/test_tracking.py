@@ -14,10 +14,7 @@ from sqlalchemy.orm import Session
 
 from engine.config import Settings, reset_settings
 from engine.db import session_factory
-from engine.models import Business, Campaign, CampaignRun, Product, TrackedLink
-from engine.render import compile_email, render_email
-from engine.templating import sample_context
-from engine.tracking import (
+from engine.engagement.tracking import (
     DbLinkRegistry,
     InMemoryLinkRegistry,
     InvalidToken,
@@ -30,6 +27,9 @@ from engine.tracking import (
     parse_token,
     url_hash,
 )
+from engine.message.render import compile_email, render_email
+from engine.message.templating import sample_context
+from engine.models import Business, Campaign, CampaignRun, Product, TrackedLink
 
 BASE = "https://umkm.ttskab.go.id"
 UTM = {"source": "dinas-tts", "medium": "email", "campaign": "promo-tenun"}
@@ -174,7 +174,7 @@ def test_preview_tracker_needs_no_key_or_database(monkeypatch: pytest.MonkeyPatc
 
 
 def _run_with_product(session: Session) -> tuple[int, int, int]:
-    from engine import crypto
+    from engine.common import crypto
 
     business = Business(name="Tenun Ikat Ina Lopo", nib="1234567890123", owner_name="Ina",
                         owner_nik_enc=crypto.encrypt("5302014107920001", purpose="nik"),

@@ -12,6 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.config import Settings
+from engine.engagement.tracking import (
+    make_click_token,
+    make_open_token,
+    make_unsubscribe_token,
+    url_hash,
+)
 from engine.models import (
     Business,
     Customer,
@@ -22,7 +28,6 @@ from engine.models import (
     TrackedLink,
     utcnow,
 )
-from engine.tracking import make_click_token, make_open_token, make_unsubscribe_token, url_hash
 from tests.factories import (
     make_business,
     make_campaign,

@@ -12,10 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import dispatch
-from engine.campaigns import load_campaign
+from engine.campaign.campaigns import load_campaign
 from engine.config import Settings
-from engine.consent import has_consent
+from engine.customers.consent import has_consent
+from engine.delivery import dispatch
+from engine.delivery.scheduler import upsert_campaign
+from engine.engagement.tracking import make_click_token, make_unsubscribe_token
 from engine.models import (
     CampaignRun,
     Consent,
@@ -25,8 +27,6 @@ from engine.models import (
     RunStatus,
     Suppression,
 )
-from engine.scheduler import upsert_campaign
-from engine.tracking import make_click_token, make_unsubscribe_token
 from tests.factories import make_consent, make_customer, make_delivery, make_suppression
 from tests.smtp_server import ScriptedSMTPServer
 from tests.test_tracking_web import make_world

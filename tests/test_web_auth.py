@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 import engine.cli  # noqa: F401 - registers every command group
-from engine import users
 from engine.cli.app import app as cli_app
 from engine.config import Settings
 from engine.models import AuditLog, Product, Role, User
+from engine.umkm import users
 from tests.web_helpers import (
     PASSWORD,
     World,
@@ -25,7 +25,7 @@ from tests.web_helpers import (
 )
 from web.app import create_app
 
-# --- engine.users --------------------------------------------------------------------------
+# --- engine.umkm.users --------------------------------------------------------------------------
 
 
 def test_passwords_are_argon2_hashed_and_verified(db: Session) -> None:

@@ -32,6 +32,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from engine.config import reset_settings
+from engine.engagement.tracking import (
+    make_click_token,
+    make_open_token,
+    make_unsubscribe_token,
+    url_hash,
+)
 from engine.models import (
     Base,
     Business,
@@ -46,7 +52,6 @@ from engine.models import (
     User,
     utcnow,
 )
-from engine.tracking import make_click_token, make_open_token, make_unsubscribe_token, url_hash
 from tests.conftest import TEST_SECRET
 from tests.factories import make_campaign, make_customer, make_delivery, make_run
 from tests.web_helpers import (

@@ -24,10 +24,10 @@ import pytest
 import redis
 from sqlalchemy import select, update
 
-from engine import control, dispatch, scheduler
+from engine.common.formatting import WITA
 from engine.config import reset_settings
 from engine.db import dispose_engines
-from engine.formatting import WITA
+from engine.delivery import control, dispatch, scheduler
 from engine.models import (
     CampaignRun,
     Customer,

@@ -9,10 +9,10 @@ Import the fixtures you use into a test module::
 (A and B) with one complete, opted-in product each, an owner account per business, an
 owner without a business, a Dinas staff and a Dinas admin account. Every account's
 password is :data:`PASSWORD`. Users are inserted with one Argon2 hash computed once per
-test session: hashing costs ~0.2 s on a busy machine, and ``engine.users`` itself is
+test session: hashing costs ~0.2 s on a busy machine, and ``engine.umkm.users`` itself is
 exercised by ``test_web_auth``.
 
-Browser tests: the portal and dashboard count only human engagement. ``engine.events``
+Browser tests: the portal and dashboard count only human engagement. ``engine.engagement.events``
 flags as bots a user agent containing "HeadlessChrome" and a click less than 2 s after the
 mail was sent, so give the Playwright context a normal ``user_agent`` and let a moment
 pass before clicking, or the click will not show up in the engagement tables.
@@ -32,11 +32,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from engine import businesses
 from engine.config import Settings
 from engine.db import session_factory
 from engine.models import Business, Product, Role, User
-from engine.users import hasher
+from engine.umkm import businesses
+from engine.umkm.users import hasher
 from web.app import create_app
 
 PASSWORD = "rahasia-uji-123"

@@ -1,12 +1,12 @@
 """JSON API ``/api/v1`` for UMKM shop systems: orders, order events, customer consent.
 
 Authentication is ``Authorization: Bearer <key>`` with the business's own key
-(:mod:`engine.apikeys`); every query is scoped to that business, so a business can read
+(:mod:`engine.umkm.apikeys`); every query is scoped to that business, so a business can read
 or change only its own orders (another business's order is simply "not found", which
 also does not reveal that it exists).
 
 An order event (confirmed, shipped, invoiced) becomes an :class:`OrderEvent` row once
-per order and kind; the beat (``engine.scheduler.trigger_order_events``) turns it into
+per order and kind; the beat (``engine.delivery.scheduler.trigger_order_events``) turns it into
 the transactional mail, so a retried API call never sends a second mail.
 
 Validation errors are FastAPI's 422 with field paths (``loc``); the checks this module
@@ -38,11 +38,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import consent
-from engine.apikeys import business_for_api_key
+from engine.common.i18n import register, t
+from engine.customers import consent
+from engine.customers.importers import normalize_phone
 from engine.db import session_factory
-from engine.i18n import register, t
-from engine.importers import normalize_phone
 from engine.models import (
     Business,
     ConsentPurpose,
@@ -53,6 +52,7 @@ from engine.models import (
     OrderStatus,
     Product,
 )
+from engine.umkm.apikeys import business_for_api_key
 
 register({
     "api.unauthorized": {"id": "Kunci API tidak ada atau tidak sah.",

@@ -36,12 +36,12 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import users
+from engine.common.crypto import derived_key
+from engine.common.i18n import SUPPORTED, register, set_lang, t
 from engine.config import Settings
-from engine.crypto import derived_key
 from engine.db import session_factory
-from engine.i18n import SUPPORTED, register, set_lang, t
 from engine.models import AuditLog, Role, User, utcnow
+from engine.umkm import users
 from web.pages import render
 
 SESSION_COOKIE = "umkm_sesi"

@@ -24,10 +24,10 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from sqlalchemy.orm import Session
 
-from engine import bounces
+from engine.common.i18n import register, t
 from engine.config import Settings
 from engine.db import session_factory
-from engine.i18n import register, t
+from engine.engagement import bounces
 
 SECRET_HEADER = "X-Webhook-Secret"
 MAX_RAW_BYTES = 2 * 1024 * 1024

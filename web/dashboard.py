@@ -1,7 +1,7 @@
 """The Dinas dashboard (``/dinas``): campaigns and runs, verification, share kits, accounts.
 
 Staff only (``dinas_staff`` and ``dinas_admin``); owners get 403. Run progress comes from
-:mod:`engine.control` (the same numbers as ``umkm campaign status``) and refreshes itself
+:mod:`engine.delivery.control` (the same numbers as ``umkm campaign status``) and refreshes itself
 through a small JSON endpoint polled by ten lines of vanilla JavaScript, so the page
 stays usable without scripts. Pause and resume are database states the workers honour
 within one batch. Social tokens are never read, let alone shown.
@@ -18,11 +18,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import businesses, control, reports, wilayah
-from engine.catalog import eligible_products
-from engine.eligibility import Verdict
-from engine.formatting import WITA
-from engine.i18n import register, t
+from engine.campaign.catalog import eligible_products
+from engine.common.formatting import WITA
+from engine.common.i18n import register, t
+from engine.delivery import control
 from engine.models import (
     AuditLog,
     Business,
@@ -36,7 +35,10 @@ from engine.models import (
     Verification,
     utcnow,
 )
-from engine.sharekit import ShareKit, build_share_kit
+from engine.reporting import reports
+from engine.social.sharekit import ShareKit, build_share_kit
+from engine.umkm import businesses, wilayah
+from engine.umkm.eligibility import Verdict
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_staff, settings_of
 from web.portal import verdict_of
 
@@ -228,7 +230,7 @@ def share_kit(db: Session, campaign: Campaign, base_url: str) -> ShareKit | None
     """The WhatsApp share kit of a campaign, built from its live catalogue.
 
     The products are chosen exactly as a send would choose them (the campaign's product
-    filters through :func:`engine.catalog.eligible_products`), so staff forward what the
+    filters through :func:`engine.campaign.catalog.eligible_products`), so staff forward what the
     campaign would carry right now; ``None`` when there is nothing to offer.
     """
     if campaign.type == CampaignType.transactional:
@@ -485,7 +487,7 @@ def report_download(periode: str = "", by: str = "campaign", format: str = "html
 def report_file(db: Session, period: str, by: str, fmt: str,
                 business_id: int | None) -> Response:
     """HTML (charts, printable) or CSV (UTF-8 with BOM) download of a report."""
-    from engine.report_html import render_report_html
+    from engine.reporting.html import render_report_html
 
     try:
         if fmt == "csv":

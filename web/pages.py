@@ -10,8 +10,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from engine import formatting
-from engine.i18n import get_lang, register, t
+from engine.common import formatting
+from engine.common.i18n import get_lang, register, t
 
 register({
     "report.download_html": {"id": "Unduh laporan (HTML, bisa dicetak ke PDF)",

@@ -3,7 +3,7 @@
 An owner sees and changes ONLY the business linked to their account: no route takes a
 business id, and every product id is looked up together with the owner's business, so
 somebody else's product is a plain 404 (the same answer as a product that does not
-exist, so ids cannot be probed). Rules live in :mod:`engine.businesses`; this module
+exist, so ids cannot be probed). Rules live in :mod:`engine.umkm.businesses`; this module
 only turns forms into calls and errors into messages. The NIK is written once and
 shown masked afterwards; it is never put back into a form.
 """
@@ -20,10 +20,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from engine import businesses, crypto, users, wilayah
-from engine.eligibility import Verdict, check_business, nib_problem, nik_problem, product_problems
-from engine.i18n import get_lang, register, t
-from engine.importers import normalize_phone
+from engine.common import crypto
+from engine.common.i18n import get_lang, register, t
+from engine.customers.importers import normalize_phone
 from engine.models import (
     AuditLog,
     Business,
@@ -38,6 +37,14 @@ from engine.models import (
     User,
     Verification,
     utcnow,
+)
+from engine.umkm import businesses, users, wilayah
+from engine.umkm.eligibility import (
+    Verdict,
+    check_business,
+    nib_problem,
+    nik_problem,
+    product_problems,
 )
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_owner
 

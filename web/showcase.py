@@ -22,11 +22,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from engine import events, wilayah
-from engine.catalog import CATEGORIES, CatalogProduct, listing_complete
-from engine.i18n import register, t
-from engine.importers import normalize_phone
+from engine.campaign.catalog import CATEGORIES, CatalogProduct, listing_complete
+from engine.common.i18n import register, t
+from engine.customers.importers import normalize_phone
+from engine.engagement import events
 from engine.models import Business, Product, ProductOptIn
+from engine.umkm import wilayah
 from web.auth import PublicRoute, csrf_protect, get_db, page, settings_of
 
 PAGE_SIZE = 24

@@ -23,13 +23,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from engine import consent, events
-from engine.crypto import derived_key
+from engine.common.crypto import derived_key
+from engine.common.formatting import jam, tanggal
+from engine.common.i18n import register, t
+from engine.customers import consent
 from engine.db import session_factory
-from engine.formatting import jam, tanggal
-from engine.i18n import register, t
+from engine.engagement import events
+from engine.engagement.tracking import InvalidToken, TokenData, parse_token
 from engine.models import Customer, Delivery, utcnow
-from engine.tracking import InvalidToken, TokenData, parse_token
 from web.pages import render
 
 router = APIRouter(include_in_schema=False)

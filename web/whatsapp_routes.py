@@ -7,7 +7,7 @@ configured in ``UMKM_WA_VERIFY_TOKEN`` gets ``hub.challenge`` back as plain text
 is set, the ``X-Hub-Signature-256`` HMAC of the raw body must match it (Meta signs every
 webhook with the app secret); then every message opens that customer's 24-hour window
 and an opt-out keyword (``BERHENTI``, ``STOP``...) withdraws WhatsApp consent at once
-(:func:`engine.social.record_whatsapp_inbound`). Unknown shapes are acknowledged with
+(:func:`engine.social.social.record_whatsapp_inbound`). Unknown shapes are acknowledged with
 200 and ignored, because Meta keeps retrying a webhook that fails.
 """
 
@@ -21,9 +21,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from channels.whatsapp import parse_webhook, verify_signature
-from engine import social
+from engine.common.i18n import register, t
 from engine.db import session_factory
-from engine.i18n import register, t
+from engine.social import social
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MAX_BODY_BYTES = 1024 * 1024

@@ -109,6 +109,6 @@ def reconfigure(settings: Settings | None = None) -> Celery:
 @worker_process_shutdown.connect
 def _close_channels(**_: Any) -> None:
     """Close SMTP connections and forget run caches when a worker process exits."""
-    from engine.dispatch import reset_process_state
+    from engine.delivery.dispatch import reset_process_state
 
     reset_process_state()

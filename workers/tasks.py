@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from engine import dispatch
 from engine.config import get_settings
+from engine.delivery import dispatch
 from workers.celery_app import QUEUE_BULK, QUEUE_TRANSACTIONAL, app
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def read_bounce_mailbox() -> int:
     settings = get_settings()
     if not settings.bounce_maildir:
         return 0
-    from engine.bounces import process_maildir
+    from engine.engagement.bounces import process_maildir
 
     try:
         return process_maildir(settings.bounce_maildir, settings).messages

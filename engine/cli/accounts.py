@@ -8,11 +8,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine import accounts
 from engine.cli.app import console, fail, sub
 from engine.cli.business import db_session
-from engine.formatting import jam, tanggal_pendek
-from engine.i18n import register, t
+from engine.common.formatting import jam, tanggal_pendek
+from engine.common.i18n import register, t
+from engine.social import accounts
 
 register({
     "acct.cli.connected": {"id": "Akun {key} tersambung ({name}); token disimpan terenkripsi.",

@@ -9,10 +9,10 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from engine import apikeys
 from engine.cli.app import console, fail
 from engine.cli.business import business_app, db_session, default_actor
-from engine.i18n import register, t
+from engine.common.i18n import register, t
+from engine.umkm import apikeys
 
 register({
     "cli.apikey.issued": {

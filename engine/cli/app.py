@@ -7,7 +7,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from engine.i18n import register, set_lang, t
+from engine.common.i18n import register, set_lang, t
 
 MESSAGES = register(
     {

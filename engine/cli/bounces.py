@@ -13,11 +13,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine import bounces
 from engine.cli.app import console, fail, sub
 from engine.cli.business import ensure_database
-from engine.crypto import MissingSecretKey
-from engine.i18n import register, t
+from engine.common.crypto import MissingSecretKey
+from engine.common.i18n import register, t
+from engine.engagement import bounces
 
 register({
     "cli.bounces.help": {"id": "Olah pantulan (bounce) dan keluhan email.",

@@ -1,6 +1,6 @@
 """``umkm business``, ``umkm product`` and ``umkm optin``: UMKM data and Pasal 10 checks.
 
-Every command goes through :mod:`engine.businesses`, so the CLI enforces exactly the
+Every command goes through :mod:`engine.umkm.businesses`, so the CLI enforces exactly the
 rules the web portal and the importer do. The database is migrated on first use (the
 friendly path: no "run umkm init first" dead end). A full NIK is never printed.
 """
@@ -19,15 +19,15 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import businesses, wilayah
 from engine.cli.app import app, console, err_console, fail, sub
+from engine.common.crypto import MissingSecretKey
+from engine.common.formatting import rupiah
+from engine.common.i18n import register, t
 from engine.config import ensure_secret_key, get_settings, reset_settings
-from engine.crypto import MissingSecretKey
 from engine.db import migrate, session_scope
-from engine.eligibility import FAIL, OK, WARNING, Criterion, Verdict, product_problems
-from engine.formatting import rupiah
-from engine.i18n import register, t
 from engine.models import Business, Product
+from engine.umkm import businesses, wilayah
+from engine.umkm.eligibility import FAIL, OK, WARNING, Criterion, Verdict, product_problems
 
 register(
     {

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import typer
 
-from engine.campaigns import CampaignError, CampaignSpec, check_files
+from engine.campaign.campaigns import CampaignError, CampaignSpec, check_files
 from engine.cli.app import console, sub
-from engine.i18n import register, t
+from engine.common.i18n import register, t
 
 register(
     {

@@ -18,14 +18,14 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import control, scheduler
-from engine.campaigns import CampaignSpec, CampaignValidationError, load_campaign
+from engine.campaign.campaigns import CampaignSpec, CampaignValidationError, load_campaign
 from engine.cli.app import console, fail
 from engine.cli.business import db_session
 from engine.cli.campaign import campaign
+from engine.common.formatting import jam, rupiah, tanggal
+from engine.common.i18n import register, t
 from engine.config import get_settings
-from engine.formatting import jam, rupiah, tanggal
-from engine.i18n import register, t
+from engine.delivery import control, scheduler
 from engine.models import Campaign, CampaignRun, Customer, utcnow
 
 register({
@@ -154,7 +154,7 @@ def preview_command(
     n: int = typer.Option(3, "-n", "--count", min=1, max=50, help="Jumlah contoh penerima."),
 ) -> None:
     """Tulis HTML dan teks untuk N contoh penerima ke folder, untuk diperiksa."""
-    from engine.preview import write_previews
+    from engine.delivery.preview import write_previews
 
     spec = _load(file).to_storage()
     with db_session() as session:
@@ -202,7 +202,7 @@ def dispatch_run(run_id: int, *, wait: bool) -> None:
         if wait:
             watch(run_id)
         return
-    from engine import dispatch
+    from engine.delivery import dispatch
 
     with db_session() as session:
         total = control.status_report(session, _run(session, run_id)).total
@@ -278,7 +278,7 @@ def show_status(run_id: int) -> None:
 
 
 def _lang_id() -> bool:
-    from engine.i18n import get_lang
+    from engine.common.i18n import get_lang
 
     return get_lang() == "id"
 

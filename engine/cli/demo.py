@@ -1,6 +1,6 @@
 """``umkm demo``: one command from an empty checkout to a database worth looking at.
 
-It creates the secret key, migrates, loads the demo dataset (:mod:`engine.demo_data`)
+It creates the secret key, migrates, loads the demo dataset (:mod:`engine.demo.data`)
 and reports what is there: the Pasal 10 verdict of every UMKM, products, customers by
 consent state and orders per month. Running it again adds nothing and says so.
 
@@ -29,15 +29,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from engine import demo_data, wilayah
-from engine.businesses import BusinessError
 from engine.cli.app import app, console, fail
 from engine.cli.setup import initialise
+from engine.common.formatting import WITA, rupiah
+from engine.common.i18n import get_lang, register, t
 from engine.config import Settings, get_settings
 from engine.db import session_scope
-from engine.eligibility import FAIL, WARNING, check_business
-from engine.formatting import WITA, rupiah
-from engine.i18n import get_lang, register, t
+from engine.demo import data as demo_data
 from engine.models import (
     Business,
     Consent,
@@ -48,6 +46,9 @@ from engine.models import (
     Product,
     ProductOptIn,
 )
+from engine.umkm import wilayah
+from engine.umkm.businesses import BusinessError
+from engine.umkm.eligibility import FAIL, WARNING, check_business
 
 register(
     {
@@ -224,9 +225,9 @@ def _campaigns_dir() -> Path:
 
 def validate_campaigns(_ctx: StageContext) -> list[str]:
     """Validate every example campaign exactly as ``umkm campaign validate`` does."""
-    if not _module_exists("engine.campaigns"):
-        raise StageUnavailable(t("demo.stage.missing", module="engine.campaigns"))
-    from engine.campaigns import check_files
+    if not _module_exists("engine.campaign.campaigns"):
+        raise StageUnavailable(t("demo.stage.missing", module="engine.campaign.campaigns"))
+    from engine.campaign.campaigns import check_files
 
     files = sorted(_campaigns_dir().glob("*.yaml"))
     if not files:
@@ -241,27 +242,27 @@ def validate_campaigns(_ctx: StageContext) -> list[str]:
 
 def send_campaigns(_ctx: StageContext) -> list[str]:
     """Launch the examples, tick the scheduler once and send through the Celery tasks."""
-    from engine import demo_pipeline
+    from engine.cli import demo_pipeline
 
     lines = demo_pipeline.launch_examples(_campaigns_dir())
     return lines + demo_pipeline.tick_and_send()
 
 
 def show_workers(ctx: StageContext) -> list[str]:
-    from engine import demo_pipeline
+    from engine.cli import demo_pipeline
 
     return demo_pipeline.where_it_went(Path(ctx.settings.var_dir), ctx.settings.smtp_host,
                                        ctx.settings.smtp_port)
 
 
 def show_social(ctx: StageContext) -> list[str]:
-    from engine import demo_pipeline
+    from engine.cli import demo_pipeline
 
     return demo_pipeline.social_outputs(Path(ctx.settings.var_dir))
 
 
 def show_web(_ctx: StageContext) -> list[str]:
-    from engine import demo_pipeline
+    from engine.cli import demo_pipeline
 
     return demo_pipeline.web_hint()
 

@@ -17,9 +17,8 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.cli.app import console, err_console, fail, sub
-from engine.db import migrate
-from engine.i18n import register, t
-from engine.importers import (
+from engine.common.i18n import register, t
+from engine.customers.importers import (
     CUSTOMER_COLUMNS,
     ORDER_COLUMNS,
     ColumnSpec,
@@ -29,6 +28,7 @@ from engine.importers import (
     import_orders,
     inspect_csv,
 )
+from engine.db import migrate
 
 MAX_SHOWN = 50
 

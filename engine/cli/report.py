@@ -1,6 +1,6 @@
 """``umkm report``: monitoring and evaluation reports (Pasal 11, 15) as table, CSV or HTML.
 
-The numbers come from :mod:`engine.reports` (the same API the dashboard uses); this
+The numbers come from :mod:`engine.reporting.reports` (the same API the dashboard uses); this
 module only chooses the output.
 """
 
@@ -16,9 +16,9 @@ from rich.table import Table
 
 from engine.cli.app import app, console, fail
 from engine.cli.business import db_session
-from engine.i18n import get_lang, register, t
-from engine.report_html import period_title, render_report_html
-from engine.reports import (
+from engine.common.i18n import get_lang, register, t
+from engine.reporting.html import period_title, render_report_html
+from engine.reporting.reports import (
     DEFAULT_ATTRIBUTION_DAYS,
     METRICS,
     REPORT_METRICS,

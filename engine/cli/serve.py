@@ -13,8 +13,8 @@ import typer
 
 from engine.cli.app import app, console
 from engine.cli.business import ensure_database
+from engine.common.i18n import register, t
 from engine.config import get_settings
-from engine.i18n import register, t
 
 register({
     "serve.embedded": {

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from engine.cli.app import app, console
+from engine.common.i18n import register, t
 from engine.config import ensure_secret_key, get_settings, reset_settings
 from engine.db import migrate
-from engine.i18n import register, t
 
 register(
     {

@@ -16,12 +16,12 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from engine import users
 from engine.cli.app import console, fail, sub
 from engine.cli.business import default_actor, ensure_database
-from engine.crypto import MissingSecretKey
+from engine.common.crypto import MissingSecretKey
+from engine.common.i18n import register, t
 from engine.db import session_scope
-from engine.i18n import register, t
+from engine.umkm import users
 
 register(
     {

@@ -9,13 +9,13 @@
   ``scripts/ensure-system-deps.sh`` installs it; with ``CI=true`` a browser that is still
   missing is a failure, locally a skip.
 * ``contexts``: opens browser contexts (one per person: owner, staff, mail reader) with a
-  normal desktop user agent - ``engine.events`` counts a "HeadlessChrome" click as a
+  normal desktop user agent - ``engine.engagement.events`` counts a "HeadlessChrome" click as a
   bot - and with every request off the live server blocked, so nothing leaves the
   machine (an email's product photos live on the Dinas site). When a test fails, every
   open page is saved as a screenshot into the test's tmp dir.
 * ``campaign``: schedules, launches and dispatches a real promotional campaign through
   the engine (the dashboard has no launch button; staff launch with ``umkm campaign
-  launch``, i.e. :func:`engine.scheduler.launch`).
+  launch``, i.e. :func:`engine.delivery.scheduler.launch`).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import dispatch, scheduler
-from engine.campaigns import load_campaign
+from engine.campaign.campaigns import load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
+from engine.delivery import dispatch, scheduler
 from engine.models import Delivery, DeliveryStatus, utcnow
 from tests.conftest import service_missing
 from tests.smtp_server import ReceivedMessage, ScriptedSMTPServer
@@ -50,7 +50,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-# A person's browser: engine.events flags "HeadlessChrome" (and scripts) as link scanners.
+# A person's browser: engine.engagement.events flags "HeadlessChrome" (and scripts) as
+# link scanners.
 DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/124.0.0.0 Safari/537.36")
 CAMPAIGN_KEY = "promo-uji-peramban"

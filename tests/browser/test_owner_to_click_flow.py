@@ -3,7 +3,7 @@
 An owner logs in through the login form, adds a product and tries to put it in an
 upcoming campaign (refused: the Dinas has not approved the business as binaan yet);
 staff approve the business in the verification queue; the owner opts the product in;
-staff launch the campaign (``umkm campaign launch --now`` = ``engine.scheduler.launch``,
+staff launch the campaign (``umkm campaign launch --now`` = ``engine.delivery.scheduler.launch``,
 the dashboard has no launch button) and the embedded dispatcher mails it to the loopback
 SMTP server. The received HTML is opened in Chromium, the product link is clicked, the
 product page of the live server opens, and the click shows in the owner's engagement
@@ -19,8 +19,8 @@ from typing import Any
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from engine import businesses
 from engine.models import EngagementEvent, Product, Role, utcnow
+from engine.umkm import businesses
 from tests.browser.conftest import CAMPAIGN_KEY, CAMPAIGN_NAME, CampaignFlow, Contexts, LiveServer
 from tests.factories import make_customer
 from tests.web_helpers import NIK_A, PASSWORD, make_user

@@ -23,10 +23,10 @@ from hypothesis import settings as hsettings
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import dispatch, scheduler
-from engine.campaigns import load_campaign
+from engine.campaign.campaigns import load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
+from engine.delivery import dispatch, scheduler
 from engine.models import Delivery, DeliveryStatus
 from tests.factories import NOW
 from tests.smtp_server import ReceivedMessage, ScriptedSMTPServer, _abort, _Controller, _Handler

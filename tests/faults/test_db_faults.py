@@ -22,10 +22,10 @@ import pytest
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 
-from engine import dispatch, scheduler
-from engine.campaigns import load_campaign
+from engine.campaign.campaigns import load_campaign
 from engine.config import Settings
 from engine.db import get_engine
+from engine.delivery import dispatch, scheduler
 from engine.models import (
     CampaignRun,
     Customer,

@@ -28,12 +28,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
-from engine import scheduler, templating
-from engine.audience import count_audience, iter_audience_ids
-from engine.campaigns import CampaignValidationError, load_campaign, render_context
+from engine.campaign.audience import count_audience, iter_audience_ids
+from engine.campaign.campaigns import CampaignValidationError, load_campaign, render_context
+from engine.campaign.yamlsource import MAX_NODES
 from engine.config import Settings
-from engine.db import get_engine, session_factory
-from engine.importers import (
+from engine.customers.importers import (
     CUSTOMER_COLUMNS,
     ORDER_COLUMNS,
     ImportFileError,
@@ -41,15 +40,17 @@ from engine.importers import (
     import_orders,
     inspect_csv,
 )
-from engine.models import Consent, Customer, Delivery, Order, OrderEvent, OrderItem, Product
-from engine.tracking import (
+from engine.db import get_engine, session_factory
+from engine.delivery import scheduler
+from engine.engagement.tracking import (
     InvalidToken,
     make_click_token,
     make_open_token,
     make_unsubscribe_token,
     parse_token,
 )
-from engine.yamlsource import MAX_NODES
+from engine.message import templating
+from engine.models import Consent, Customer, Delivery, Order, OrderEvent, OrderItem, Product
 from tests.factories import NOW, make_business, make_customer, make_order, make_product
 from tests.faults.conftest import fuzz
 
@@ -322,7 +323,7 @@ EXHAUST_CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
-from engine.campaigns import CampaignValidationError, load_campaign
+from engine.campaign.campaigns import CampaignValidationError, load_campaign
 
 def peak_mb():  # VmHWM is per address space: fresh after exec (ru_maxrss is inherited)
     for line in open("/proc/self/status"):
@@ -641,7 +642,7 @@ def test_injection_in_a_campaign_yaml_plans_nobody_and_drops_nothing(
 CHILD = r"""
 import json, sys
 from pathlib import Path
-from engine.importers import ImportFileError, import_customers
+from engine.customers.importers import ImportFileError, import_customers
 
 def peak_mb():  # VmHWM is per address space: fresh after exec (ru_maxrss is inherited)
     for line in open("/proc/self/status"):

@@ -1,4 +1,4 @@
-"""SMTP faults through the real delivery pipeline (``engine.dispatch.process_batch``).
+"""SMTP faults through the real delivery pipeline (``engine.delivery.dispatch.process_batch``).
 
 Each test launches a small promotional campaign, lets the loopback SMTP server misbehave
 in one documented way, and checks what a recipient sees (how many copies, which
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine import dispatch
+from engine.delivery import dispatch
 from tests.factories import NOW
 from tests.faults.conftest import FaultySMTPServer, MailWorld, per_recipient
 from tests.smtp_server import Rule

@@ -1,0 +1,3 @@
+"""Campaign specs: schema, YAML loader with file:line errors, template checks, audience,
+catalog, personalization.
+"""

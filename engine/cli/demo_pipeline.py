@@ -1,0 +1,182 @@
+"""The demo's pipeline stages after seeding: launch the example campaigns, let the
+scheduler tick once, send through the Celery tasks (executed in this process), and show
+where every message and post went. Each stage returns Rich-markup lines.
+
+The tasks are the production ones (``workers.tasks.send_batch``), applied eagerly: the
+embedded default needs no broker, and nothing here is a simplified second code path.
+
+The demo's clock: run at night, the example campaigns would only wait for their send
+window (08.00-20.00 WITA) and the demo would show nothing. So every stage runs at the
+next moment all example windows are open (now, during the day) and says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from sqlalchemy import func, select
+
+from engine.common.formatting import jam, tanggal
+from engine.common.i18n import register, t
+from engine.db import session_scope
+from engine.delivery import scheduler
+from engine.models import Campaign, CampaignRun, Delivery, SocialPost, utcnow
+
+register({
+    "dp.launched": {"id": "{id}: run {run} — {n} pengiriman ({status})",
+                    "en": "{id}: run {run} — {n} deliveries ({status})"},
+    "dp.scheduled": {"id": "{id}: dijadwalkan {when}", "en": "{id}: scheduled for {when}"},
+    "dp.active": {"id": "{id}: aktif, dikirim oleh pemicu/jadwal ({type})",
+                  "en": "{id}: active, sent by its trigger/schedule ({type})"},
+    "dp.invalid": {"id": "{file}: tidak valid, dilewati", "en": "{file}: invalid, skipped"},
+    "dp.clock": {"id": "Di luar jam kirim kampanye contoh: demo berjalan dengan jam {when} "
+                       "(kampanye sungguhan menunggu sampai jam kirim dibuka).",
+                 "en": "Outside the example campaigns' send window: the demo runs at {when} "
+                       "(real campaigns wait until the window opens)."},
+    "dp.tick": {"id": "Penjadwal: {orders} email transaksi dari pesanan baru, {retention} run "
+                      "retensi, {recurring} buletin terjadwal.",
+                "en": "Scheduler: {orders} transactional mails from new orders, {retention} "
+                      "retention runs, {recurring} scheduled newsletters."},
+    "dp.sent": {"id": "Terkirim {sent}, gagal {failed}, dilewati {skipped}, tertunda {pending} "
+                      "(di luar jam kirim atau dicoba lagi nanti).",
+                "en": "Sent {sent}, failed {failed}, skipped {skipped}, pending {pending} "
+                      "(outside the send window or retried later)."},
+    "dp.mail_to_files": {"id": "Email ditulis sebagai berkas .eml di {path} (set SMTP_HOST "
+                                "untuk mengirim lewat server SMTP).",
+                         "en": "Email written as .eml files in {path} (set SMTP_HOST to send "
+                               "through an SMTP server)."},
+    "dp.mail_to_smtp": {"id": "Email dikirim ke server SMTP {host}:{port}.",
+                        "en": "Email sent to the SMTP server {host}:{port}."},
+    "dp.tasks": {"id": "{n} tugas Celery `workers.tasks.send_batch` dijalankan di proses ini "
+                       "(mode tertanam). Produksi: REDIS_URL + `celery -A workers.celery_app "
+                       "worker -Q transactional,bulk,beat`.",
+                 "en": "{n} Celery tasks `workers.tasks.send_batch` ran in this process "
+                       "(embedded mode). Production: REDIS_URL + `celery -A workers.celery_app "
+                       "worker -Q transactional,bulk,beat`."},
+    "dp.social": {"id": "{channel}: {n} posting (sandbox) di {path}",
+                  "en": "{channel}: {n} posts (sandbox) in {path}"},
+    "dp.sharekit": {"id": "Paket bagikan WhatsApp untuk grup bersama: {path}",
+                    "en": "WhatsApp share kit for the shared group: {path}"},
+    "dp.web": {"id": "Jalankan `umkm serve` lalu buka http://127.0.0.1:8000/ (etalase), "
+                     "/portal (pemilik UMKM) dan /dinas (dasbor Dinas).",
+               "en": "Run `umkm serve` and open http://127.0.0.1:8000/ (showcase), /portal "
+                     "(UMKM owners) and /dinas (Dinas dashboard)."},
+})
+
+register({f"dp.status.{key}": {"id": label_id, "en": key} for key, label_id in {
+    "scheduled": "terjadwal", "running": "berjalan", "paused": "dijeda", "finished": "selesai",
+    "cancelled": "dibatalkan"}.items()})
+
+_LAST: dict[str, Any] = {}
+
+
+def launch_examples(campaign_dir: Path) -> list[str]:
+    """Launch every valid example campaign (idempotent: a second demo creates nothing)."""
+    from engine.campaign.campaigns import check_files
+
+    lines: list[str] = []
+    files = sorted(campaign_dir.glob("*.yaml"))
+    checked = check_files(files)
+    now = _LAST["clock"] = demo_clock([s.to_storage() for s, _ in checked.values() if s])
+    if now > utcnow():
+        lines.append(t("dp.clock", when=f"{tanggal(now)} {jam(now)}"))
+    with session_scope() as session:
+        for path, (spec, _errors) in checked.items():
+            if spec is None:
+                lines.append(t("dp.invalid", file=escape(path.name)))
+                continue
+            # The demo sends one-off campaigns now (`campaign launch --now`), so every
+            # channel shows output today; triggered ones wait for their trigger.
+            result = scheduler.launch(session, spec.to_storage(), str(path), now,
+                                      start_now=True)
+            if result.activated_only or result.run is None:
+                lines.append(t("dp.active", id=spec.id, type=spec.type))
+            elif result.run.status.value == "scheduled":
+                when = result.run.scheduled_at
+                lines.append(t("dp.scheduled", id=spec.id, when=f"{tanggal(when)} {jam(when)}"))
+            else:
+                lines.append(t("dp.launched", id=spec.id, run=result.run.id,
+                               n=result.planned, status=t(f"dp.status.{result.run.status.value}")))
+    return lines
+
+
+def demo_clock(specs: list[dict[str, Any]], now: datetime | None = None) -> datetime:
+    """``now``, or the first moment after it when every example's send window is open."""
+    clock = now or utcnow()
+    for _ in range(len(specs) + 1):  # each step only moves forward to a window opening
+        closed = [s for s in specs if not scheduler.in_send_window(s, clock)]
+        if not closed:
+            return clock
+        clock = max(scheduler.next_window_open(s, clock) for s in closed)
+    return clock
+
+
+def tick_and_send() -> list[str]:
+    """One scheduler tick (triggers, sweeper) and every due batch through the tasks."""
+    from engine.delivery import dispatch
+    from workers.tasks import send_batch
+
+    clock: datetime = _LAST.get("clock") or utcnow()
+    report = dispatch.scheduler_tick(now=clock)
+    batches = list(report["batches"])
+    with session_scope() as session:
+        running = list(session.scalars(select(CampaignRun.id).where(
+            CampaignRun.status == "running")))
+    seen = {(b.run_id, tuple(b.delivery_ids)) for b in batches}
+    for run_id in running:
+        for batch in dispatch.due_batches_for_run(run_id, now=clock):
+            if (batch.run_id, tuple(batch.delivery_ids)) not in seen:
+                batches.append(batch)
+    for batch in batches:
+        send_batch.apply(args=(batch.run_id, batch.delivery_ids),
+                         kwargs={"at": clock.isoformat()})
+    _LAST["tasks"] = len(batches)
+    counts = _delivery_counts()
+    return [t("dp.tick", orders=report["orders"], retention=report["retention"],
+              recurring=report["recurring"]),
+            t("dp.sent", sent=counts["sent"], failed=counts["failed"],
+              skipped=counts["skipped"], pending=counts["pending"] + counts["sending"])]
+
+
+def _delivery_counts() -> Counter[str]:
+    with session_scope() as session:
+        rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+        counts: Counter[str] = Counter()
+        for status, n in rows:
+            counts[str(getattr(status, "value", status))] = int(n)
+    for key in ("sent", "failed", "skipped", "pending", "sending"):
+        counts.setdefault(key, 0)
+    return counts
+
+
+def where_it_went(var_dir: Path, smtp_host: str, smtp_port: int) -> list[str]:
+    lines = [t("dp.tasks", n=_LAST.get("tasks", 0))]
+    if smtp_host:
+        lines.append(t("dp.mail_to_smtp", host=smtp_host, port=smtp_port))
+    else:
+        lines.append(t("dp.mail_to_files", path=var_dir / "outbox" / "email"))
+    return lines
+
+
+def social_outputs(var_dir: Path) -> list[str]:
+    lines = []
+    outbox = var_dir / "outbox"
+    for channel in ("facebook", "instagram", "tiktok"):
+        folder = outbox / channel
+        n = len(list(folder.glob("*.json"))) if folder.is_dir() else 0
+        lines.append(t("dp.social", channel=channel, n=n, path=folder))
+    with session_scope() as session:
+        kits = session.scalars(select(SocialPost).where(SocialPost.platform == "whatsapp")).all()
+        if kits:
+            lines.append(t("dp.sharekit", path=outbox / "whatsapp"))
+        names = dict(session.execute(select(Campaign.id, Campaign.key)).tuples().all())
+    _ = names
+    return lines
+
+
+def web_hint() -> list[str]:
+    return [t("dp.web")]

@@ -1,0 +1,3 @@
+"""Shared helpers every concern stands on: crypto, gettext text, Babel formatting, log
+redaction.
+"""

@@ -1,0 +1,459 @@
+"""From a validated campaign to runs and outbox rows (DESIGN §6).
+
+A *run* is one sending of a campaign: the one-off run of a promotion, one occurrence of
+a recurring newsletter, the daily retention scan, or one order event for transactional
+mail. ``(campaign, trigger_key)`` is unique, so a trigger evaluated twice (two beat
+processes, a retry) creates nothing twice. Outbox rows are inserted with one
+``INSERT ... SELECT`` from the compiled audience query, so planning 100k recipients never
+loops over customers in Python. Waits live in the database (``scheduled_at``,
+``next_attempt_at``), never in broker ETAs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import JSON, Integer, String, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.campaign.audience import build_audience_query, count_audience
+from engine.db import is_postgres
+from engine.models import (
+    Campaign,
+    CampaignRun,
+    CampaignType,
+    Customer,
+    Delivery,
+    DeliveryStatus,
+    Order,
+    OrderEvent,
+    RunStatus,
+    Suppression,
+    SuppressionReason,
+    utcnow,
+)
+
+# An order event older than this is history (e.g. a CSV import of last year's orders):
+# it is marked processed without mailing the customer about an old order.
+TRANSACTIONAL_MAX_AGE = timedelta(hours=48)
+
+EVENT_KINDS = {"order_confirmed": "confirmed", "order_shipped": "shipped",
+               "order_invoiced": "invoiced"}
+
+
+# --------------------------------------------------------------------------- time helpers
+def spec_zone(spec: dict[str, Any]) -> ZoneInfo:
+    return ZoneInfo(spec.get("timezone") or "Asia/Makassar")
+
+
+def spec_datetime(spec: dict[str, Any], value: Any) -> datetime | None:
+    """A schedule value as aware UTC; naive values are read in the campaign's zone."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time())
+    else:
+        parsed = datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=spec_zone(spec))
+    return parsed.astimezone(UTC)
+
+
+def _window(spec: dict[str, Any]) -> tuple[time, time] | None:
+    window = (spec.get("schedule") or {}).get("send_window")
+    if not window:
+        return None
+    start = window.get("from") or window.get("from_")
+    end = window.get("to")
+    return time.fromisoformat(str(start)), time.fromisoformat(str(end))
+
+
+def in_send_window(spec: dict[str, Any], at: datetime) -> bool:
+    """Quiet hours: outside ``send_window`` (campaign zone) nothing bulk is sent."""
+    window = _window(spec)
+    if window is None or spec.get("type") == CampaignType.transactional.value:
+        return True
+    local = at.astimezone(spec_zone(spec)).time()
+    start, end = window
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end  # window across midnight
+
+
+def next_window_open(spec: dict[str, Any], at: datetime) -> datetime:
+    """The first instant at or after ``at`` inside the send window (UTC)."""
+    if in_send_window(spec, at):
+        return at
+    window = _window(spec)
+    assert window is not None
+    zone = spec_zone(spec)
+    local = at.astimezone(zone)
+    candidate = datetime.combine(local.date(), window[0], tzinfo=zone)
+    if candidate <= local:
+        candidate += timedelta(days=1)
+    return candidate.astimezone(UTC)
+
+
+def first_send_time(spec: dict[str, Any], now: datetime) -> datetime:
+    start = spec_datetime(spec, (spec.get("schedule") or {}).get("start")) or now
+    return next_window_open(spec, max(start, now))
+
+
+# --------------------------------------------------------------------------- campaigns
+def spec_digest(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def upsert_campaign(session: Session, spec: dict[str, Any], source_path: str | None) -> Campaign:
+    """Store (or update) the campaign definition under its YAML ``id``."""
+    campaign = session.scalars(select(Campaign).where(Campaign.key == spec["id"])).one_or_none()
+    if campaign is None:
+        campaign = Campaign(key=spec["id"])
+        session.add(campaign)
+    campaign.name = spec["name"]
+    campaign.type = CampaignType(spec["type"])
+    campaign.tags = list(spec.get("tags") or [])
+    campaign.spec = spec
+    campaign.spec_hash = spec_digest(spec)
+    campaign.source_path = source_path
+    session.flush()
+    return campaign
+
+
+def get_or_create_run(
+    session: Session, campaign: Campaign, *, trigger_key: str, scheduled_at: datetime,
+    status: RunStatus = RunStatus.scheduled,
+) -> tuple[CampaignRun, bool]:
+    """Idempotent on (campaign, trigger_key): returns (run, created).
+
+    The unique key decides between two beats creating the same run at once: the loser's
+    insert fails inside a savepoint and it gets the winner's run, never an error.
+    """
+    existing = _run_by_key(session, campaign.id, trigger_key)
+    if existing is not None:
+        return existing, False
+    run = CampaignRun(campaign_id=campaign.id, trigger_key=trigger_key,
+                      scheduled_at=scheduled_at, status=status)
+    try:
+        with session.begin_nested():
+            session.add(run)
+    except IntegrityError:
+        winner = _run_by_key(session, campaign.id, trigger_key)
+        if winner is None:
+            raise
+        return winner, False
+    return run, True
+
+
+def _run_by_key(session: Session, campaign_id: int, trigger_key: str) -> CampaignRun | None:
+    return session.scalars(
+        select(CampaignRun).where(CampaignRun.campaign_id == campaign_id,
+                                  CampaignRun.trigger_key == trigger_key)
+    ).one_or_none()
+
+
+# --------------------------------------------------------------------------- outbox rows
+def _insert_ignore(session: Session) -> Any:
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(Delivery)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(Delivery)
+
+
+def materialize_audience(
+    session: Session, run: CampaignRun, spec: dict[str, Any], now: datetime,
+    extra_rules: list[dict[str, Any]] | None = None, channel: str = "email",
+) -> int:
+    """Insert one pending outbox row per audience member in one statement; return count."""
+    audience = dict(spec.get("audience") or {})
+    if extra_rules:
+        audience["include"] = list(audience.get("include") or []) + extra_rules
+    audience_q = build_audience_query(audience, campaign_type=spec["type"], channel=channel,
+                                      now=now).subquery()
+    address = Customer.email if channel == "email" else Customer.phone
+    source = (
+        select(
+            literal(run.id, Integer), literal(channel, String), address, Customer.id,
+            literal(DeliveryStatus.pending.value, String), literal(0, Integer),
+            literal({}, JSON), literal(now),
+        )
+        .where(Customer.id.in_(select(audience_q.c[0])))
+        .order_by(Customer.id)
+    )
+    stmt = _insert_ignore(session).from_select(
+        ["run_id", "channel", "recipient", "customer_id", "status", "attempts", "context",
+         "created_at"],
+        source,
+    ).on_conflict_do_nothing()
+    session.execute(stmt)
+    planned = session.execute(
+        select(func.count()).select_from(Delivery).where(Delivery.run_id == run.id)
+    ).scalar_one()
+    run.planned = int(planned)
+    session.flush()
+    return int(planned)
+
+
+@dataclass
+class PlanReport:
+    """What ``campaign plan`` shows; nothing is written."""
+
+    campaign_id: str
+    type: str
+    first_send: datetime | None
+    audience: Any
+    products: list[Any] = field(default_factory=list)
+    channels: dict[str, int] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- launching
+@dataclass
+class LaunchResult:
+    campaign: Campaign
+    run: CampaignRun | None
+    created: bool
+    planned: int
+    activated_only: bool = False
+
+
+def launch(session: Session, spec: dict[str, Any], source_path: str | None,
+           now: datetime | None = None, *, start_now: bool = False) -> LaunchResult:
+    """Register the campaign and create its run + outbox rows (one-off types), or
+    activate it (triggered and recurring types, whose runs the beat creates).
+
+    ``start_now`` sends a one-off campaign now instead of at ``schedule.start`` (still
+    inside its send window); a run already scheduled is brought forward.
+    """
+    now = now or utcnow()
+    campaign = upsert_campaign(session, spec, source_path)
+    campaign.active = True
+    kind = spec["type"]
+    cron = (spec.get("schedule") or {}).get("cron")
+    if kind in (CampaignType.transactional.value, CampaignType.retention.value) or cron:
+        session.commit()
+        return LaunchResult(campaign, None, False, 0, activated_only=True)
+    when = next_window_open(spec, now) if start_now else first_send_time(spec, now)
+    run, created = get_or_create_run(session, campaign, trigger_key="launch", scheduled_at=when)
+    if not created and start_now and run.status == RunStatus.scheduled:
+        run.scheduled_at = when
+        if when <= now:
+            run.status, run.started_at = RunStatus.running, now
+    planned = run.planned
+    if created:
+        planned = materialize_channels(session, run, spec, now)
+        run.status = RunStatus.running if when <= now else RunStatus.scheduled
+        if run.status == RunStatus.running:
+            run.started_at = now
+    session.commit()
+    if created and run.status == RunStatus.running:
+        from engine.outbox.rows import finish_if_done
+
+        finish_if_done(session, run.id, now)  # nothing to send: finished at once
+    return LaunchResult(campaign, run, created, planned)
+
+
+def materialize_channels(session: Session, run: CampaignRun, spec: dict[str, Any],
+                         now: datetime) -> int:
+    """Outbox rows of every channel of a one-off run: email recipients and social posts."""
+    from engine.config import get_settings
+    from engine.social import social
+
+    channels = spec.get("channels") or {}
+    if channels.get("email"):
+        materialize_audience(session, run, spec, now)
+    social.materialize_posts(session, run, spec, get_settings(), now)
+    planned = session.execute(
+        select(func.count()).select_from(Delivery).where(Delivery.run_id == run.id)
+    ).scalar_one()
+    run.planned = int(planned)
+    session.flush()
+    return int(planned)
+
+
+def start_due_runs(session: Session, now: datetime | None = None) -> list[int]:
+    """Scheduled runs whose time has come become running (beat, every minute).
+
+    One ``UPDATE ... RETURNING``: of two beats ticking at once only the one that changed
+    a run's status gets its id, so its batches are handed to the broker once.
+    """
+    now = now or utcnow()
+    ids = sorted(session.scalars(
+        update(CampaignRun)
+        .where(CampaignRun.status == RunStatus.scheduled, CampaignRun.scheduled_at <= now)
+        .values(status=RunStatus.running, started_at=now)
+        .returning(CampaignRun.id)
+        .execution_options(synchronize_session=False)
+    ))
+    session.commit()
+    return ids
+
+
+def active_campaigns(session: Session, kind: CampaignType) -> list[Campaign]:
+    return list(session.scalars(
+        select(Campaign).where(Campaign.active.is_(True), Campaign.type == kind)
+        .order_by(Campaign.id)
+    ))
+
+
+def due_recurring(session: Session, now: datetime | None = None) -> list[int]:
+    """Create the run of each active cron campaign whose latest occurrence is due."""
+    from croniter import croniter
+
+    now = now or utcnow()
+    created: list[int] = []
+    for campaign in list(session.scalars(select(Campaign).where(Campaign.active.is_(True)))):
+        spec = campaign.spec
+        cron = (spec.get("schedule") or {}).get("cron")
+        if not cron:
+            continue
+        zone = spec_zone(spec)
+        start = spec_datetime(spec, (spec.get("schedule") or {}).get("start"))
+        end = spec_datetime(spec, (spec.get("schedule") or {}).get("end"))
+        if end and now > end:
+            continue
+        occurrence = croniter(cron, now.astimezone(zone)).get_prev(datetime).astimezone(UTC)
+        if (start and occurrence < start) or now - occurrence > timedelta(hours=12):
+            continue  # never back-fill old occurrences (e.g. after a long outage)
+        key = "cron:" + occurrence.strftime("%Y-%m-%dT%H:%M")
+        run, was_created = get_or_create_run(session, campaign, trigger_key=key,
+                                             scheduled_at=occurrence, status=RunStatus.running)
+        if was_created:
+            run.started_at = now
+            materialize_audience(session, run, spec, now)
+            created.append(run.id)
+        session.commit()
+    return created
+
+
+def retention_scan(session: Session, now: datetime | None = None) -> list[int]:
+    """Daily: customers without a purchase for N days get one win-back per cooldown."""
+    now = now or utcnow()
+    created: list[int] = []
+    for campaign in active_campaigns(session, CampaignType.retention):
+        spec = campaign.spec
+        trigger = (spec.get("schedule") or {}).get("trigger") or {}
+        inactive = int(trigger.get("inactive_days") or 90)
+        cooldown = int(trigger.get("cooldown_days") or 30)
+        key = "retention:" + now.astimezone(spec_zone(spec)).date().isoformat()
+        run, was_created = get_or_create_run(session, campaign, trigger_key=key,
+                                             scheduled_at=now, status=RunStatus.running)
+        if not was_created:
+            continue
+        run.started_at = now
+        materialize_audience(session, run, spec, now,
+                             extra_rules=[{"no_purchase_days": inactive}])
+        _drop_recently_won_back(session, run, campaign, now - timedelta(days=cooldown))
+        created.append(run.id)
+        session.commit()
+    return created
+
+
+def _drop_recently_won_back(session: Session, run: CampaignRun, campaign: Campaign,
+                            since: datetime) -> None:
+    """Cooldown: whoever got this campaign within the window is skipped this time."""
+    recent = (
+        select(Delivery.customer_id)
+        .join(CampaignRun, CampaignRun.id == Delivery.run_id)
+        .where(CampaignRun.campaign_id == campaign.id, CampaignRun.id != run.id,
+               Delivery.status == DeliveryStatus.sent, Delivery.sent_at >= since)
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.run_id == run.id, Delivery.status == DeliveryStatus.pending,
+               Delivery.customer_id.in_(recent))
+        .values(status=DeliveryStatus.skipped, error="cooldown")
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+
+
+def trigger_order_events(session: Session, now: datetime | None = None,
+                         limit: int = 1000) -> list[int]:
+    """Each unprocessed order event becomes a one-recipient run of every active
+    transactional campaign listening to it; the event is then marked processed."""
+    now = now or utcnow()
+    campaigns = active_campaigns(session, CampaignType.transactional)
+    by_kind: dict[str, list[Campaign]] = {}
+    for campaign in campaigns:
+        event = ((campaign.spec.get("schedule") or {}).get("trigger") or {}).get("event")
+        if event in EVENT_KINDS:
+            by_kind.setdefault(EVENT_KINDS[event], []).append(campaign)
+    events = list(session.scalars(
+        select(OrderEvent).where(OrderEvent.processed_at.is_(None))
+        .order_by(OrderEvent.id).limit(limit)
+    ))
+    created: list[int] = []
+    for event in events:
+        kind = event.kind.value if hasattr(event.kind, "value") else str(event.kind)
+        occurred = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(
+            tzinfo=UTC)
+        fresh = now - occurred <= TRANSACTIONAL_MAX_AGE
+        for campaign in by_kind.get(kind, []) if fresh else []:
+            run_id = _order_event_run(session, campaign, event, now)
+            if run_id:
+                created.append(run_id)
+        event.processed_at = now
+        session.commit()
+    return created
+
+
+def _order_event_run(session: Session, campaign: Campaign, event: OrderEvent,
+                     now: datetime) -> int | None:
+    order = session.get(Order, event.order_id)
+    customer = session.get(Customer, order.customer_id) if order else None
+    if order is None or customer is None or not customer.email:
+        return None
+    blocked = session.scalar(
+        select(func.count()).select_from(Suppression)
+        .where(Suppression.channel == "email", Suppression.address == customer.email,
+               Suppression.reason.in_([SuppressionReason.bounced,
+                                       SuppressionReason.complained]))
+    )
+    run, created = get_or_create_run(session, campaign, trigger_key=f"order-event:{event.id}",
+                                     scheduled_at=now, status=RunStatus.running)
+    if not created:
+        return None
+    run.started_at = now
+    session.add(Delivery(
+        run_id=run.id, channel="email", recipient=customer.email, customer_id=customer.id,
+        business_id=order.business_id, context={"order_id": order.id, "event": event.kind.value},
+        status=DeliveryStatus.skipped if blocked else DeliveryStatus.pending,
+        error="suppressed" if blocked else None,
+    ))
+    run.planned = 1
+    session.flush()
+    return run.id
+
+
+def plan(session: Session, spec: dict[str, Any], now: datetime | None = None) -> PlanReport:
+    """Audience size after consent, suppression and cap; products; first send time."""
+    from engine.campaign.catalog import eligible_products
+
+    now = now or utcnow()
+    counts = count_audience(session, spec.get("audience") or {}, campaign_type=spec["type"],
+                            channel="email", now=now)
+    products_spec = spec.get("products") or {}
+    products = eligible_products(
+        session, campaign_key=spec["id"], campaign_tags=spec.get("tags") or [],
+        opt_in=products_spec.get("opt_in", "required"), category=products_spec.get("category"),
+        kecamatan=products_spec.get("kecamatan"), max_price=products_spec.get("max_price"),
+        featured=products_spec.get("featured") or (),
+    )
+    first = None
+    if spec["type"] not in (CampaignType.transactional.value, CampaignType.retention.value):
+        first = first_send_time(spec, now)
+    channels = {name: 0 for name in (spec.get("channels") or {})}
+    if "email" in channels:
+        channels["email"] = int(getattr(counts, "total", 0))
+    return PlanReport(spec["id"], spec["type"], first, counts, products, channels)

@@ -1,0 +1,2 @@
+"""The deterministic demo dataset.
+"""

@@ -1,0 +1,2 @@
+"""Engagement: tracking tokens and links, events per UMKM, bounces.
+"""

@@ -1,0 +1,2 @@
+"""One message: sandboxed templates, MJML render, MIME from a skeleton, DKIM signing.
+"""

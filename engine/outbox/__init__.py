@@ -1,0 +1,2 @@
+"""The outbox: delivery rows with leased claims, rate limits, the one channel adapter factory.
+"""

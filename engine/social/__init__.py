@@ -1,0 +1,3 @@
+"""Social channels: posts planned per product, publishing, inbound webhooks, metrics, accounts,
+share kit.
+"""

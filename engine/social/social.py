@@ -1,0 +1,766 @@
+"""Social channels of a campaign: plan the posts, publish them, read their metrics.
+
+A campaign's post platforms (``channels.facebook|instagram|tiktok`` and any plugin
+channel registered under the entry point ``umkm.channels``) become outbox rows like
+email does: one delivery per opted-in product (``per: product``) or one round-up
+(``per: campaign``), attributed to the business whose product it features.
+``channels.whatsapp`` in ``share_kit`` mode makes one ready-to-forward kit for the
+shared group (Pasal 7(2)a), written to the outbox and kept on its ``SocialPost``;
+``cloud_api`` mode sends approved templates to customers with WhatsApp consent (their
+phone is the recipient), and a free-form text only inside the 24-hour window a customer
+opens by writing to us (:func:`record_whatsapp_inbound` keeps that time and honours
+opt-out keywords at once).
+
+Sending goes through the channel registry: the sandbox adapter (embedded default, JSON
+files under ``var/outbox/<channel>/``) or the real adapters with credentials from
+:mod:`engine.social.accounts`. Provider state (Instagram container id, TikTok publish id) is
+checkpointed in ``social_post`` before the next irreversible step, so a killed worker
+never publishes twice. An account that is cooling down or must be reconnected holds
+only its own deliveries back, without spending their attempts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from channels.base import (
+    AccountCredentials,
+    ChannelAdapter,
+    EngagementMetric,
+    OutboundMessage,
+    SendResult,
+    SendStatus,
+    TokenExchange,
+    TokenSet,
+    get_adapter_class,
+)
+from engine.campaign.audience import newest_consent_granted
+from engine.campaign.catalog import CatalogProduct, eligible_products
+from engine.common.i18n import t
+from engine.config import Settings
+from engine.db import session_factory
+from engine.message.templating import TemplateProblem, jinja_env, render_checked
+from engine.models import (
+    CampaignRun,
+    Consent,
+    ConsentChannel,
+    ConsentPurpose,
+    Customer,
+    Delivery,
+    DeliveryProduct,
+    DeliveryStatus,
+    EngagementEvent,
+    Product,
+    SocialAccount,
+    SocialPost,
+    Suppression,
+    SuppressionReason,
+    utcnow,
+)
+from engine.social import accounts
+
+log = logging.getLogger(__name__)
+
+BUILTIN_POST_PLATFORMS = ("facebook", "instagram", "tiktok")
+WHATSAPP = "whatsapp"
+SHARE_KIT_RECIPIENT = "whatsapp:share-kit"
+MAX_POSTS_PER_CHANNEL = 50
+METRICS_WINDOW = timedelta(days=30)
+# A paused account is looked at again this often (no attempt is spent meanwhile);
+# reconnecting it makes its deliveries due at once (engine.social.accounts.wake_deliveries).
+RECONNECT_RECHECK = timedelta(minutes=15)
+WA_LAST_INBOUND = "whatsapp_last_inbound_at"
+WA_WINDOW = timedelta(hours=24)
+NOT_CONNECTED = "akun belum tersambung"
+
+
+def post_platforms(channels: Mapping[str, Any]) -> list[str]:
+    """Every channel of a spec that publishes posts: all but email and WhatsApp."""
+    return [name for name in channels if name not in ("email", WHATSAPP) and channels[name]]
+
+
+# ----------------------------------------------------------------------------- planning
+def campaign_products(session: Session, spec: Mapping[str, Any]) -> list[CatalogProduct]:
+    products = spec.get("products") or {}
+    return eligible_products(
+        session, campaign_key=spec["id"], campaign_tags=spec.get("tags") or [],
+        opt_in=products.get("opt_in", "required"), category=products.get("category"),
+        kecamatan=products.get("kecamatan"), max_price=products.get("max_price"),
+        featured=products.get("featured") or ())
+
+
+def _account_key(session: Session, platform: str, owner: str, business_id: int | None,
+                 settings: Settings) -> str | None:
+    """The account that will post; in sandbox mode a missing account is fine."""
+    row = accounts.find(session, platform, owner, business_id)
+    if row is not None:
+        return accounts.key_of(row)
+    if settings.social_mode == "sandbox":
+        return accounts.account_key(platform, owner, business_id)
+    return None
+
+
+def materialize_posts(session: Session, run: CampaignRun, spec: Mapping[str, Any],
+                      settings: Settings, now: datetime | None = None) -> int:
+    """Outbox rows for every social channel of the campaign; returns how many."""
+    channels = spec.get("channels") or {}
+    platforms = post_platforms(channels)
+    whatsapp = channels.get(WHATSAPP)
+    if not platforms and not whatsapp:
+        return 0
+    products = campaign_products(session, spec)
+    rows: list[Delivery] = []
+    for platform in platforms:
+        rows += _post_rows(session, run, platform, channels[platform], products, settings)
+    added = 0
+    if whatsapp and whatsapp.get("mode", "share_kit") == "share_kit":
+        rows.append(_row(run, WHATSAPP, SHARE_KIT_RECIPIENT, None,
+                         {"product_ids": [p.id for p in products]}, None))
+    elif whatsapp:
+        added = _whatsapp_audience(session, run, spec, whatsapp, settings, now or utcnow())
+    wanted = [*platforms, WHATSAPP]
+    existing = set(session.scalars(select(Delivery.recipient).where(
+        Delivery.run_id == run.id, Delivery.channel.in_(wanted))))
+    fresh = [r for r in rows if r.recipient not in existing]
+    session.add_all(fresh)
+    session.flush()
+    return len(fresh) + added
+
+
+def _post_rows(session: Session, run: CampaignRun, platform: str, config: Mapping[str, Any],
+               products: Sequence[CatalogProduct], settings: Settings) -> list[Delivery]:
+    owner = config.get("account", "dinas")
+    rows = []
+    if config.get("per", "campaign") == "product":
+        for product in products[:MAX_POSTS_PER_CHANNEL]:
+            business = product.business_id if owner == "business" else None
+            key = _account_key(session, platform, owner, business, settings)
+            rows.append(_row(run, platform, f"{platform}:{key or owner}:p{product.id}",
+                             product.business_id, {"product_id": product.id, "account": key},
+                             None if key else NOT_CONNECTED))
+        return rows
+    if not products:
+        return rows  # a round-up of nothing is not posted
+    key = _account_key(session, platform, "dinas", None, settings)
+    businesses = {p.business_id for p in products}
+    business_id = products[0].business_id if len(businesses) == 1 else None
+    rows.append(_row(run, platform, f"{platform}:{key or 'dinas'}:campaign", business_id,
+                     {"product_ids": [p.id for p in products[:10]], "account": key},
+                     None if key else NOT_CONNECTED))
+    return rows
+
+
+def _whatsapp_audience(session: Session, run: CampaignRun, spec: Mapping[str, Any],
+                       config: Mapping[str, Any], settings: Settings, now: datetime) -> int:
+    """``cloud_api``: one row per audience member with WhatsApp consent (by phone)."""
+    from engine.delivery.scheduler import materialize_audience
+
+    before = _count(session, run.id, WHATSAPP)
+    materialize_audience(session, run, dict(spec), now, channel=WHATSAPP)
+    key = _account_key(session, WHATSAPP, config.get("account", "dinas"), None, settings)
+    values: dict[str, Any] = {"context": {"account": key}}
+    if key is None:
+        values.update(status=DeliveryStatus.skipped, error=NOT_CONNECTED)
+    session.execute(update(Delivery).where(
+        Delivery.run_id == run.id, Delivery.channel == WHATSAPP,
+        Delivery.status == DeliveryStatus.pending).values(**values)
+        .execution_options(synchronize_session=False))
+    session.flush()
+    return _count(session, run.id, WHATSAPP) - before
+
+
+def _count(session: Session, run_id: int, channel: str) -> int:
+    return int(session.execute(select(func.count()).select_from(Delivery).where(
+        Delivery.run_id == run_id, Delivery.channel == channel)).scalar_one())
+
+
+def _row(run: CampaignRun, channel: str, recipient: str, business_id: int | None,
+         context: dict[str, Any], skip_reason: str | None) -> Delivery:
+    return Delivery(run_id=run.id, channel=channel, recipient=recipient,
+                    business_id=business_id, context=context,
+                    status=DeliveryStatus.skipped if skip_reason else DeliveryStatus.pending,
+                    error=skip_reason)
+
+
+# ----------------------------------------------------------------------------- hooks
+class DbSocialHooks:
+    """:class:`channels.base.SocialHooks` backed by the database (own short transactions,
+    so a checkpoint is durable before the adapter takes its next irreversible step).
+
+    ``now`` is the caller's clock: a cool-down is measured from the same instant the
+    dispatcher uses to decide what is due, so "no calls while cooling" holds exactly.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], platform: str, run_id: int,
+                 now: datetime | None = None) -> None:
+        self.sessions = sessions
+        self.platform = platform
+        self.run_id = run_id
+        self.now = now
+
+    def _post(self, session: Session, delivery_id: int) -> SocialPost:
+        post = session.scalars(select(SocialPost).where(
+            SocialPost.delivery_id == delivery_id)).one_or_none()
+        if post is None:
+            post = SocialPost(delivery_id=delivery_id, platform=self.platform, raw={})
+            session.add(post)
+        return post
+
+    def checkpoint(self, delivery_id: int, state: Mapping[str, Any]) -> None:
+        with self.sessions() as session:
+            post = self._post(session, delivery_id)
+            raw = dict(post.raw or {})
+            post.raw = {**raw, "state": {**raw.get("state", {}), **dict(state)}}
+            container = state.get("container_id") or state.get("publish_id")
+            if container:
+                post.container_id = str(container)
+            session.commit()
+
+    def load_state(self, delivery_id: int) -> Mapping[str, Any]:
+        with self.sessions() as session:
+            post = session.scalars(select(SocialPost).where(
+                SocialPost.delivery_id == delivery_id)).one_or_none()
+            return dict((post.raw or {}).get("state", {})) if post else {}
+
+    def store_tokens(self, account_key: str, access_token: str, refresh_token: str | None,
+                     expires_at: datetime | None) -> None:
+        with self.sessions() as session:
+            accounts.store_tokens(session, account_key, access_token, refresh_token, expires_at)
+
+    def refresh_tokens(self, account_key: str, stale_refresh_token: str,
+                       exchange: TokenExchange) -> TokenSet:
+        """A session of its own: the row lock it takes ends with this one refresh."""
+        with self.sessions() as session:
+            return accounts.refresh_tokens(session, account_key, stale_refresh_token, exchange)
+
+    def cool_down(self, account_key: str, seconds: float, reason: str) -> None:
+        start = self.now or utcnow()
+        with self.sessions() as session:
+            accounts.cool_down(session, account_key, start + timedelta(seconds=seconds), reason)
+
+
+# ----------------------------------------------------------------------------- adapters
+def make_adapter(platform: str, credentials: AccountCredentials | None, hooks: DbSocialHooks,
+                 settings: Settings) -> ChannelAdapter[Any, Any]:
+    """The sandbox in embedded mode, otherwise the platform's adapter from the registry.
+
+    Built-in adapters get their settings; a plugin adapter (entry point ``umkm.channels``)
+    is built as ``cls(credentials, hooks=hooks)``: its own options travel in the
+    account's ``meta`` (``AccountCredentials.extra``), so the engine needs no change.
+    """
+    # Adapters take different constructor arguments; the registry types them as the base.
+    cls: Any
+    if settings.social_mode == "sandbox":
+        return _sandbox(settings, platform)
+    if credentials is None:
+        raise accounts.AccountError(t("acct.not_found", key=platform))
+    cls = get_adapter_class(platform)
+    rate = settings.social_rate or None
+    poll = settings.social_poll_seconds
+    timeout = settings.social_timeout
+    adapter: ChannelAdapter[Any, Any]
+    if platform == "facebook":
+        adapter = cls({credentials.key: credentials}, hooks, graph_url=settings.graph_url,
+                      graph_version=settings.graph_version, rate_per_second=rate,
+                      timeout=timeout)
+    elif platform == "instagram":
+        adapter = cls({credentials.key: credentials}, hooks, graph_url=settings.graph_url,
+                      graph_version=settings.graph_version, rate_per_second=rate,
+                      poll_interval=poll, timeout=timeout)
+    elif platform == "tiktok":
+        adapter = cls(credentials, hooks=hooks, base_url=settings.tiktok_url,
+                      client_key=settings.tiktok_client_key,
+                      client_secret=settings.tiktok_client_secret.get(),
+                      audited=settings.tiktok_audited, poll_interval=poll, timeout=timeout)
+    elif platform == WHATSAPP:
+        clock = hooks.now
+        adapter = cls(credentials, hooks=hooks, base_url=settings.graph_url,
+                      api_version=settings.graph_version, timeout=timeout,
+                      **({"now": lambda: clock} if clock is not None else {}))
+    else:
+        adapter = cls(credentials, hooks=hooks)
+    return adapter
+
+
+def _sandbox(settings: Settings, channel: str) -> ChannelAdapter[Any, Any]:
+    cls: Any = get_adapter_class("sandbox")
+    adapter: ChannelAdapter[Any, Any] = cls(Path(settings.var_dir) / "outbox", channel=channel)
+    return adapter
+
+
+def _credentials(session: Session, key: str | None) -> AccountCredentials | None:
+    if not key:
+        return None
+    try:
+        return accounts.credentials(accounts.by_key(session, key))
+    except accounts.AccountError:
+        return None
+
+
+def _account_blocked(session: Session, key: str | None, now: datetime) -> datetime | None:
+    """When an account may post again (cool-down or reconnect), or None if it may now."""
+    if not key:
+        return None
+    try:
+        row: SocialAccount = accounts.by_key(session, key)
+    except accounts.AccountError:
+        return now + RECONNECT_RECHECK  # removed since launch: wait for a new connect
+    session.refresh(row)  # another worker may have paused it a moment ago
+    if row.status == accounts.STATUS_NEEDS_RECONNECT:
+        return now + RECONNECT_RECHECK
+    until = _aware(row.cooldown_until)
+    return until if until and until > now else None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+# ----------------------------------------------------------------------------- payloads
+def _caption(template: str, context: dict[str, Any]) -> str:
+    tpl = jinja_env(autoescape=False).get_template(template)
+    return render_checked(tpl, context, template).strip()
+
+
+def _base(ctx: Any) -> dict[str, Any]:
+    return {k: v for k, v in ctx.base_context.items() if k in ("campaign", "offer", "dinas")}
+
+
+def build_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogProduct],
+                  settings: Settings) -> dict[str, Any] | None:
+    """Caption, media and tracked link of one post (``ctx`` is the dispatch RunContext).
+
+    ``None`` when the featured product left the campaign after launch (its owner
+    withdrew the opt-in, or the business lost eligibility): that post is not made.
+    """
+    config = (ctx.spec.get("channels") or {}).get(delivery.channel) or {}
+    tracker = ctx.tracker.for_delivery(delivery.id)
+    template = config.get("template", "social/promo.j2")
+    product_id = delivery.context.get("product_id")
+    if product_id is not None:
+        if int(product_id) not in products:
+            return None
+        product = products[int(product_id)].as_context(settings.base_url)
+        link = str(tracker.track(product["url"], product=product))
+        product = {**product, "url": link}
+        caption = _caption(template, {**_base(ctx), "product": product, "products": [product]})
+        return {"caption": caption, "media_url": product["image_url"], "media_type": "image",
+                "link": link, "product_id": product["id"],
+                "business_id": product["business"]["id"]}
+    chosen = [products[int(i)].as_context(settings.base_url)
+              for i in delivery.context.get("product_ids", []) if int(i) in products]
+    if not chosen:
+        return None
+    chosen = [{**p, "url": str(tracker.track(p["url"], product=p))} for p in chosen]
+    caption = _caption(template, {**_base(ctx), "product": None, "products": chosen})
+    return {"caption": caption, "media_url": chosen[0]["image_url"], "media_type": "image",
+            "link": chosen[0]["url"], "product_id": None, "business_id": delivery.business_id,
+            "product_ids": [p["id"] for p in chosen]}
+
+
+def share_kit_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogProduct],
+                      settings: Settings) -> dict[str, Any]:
+    from engine.social.sharekit import build_share_kit
+
+    chosen = [products[int(i)].as_context(settings.base_url)
+              for i in delivery.context.get("product_ids", []) if int(i) in products]
+    kit = build_share_kit(ctx.base_context["campaign"], chosen, ctx.base_context.get("offer"),
+                          settings.base_url)
+    return {"caption": kit.text, "share_kit": json.loads(kit.to_json()), "media_url": None,
+            "media_type": None, "link": None, "product_id": None, "business_id": None,
+            "product_ids": [p["id"] for p in chosen]}
+
+
+def _first_name(customer: Customer | None) -> str:
+    name = (customer.name if customer else "").strip()
+    return name.split()[0] if name else "Kak"
+
+
+def last_inbound(customer: Customer | None) -> datetime | None:
+    """When the customer last wrote to us on WhatsApp (opens the 24-hour window)."""
+    value = ((customer.attributes or {}) if customer else {}).get(WA_LAST_INBOUND)
+    try:
+        return _aware(datetime.fromisoformat(str(value))) if value else None
+    except ValueError:
+        return None
+
+
+def _whatsapp_blocked(session: Session, rows: Sequence[Delivery]) -> dict[int, str]:
+    """Consent withdrawn or number suppressed after planning: that customer gets nothing."""
+    ids = [d.customer_id for d in rows if d.customer_id]
+    consenting = set(session.scalars(select(Customer.id).where(
+        Customer.id.in_(ids), newest_consent_granted(WHATSAPP, ConsentPurpose.marketing))))
+    suppressed = set(session.scalars(select(Suppression.address).where(
+        Suppression.channel == WHATSAPP, Suppression.address.in_([d.recipient for d in rows]))))
+    blocked: dict[int, str] = {}
+    for d in rows:
+        if d.recipient in suppressed:
+            blocked[d.id] = "suppressed:unsubscribed"
+        elif d.customer_id not in consenting:
+            blocked[d.id] = "consent_withdrawn"
+    return blocked
+
+
+def whatsapp_payloads(session: Session, ctx: Any, rows: Sequence[Delivery],
+                      settings: Settings, now: datetime
+                      ) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
+    """Cloud API messages of the batch, and the rows skipped (with the reason).
+
+    An approved template (``template: {name, language}``) goes to every customer who
+    still consents; its body parameters are the first name and a tracked link to the
+    product picked for that customer. A ``social/*.j2`` text is free-form: WhatsApp
+    allows it only within 24 hours of the customer's last message, so everyone else is
+    skipped here, before any call.
+    """
+    config = (ctx.spec.get("channels") or {}).get(WHATSAPP) or {}
+    template = config.get("template")
+    skipped = _whatsapp_blocked(session, rows)
+    live = [d for d in rows if d.id not in skipped]
+    customers = {c.id: c for c in session.scalars(select(Customer).where(
+        Customer.id.in_([d.customer_id for d in live if d.customer_id])))}
+    picks: dict[int, list[CatalogProduct]] = {}
+    if ctx.recommender is not None and customers:
+        picks = ctx.recommender.for_customers(session, list(customers), 1)
+    payloads: dict[int, dict[str, Any]] = {}
+    for d in live:
+        customer = customers.get(d.customer_id or -1)
+        chosen = (picks.get(d.customer_id or -1) or ctx.catalog[:1] or [None])[0]
+        product = chosen.as_context(settings.base_url) if chosen else None
+        tracker = ctx.tracker.for_delivery(d.id)
+        target = product["url"] if product else settings.base_url.rstrip("/") + "/produk"
+        link = str(tracker.track(target, product=product))
+        base = {"to": d.recipient, "product_id": product["id"] if product else None,
+                "business_id": product["business"]["id"] if product else None}
+        if isinstance(template, Mapping):
+            payloads[d.id] = {**base, "template": {
+                "name": template["name"], "language": template.get("language", "id"),
+                "components": [{"type": "body", "parameters": [
+                    {"type": "text", "text": _first_name(customer)},
+                    {"type": "text", "text": link}]}]}}
+            continue
+        last = last_inbound(customer)
+        if last is None or now - last > WA_WINDOW:
+            skipped[d.id] = "outside_24h_window"
+            continue
+        text = _caption(str(template), {
+            **_base(ctx), "customer": {"first_name": _first_name(customer)},
+            "product": {**product, "url": link} if product else None,
+            "products": [{**product, "url": link}] if product else []})
+        payloads[d.id] = {**base, "text": text, "last_inbound_at": last.isoformat()}
+    return payloads, skipped
+
+
+# ----------------------------------------------------------------------------- sending
+@dataclass
+class SocialBatch:
+    """What became of the social rows of one batch.
+
+    ``results``: attempted deliveries; ``deferred``: rows of a paused account, due again
+    at the given time without spending an attempt; ``skipped``: rows that must not go
+    out at all (consent withdrawn, product gone, outside the WhatsApp window).
+    """
+
+    results: list[SendResult] = field(default_factory=list)
+    deferred: dict[int, datetime] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)
+    business_of: dict[int, int] = field(default_factory=dict)
+
+
+def _kind(d: Delivery) -> str:
+    if d.recipient == SHARE_KIT_RECIPIENT:
+        return "share_kit"
+    return "message" if d.channel == WHATSAPP else "post"
+
+
+def send_social(session: Session, ctx: Any, rows: Sequence[Delivery], settings: Settings,
+                now: datetime) -> SocialBatch:
+    """Publish the claimed social rows, one adapter per (channel, account)."""
+    catalog = {p.id: p for p in (ctx.catalog or campaign_products(session, ctx.spec))}
+    sessions = session_factory(settings)
+    batch = SocialBatch()
+    groups: dict[tuple[str, str | None, str], list[Delivery]] = {}
+    for d in rows:
+        groups.setdefault((d.channel, d.context.get("account"), _kind(d)), []).append(d)
+    session.commit()  # no open write of ours may block the hooks' own transactions
+    for (platform, key, kind), group in groups.items():
+        live = settings.social_mode != "sandbox" and kind != "share_kit"
+        blocked = _account_blocked(session, key, now) if live else None
+        if blocked is None and live and _credentials(session, key) is None:
+            blocked = now + RECONNECT_RECHECK
+        if blocked is not None:
+            batch.deferred.update({d.id: blocked for d in group})
+            continue
+        payloads = _payloads(session, ctx, kind, group, catalog, settings, now, batch)
+        messages = [OutboundMessage(delivery_id=d.id, recipient=d.recipient,
+                                    payload=payloads[d.id], account=key or platform)
+                    for d in group if d.id in payloads]
+        if not messages:
+            continue
+        hooks = DbSocialHooks(sessions, platform, ctx.run_id, now)
+        adapter = _sandbox(settings, platform) if kind == "share_kit" else make_adapter(
+            platform, _credentials(session, key) if live else None, hooks, settings)
+        with adapter:
+            sent = adapter.send_batch(messages)
+        _settle(session, sessions, batch, platform, key, kind, messages, sent, now)
+    return batch
+
+
+def _payloads(session: Session, ctx: Any, kind: str, group: Sequence[Delivery],
+              catalog: Mapping[int, CatalogProduct], settings: Settings, now: datetime,
+              batch: SocialBatch) -> dict[int, dict[str, Any]]:
+    if kind == "message":
+        payloads, skipped = whatsapp_payloads(session, ctx, group, settings, now)
+        batch.skipped.update(skipped)
+        return payloads
+    payloads = {}
+    for d in group:
+        try:
+            payload = share_kit_payload(ctx, d, catalog, settings) if kind == "share_kit" \
+                else build_payload(ctx, d, catalog, settings)
+        except TemplateProblem as exc:
+            batch.results.append(SendResult(d.id, SendStatus.PERMANENT, error=exc.message))
+            continue
+        if payload is None:
+            batch.skipped[d.id] = "produk tidak lagi ikut kampanye"
+            continue
+        payloads[d.id] = payload
+    return payloads
+
+
+def _settle(session: Session, sessions: sessionmaker[Session], batch: SocialBatch,
+            platform: str, key: str | None, kind: str, messages: Sequence[OutboundMessage],
+            sent: Sequence[SendResult], now: datetime) -> None:
+    """Sort the adapter's answers: attempted results, and rows the account held back."""
+    if any(r.status is SendStatus.AUTH for r in sent) and key:
+        reason = next(r.error for r in sent if r.status is SendStatus.AUTH)
+        accounts.mark_needs_reconnect(session, key, reason or "auth")
+    paused_until = _account_blocked(session, key, now) if key else None
+    payloads = {m.delivery_id: m.payload for m in messages}
+    attributed: list[tuple[int, Mapping[str, Any]]] = []
+    for result in sent:
+        if result.held_back:  # the account is paused: not this message's attempt
+            wait = timedelta(seconds=result.retry_after or 60.0)
+            batch.deferred[result.delivery_id] = paused_until or now + wait
+            continue
+        batch.results.append(result)
+        payload = payloads[result.delivery_id]
+        if isinstance(payload, Mapping) and payload.get("business_id"):
+            batch.business_of[result.delivery_id] = int(payload["business_id"])
+        if kind != "message":
+            _record_post(sessions, platform, session, key, result, payload, now)
+        if result.ok and isinstance(payload, Mapping):
+            attributed.append((result.delivery_id, payload))
+    _attribute(sessions, attributed)
+
+
+def _record_post(sessions: sessionmaker[Session], platform: str, session: Session,
+                 key: str | None, result: SendResult, message_payload: Any,
+                 now: datetime) -> None:
+    """Keep the post (provider id, caption, share kit); failures only update a post an
+    earlier attempt started, so reports never count a post that was not made."""
+    payload = dict(message_payload) if isinstance(message_payload, Mapping) else {}
+    account_id = None
+    if key:
+        try:
+            account_id = accounts.by_key(session, key).id
+        except accounts.AccountError:
+            account_id = None
+    with sessions() as s:
+        post = s.scalars(select(SocialPost).where(
+            SocialPost.delivery_id == result.delivery_id)).one_or_none()
+        if post is None and not result.ok:
+            return
+        if post is None:
+            post = SocialPost(delivery_id=result.delivery_id, platform=platform, raw={})
+            s.add(post)
+        post.account_id = account_id
+        post.business_id = payload.get("business_id")
+        post.product_id = payload.get("product_id")
+        post.status = "published" if result.ok else str(result.status)
+        if result.ok:
+            post.provider_post_id = result.provider_id
+            post.published_at = now
+        raw = dict(post.raw or {})
+        raw["result"] = result.raw
+        raw["caption"] = payload.get("caption")
+        if "share_kit" in payload:
+            raw["share_kit"] = payload["share_kit"]
+        post.raw = raw
+        s.commit()
+
+
+def _attribute(sessions: sessionmaker[Session],
+               sent: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
+    """Per-UMKM attribution of posts and messages: the products each one carried."""
+    wanted: list[tuple[int, int]] = []
+    for delivery_id, payload in sent:
+        ids = payload.get("product_ids") or ([payload["product_id"]]
+                                             if payload.get("product_id") else [])
+        wanted += [(delivery_id, int(i)) for i in ids]
+    if not wanted:
+        return
+    with sessions() as s:
+        owner = dict(s.execute(select(Product.id, Product.business_id).where(
+            Product.id.in_({p for _, p in wanted}))).tuples().all())
+        done = set(s.scalars(select(DeliveryProduct.delivery_id).where(
+            DeliveryProduct.delivery_id.in_({d for d, _ in wanted}))))
+        rows = [{"delivery_id": d, "product_id": p, "business_id": owner[p], "position": n}
+                for n, (d, p) in enumerate(wanted) if d not in done and p in owner]
+        if rows:
+            s.execute(insert(DeliveryProduct), rows)
+            s.commit()
+
+
+# ----------------------------------------------------------------------------- WhatsApp inbound
+@dataclass
+class InboundSummary:
+    """What :func:`record_whatsapp_inbound` did with one webhook."""
+
+    messages: int = 0
+    opt_outs: int = 0
+    unknown_numbers: int = 0
+
+
+def _phone_candidates(wa_id: str) -> list[str]:
+    digits = "".join(ch for ch in wa_id if ch.isdigit())
+    found = [digits, f"+{digits}"]
+    if digits.startswith("62"):
+        found.append("0" + digits[2:])
+    return found
+
+
+def record_whatsapp_inbound(session: Session, events: Iterable[Any],
+                            now: datetime | None = None) -> InboundSummary:
+    """Apply parsed Cloud API webhook events (``channels.whatsapp.parse_webhook``).
+
+    Every customer message opens the 24-hour service window (its time is kept on
+    ``Customer.attributes``); an opt-out keyword withdraws WhatsApp marketing consent
+    at once (UU 27/2022: withdrawal stops processing) and suppresses the number, so
+    pending and future messages to it are skipped. Commits.
+    """
+    now = now or utcnow()
+    summary = InboundSummary()
+    for event in events:
+        if getattr(event, "kind", None) != "message":
+            continue
+        summary.messages += 1
+        customer = session.scalars(select(Customer).where(
+            Customer.phone.in_(_phone_candidates(event.wa_id)))).first()
+        if customer is None:
+            summary.unknown_numbers += 1
+        else:
+            _note_inbound(customer, event.timestamp)
+        if event.opt_out:
+            summary.opt_outs += 1
+            _opt_out(session, customer, event, now)
+    session.commit()
+    return summary
+
+
+def _note_inbound(customer: Customer, at: datetime) -> None:
+    previous = last_inbound(customer)
+    if previous is None or at > previous:
+        customer.attributes = {**(customer.attributes or {}), WA_LAST_INBOUND: at.isoformat()}
+
+
+def _opt_out(session: Session, customer: Customer | None, event: Any, now: datetime) -> None:
+    address = customer.phone if customer and customer.phone else event.wa_id
+    if customer is not None:
+        session.add(Consent(customer_id=customer.id, channel=ConsentChannel.whatsapp,
+                            purpose=ConsentPurpose.marketing, granted=False,
+                            source="whatsapp:opt-out", recorded_at=now))
+    exists = session.scalars(select(Suppression.id).where(
+        Suppression.channel == WHATSAPP, Suppression.address == address)).first()
+    if exists is None:
+        session.add(Suppression(channel=WHATSAPP, address=address,
+                                reason=SuppressionReason.unsubscribed,
+                                detail=f"WhatsApp: {str(event.text or '')[:200]}"))
+    session.flush()
+
+
+# ----------------------------------------------------------------------------- metrics
+def poll_metrics(settings: Settings, now: datetime | None = None, *,
+                 min_interval: timedelta | None = None) -> int:
+    """Read insights of recent posts; one snapshot event per metric (reports take the
+    latest snapshot per post and metric, never the sum).
+
+    ``min_interval``: posts read less than this long ago are left alone (the beat calls
+    this every tick; each post is read at most once per interval). Accounts that are
+    cooling down or must be reconnected are not called at all.
+    """
+    now = now or utcnow()
+    sessions = session_factory(settings)
+    stored = 0
+    with sessions() as session:
+        posts = [p for p in session.scalars(select(SocialPost).where(
+            SocialPost.provider_post_id.is_not(None), SocialPost.published_at >= now -
+            METRICS_WINDOW, SocialPost.platform != WHATSAPP)) if _poll_due(p, now, min_interval)]
+        groups: dict[tuple[str, int | None], list[SocialPost]] = {}
+        for post in posts:
+            groups.setdefault((post.platform, post.account_id), []).append(post)
+        for (platform, account_id), group in groups.items():
+            stored += _poll_group(session, sessions, settings, platform, account_id, group, now)
+        session.commit()
+    return stored
+
+
+def _poll_due(post: SocialPost, now: datetime, min_interval: timedelta | None) -> bool:
+    """Never read, read ``min_interval`` ago, or read "in the future" (clock reset)."""
+    if min_interval is None:
+        return True
+    try:
+        last = _aware(datetime.fromisoformat(str((post.raw or {}).get("metrics_polled_at"))))
+    except ValueError:
+        return True
+    return last is None or last > now or now - last >= min_interval
+
+
+def _poll_group(session: Session, sessions: sessionmaker[Session], settings: Settings,
+                platform: str, account_id: int | None, group: Sequence[SocialPost],
+                now: datetime) -> int:
+    account = session.get(SocialAccount, account_id) if account_id else None
+    live = settings.social_mode != "sandbox"
+    if live and (account is None or _account_blocked(session, accounts.key_of(account), now)):
+        return 0
+    credentials = accounts.credentials(account) if account and live else None
+    hooks = DbSocialHooks(sessions, platform, 0, now)
+    stored = 0
+    try:
+        with make_adapter(platform, credentials, hooks, settings) as adapter:
+            if adapter.capabilities.metrics:
+                metrics = adapter.fetch_metrics([p.provider_post_id or "" for p in group])
+                stored = _store_metrics(session, group, metrics, now)
+    except Exception:
+        log.warning("metrics of %s account %s failed", platform, account_id, exc_info=True)
+    for post in group:
+        post.raw = {**(post.raw or {}), "metrics_polled_at": now.isoformat()}
+    return stored
+
+
+def _store_metrics(session: Session, posts: Sequence[SocialPost],
+                   metrics: Sequence[EngagementMetric], now: datetime) -> int:
+    by_provider = {p.provider_post_id: p for p in posts}
+    run_of = dict(session.execute(select(Delivery.id, Delivery.run_id).where(
+        Delivery.id.in_([p.delivery_id for p in posts if p.delivery_id]))).tuples().all())
+    count = 0
+    for metric in metrics:
+        post = by_provider.get(metric.provider_post_id)
+        if post is None:
+            continue
+        observed = metric.observed_at.isoformat() if metric.observed_at else None
+        session.add(EngagementEvent(
+            type=str(metric.type), channel=post.platform, post_id=post.id,
+            delivery_id=post.delivery_id, run_id=run_of.get(post.delivery_id or -1),
+            business_id=post.business_id, product_id=post.product_id, value=float(metric.count),
+            occurred_at=now, raw={**dict(metric.raw), "observed_at": observed}))
+        count += 1
+    return count

@@ -1,0 +1,502 @@
+"""Service layer for UMKM, their products and campaign opt-ins.
+
+The CLI, the web portal, the importer and the demo dataset all go through these
+functions, so the rules live in one place: the NIK is encrypted before it reaches a
+column, every change refreshes the cached Pasal 10 verdict, and only products of
+eligible businesses with complete information can join a campaign.
+
+Functions ``flush`` but never ``commit``: the caller owns the unit of work
+(:func:`engine.db.session_scope`). Errors are :class:`BusinessError` subclasses whose
+message is ready to show to staff (Bahasa Indonesia, English via ``--lang en``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.common import crypto
+from engine.common.i18n import get_lang, register, t
+from engine.models import (
+    AuditLog,
+    Business,
+    Category,
+    Product,
+    ProductOptIn,
+    SizeClass,
+    utcnow,
+)
+from engine.umkm import wilayah
+from engine.umkm.eligibility import (
+    Verdict,
+    check_business,
+    nib_problem,
+    nik_problem,
+    product_problems,
+)
+
+# PP 7/2021 Pasal 35 ayat (5): annual sales ceilings in whole Rupiah.
+MIKRO_MAX = 2_000_000_000
+KECIL_MAX = 15_000_000_000
+MENENGAH_MAX = 50_000_000_000
+
+# Canonical spelling of the certifications DESIGN §4 names; input matches loosely.
+CERTIFICATIONS = {"pirt": "PIRT", "p-irt": "PIRT", "halal": "halal", "bpom": "BPOM", "sni": "SNI"}
+
+register(
+    {
+        "biz.err.required": {"id": "{field} wajib diisi.", "en": "{field} is required."},
+        "biz.field.name": {"id": "Nama usaha", "en": "Business name"},
+        "biz.field.owner_name": {"id": "Nama pemilik", "en": "Owner name"},
+        "biz.field.product_name": {"id": "Nama produk", "en": "Product name"},
+        "biz.field.campaign": {"id": "Kode kampanye", "en": "Campaign key"},
+        "biz.err.duplicate_nib": {
+            "id": "NIB {nib} sudah terdaftar untuk UMKM #{id} ({name}).",
+            "en": "NIB {nib} is already registered to UMKM #{id} ({name}).",
+        },
+        "biz.err.kecamatan": {
+            "id": "Kecamatan {value!r} tidak dikenali; gunakan kode seperti 53.02.01 "
+            "atau nama kecamatan TTS (lihat `umkm business kecamatan`).",
+            "en": "Kecamatan {value!r} is not recognised; use a code such as 53.02.01 "
+            "or a TTS kecamatan name (see `umkm business kecamatan`).",
+        },
+        "biz.err.sales_negative": {
+            "id": "Hasil penjualan tahunan tidak boleh negatif.",
+            "en": "Annual sales cannot be negative.",
+        },
+        "biz.err.not_umkm": {
+            "id": "Hasil penjualan tahunan di atas Rp50 miliar: bukan UMKM menurut PP 7/2021.",
+            "en": "Annual sales above Rp50 billion: not a UMKM under PP 7/2021.",
+        },
+        "biz.err.category": {
+            "id": "Kategori {value!r} tidak dikenal; pilih makanan_olahan atau kerajinan_tangan "
+            "(Pasal 1 angka 6).",
+            "en": "Unknown category {value!r}; choose makanan_olahan or kerajinan_tangan "
+            "(Pasal 1 number 6).",
+        },
+        "biz.err.price": {
+            "id": "Harga tidak boleh negatif.",
+            "en": "Price cannot be negative.",
+        },
+        "biz.err.certification": {
+            "id": "Sertifikasi {value!r} tidak dikenal; pilih PIRT, halal, BPOM atau SNI.",
+            "en": "Unknown certification {value!r}; choose PIRT, halal, BPOM or SNI.",
+        },
+        "biz.err.duplicate_sku": {
+            "id": "SKU {sku!r} sudah dipakai produk lain milik UMKM ini.",
+            "en": "SKU {sku!r} is already used by another product of this UMKM.",
+        },
+        "biz.err.business_not_found": {
+            "id": "UMKM {ref!r} tidak ditemukan (gunakan ID atau NIB).",
+            "en": "UMKM {ref!r} not found (use the ID or the NIB).",
+        },
+        "biz.err.product_not_found": {
+            "id": "Produk {ref!r} tidak ditemukan (gunakan ID atau SKU).",
+            "en": "Product {ref!r} not found (use the ID or the SKU).",
+        },
+        "biz.err.sku_ambiguous": {
+            "id": "SKU {ref!r} dipakai oleh beberapa UMKM; gunakan ID produk.",
+            "en": "SKU {ref!r} is used by several UMKM; use the product ID.",
+        },
+        "biz.err.not_eligible": {
+            "id": "Produk {product!r} tidak dapat diikutkan ke kampanye {campaign!r}:\n{reasons}",
+            "en": "Product {product!r} cannot join campaign {campaign!r}:\n{reasons}",
+        },
+        "biz.err.product_incomplete": {
+            "id": "Informasi produk belum lengkap: {fields}.",
+            "en": "Product information is incomplete: {fields}.",
+        },
+        "biz.err.optin_not_found": {
+            "id": "Produk {product!r} tidak terdaftar pada kampanye {campaign!r}.",
+            "en": "Product {product!r} is not opted in to campaign {campaign!r}.",
+        },
+    }
+)
+
+
+class BusinessError(Exception):
+    """A refusal with a message meant for staff (already translated)."""
+
+
+class InvalidDataError(BusinessError):
+    """An input that can never become valid without being corrected."""
+
+
+class DuplicateError(BusinessError):
+    """Something that must be unique (NIB, SKU) already exists."""
+
+
+class NotFoundError(BusinessError):
+    """No business, product or opt-in matches the reference."""
+
+
+class NotEligibleError(BusinessError):
+    """Opt-in refused: the business fails Pasal 10 or the product is incomplete."""
+
+    def __init__(self, message: str, reasons: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.reasons = reasons
+
+
+# --- businesses --------------------------------------------------------------------
+
+
+def register_business(
+    session: Session,
+    *,
+    name: str,
+    nib: str,
+    owner_name: str,
+    nik: str,
+    kecamatan_code: str,
+    desa: str | None = None,
+    address: str | None = None,
+    phone: str | None = None,
+    whatsapp: str | None = None,
+    email: str | None = None,
+    binaan: bool = False,
+    binaan_group: str | None = None,
+    annual_sales: int | None = None,
+    actor: str = "cli",
+) -> Business:
+    """Create a UMKM; malformed NIB/NIK or a duplicate NIB are refused outright.
+
+    Why refuse instead of storing and failing the verdict: a NIB or NIK that is not
+    well-formed can never become valid without retyping it, so the importer and the
+    forms should show the mistake at once. Everything else (domicile outside TTS, not
+    yet binaan, no products) is stored and explained by the verdict.
+    """
+    name = _required(name, "biz.field.name")
+    owner_name = _required(owner_name, "biz.field.owner_name")
+    nib = _compact(nib)
+    nik = _compact(nik)
+    for problem in (nib_problem(nib), nik_problem(nik)):
+        if problem:
+            raise InvalidDataError(problem)
+    kecamatan = _kecamatan(kecamatan_code)
+    size_class = size_class_for(annual_sales)
+    _refuse_duplicate_nib(session, nib)
+
+    business = Business(
+        name=name,
+        nib=nib,
+        owner_name=owner_name,
+        owner_nik_enc=crypto.encrypt(nik, purpose="nik"),
+        owner_nik_digest=crypto.digest(nik, "nik"),
+        owner_nik_masked=crypto.mask_nik(nik),
+        kecamatan_code=kecamatan,
+        desa=_desa(kecamatan, desa),
+        address=_optional(address),
+        phone=_optional(phone),
+        whatsapp=_optional(whatsapp),
+        email=_optional(email),
+        binaan=binaan,
+        binaan_group=_optional(binaan_group),
+        size_class=size_class,
+        annual_sales=annual_sales,
+    )
+    session.add(business)
+    session.flush()
+    verdict = refresh_eligibility(session, business)
+    _audit(
+        session,
+        actor,
+        "business.register",
+        "business",
+        business.id,
+        {"name": name, "nib": nib, "kecamatan": kecamatan, "eligible": verdict.eligible},
+    )
+    return business
+
+
+def size_class_for(annual_sales: int | None) -> SizeClass:
+    """PP 7/2021 Pasal 35: size by annual sales; unknown sales default to mikro."""
+    if annual_sales is None:
+        return SizeClass.mikro
+    if annual_sales < 0:
+        raise InvalidDataError(t("biz.err.sales_negative"))
+    if annual_sales <= MIKRO_MAX:
+        return SizeClass.mikro
+    if annual_sales <= KECIL_MAX:
+        return SizeClass.kecil
+    if annual_sales <= MENENGAH_MAX:
+        return SizeClass.menengah
+    raise InvalidDataError(t("biz.err.not_umkm"))
+
+
+def refresh_eligibility(session: Session, business: Business) -> Verdict:
+    """Recompute the verdict, cache it on the row and return it in the current language.
+
+    The cache is always written in Indonesian, the staff language, so it reads the same
+    whichever ``--lang`` triggered the refresh.
+    """
+    verdict = check_business(business)
+    stored = verdict if get_lang() == "id" else check_business(business, lang="id")
+    business.eligible = stored.eligible
+    business.eligibility = {**stored.as_dict(), "checked_at": utcnow().isoformat()}
+    session.flush()
+    return verdict
+
+
+def set_binaan(
+    session: Session,
+    business: Business,
+    value: bool,
+    actor: str,
+    *,
+    group: str | None = None,
+) -> Verdict:
+    """Dinas staff mark (or unmark) a business as binaan (Pasal 10 huruf b)."""
+    business.binaan = value
+    if group is not None:
+        business.binaan_group = _optional(group)
+    verdict = refresh_eligibility(session, business)
+    _audit(
+        session,
+        actor,
+        "business.binaan",
+        "business",
+        business.id,
+        {"binaan": value, "group": business.binaan_group, "eligible": verdict.eligible},
+    )
+    return verdict
+
+
+def get_business(session: Session, ref: str | int) -> Business:
+    """A business by its NIB (13 digits) or its numeric ID."""
+    text = str(ref).strip()
+    found: Business | None = None
+    if len(text) == 13 and text.isdigit():
+        found = session.scalars(select(Business).where(Business.nib == text)).first()
+    elif text.isdigit():
+        found = session.get(Business, int(text))
+    if found is None:
+        raise NotFoundError(t("biz.err.business_not_found", ref=text))
+    return found
+
+
+# --- products --------------------------------------------------------------------------
+
+
+def add_product(
+    session: Session,
+    business: Business,
+    *,
+    name: str,
+    category: str,
+    price: int,
+    description: str | None = None,
+    image_url: str | None = None,
+    sku: str | None = None,
+    in_stock: bool = True,
+    certifications: Iterable[str] = (),
+) -> Product:
+    """Add a product and refresh the business verdict.
+
+    A missing description, photo or price (0) is accepted and reported by the verdict,
+    so a UMKM can register first and complete later; a wrong category, a negative price
+    or an unknown certification are refused because they are typing mistakes.
+    """
+    name = _required(name, "biz.field.product_name")
+    category_value = _category(category)
+    if isinstance(price, bool) or price < 0:
+        raise InvalidDataError(t("biz.err.price"))
+    certs = normalize_certifications(certifications)
+    sku = _optional(sku)
+    if sku is not None:
+        _refuse_duplicate_sku(session, business, sku)
+    product = Product(
+        business=business,
+        name=name,
+        category=category_value,
+        price=int(price),
+        description=_optional(description),
+        image_url=_optional(image_url),
+        sku=sku,
+        in_stock=in_stock,
+        certifications=certs,
+    )
+    session.add(product)
+    session.flush()
+    refresh_eligibility(session, business)
+    return product
+
+
+def normalize_certifications(values: Iterable[str]) -> list[str]:
+    """``["pirt", "Halal"]`` -> ``["PIRT", "halal"]``; unknown labels are refused."""
+    result: list[str] = []
+    for raw in values:
+        canonical = CERTIFICATIONS.get(raw.strip().casefold())
+        if canonical is None:
+            raise InvalidDataError(t("biz.err.certification", value=raw))
+        if canonical not in result:
+            result.append(canonical)
+    return result
+
+
+def find_product(session: Session, ref: str | int) -> Product:
+    """A product by numeric ID, else by SKU (an SKU shared by two UMKM is ambiguous)."""
+    text = str(ref).strip()
+    if text.isdigit():
+        by_id = session.get(Product, int(text))
+        if by_id is not None:
+            return by_id
+    matches = session.scalars(select(Product).where(Product.sku == text).limit(2)).all()
+    if len(matches) > 1:
+        raise BusinessError(t("biz.err.sku_ambiguous", ref=text))
+    if not matches:
+        raise NotFoundError(t("biz.err.product_not_found", ref=text))
+    return matches[0]
+
+
+# --- opt-in ---------------------------------------------------------------------------
+
+
+def opt_in(
+    session: Session,
+    product: Product,
+    campaign_key: str,
+    *,
+    actor: str,
+    is_tag: bool = False,
+) -> ProductOptIn:
+    """Offer a product to a campaign (or to every campaign with tag ``campaign_key``).
+
+    The verdict is recomputed now rather than read from the cache: a stale "eligible"
+    must never let a product into a campaign. Idempotent: an active opt-in is returned
+    unchanged, a withdrawn one is re-activated.
+    """
+    key = _required(campaign_key, "biz.field.campaign")
+    reasons = opt_in_problems(session, product)
+    if reasons:
+        message = t(
+            "biz.err.not_eligible",
+            product=product.name,
+            campaign=key,
+            reasons="\n".join(f"- {r}" for r in reasons),
+        )
+        raise NotEligibleError(message, reasons)
+
+    row = _find_opt_in(session, product, key, is_tag)
+    if row is not None and row.withdrawn_at is None:
+        return row
+    if row is None:
+        row = ProductOptIn(product_id=product.id, campaign_key=key, is_tag=is_tag)
+        session.add(row)
+    row.opted_by = actor
+    row.opted_at = utcnow()
+    row.withdrawn_at = None
+    session.flush()
+    detail = {"campaign": key, "tag": is_tag}
+    _audit(session, actor, "product.opt_in", "product", product.id, detail)
+    return row
+
+
+def opt_in_problems(session: Session, product: Product) -> tuple[str, ...]:
+    """Every reason this product cannot join a campaign now (empty when it can)."""
+    verdict = refresh_eligibility(session, product.business)
+    reasons = [c.message for c in verdict.failures]
+    fields = product_problems(product)
+    if fields and "produk" not in {c.key for c in verdict.failures}:
+        # Normally the business's "produk" criterion already names this product.
+        reasons.insert(0, t("biz.err.product_incomplete", fields=", ".join(fields)))
+    return tuple(reasons)
+
+
+def withdraw_opt_in(
+    session: Session, product: Product, campaign_key: str, actor: str, *, is_tag: bool = False
+) -> ProductOptIn:
+    """Stop offering a product to a campaign (idempotent: a second withdrawal is a no-op)."""
+    key = campaign_key.strip()
+    row = _find_opt_in(session, product, key, is_tag)
+    if row is None:
+        raise NotFoundError(t("biz.err.optin_not_found", product=product.name, campaign=key))
+    if row.withdrawn_at is None:
+        row.withdrawn_at = utcnow()
+        session.flush()
+        _audit(session, actor, "product.opt_out", "product", product.id, {"campaign": key})
+    return row
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _find_opt_in(
+    session: Session, product: Product, key: str, is_tag: bool
+) -> ProductOptIn | None:
+    return session.scalars(
+        select(ProductOptIn).where(
+            ProductOptIn.product_id == product.id,
+            ProductOptIn.campaign_key == key,
+            ProductOptIn.is_tag.is_(is_tag),
+        )
+    ).first()
+
+
+def _refuse_duplicate_nib(session: Session, nib: str) -> None:
+    existing = session.scalars(select(Business).where(Business.nib == nib)).first()
+    if existing is not None:
+        raise DuplicateError(
+            t("biz.err.duplicate_nib", nib=nib, id=existing.id, name=existing.name)
+        )
+
+
+def _refuse_duplicate_sku(session: Session, business: Business, sku: str) -> None:
+    clash = session.scalars(
+        select(Product.id).where(Product.business_id == business.id, Product.sku == sku)
+    ).first()
+    if clash is not None:
+        raise DuplicateError(t("biz.err.duplicate_sku", sku=sku))
+
+
+def _kecamatan(value: str) -> str:
+    """Accept any well-formed code (outside TTS fails the verdict, visibly) or a TTS name."""
+    code = wilayah.normalize_kecamatan(value) or wilayah.find_kecamatan(value)
+    if code is None:
+        raise InvalidDataError(t("biz.err.kecamatan", value=value))
+    return code
+
+
+def _desa(kecamatan: str, desa: str | None) -> str | None:
+    """Store the official desa name when it is recognised, else the text as typed."""
+    match = wilayah.find_desa(kecamatan, desa)
+    return match[1] if match else _optional(desa)
+
+
+def _category(value: str) -> str:
+    text = str(value).strip().casefold().replace(" ", "_").replace("-", "_")
+    try:
+        return Category(text).value
+    except ValueError:
+        raise InvalidDataError(t("biz.err.category", value=value)) from None
+
+
+def _required(value: str | None, field_key: str) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidDataError(t("biz.err.required", field=t(field_key)))
+    return text
+
+
+def _optional(value: str | None) -> str | None:
+    text = (value or "").strip()
+    return text or None
+
+
+def _compact(value: str | None) -> str:
+    """Identifiers are often typed in groups (``5302 0141 0792 0001``)."""
+    return re.sub(r"[\s.\-]", "", value or "")
+
+
+def _audit(
+    session: Session, actor: str, action: str, entity: str, entity_id: int, detail: dict[str, Any]
+) -> None:
+    """Who did what; callers pass details that never include the NIK."""
+    session.add(
+        AuditLog(actor=actor, action=action, entity=entity, entity_id=str(entity_id), detail=detail)
+    )
+    session.flush()
