@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint serve bench bench-quick faults clean
+.PHONY: install messages demo test lint serve bench bench-quick faults clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# gettext catalogs: .po is the source (translators edit it), .mo is built at install.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard engine/locale/*/LC_MESSAGES/*.po channels/locale/*/LC_MESSAGES/*.po))
+%.mo: %.po $(STAMP)
+	@$(VENV)/bin/pybabel compile -i $< -o $@ 2>/dev/null
+
+messages: install
+	$(PY) -m scripts.messages
+
+install: $(STAMP) $(MO_FILES)
 
 demo: install
 	$(VENV)/bin/umkm demo

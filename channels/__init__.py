@@ -8,7 +8,6 @@ an optional SDK is needed only when its channel is used.
 from channels.base import (
     BUILTIN_ADAPTERS,
     ENTRY_POINT_GROUP,
-    MESSAGES,
     AuthChannelError,
     Capabilities,
     ChannelAdapter,
@@ -29,7 +28,6 @@ from channels.base import (
 __all__ = [
     "BUILTIN_ADAPTERS",
     "ENTRY_POINT_GROUP",
-    "MESSAGES",
     "AuthChannelError",
     "Capabilities",
     "ChannelAdapter",

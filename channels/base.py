@@ -37,53 +37,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, Self, TypeVar
 
+from babel.messages.pofile import read_po
+
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "umkm.channels"
 
-# User-facing texts of this package, in the shape ``engine.common.i18n.register`` accepts: the
-# engine registers them and renders ``t(exc.code, **exc.params)``; ``str(exc)`` is the
+# User-facing texts of this package live in its own gettext catalog (``channels.po``): the
+# engine reads it with its own and renders ``t(exc.code, **exc.params)``; ``str(exc)`` is the
 # Indonesian text so that channels stay usable without the engine.
-MESSAGES: dict[str, dict[str, str]] = {
-    "channel.unknown": {
-        "id": "Kanal {name!r} tidak dikenal. Kanal yang tersedia: {available}.",
-        "en": "Unknown channel {name!r}. Available channels: {available}.",
-    },
-    "channel.unknown_suggest": {
-        "id": "Kanal {name!r} tidak dikenal. Maksud Anda {suggestion!r}? "
-        "Kanal yang tersedia: {available}.",
-        "en": "Unknown channel {name!r}. Did you mean {suggestion!r}? "
-        "Available channels: {available}.",
-    },
-    "channel.missing_sdk": {
-        "id": "Kanal {name!r} membutuhkan paket {package!r} yang belum terpasang. "
-        "Pasang dengan: pip install {package}",
-        "en": "Channel {name!r} needs the package {package!r}, which is not installed. "
-        "Install it with: pip install {package}",
-    },
-    "channel.not_available": {
-        "id": "Kanal {name!r} belum tersedia di instalasi ini (modul {module!r} tidak ada).",
-        "en": "Channel {name!r} is not available in this installation (no module {module!r}).",
-    },
-    "channel.not_adapter": {
-        "id": "{target!r} untuk kanal {name!r} bukan turunan ChannelAdapter.",
-        "en": "{target!r} for channel {name!r} is not a ChannelAdapter subclass.",
-    },
-    "channel.bad_option": {
-        "id": "Pengaturan kanal {name!r} tidak valid: {detail}",
-        "en": "Invalid setting for channel {name!r}: {detail}",
-    },
-    "channel.unsupported": {
-        "id": "Kanal {name!r} tidak mendukung {feature}.",
-        "en": "Channel {name!r} does not support {feature}.",
-    },
-}
-
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 
 # --------------------------------------------------------------------------- errors
 
@@ -114,9 +83,19 @@ class ConfigurationError(Exception):
         return _render(self.code, lang, self.params)
 
 
+@cache
+def _texts(lang: str) -> dict[str, str]:
+    """This package's catalog for ``lang``: msgid -> text (the ``.po`` source is the truth)."""
+    path = LOCALE_DIR / lang / "LC_MESSAGES" / "channels.po"
+    if not path.is_file():
+        return {}
+    with path.open("rb") as handle:
+        return {str(m.id): str(m.string) for m in read_po(handle) if m.id and m.string}
+
+
 def _render(code: str, lang: str, params: Mapping[str, Any]) -> str:
-    texts = MESSAGES[code]
-    return (texts.get(lang) or texts["id"]).format(**params)
+    text = _texts(lang).get(code) or _texts("id")[code]
+    return text.format(**params)
 
 
 class ChannelError(Exception):

@@ -38,7 +38,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.customers import consent
 from engine.customers.importers import normalize_phone
 from engine.db import session_factory
@@ -53,20 +53,6 @@ from engine.models import (
     Product,
 )
 from engine.umkm.apikeys import business_for_api_key
-
-register({
-    "api.unauthorized": {"id": "Kunci API tidak ada atau tidak sah.",
-                         "en": "API key missing or not valid."},
-    "api.order_not_found": {"id": "Pesanan {ref!r} tidak ditemukan.",
-                            "en": "Order {ref!r} not found."},
-    "api.customer_not_found": {
-        "id": "Pelanggan {email!r} tidak ditemukan di antara pelanggan UMKM ini.",
-        "en": "Customer {email!r} is not among this business's customers."},
-    "api.conflict": {"id": "Data yang sama sedang diubah oleh permintaan lain; coba lagi.",
-                     "en": "The same data is being changed by another request; retry."},
-    "api.sku_unknown": {"id": "Produk dengan SKU {sku!r} tidak ada pada UMKM ini.",
-                        "en": "No product with SKU {sku!r} in this business."},
-})
 
 WITA = ZoneInfo("Asia/Makassar")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)

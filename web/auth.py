@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.common.crypto import derived_key
-from engine.common.i18n import SUPPORTED, register, set_lang, t
+from engine.common.i18n import SUPPORTED, set_lang, t
 from engine.config import Settings
 from engine.db import session_factory
 from engine.models import AuditLog, Role, User, utcnow
@@ -54,48 +54,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_MAX_FAILURES = 5
 LOGIN_WINDOW = timedelta(minutes=15)
 
-register(
-    {
-        "auth.title": {"id": "Masuk", "en": "Log in"},
-        "auth.username": {"id": "Nama pengguna", "en": "Username"},
-        "auth.password": {"id": "Kata sandi", "en": "Password"},
-        "auth.submit": {"id": "Masuk", "en": "Log in"},
-        "auth.logout": {"id": "Keluar", "en": "Log out"},
-        "auth.failed": {
-            "id": "Nama pengguna atau kata sandi salah.",
-            "en": "Wrong username or password.",
-        },
-        "auth.too_many": {
-            "id": "Terlalu banyak percobaan masuk yang gagal. Silakan coba lagi dalam "
-            "{minutes} menit.",
-            "en": "Too many failed login attempts. Please try again in {minutes} minutes.",
-        },
-        "auth.csrf": {
-            "id": "Formulir kedaluwarsa atau tidak sah. Muat ulang halaman lalu kirim lagi.",
-            "en": "The form has expired or is not valid. Reload the page and submit again.",
-        },
-        "auth.forbidden": {
-            "id": "Anda tidak memiliki akses ke halaman ini.",
-            "en": "You do not have access to this page.",
-        },
-        "auth.not_found": {"id": "Halaman tidak ditemukan.", "en": "Page not found."},
-        "auth.error_title": {"id": "Terjadi kesalahan", "en": "Something went wrong"},
-        "auth.back_home": {"id": "Kembali ke beranda", "en": "Back to the home page"},
-        "auth.password_title": {"id": "Ganti kata sandi", "en": "Change password"},
-        "auth.password_old": {"id": "Kata sandi sekarang", "en": "Current password"},
-        "auth.password_new": {"id": "Kata sandi baru", "en": "New password"},
-        "auth.password_repeat": {"id": "Ulangi kata sandi baru", "en": "Repeat new password"},
-        "auth.password_mismatch": {
-            "id": "Kata sandi baru dan ulangannya tidak sama.",
-            "en": "The new password and its repetition differ.",
-        },
-        "auth.password_changed": {
-            "id": "Kata sandi diganti. Sesi lain sudah diakhiri.",
-            "en": "Password changed. Other sessions have been ended.",
-        },
-        "auth.save": {"id": "Simpan", "en": "Save"},
-    }
-)
 
 
 # --- the signed session ------------------------------------------------------------------

@@ -24,7 +24,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from sqlalchemy.orm import Session
 
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.config import Settings
 from engine.db import session_factory
 from engine.engagement import bounces
@@ -33,21 +33,6 @@ SECRET_HEADER = "X-Webhook-Secret"
 MAX_RAW_BYTES = 2 * 1024 * 1024
 RAW_TYPES = ("message/rfc822", "multipart/report")
 
-register({
-    "bounce.off": {"id": "Webhook pantulan belum diaktifkan (UMKM_BOUNCE_SECRET kosong).",
-                   "en": "The bounce webhook is not enabled (UMKM_BOUNCE_SECRET is empty)."},
-    "bounce.unauthorized": {"id": "Rahasia webhook salah atau tidak ada.",
-                            "en": "Webhook secret missing or wrong."},
-    "bounce.not_report": {"id": "Isi bukan laporan DSN/ARF: {reason}",
-                          "en": "The body is not a DSN/ARF report: {reason}"},
-    "bounce.media": {"id": "Jenis isi tidak didukung; pakai application/json atau "
-                           "message/rfc822.",
-                     "en": "Unsupported content type; use application/json or "
-                           "message/rfc822."},
-    "bounce.too_large": {"id": "Isi terlalu besar (maks. 2 MB).",
-                         "en": "Body too large (max 2 MB)."},
-    "bounce.bad_json": {"id": "JSON tidak sah.", "en": "Invalid JSON."},
-})
 
 _Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
 _PART = r"[^@\s<>\x00-\x1f\x7f]+"

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.campaign.catalog import eligible_products
 from engine.common.formatting import WITA
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.delivery import control
 from engine.models import (
     AuditLog,
@@ -48,108 +48,6 @@ REPORT_COLUMNS = ("sent", "delivered", "unique_opens", "unique_clicks", "ctr",
                   "unsubscribes", "leads", "orders", "order_value")
 TOKEN_WARN_DAYS = 7
 
-register(
-    {
-        "dash.title": {"id": "Dasbor Dinas", "en": "Dinas dashboard"},
-        "dash.campaigns": {"id": "Kampanye", "en": "Campaigns"},
-        "dash.runs": {"id": "Run terbaru", "en": "Recent runs"},
-        "dash.no_runs": {"id": "Belum ada run.", "en": "No runs yet."},
-        "dash.no_campaigns": {"id": "Belum ada kampanye.", "en": "No campaigns yet."},
-        "dash.pause": {"id": "Jeda", "en": "Pause"},
-        "dash.resume": {"id": "Lanjutkan", "en": "Resume"},
-        "dash.paused": {"id": "Run {run} dijeda.", "en": "Run {run} paused."},
-        "dash.not_paused": {
-            "id": "Run {run} tidak dapat dijeda ({status}).",
-            "en": "Run {run} cannot be paused ({status}).",
-        },
-        "dash.resumed": {"id": "Run {run} dilanjutkan.", "en": "Run {run} resumed."},
-        "dash.not_resumed": {
-            "id": "Run {run} tidak sedang dijeda ({status}).",
-            "en": "Run {run} is not paused ({status}).",
-        },
-        "dash.pause_reason": {
-            "id": "dijeda oleh {user} (dasbor)",
-            "en": "paused by {user} (dashboard)",
-        },
-        "dash.verification": {"id": "Antrean verifikasi", "en": "Verification queue"},
-        "dash.no_pending": {
-            "id": "Tidak ada UMKM yang menunggu verifikasi.",
-            "en": "No UMKM awaiting verification.",
-        },
-        "dash.approve": {"id": "Setujui", "en": "Approve"},
-        "dash.reject": {"id": "Tolak", "en": "Reject"},
-        "dash.binaan": {"id": "UMKM binaan Dinas", "en": "Dinas-supervised (binaan)"},
-        "dash.binaan_group": {"id": "Kelompok binaan", "en": "Binaan group"},
-        "dash.note": {"id": "Catatan (alasan penolakan)", "en": "Note (reason for rejection)"},
-        "dash.approved": {"id": "UMKM {name} disetujui.", "en": "UMKM {name} approved."},
-        "dash.rejected": {"id": "UMKM {name} ditolak.", "en": "UMKM {name} rejected."},
-        "dash.bad_action": {"id": "Tindakan tidak dikenal.", "en": "Unknown action."},
-        "dash.share_kit": {"id": "Kit berbagi WhatsApp", "en": "WhatsApp share kit"},
-        "dash.share_kit_missing": {
-            "id": "Kampanye ini tidak menawarkan produk (atau belum ada produk yang ikut).",
-            "en": "This campaign offers no products (or none has joined yet).",
-        },
-        "dash.kit_text": {"id": "Teks untuk disalin ke grup", "en": "Text to copy to the group"},
-        "dash.kit_share": {"id": "Bagikan lewat WhatsApp", "en": "Share via WhatsApp"},
-        "dash.kit_orders": {"id": "Tautan pesan per produk", "en": "Order link per product"},
-        "dash.kit_images": {"id": "Foto produk", "en": "Product photos"},
-        "dash.kit_omitted": {
-            "id": "{n} produk tidak muat dalam satu pesan; tautan katalog ditambahkan.",
-            "en": "{n} products did not fit in one message; a catalogue link was added.",
-        },
-        "dash.accounts": {"id": "Akun media sosial", "en": "Social media accounts"},
-        "dash.no_accounts": {
-            "id": "Belum ada akun media sosial terhubung.",
-            "en": "No social media accounts connected yet.",
-        },
-        "dash.token_expired": {"id": "token kedaluwarsa", "en": "token expired"},
-        "dash.token_expiring": {
-            "id": "token kedaluwarsa dalam {days} hari",
-            "en": "token expires in {days} days",
-        },
-        "dash.cooling": {"id": "jeda sampai {until}", "en": "cooling down until {until}"},
-        "dash.reports": {"id": "Laporan", "en": "Reports"},
-        "dash.period": {"id": "Periode (mis. 2026-12)", "en": "Period (e.g. 2026-12)"},
-        "dash.by": {"id": "Kelompokkan menurut", "en": "Group by"},
-        "dash.show": {"id": "Tampilkan", "en": "Show"},
-        "dash.total": {"id": "Total", "en": "Total"},
-        "dash.col.campaign": {"id": "Kampanye", "en": "Campaign"},
-        "dash.col.status": {"id": "Status", "en": "Status"},
-        "dash.col.progress": {"id": "Progres", "en": "Progress"},
-        "dash.col.errors": {"id": "Galat", "en": "Errors"},
-        "dash.col.engagement": {"id": "Keterlibatan", "en": "Engagement"},
-        "dash.col.type": {"id": "Jenis", "en": "Type"},
-        "dash.col.active": {"id": "Aktif", "en": "Active"},
-        "dash.col.business": {"id": "UMKM", "en": "UMKM"},
-        "dash.col.owner": {"id": "Pemilik", "en": "Owner"},
-        "dash.col.platform": {"id": "Platform", "en": "Platform"},
-        "dash.col.name": {"id": "Nama", "en": "Name"},
-        "dash.col.health": {"id": "Kesehatan", "en": "Health"},
-        "dash.col.expires": {"id": "Token berlaku sampai", "en": "Token valid until"},
-        "dash.event.open": {"id": "dibuka", "en": "opens"},
-        "dash.event.click": {"id": "klik", "en": "clicks"},
-        "dash.event.lead": {"id": "pesanan WA", "en": "WA leads"},
-        "dash.event.unsubscribe": {"id": "berhenti", "en": "unsubscribes"},
-        "dash.status.scheduled": {"id": "terjadwal", "en": "scheduled"},
-        "dash.status.running": {"id": "berjalan", "en": "running"},
-        "dash.status.paused": {"id": "dijeda", "en": "paused"},
-        "dash.status.finished": {"id": "selesai", "en": "finished"},
-        "dash.status.cancelled": {"id": "dibatalkan", "en": "cancelled"},
-        "dash.delivery.pending": {"id": "menunggu", "en": "pending"},
-        "dash.delivery.sending": {"id": "dikirim", "en": "sending"},
-        "dash.delivery.sent": {"id": "terkirim", "en": "sent"},
-        "dash.delivery.failed": {"id": "gagal", "en": "failed"},
-        "dash.delivery.skipped": {"id": "dilewati", "en": "skipped"},
-        "dash.yes": {"id": "ya", "en": "yes"},
-        "dash.no": {"id": "tidak", "en": "no"},
-        "dash.verdict_ok": {"id": "Layak Pasal 10", "en": "Meets Pasal 10"},
-        "dash.verdict_fail": {"id": "Belum layak Pasal 10", "en": "Does not meet Pasal 10"},
-        "dash.filter.pending": {"id": "Menunggu", "en": "Pending"},
-        "dash.filter.verified": {"id": "Disetujui", "en": "Approved"},
-        "dash.filter.rejected": {"id": "Ditolak", "en": "Rejected"},
-        "dash.products_count": {"id": "{n} produk", "en": "{n} products"},
-    }
-)
 
 
 # --- campaigns and runs ----------------------------------------------------------------------

@@ -11,13 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from engine.common import formatting
-from engine.common.i18n import get_lang, register, t
-
-register({
-    "report.download_html": {"id": "Unduh laporan (HTML, bisa dicetak ke PDF)",
-                             "en": "Download report (HTML, printable to PDF)"},
-    "report.download_csv": {"id": "Unduh CSV (spreadsheet)", "en": "Download CSV (spreadsheet)"},
-})
+from engine.common.i18n import get_lang, install_jinja
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
@@ -26,7 +20,7 @@ templates.env.filters["rupiah"] = formatting.rupiah
 templates.env.filters["tanggal"] = formatting.tanggal
 templates.env.filters["tanggal_pendek"] = formatting.tanggal_pendek
 templates.env.filters["jam"] = formatting.jam
-templates.env.globals["t"] = t
+install_jinja(templates.env)
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None,

@@ -21,7 +21,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.common import crypto
-from engine.common.i18n import get_lang, register, t
+from engine.common.i18n import get_lang, t
 from engine.customers.importers import normalize_phone
 from engine.models import (
     AuditLog,
@@ -51,116 +51,6 @@ from web.auth import SessionRoute, csrf_protect, get_db, page, require_owner
 CERTIFICATION_CHOICES = ("PIRT", "halal", "BPOM", "SNI")
 EVENT_COLUMNS = ("open", "click", "lead")
 
-register(
-    {
-        "portal.title": {"id": "Portal UMKM", "en": "UMKM portal"},
-        "portal.business": {"id": "Usaha saya", "en": "My business"},
-        "portal.register_title": {"id": "Daftarkan usaha", "en": "Register the business"},
-        "portal.edit_title": {"id": "Ubah data usaha", "en": "Edit the business"},
-        "portal.products": {"id": "Produk", "en": "Products"},
-        "portal.add_product": {"id": "Tambah produk", "en": "Add a product"},
-        "portal.edit_product": {"id": "Ubah produk", "en": "Edit the product"},
-        "portal.engagement": {"id": "Keterlibatan", "en": "Engagement"},
-        "portal.verdict": {"id": "Kelayakan Pasal 10", "en": "Pasal 10 eligibility"},
-        "portal.eligible": {
-            "id": "Usaha Anda memenuhi syarat Pasal 10 dan dapat ikut kampanye.",
-            "en": "Your business meets Pasal 10 and can join campaigns.",
-        },
-        "portal.not_eligible": {
-            "id": "Usaha Anda belum memenuhi syarat Pasal 10:",
-            "en": "Your business does not meet Pasal 10 yet:",
-        },
-        "portal.verification": {"id": "Status verifikasi Dinas", "en": "Dinas verification"},
-        "portal.verification.pending": {"id": "menunggu pemeriksaan", "en": "awaiting review"},
-        "portal.verification.verified": {"id": "disetujui", "en": "approved"},
-        "portal.verification.rejected": {"id": "ditolak", "en": "rejected"},
-        "portal.saved": {"id": "Tersimpan.", "en": "Saved."},
-        "portal.nik_kept": {
-            "id": "NIK tersimpan: {masked}. Kosongkan bila tidak berubah.",
-            "en": "Stored NIK: {masked}. Leave empty to keep it.",
-        },
-        "portal.duplicate_nib": {
-            "id": "NIB ini sudah terdaftar. Bila usaha ini milik Anda, hubungi Dinas.",
-            "en": "This NIB is already registered. If this business is yours, contact the Dinas.",
-        },
-        "portal.bad_phone": {
-            "id": "Nomor {field} tidak valid (contoh: 0812 3456 7890).",
-            "en": "The {field} number is not valid (example: 0812 3456 7890).",
-        },
-        "portal.bad_money": {
-            "id": "{field}: tulis angka Rupiah, misalnya 150.000.",
-            "en": "{field}: write an amount in Rupiah, e.g. 150.000.",
-        },
-        "portal.bad_email": {"id": "Alamat email tidak valid.", "en": "Invalid email address."},
-        "portal.field.name": {"id": "Nama usaha", "en": "Business name"},
-        "portal.field.nib": {"id": "NIB (13 digit)", "en": "NIB (13 digits)"},
-        "portal.field.owner_name": {"id": "Nama pemilik", "en": "Owner name"},
-        "portal.field.nik": {"id": "NIK pemilik (16 digit)", "en": "Owner NIK (16 digits)"},
-        "portal.field.kecamatan": {"id": "Kecamatan", "en": "Kecamatan"},
-        "portal.field.desa": {"id": "Desa/kelurahan", "en": "Village"},
-        "portal.field.address": {"id": "Alamat", "en": "Address"},
-        "portal.field.phone": {"id": "Telepon", "en": "Phone"},
-        "portal.field.whatsapp": {"id": "WhatsApp", "en": "WhatsApp"},
-        "portal.field.email": {"id": "Email", "en": "Email"},
-        "portal.field.annual_sales": {
-            "id": "Hasil penjualan tahunan (Rp, boleh kosong)",
-            "en": "Annual sales (Rp, optional)",
-        },
-        "portal.field.product_name": {"id": "Nama produk", "en": "Product name"},
-        "portal.field.category": {"id": "Kategori", "en": "Category"},
-        "portal.field.price": {"id": "Harga (Rp)", "en": "Price (Rp)"},
-        "portal.field.description": {"id": "Deskripsi", "en": "Description"},
-        "portal.field.image_url": {"id": "URL foto produk", "en": "Product photo URL"},
-        "portal.field.in_stock": {"id": "Stok tersedia", "en": "In stock"},
-        "portal.field.certifications": {"id": "Sertifikasi", "en": "Certifications"},
-        "portal.category.makanan_olahan": {"id": "Makanan olahan", "en": "Processed food"},
-        "portal.category.kerajinan_tangan": {"id": "Kerajinan tangan", "en": "Handicraft"},
-        "portal.save": {"id": "Simpan", "en": "Save"},
-        "portal.campaigns": {"id": "Kampanye mendatang", "en": "Upcoming campaigns"},
-        "portal.no_campaigns": {
-            "id": "Belum ada kampanye mendatang.",
-            "en": "No upcoming campaigns yet.",
-        },
-        "portal.opt_in": {"id": "Ikutkan", "en": "Join"},
-        "portal.opt_out": {"id": "Tarik", "en": "Withdraw"},
-        "portal.opted_in": {"id": "ikut", "en": "joined"},
-        "portal.tag": {"id": "Semua kampanye bertanda {tag}", "en": "Every campaign tagged {tag}"},
-        "portal.opt_in_done": {
-            "id": "Produk diikutkan ke {target}.",
-            "en": "Product joined {target}.",
-        },
-        "portal.opt_out_done": {
-            "id": "Produk ditarik dari {target}.",
-            "en": "Product withdrawn from {target}.",
-        },
-        "portal.opt_in_refused": {
-            "id": "Produk belum dapat diikutkan:",
-            "en": "The product cannot join yet:",
-        },
-        "portal.unknown_campaign": {
-            "id": "Kampanye atau tanda itu tidak ada di daftar kampanye mendatang.",
-            "en": "That campaign or tag is not among the upcoming campaigns.",
-        },
-        "portal.no_business": {
-            "id": "Akun Anda belum terhubung dengan usaha. Daftarkan usaha terlebih dahulu.",
-            "en": "Your account has no business yet. Register the business first.",
-        },
-        "portal.problems": {"id": "Belum lengkap: {fields}", "en": "Incomplete: {fields}"},
-        "portal.no_products": {"id": "Belum ada produk.", "en": "No products yet."},
-        "portal.no_events": {
-            "id": "Belum ada keterlibatan tercatat untuk produk Anda.",
-            "en": "No engagement recorded for your products yet.",
-        },
-        "portal.col.product": {"id": "Produk", "en": "Product"},
-        "portal.col.campaign": {"id": "Kampanye", "en": "Campaign"},
-        "portal.col.open": {"id": "Dibuka", "en": "Opens"},
-        "portal.col.click": {"id": "Klik", "en": "Clicks"},
-        "portal.col.lead": {"id": "Pesanan WA", "en": "WA leads"},
-        "portal.showcase": {"id": "showcase (situs resmi)", "en": "showcase (official site)"},
-        "portal.view_public": {"id": "Lihat di situs", "en": "View on the site"},
-        "portal.password": {"id": "Ganti kata sandi", "en": "Change password"},
-    }
-)
 
 
 # --- input parsing ---------------------------------------------------------------------------

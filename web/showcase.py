@@ -23,7 +23,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from engine.campaign.catalog import CATEGORIES, CatalogProduct, listing_complete
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.customers.importers import normalize_phone
 from engine.engagement import events
 from engine.models import Business, Product, ProductOptIn
@@ -33,39 +33,6 @@ from web.auth import PublicRoute, csrf_protect, get_db, page, settings_of
 PAGE_SIZE = 24
 MAX_PAGE = 1000
 
-register(
-    {
-        "show.title": {"id": "Produk UMKM Timor Tengah Selatan",
-                       "en": "UMKM products of Timor Tengah Selatan"},
-        "show.intro": {
-            "id": "Makanan olahan dan kerajinan tangan dari UMKM binaan Dinas di Kabupaten "
-            "Timor Tengah Selatan. Pesan langsung ke pelaku usaha melalui WhatsApp.",
-            "en": "Processed food and handicrafts from Dinas-supervised UMKM of Timor Tengah "
-            "Selatan. Order directly from the business via WhatsApp.",
-        },
-        "show.all_categories": {"id": "Semua kategori", "en": "All categories"},
-        "show.all_kecamatan": {"id": "Semua kecamatan", "en": "All kecamatan"},
-        "show.filter": {"id": "Saring", "en": "Filter"},
-        "show.empty": {"id": "Belum ada produk untuk pilihan ini.",
-                       "en": "No products for this selection yet."},
-        "show.order_wa": {"id": "Pesan via WhatsApp", "en": "Order via WhatsApp"},
-        "show.no_wa": {"id": "Pelaku usaha belum mencantumkan nomor WhatsApp.",
-                       "en": "The business has not listed a WhatsApp number."},
-        "show.out_of_stock": {"id": "Stok sedang habis.", "en": "Currently out of stock."},
-        "show.by": {"id": "oleh {name}, Kec. {kecamatan}", "en": "by {name}, {kecamatan}"},
-        "show.certifications": {"id": "Sertifikasi", "en": "Certifications"},
-        "show.prev": {"id": "« Sebelumnya", "en": "« Previous"},
-        "show.next": {"id": "Berikutnya »", "en": "Next »"},
-        "show.page": {"id": "Halaman {n} dari {total}", "en": "Page {n} of {total}"},
-        "show.wa_text": {
-            "id": "Halo {business}, saya ingin memesan {product} ({url}).",
-            "en": "Hello {business}, I would like to order {product} ({url}).",
-        },
-        "show.back": {"id": "« Semua produk", "en": "« All products"},
-        "show.category.makanan_olahan": {"id": "Makanan olahan", "en": "Processed food"},
-        "show.category.kerajinan_tangan": {"id": "Kerajinan tangan", "en": "Handicraft"},
-    }
-)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from engine.common.crypto import derived_key
 from engine.common.formatting import jam, tanggal
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.customers import consent
 from engine.db import session_factory
 from engine.engagement import events
@@ -46,58 +46,6 @@ FORM_TOKEN_FIELD = "csrf_token"
 SOURCE_ONE_CLICK = "one-click"
 SOURCE_PREFERENCES = "preference-centre"
 
-register({
-    "unsub.title": {"id": "Berhenti berlangganan", "en": "Unsubscribe"},
-    "unsub.intro": {
-        "id": "Anda menerima pesan ini di {address}. Pilih pesan apa yang masih ingin Anda "
-              "terima dari Dinas Koperasi dan UMKM Kabupaten Timor Tengah Selatan.",
-        "en": "You receive these messages at {address}. Choose which messages you still "
-              "want from the Cooperatives and SME Office of Timor Tengah Selatan."},
-    "unsub.confirm": {"id": "Ya, berhenti menerima email promosi",
-                      "en": "Yes, stop promotional email"},
-    "unsub.confirm_channel": {"id": "Ya, berhenti menerima pesan promosi lewat {channel}",
-                              "en": "Yes, stop promotional messages by {channel}"},
-    "unsub.confirm_note": {
-        "id": "Mengunjungi halaman ini belum mengubah apa pun. Tekan tombol untuk "
-              "berhenti; berlaku seketika.",
-        "en": "Visiting this page changed nothing yet. Press the button to unsubscribe; it "
-              "takes effect at once."},
-    "unsub.preferences": {"id": "Atur preferensi", "en": "Manage preferences"},
-    "unsub.channels": {"id": "Kanal yang boleh kami pakai", "en": "Channels we may use"},
-    "unsub.categories": {"id": "Produk yang Anda minati", "en": "Products you are interested in"},
-    "unsub.save": {"id": "Simpan preferensi", "en": "Save preferences"},
-    "unsub.all": {"id": "Berhenti dari semua pesan promosi",
-                  "en": "Stop all promotional messages"},
-    "unsub.channel.email": {"id": "Email", "en": "Email"},
-    "unsub.channel.whatsapp": {"id": "WhatsApp", "en": "WhatsApp"},
-    "unsub.category.makanan_olahan": {"id": "Makanan olahan", "en": "Processed food"},
-    "unsub.category.kerajinan_tangan": {"id": "Kerajinan tangan", "en": "Handicrafts"},
-    "unsub.transactional_note": {
-        "id": "Pesan tentang pesanan Anda (konfirmasi, pengiriman, tagihan) tetap dikirim.",
-        "en": "Messages about your orders (confirmation, shipping, invoice) still arrive."},
-    "unsub.done_title": {"id": "Berhasil berhenti berlangganan", "en": "Unsubscribed"},
-    "unsub.done_all": {
-        "id": "Anda tidak akan lagi menerima pesan promosi di {address}. Penarikan "
-              "persetujuan ini tercatat pada {when}.",
-        "en": "You will no longer receive promotional messages at {address}. This "
-              "withdrawal of consent was recorded on {when}."},
-    "unsub.saved_title": {"id": "Preferensi disimpan", "en": "Preferences saved"},
-    "unsub.saved": {"id": "Terima kasih, pilihan Anda sudah kami simpan.",
-                    "en": "Thank you, your choices are saved."},
-    "unsub.stopped": {"id": "Berhenti: {channels}.", "en": "Stopped: {channels}."},
-    "unsub.resumed": {"id": "Diaktifkan lagi: {channels}.", "en": "Turned on again: {channels}."},
-    "unsub.one_click_ok": {"id": "Anda telah berhenti berlangganan.",
-                           "en": "You have been unsubscribed."},
-    "unsub.back": {"id": "Ubah lagi preferensi", "en": "Change preferences again"},
-    "link.invalid_title": {"id": "Tautan tidak berlaku", "en": "Link not valid"},
-    "link.invalid": {
-        "id": "Tautan ini tidak dikenal atau sudah rusak. Periksa kembali tautan di pesan "
-              "yang Anda terima.",
-        "en": "This link is unknown or damaged. Check the link in the message you received."},
-    "unsub.form_invalid": {
-        "id": "Formulir tidak sah. Buka kembali tautan berhenti berlangganan dari email Anda.",
-        "en": "The form is not valid. Open the unsubscribe link from your email again."},
-})
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -21,21 +21,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from channels.whatsapp import parse_webhook, verify_signature
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.db import session_factory
 from engine.social import social
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MAX_BODY_BYTES = 1024 * 1024
 
-register({
-    "wa.hook.bad_signature": {"id": "Tanda tangan webhook WhatsApp tidak sah.",
-                              "en": "Invalid WhatsApp webhook signature."},
-    "wa.hook.bad_verify": {"id": "Token verifikasi webhook WhatsApp salah.",
-                           "en": "Wrong WhatsApp webhook verify token."},
-    "wa.hook.too_large": {"id": "Isi terlalu besar (maks. 1 MB).",
-                          "en": "Body too large (max 1 MB)."},
-})
 
 router = APIRouter(tags=["webhook"])
 

@@ -59,7 +59,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.models import (
     Campaign,
     CampaignRun,
@@ -77,37 +77,6 @@ from engine.models import (
     Product,
     Suppression,
 )
-
-register({
-    "audience.unknown_rule": {
-        "id": "aturan audiens tidak dikenal: {keys} (yang tersedia: {known})",
-        "en": "unknown audience rule: {keys} (available: {known})",
-    },
-    "audience.no_primary": {
-        "id": "aturan audiens tanpa kunci utama: {rule}",
-        "en": "audience rule without a primary key: {rule}",
-    },
-    "audience.many_primary": {
-        "id": "satu aturan audiens hanya boleh punya satu kunci utama, ditemukan: {keys}",
-        "en": "an audience rule takes exactly one primary key, found: {keys}",
-    },
-    "audience.bad_modifier": {
-        "id": "'{modifier}' tidak berlaku untuk aturan '{name}'",
-        "en": "'{modifier}' does not apply to rule '{name}'",
-    },
-    "audience.bad_value": {
-        "id": "nilai tidak sah untuk '{name}': {value!r} ({expected})",
-        "en": "invalid value for '{name}': {value!r} ({expected})",
-    },
-    "audience.bad_channel": {
-        "id": "kanal audiens tidak didukung: {channel} (pilih email atau whatsapp)",
-        "en": "unsupported audience channel: {channel} (choose email or whatsapp)",
-    },
-    "audience.bad_type": {
-        "id": "jenis kampanye tidak dikenal: {type}",
-        "en": "unknown campaign type: {type}",
-    },
-})
 
 AUDIENCE_CHANNELS = ("email", "whatsapp")
 ENGAGEMENT_TYPES = ("open", "click")

@@ -50,7 +50,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine.campaign.yamlsource import Document, Position, SourceMap, parse, read_text
-from engine.common.i18n import register, t
+from engine.common.i18n import has_message, t, text_of
 from engine.message import templating
 from engine.umkm import wilayah
 
@@ -62,240 +62,6 @@ DEFAULT_COOLDOWN_DAYS = 30
 
 Loc = tuple[str | int, ...]
 
-MESSAGES = register(
-    {
-        # --- field values -------------------------------------------------------------
-        "campaign.version": {
-            "id": "versi {value} tidak didukung; tulis 'version: 1'",
-            "en": "version {value} is not supported; write 'version: 1'",
-        },
-        "campaign.slug": {
-            "id": "id {value} bukan slug yang sah: pakai huruf kecil, angka dan '-' "
-            "(3–80 karakter, tidak diawali/diakhiri '-'), mis. 'promo-tenun-2026'",
-            "en": "id {value} is not a valid slug: use lowercase letters, digits and '-' "
-            "(3-80 characters, not starting/ending with '-'), e.g. 'promo-tenun-2026'",
-        },
-        "campaign.timezone": {
-            "id": "zona waktu {value} tidak dikenal (nama IANA, mis. 'Asia/Makassar' = WITA)"
-            "{hint}",
-            "en": "unknown time zone {value} (an IANA name, e.g. 'Asia/Makassar' = WITA){hint}",
-        },
-        "campaign.hhmm": {
-            "id": "jam {value} tidak sah; tulis \"HH:MM\" antara 00:00 dan 23:59, dalam tanda "
-            "kutip",
-            "en": "time {value} is not valid; write \"HH:MM\" between 00:00 and 23:59, "
-            "in quotes",
-        },
-        "campaign.window_empty": {
-            "id": "send_window 'from' dan 'to' sama; jendela kirim tidak boleh kosong",
-            "en": "send_window 'from' equals 'to'; the sending window cannot be empty",
-        },
-        "campaign.end_before_start": {
-            "id": "'end' ({end}) harus setelah 'start' ({start})",
-            "en": "'end' ({end}) must be after 'start' ({start})",
-        },
-        "campaign.cron": {
-            "id": "cron {value} tidak sah: tulis 5 kolom 'menit jam tanggal bulan hari', "
-            "mis. '0 9 1 * *' = pukul 09:00 WITA tiap tanggal 1",
-            "en": "cron {value} is not valid: write 5 fields 'minute hour day month weekday', "
-            "e.g. '0 9 1 * *' = 09:00 WITA on the 1st of every month",
-        },
-        "campaign.kecamatan": {
-            "id": "kode kecamatan {value} tidak ada di Kabupaten TTS (53.02.01–53.02.32){hint}",
-            "en": "kecamatan code {value} is not in Kabupaten TTS (53.02.01-53.02.32){hint}",
-        },
-        "campaign.kecamatan_text": {
-            "id": "tulis kode kecamatan sebagai teks dalam tanda kutip, mis. '53.02.01'",
-            "en": "write the kecamatan code as quoted text, e.g. '53.02.01'",
-        },
-        "campaign.spend_range": {
-            "id": "total_spend_max ({high}) lebih kecil dari total_spend_min ({low})",
-            "en": "total_spend_max ({high}) is less than total_spend_min ({low})",
-        },
-        "campaign.offer_percent": {
-            "id": "offer kind 'discount' membutuhkan 'percent' (1–90)",
-            "en": "offer kind 'discount' needs 'percent' (1-90)",
-        },
-        "campaign.offer_bundle": {
-            "id": "offer kind 'bundle' membutuhkan 'bundle_price' (Rupiah)",
-            "en": "offer kind 'bundle' needs 'bundle_price' (Rupiah)",
-        },
-        "campaign.no_channel": {
-            "id": "paling sedikit satu kanal: email, facebook, instagram, tiktok atau whatsapp",
-            "en": "at least one channel: email, facebook, instagram, tiktok or whatsapp",
-        },
-        "campaign.wa_template_needed": {
-            "id": "mode cloud_api membutuhkan 'template': template WhatsApp yang disetujui "
-            "({name: promo_umkm, language: id}) atau teks social/*.j2 (hanya dalam jendela 24 jam)",
-            "en": "mode cloud_api needs 'template': an approved WhatsApp template "
-            "({name: promo_umkm, language: id}) or a social/*.j2 text (24-hour window only)",
-        },
-        "campaign.variant_empty": {
-            "id": "varian harus mengganti 'subject' atau 'template'",
-            "en": "a variant must change 'subject' or 'template'",
-        },
-        "campaign.template_path": {
-            "id": "template {value} harus jalur relatif di bawah templates/{suffix}, "
-            "mis. {example}",
-            "en": "template {value} must be a relative path under templates/{suffix}, "
-            "e.g. {example}",
-        },
-        "campaign.rule_not_mapping": {
-            "id": "aturan audiens harus berupa mapping, mis. {consent: marketing}",
-            "en": "an audience rule must be a mapping, e.g. {consent: marketing}",
-        },
-        "campaign.rule_unknown": {
-            "id": "kunci aturan '{name}' tidak dikenal{hint}; kunci utama yang dikenal: {allowed}",
-            "en": "unknown rule key '{name}'{hint}; known primary keys: {allowed}",
-        },
-        "campaign.rule_no_primary": {
-            "id": "aturan hanya berisi pengubah ({found}); tambahkan satu kunci utama: {allowed}",
-            "en": "the rule has only modifiers ({found}); add one primary key: {allowed}",
-        },
-        "campaign.rule_two_primaries": {
-            "id": "satu aturan hanya boleh punya satu kunci utama (ada: {found}); tulis sebagai "
-            "aturan terpisah",
-            "en": "a rule may have only one primary key (found: {found}); write separate rules",
-        },
-        # --- type rules -----------------------------------------------------------------
-        "campaign.needs_event": {
-            "id": "kampanye transactional membutuhkan schedule.trigger.event: {events}",
-            "en": "a transactional campaign needs schedule.trigger.event: {events}",
-        },
-        "campaign.needs_inactive_days": {
-            "id": "kampanye retention membutuhkan schedule.trigger.inactive_days (bilangan > 0)",
-            "en": "a retention campaign needs schedule.trigger.inactive_days (a number > 0)",
-        },
-        "campaign.trigger_key_not_for": {
-            "id": "'{name}' tidak berlaku untuk kampanye {type}",
-            "en": "'{name}' does not apply to a {type} campaign",
-        },
-        "campaign.trigger_not_for": {
-            "id": "'trigger' hanya untuk kampanye transactional dan retention, bukan {type}",
-            "en": "'trigger' is only for transactional and retention campaigns, not {type}",
-        },
-        "campaign.cron_not_for": {
-            "id": "'cron' hanya untuk kampanye newsletter dan personalized, bukan {type}",
-            "en": "'cron' is only for newsletter and personalized campaigns, not {type}",
-        },
-        "campaign.needs_cron_or_start": {
-            "id": "kampanye newsletter membutuhkan schedule.cron (berulang) atau schedule.start",
-            "en": "a newsletter campaign needs schedule.cron (recurring) or schedule.start",
-        },
-        "campaign.needs_start": {
-            "id": "kampanye {type} membutuhkan schedule.start",
-            "en": "a {type} campaign needs schedule.start",
-        },
-        "campaign.transactional_cap": {
-            "id": "email transaksional tidak dibatasi frekuensi; hapus 'frequency_cap'",
-            "en": "transactional email is not frequency-capped; remove 'frequency_cap'",
-        },
-        "campaign.needs_offer": {
-            "id": "kampanye promotional membutuhkan 'offer' (kind: discount, new_product atau "
-            "bundle)",
-            "en": "a promotional campaign needs 'offer' (kind: discount, new_product or bundle)",
-        },
-        "campaign.empty_audience": {
-            "id": "audiens kosong: tambahkan audience.include (tulis {all: true} untuk "
-            "menyasar semua pelanggan)",
-            "en": "empty audience: add audience.include (write {all: true} to target every "
-            "customer)",
-        },
-        "campaign.offer_ends_before_start": {
-            "id": "offer.ends ({ends}) sebelum schedule.start ({start})",
-            "en": "offer.ends ({ends}) is before schedule.start ({start})",
-        },
-        # --- templates ------------------------------------------------------------------
-        "campaign.template_missing": {
-            "id": "template '{name}' tidak ditemukan di templates/{hint}",
-            "en": "template '{name}' not found under templates/{hint}",
-        },
-        "campaign.template_problem": {
-            "id": "template '{name}'{where}: {problem}",
-            "en": "template '{name}'{where}: {problem}",
-        },
-        "campaign.expression_problem": {
-            "id": "ekspresi Jinja di '{field}' gagal: {problem}",
-            "en": "Jinja expression in '{field}' failed: {problem}",
-        },
-        "campaign.subject_blank": {
-            "id": "'{field}' kosong atau berisi baris baru setelah dirender: {rendered}",
-            "en": "'{field}' is empty or contains a line break once rendered: {rendered}",
-        },
-        "campaign.duplicate_id": {
-            "id": "id '{value}' sudah dipakai di {other}",
-            "en": "id '{value}' is already used in {other}",
-        },
-        # --- generic pydantic errors ----------------------------------------------------
-        "campaign.missing": {
-            "id": "kunci wajib '{name}' tidak ada{hint}",
-            "en": "required key '{name}' is missing{hint}",
-        },
-        "campaign.unknown_key": {
-            "id": "kunci '{name}' tidak dikenal{hint}; yang diharapkan: {allowed}",
-            "en": "unknown key '{name}'{hint}; expected one of: {allowed}",
-        },
-        "campaign.literal": {
-            "id": "nilai {value} tidak sah{hint}; yang diharapkan: {allowed}",
-            "en": "value {value} is not valid{hint}; expected: {allowed}",
-        },
-        "campaign.int": {
-            "id": "harus bilangan bulat, bukan {value}",
-            "en": "must be a whole number, not {value}",
-        },
-        "campaign.str": {"id": "harus teks, bukan {value}", "en": "must be text, not {value}"},
-        "campaign.bool": {
-            "id": "harus true atau false, bukan {value}",
-            "en": "must be true or false, not {value}",
-        },
-        "campaign.list": {
-            "id": "harus daftar (list), bukan {value}",
-            "en": "must be a list, not {value}",
-        },
-        "campaign.mapping": {
-            "id": "harus mapping (kunci: nilai), bukan {value}",
-            "en": "must be a mapping (key: value), not {value}",
-        },
-        "campaign.gt": {"id": "harus lebih dari {limit}, bukan {value}",
-                        "en": "must be greater than {limit}, not {value}"},
-        "campaign.ge": {"id": "harus paling sedikit {limit}, bukan {value}",
-                        "en": "must be at least {limit}, not {value}"},
-        "campaign.lt": {"id": "harus kurang dari {limit}, bukan {value}",
-                        "en": "must be less than {limit}, not {value}"},
-        "campaign.le": {"id": "harus paling banyak {limit}, bukan {value}",
-                        "en": "must be at most {limit}, not {value}"},
-        "campaign.too_short": {"id": "terlalu pendek: paling sedikit {limit} karakter",
-                               "en": "too short: at least {limit} characters"},
-        "campaign.too_long": {"id": "terlalu panjang: paling banyak {limit} karakter",
-                              "en": "too long: at most {limit} characters"},
-        "campaign.too_few": {"id": "terlalu sedikit: paling sedikit {limit} butir",
-                             "en": "too few: at least {limit} items"},
-        "campaign.too_many": {"id": "terlalu banyak: paling banyak {limit} butir, ada {actual}",
-                              "en": "too many: at most {limit} items, found {actual}"},
-        "campaign.datetime": {
-            "id": "tanggal-waktu {value} tidak sah; tulis mis. 2026-12-01 09:00",
-            "en": "date-time {value} is not valid; write e.g. 2026-12-01 09:00",
-        },
-        "campaign.date": {
-            "id": "tanggal {value} tidak sah; tulis mis. 2026-12-31",
-            "en": "date {value} is not valid; write e.g. 2026-12-31",
-        },
-        "campaign.top_level": {
-            "id": "isi berkas harus berupa mapping 'kunci: nilai' (version, id, name, type, ...), "
-            "bukan daftar atau teks",
-            "en": "the file must hold a 'key: value' mapping (version, id, name, type, ...), "
-            "not a list or text",
-        },
-        "campaign.other": {"id": "nilai tidak sah: {detail}", "en": "invalid value: {detail}"},
-        "campaign.hint": {"id": ", apakah maksud Anda '{name}'?",
-                          "en": ", did you mean '{name}'?"},
-        "campaign.empty_value": {"id": "kosong", "en": "empty"},
-        "campaign.version_hint": {"id": " (tulis 'version: 1' di baris pertama)",
-                                  "en": " (write 'version: 1' on the first line)"},
-        "campaign.available": {"id": "; yang tersedia: {names}", "en": "; available: {names}"},
-        "campaign.template_line": {"id": " baris {line}", "en": " line {line}"},
-    }
-)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -324,7 +90,7 @@ class CampaignValidationError(Exception):
 
 def _custom(key: str, **ctx: Any) -> PydanticCustomError:
     """A pydantic error whose type is our i18n key, translated when it is reported."""
-    return PydanticCustomError(key, MESSAGES[key]["en"], ctx)
+    return PydanticCustomError(key, text_of(key, "en"), ctx)
 
 
 def _show(value: Any) -> str:
@@ -797,13 +563,13 @@ def _rebased(error: Mapping[str, Any], *prefix: str | int) -> InitErrorDetails:
     kind = str(error["type"])
     ctx = dict(error.get("ctx") or {})
     details: InitErrorDetails = {
-        "type": PydanticCustomError(kind, MESSAGES[kind]["en"], ctx) if kind in MESSAGES
+        "type": PydanticCustomError(kind, text_of(kind, "en"), ctx) if has_message(kind)
         else (PydanticCustomError(kind, str(error.get("msg") or kind), ctx)
               if kind.startswith("campaign.") else kind),
         "loc": (*prefix, *error["loc"]),
         "input": error.get("input"),
     }
-    if ctx and kind not in MESSAGES and not kind.startswith("campaign."):
+    if ctx and not has_message(kind) and not kind.startswith("campaign."):
         details["ctx"] = ctx
     return details
 
@@ -880,7 +646,7 @@ class CampaignSpec(_Strict):
             problems = type_rule_problems(self.to_storage()) + _value_rule_problems(self)
             if problems:
                 first = problems[0]
-                raise PydanticCustomError(first.key, MESSAGES[first.key]["en"], first.params)
+                raise PydanticCustomError(first.key, text_of(first.key, "en"), first.params)
         return self
 
     # -- helpers for the scheduler, planner and renderer --------------------------------
@@ -1267,7 +1033,7 @@ def _describe(error: Mapping[str, Any], smap: SourceMap) -> tuple[Position, str]
         return _describe_rule(loc, value, smap)
     path, _ = smap.deepest(loc)
     position = smap.value(path)
-    if kind in MESSAGES:
+    if has_message(kind):
         return position, t(kind, **ctx)
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", ""))) or [

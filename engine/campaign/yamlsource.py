@@ -23,109 +23,12 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 10_000
 MAX_DEPTH = 64
 
-MESSAGES = register(
-    {
-        "yaml.too_big": {
-            "id": "berkas terlalu besar ({size} byte); batasnya {limit} byte",
-            "en": "file too large ({size} bytes); the limit is {limit} bytes",
-        },
-        "yaml.too_many_nodes": {
-            "id": "berkas terlalu besar: lebih dari {limit} node YAML (termasuk alias yang "
-            "diuraikan)",
-            "en": "file too large: more than {limit} YAML nodes (aliases expanded)",
-        },
-        "yaml.too_deep": {
-            "id": "struktur terlalu dalam (lebih dari {limit} tingkat)",
-            "en": "structure nested too deeply (more than {limit} levels)",
-        },
-        "yaml.unreadable": {
-            "id": "berkas tidak bisa dibaca: {reason}",
-            "en": "cannot read the file: {reason}",
-        },
-        "yaml.not_utf8": {
-            "id": "berkas bukan teks UTF-8 (byte tidak valid di posisi {position})",
-            "en": "file is not UTF-8 text (invalid byte at position {position})",
-        },
-        "yaml.empty": {
-            "id": "berkas kosong; kampanye diawali dengan 'version: 1'",
-            "en": "empty file; a campaign starts with 'version: 1'",
-        },
-        "yaml.duplicate_key": {
-            "id": "kunci '{name}' ganda (sudah ada di baris {line}); YAML hanya memakai "
-            "satu nilai, hapus salah satunya",
-            "en": "duplicate key '{name}' (already at line {line}); YAML keeps only one "
-            "value, remove one of them",
-        },
-        "yaml.complex_key": {
-            "id": "kunci harus berupa teks biasa, bukan daftar atau mapping",
-            "en": "keys must be plain text, not a list or mapping",
-        },
-        "yaml.merge_key": {
-            "id": "kunci gabungan '<<' tidak didukung; tulis kuncinya satu per satu",
-            "en": "merge key '<<' is not supported; write the keys out",
-        },
-        "yaml.tab": {
-            "id": "karakter tab tidak boleh dipakai di YAML; indentasi memakai spasi",
-            "en": "tab characters are not allowed in YAML; indent with spaces",
-        },
-        "yaml.bad_char": {
-            "id": "karakter {char} tidak boleh mengawali nilai; apit nilainya dengan tanda "
-            "kutip",
-            "en": "character {char} cannot start a value; put the value in quotes",
-        },
-        "yaml.mapping_here": {
-            "id": "tanda ':' tidak diharapkan di sini: periksa indentasi baris ini, atau "
-            "apit nilai yang mengandung ': ' dengan tanda kutip",
-            "en": "unexpected ':' here: check this line's indentation, or quote a value "
-            "that contains ': '",
-        },
-        "yaml.bad_indent": {
-            "id": "indentasi tidak sesuai: baris ini tidak sejajar dengan kunci di atasnya "
-            "(blok dimulai di baris {context_line})",
-            "en": "bad indentation: this line does not line up with the keys above it "
-            "(block starts at line {context_line})",
-        },
-        "yaml.unclosed_quote": {
-            "id": "tanda kutip yang dibuka di baris {context_line} tidak pernah ditutup",
-            "en": "quote opened at line {context_line} is never closed",
-        },
-        "yaml.unclosed_flow": {
-            "id": "kurung yang dibuka di baris {context_line} tidak ditutup dengan benar "
-            "(diharapkan ',' atau '{closer}')",
-            "en": "bracket opened at line {context_line} is not closed properly "
-            "(expected ',' or '{closer}')",
-        },
-        "yaml.no_colon": {
-            "id": "diharapkan ':' setelah kunci (blok dimulai di baris {context_line})",
-            "en": "expected ':' after a key (block starts at line {context_line})",
-        },
-        "yaml.multi_doc": {
-            "id": "hanya boleh satu dokumen per berkas; hapus '---' kedua atau pisahkan "
-            "kampanye ke berkas lain",
-            "en": "only one document per file; remove the second '---' or split the "
-            "campaigns into separate files",
-        },
-        "yaml.undefined_alias": {
-            "id": "alias '*{name}' belum didefinisikan (tidak ada jangkar '&{name}' "
-            "sebelumnya)",
-            "en": "alias '*{name}' is not defined (no earlier anchor '&{name}')",
-        },
-        "yaml.control_char": {
-            "id": "karakter kontrol #x{code:04x} tidak boleh ada di YAML",
-            "en": "control character #x{code:04x} is not allowed in YAML",
-        },
-        "yaml.generic": {
-            "id": "YAML tidak valid: {problem}",
-            "en": "invalid YAML: {problem}",
-        },
-    }
-)
 
 
 @dataclass(frozen=True)

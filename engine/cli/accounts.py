@@ -11,21 +11,8 @@ from rich.table import Table
 from engine.cli.app import console, fail, sub
 from engine.cli.business import db_session
 from engine.common.formatting import jam, tanggal_pendek
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.social import accounts
-
-register({
-    "acct.cli.connected": {"id": "Akun {key} tersambung ({name}); token disimpan terenkripsi.",
-                           "en": "Account {key} connected ({name}); token stored encrypted."},
-    "acct.cli.none": {"id": "Belum ada akun media sosial. Sambungkan dengan `umkm account "
-                            "connect`.",
-                      "en": "No social accounts yet. Connect one with `umkm account connect`."},
-    "acct.cli.bad_expiry": {"id": "tanggal kedaluwarsa tidak valid: {value!r} (contoh "
-                                  "2026-12-31T23:59)",
-                            "en": "invalid expiry: {value!r} (e.g. 2026-12-31T23:59)"},
-    "acct.cli.needs_reconnect": {"id": "perlu disambung ulang", "en": "needs reconnect"},
-    "acct.cli.cooling": {"id": "jeda sampai {when}", "en": "cooling down until {when}"},
-})
 
 account = sub("account", "Akun media sosial Dinas atau UMKM (token terenkripsi).")
 

@@ -11,24 +11,8 @@ from rich.markup import escape
 
 from engine.cli.app import console, fail
 from engine.cli.business import business_app, db_session, default_actor
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.umkm import apikeys
-
-register({
-    "cli.apikey.issued": {
-        "id": "Kunci API baru untuk UMKM #{id} {name} (tampil sekali ini saja; kunci lama, "
-              "bila ada, tidak berlaku lagi):",
-        "en": "New API key for UMKM #{id} {name} (shown only this once; the old key, if "
-              "any, no longer works):"},
-    "cli.apikey.usage": {"id": "Pakai di header: Authorization: Bearer <kunci>",
-                         "en": "Use it in the header: Authorization: Bearer <key>"},
-    "cli.apikey.revoked": {"id": "Kunci API UMKM #{id} dicabut.",
-                           "en": "API key of UMKM #{id} revoked."},
-    "cli.apikey.none": {"id": "UMKM #{id} belum punya kunci API.",
-                        "en": "UMKM #{id} has no API key."},
-    "cli.apikey.unknown": {"id": "UMKM #{id} tidak ditemukan.",
-                           "en": "UMKM #{id} not found."},
-})
 
 
 @business_app.command("apikey")

@@ -7,29 +7,14 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from engine.common.i18n import register, set_lang, t
-
-MESSAGES = register(
-    {
-        "cli.help": {
-            "id": "Mesin pemasaran multi-kanal UMKM Kabupaten Timor Tengah Selatan.",
-            "en": "Multi-channel marketing engine for UMKM of Timor Tengah Selatan.",
-        },
-        "cli.lang_help": {"id": "Bahasa keluaran: id atau en.", "en": "Output language: id or en."},
-        "cli.bad_lang": {
-            "id": "Bahasa {lang!r} tidak dikenal; pilih 'id' atau 'en'.",
-            "en": "Unknown language {lang!r}; choose 'id' or 'en'.",
-        },
-        "cli.error": {"id": "Galat: {message}", "en": "Error: {message}"},
-    }
-)
+from engine.common.i18n import set_lang, t
 
 app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
     add_completion=False,
-    help=MESSAGES["cli.help"]["id"],
+    help=t("cli.help", lang="id"),
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -37,7 +22,7 @@ err_console = Console(stderr=True)
 
 @app.callback()
 def root(
-    lang: str = typer.Option(None, "--lang", help=MESSAGES["cli.lang_help"]["id"]),
+    lang: str = typer.Option(None, "--lang", help=t("cli.lang_help", lang="id")),
 ) -> None:
     """Set the output language before any command runs."""
     if lang is not None and lang not in ("id", "en"):

@@ -16,28 +16,8 @@ from rich.table import Table
 from engine.cli.app import console, fail, sub
 from engine.cli.business import ensure_database
 from engine.common.crypto import MissingSecretKey
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.engagement import bounces
-
-register({
-    "cli.bounces.help": {"id": "Olah pantulan (bounce) dan keluhan email.",
-                         "en": "Process email bounces and complaints."},
-    "cli.bounces.not_maildir": {
-        "id": "{path} bukan folder Maildir (harus berisi new/ dan cur/).",
-        "en": "{path} is not a Maildir folder (it needs new/ and cur/)."},
-    "cli.bounces.title": {"id": "Kotak pantulan {path}", "en": "Bounce mailbox {path}"},
-    "cli.bounces.messages": {"id": "Surat dibaca", "en": "Mails read"},
-    "cli.bounces.hard": {"id": "Pantulan permanen (hard)", "en": "Hard bounces"},
-    "cli.bounces.soft": {"id": "Pantulan sementara (soft)", "en": "Soft bounces"},
-    "cli.bounces.complaints": {"id": "Keluhan spam", "en": "Spam complaints"},
-    "cli.bounces.suppressed": {"id": "Alamat diblokir", "en": "Addresses suppressed"},
-    "cli.bounces.duplicates": {"id": "Sudah tercatat sebelumnya", "en": "Already recorded"},
-    "cli.bounces.ignored": {"id": "Diabaikan (alamat tidak dikenal)",
-                            "en": "Ignored (unknown address)"},
-    "cli.bounces.unrecognised": {"id": "Bukan laporan (dipindah ke 'unrecognised')",
-                                 "en": "Not a report (moved to 'unrecognised')"},
-    "cli.bounces.errors": {"id": "Gagal, dicoba lagi nanti", "en": "Failed, retried later"},
-})
 
 bounces_app = sub("bounces", "Olah pantulan (bounce) dan keluhan email.")
 

@@ -11,32 +11,7 @@ import typer
 
 from engine.campaign.campaigns import CampaignError, CampaignSpec, check_files
 from engine.cli.app import console, sub
-from engine.common.i18n import register, t
-
-register(
-    {
-        "campaign.cli.valid": {
-            "id": "✓ {file}: valid ({type}, id {id})",
-            "en": "✓ {file}: valid ({type}, id {id})",
-        },
-        "campaign.cli.summary_ok": {
-            "id": "{files} berkas kampanye valid.",
-            "en": "{files} campaign file(s) valid.",
-        },
-        "campaign.cli.summary_bad": {
-            "id": "{errors} galat di {bad} dari {files} berkas.",
-            "en": "{errors} error(s) in {bad} of {files} file(s).",
-        },
-        "campaign.cli.not_found": {
-            "id": "berkas tidak ditemukan",
-            "en": "file not found",
-        },
-        "campaign.cli.empty_dir": {
-            "id": "folder tidak berisi berkas .yaml",
-            "en": "folder contains no .yaml file",
-        },
-    }
-)
+from engine.common.i18n import t
 
 campaign = sub("campaign", "Kampanye dari berkas YAML: validasi, rencana, pratinjau, peluncuran.")
 

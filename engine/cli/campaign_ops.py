@@ -23,69 +23,10 @@ from engine.cli.app import console, fail
 from engine.cli.business import db_session
 from engine.cli.campaign import campaign
 from engine.common.formatting import jam, rupiah, tanggal
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.config import get_settings
 from engine.delivery import control, scheduler
 from engine.models import Campaign, CampaignRun, Customer, utcnow
-
-register({
-    "ops.invalid": {"id": "{file} tidak valid:", "en": "{file} is not valid:"},
-    "ops.plan.title": {"id": "Rencana kampanye {id} ({type})",
-                       "en": "Plan of campaign {id} ({type})"},
-    "ops.plan.matched": {"id": "Cocok dengan aturan audiens", "en": "Matching audience rules"},
-    "ops.plan.no_consent": {"id": "Dikeluarkan: tanpa persetujuan", "en": "Removed: no consent"},
-    "ops.plan.suppressed": {"id": "Dikeluarkan: daftar tekan (berhenti/bounce)",
-                            "en": "Removed: suppressed (unsubscribed/bounced)"},
-    "ops.plan.capped": {"id": "Dikeluarkan: batas frekuensi", "en": "Removed: frequency cap"},
-    "ops.plan.total": {"id": "Penerima email", "en": "Email recipients"},
-    "ops.plan.first": {"id": "Kirim pertama: {when}", "en": "First send: {when}"},
-    "ops.plan.triggered": {"id": "Dikirim oleh pemicu ({trigger}), bukan sekali jalan.",
-                           "en": "Sent by trigger ({trigger}), not as a one-off."},
-    "ops.plan.products": {"id": "Produk UMKM yang ikut ({n}):",
-                          "en": "UMKM products taking part ({n}):"},
-    "ops.plan.no_products": {"id": "Belum ada produk yang ikut (opt-in) dari UMKM layak.",
-                             "en": "No opted-in products from eligible UMKM yet."},
-    "ops.plan.channels": {"id": "Per kanal: {channels}", "en": "Per channel: {channels}"},
-    "ops.plan.nothing_sent": {"id": "Tidak ada yang dikirim (hanya rencana).",
-                              "en": "Nothing was sent (plan only)."},
-    "ops.preview.written": {"id": "{n} pratinjau ditulis ke {dir}",
-                            "en": "{n} previews written to {dir}"},
-    "ops.launch.activated": {
-        "id": "Kampanye {id} aktif: dikirim otomatis oleh pemicu/jadwal.",
-        "en": "Campaign {id} active: sent automatically by its trigger/schedule."},
-    "ops.launch.exists": {
-        "id": "Kampanye {id} sudah diluncurkan (run {run}); tidak dibuat ulang.",
-        "en": "Campaign {id} was already launched (run {run}); nothing recreated."},
-    "ops.launch.created": {"id": "Run {run} dibuat: {n} penerima di kotak keluar.",
-                           "en": "Run {run} created: {n} recipients in the outbox."},
-    "ops.launch.scheduled": {"id": "Dijadwalkan {when}; pekerja mengirim pada waktunya.",
-                             "en": "Scheduled for {when}; workers send it on time."},
-    "ops.launch.enqueued": {"id": "{n} batch diserahkan ke pekerja Celery.",
-                            "en": "{n} batches handed to the Celery workers."},
-    "ops.launch.sending": {"id": "Mengirim", "en": "Sending"},
-    "ops.launch.deferred": {"id": "Di luar jam kirim; dilanjutkan {when}.",
-                            "en": "Outside the send window; continues {when}."},
-    "ops.status.none": {"id": "Belum ada run untuk {ref}.", "en": "No run yet for {ref}."},
-    "ops.status.unknown": {"id": "Kampanye atau run {ref!r} tidak ditemukan.",
-                           "en": "Campaign or run {ref!r} not found."},
-    "ops.status.rate": {"id": "Laju: {rate}/menit · perkiraan selesai: {eta}",
-                        "en": "Rate: {rate}/min · ETA: {eta}"},
-    "ops.status.reason": {"id": "Alasan: {reason}", "en": "Reason: {reason}"},
-    "ops.paused": {"id": "Run {run} dijeda.", "en": "Run {run} paused."},
-    "ops.not_paused": {"id": "Run {run} tidak sedang berjalan/terjadwal ({status}).",
-                       "en": "Run {run} is not running/scheduled ({status})."},
-    "ops.resumed": {"id": "Run {run} dilanjutkan.", "en": "Run {run} resumed."},
-    "ops.not_resumed": {"id": "Run {run} tidak sedang dijeda ({status}).",
-                        "en": "Run {run} is not paused ({status})."},
-    "ops.cancelled": {"id": "Run {run} dibatalkan; {n} pengiriman tertunda dilewati.",
-                      "en": "Run {run} cancelled; {n} pending deliveries skipped."},
-    "ops.deactivated": {"id": "Kampanye {id} dinonaktifkan; pemicunya tidak mengirim lagi.",
-                        "en": "Campaign {id} deactivated; its trigger sends nothing more."},
-    "ops.cancel_done": {"id": "Run {run} sudah {status}; pemicu kampanye dinonaktifkan.",
-                        "en": "Run {run} is already {status}; the campaign trigger is off."},
-    "ops.pause_reason": {"id": "dijeda oleh petugas", "en": "paused by staff"},
-    "ops.cancel_reason": {"id": "dibatalkan oleh petugas", "en": "cancelled by staff"},
-})
 
 STATUS_LABELS = {"pending": "tertunda", "sending": "dikirim", "sent": "terkirim",
                  "failed": "gagal", "skipped": "dilewati"}

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from engine.cli.app import app, console, fail
 from engine.cli.setup import initialise
 from engine.common.formatting import WITA, rupiah
-from engine.common.i18n import get_lang, register, t
+from engine.common.i18n import get_lang, t
 from engine.config import Settings, get_settings
 from engine.db import session_scope
 from engine.demo import data as demo_data
@@ -49,123 +49,6 @@ from engine.models import (
 from engine.umkm import wilayah
 from engine.umkm.businesses import BusinessError
 from engine.umkm.eligibility import FAIL, WARNING, check_business
-
-register(
-    {
-        "demo.help": {
-            "id": "Siapkan basis data dan muat data contoh UMKM TTS (aman dijalankan berulang).",
-            "en": "Prepare the database and load the TTS UMKM demo data (safe to re-run).",
-        },
-        "demo.seed_help": {
-            "id": "Benih acak data demo (nilai sama = data sama).",
-            "en": "Random seed of the demo data (same value = same data).",
-        },
-        "demo.status.init": {"id": "Menyiapkan basis data…", "en": "Preparing the database…"},
-        "demo.status.businesses": {
-            "id": "Mendaftarkan UMKM dan produk (cek Pasal 10)…",
-            "en": "Registering UMKM and products (Pasal 10 check)…",
-        },
-        "demo.status.customers": {
-            "id": "Memuat pelanggan dan persetujuan (UU PDP)…",
-            "en": "Loading customers and consents (PDP law)…",
-        },
-        "demo.status.orders": {
-            "id": "Memuat pesanan 12 bulan…",
-            "en": "Loading 12 months of orders…",
-        },
-        "demo.created": {
-            "id": "Data demo dimuat: {businesses} UMKM ({eligible} memenuhi Pasal 10), "
-            "{products} produk, {customers} pelanggan, {orders} pesanan ({items} item), "
-            "{opt_ins} keikutsertaan kampanye.",
-            "en": "Demo data loaded: {businesses} UMKM ({eligible} meet Pasal 10), "
-            "{products} products, {customers} customers, {orders} orders ({items} items), "
-            "{opt_ins} campaign opt-ins.",
-        },
-        "demo.exists": {
-            "id": "Data demo sudah ada; tidak ada yang ditambahkan.",
-            "en": "Demo data is already present; nothing was added.",
-        },
-        "demo.error": {
-            "id": "Gagal memuat data demo: {reason}",
-            "en": "Could not load the demo data: {reason}",
-        },
-        "demo.umkm.title": {
-            "id": "UMKM dan syarat Pasal 10 Perbup TTS 17/2025",
-            "en": "UMKM and the Pasal 10 criteria of Perbup TTS 17/2025",
-        },
-        "demo.col.umkm": {"id": "UMKM", "en": "UMKM"},
-        "demo.col.kecamatan": {"id": "Kecamatan", "en": "Kecamatan"},
-        "demo.col.nik": {"id": "NIK pemilik", "en": "Owner NIK"},
-        "demo.col.products": {"id": "Produk", "en": "Products"},
-        "demo.col.verdict": {"id": "Pasal 10", "en": "Pasal 10"},
-        "demo.col.notes": {
-            "id": "Catatan Pasal 10 (✗ tidak memenuhi, ! perlu diperiksa petugas):",
-            "en": "Pasal 10 notes (✗ not met, ! needs review by staff):",
-        },
-        "demo.outside_tts": {"id": "{code} (luar TTS)", "en": "{code} (outside TTS)"},
-        "demo.products": {
-            "id": "Produk: {total} ({in_stock} tersedia, {out} stok habis); "
-            "{opted} produk ikut kampanye ({opt_ins} keikutsertaan).",
-            "en": "Products: {total} ({in_stock} in stock, {out} out of stock); "
-            "{opted} products opted in to campaigns ({opt_ins} opt-ins).",
-        },
-        "demo.consent.title": {
-            "id": "Pelanggan menurut persetujuan pemasaran ({customers} pelanggan)",
-            "en": "Customers by marketing consent ({customers} customers)",
-        },
-        "demo.col.channel": {"id": "Kanal", "en": "Channel"},
-        "demo.col.granted": {"id": "Diberikan", "en": "Granted"},
-        "demo.col.withdrawn": {"id": "Ditarik", "en": "Withdrawn"},
-        "demo.col.never": {"id": "Belum ditanya", "en": "Never asked"},
-        "demo.col.no_address": {"id": "Tanpa alamat", "en": "No address"},
-        "demo.orders.title": {"id": "Pesanan per bulan (WITA)", "en": "Orders per month (WITA)"},
-        "demo.col.month": {"id": "Bulan", "en": "Month"},
-        "demo.col.orders": {"id": "Pesanan", "en": "Orders"},
-        "demo.col.revenue": {"id": "Nilai", "en": "Value"},
-        "demo.next.title": {"id": "Alur kampanye", "en": "Campaign pipeline"},
-        "demo.next.unavailable": {
-            "id": "belum tersedia: {reason}",
-            "en": "not available yet: {reason}",
-        },
-        "demo.stage.missing": {
-            "id": "modul {module} belum ada",
-            "en": "module {module} does not exist yet",
-        },
-        "demo.stage.no_campaigns": {
-            "id": "tidak ada berkas kampanye (*.yaml) di {path}",
-            "en": "no campaign files (*.yaml) in {path}",
-        },
-        "demo.stage.unwired": {
-            "id": "{module} ada, tetapi belum disambungkan ke `umkm demo`",
-            "en": "{module} exists but is not wired into `umkm demo` yet",
-        },
-        "demo.stage.campaigns": {
-            "id": "Validasi kampanye (campaigns/*.yaml)",
-            "en": "Campaign validation (campaigns/*.yaml)",
-        },
-        "demo.stage.sending": {
-            "id": "Peluncuran dan pengiriman kampanye (outbox, email)",
-            "en": "Campaign launch and sending (outbox, email)",
-        },
-        "demo.stage.workers": {
-            "id": "Worker dan penjadwal (Celery, beat)",
-            "en": "Workers and scheduler (Celery, beat)",
-        },
-        "demo.stage.social": {
-            "id": "Kanal sosial (Facebook, Instagram, TikTok, WhatsApp)",
-            "en": "Social channels (Facebook, Instagram, TikTok, WhatsApp)",
-        },
-        "demo.stage.web": {
-            "id": "Web: portal UMKM, dasbor, etalase produk",
-            "en": "Web: UMKM portal, dashboard, product showcase",
-        },
-        "demo.rerun": {
-            "id": "Menjalankan `umkm demo` lagi aman: data tidak digandakan.",
-            "en": "Running `umkm demo` again is safe: nothing is duplicated.",
-        },
-    }
-)
-
 
 # --------------------------------------------------------------------------- stages
 

@@ -21,55 +21,10 @@ from rich.markup import escape
 from sqlalchemy import func, select
 
 from engine.common.formatting import jam, tanggal
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.db import session_scope
 from engine.delivery import scheduler
 from engine.models import Campaign, CampaignRun, Delivery, SocialPost, utcnow
-
-register({
-    "dp.launched": {"id": "{id}: run {run} — {n} pengiriman ({status})",
-                    "en": "{id}: run {run} — {n} deliveries ({status})"},
-    "dp.scheduled": {"id": "{id}: dijadwalkan {when}", "en": "{id}: scheduled for {when}"},
-    "dp.active": {"id": "{id}: aktif, dikirim oleh pemicu/jadwal ({type})",
-                  "en": "{id}: active, sent by its trigger/schedule ({type})"},
-    "dp.invalid": {"id": "{file}: tidak valid, dilewati", "en": "{file}: invalid, skipped"},
-    "dp.clock": {"id": "Di luar jam kirim kampanye contoh: demo berjalan dengan jam {when} "
-                       "(kampanye sungguhan menunggu sampai jam kirim dibuka).",
-                 "en": "Outside the example campaigns' send window: the demo runs at {when} "
-                       "(real campaigns wait until the window opens)."},
-    "dp.tick": {"id": "Penjadwal: {orders} email transaksi dari pesanan baru, {retention} run "
-                      "retensi, {recurring} buletin terjadwal.",
-                "en": "Scheduler: {orders} transactional mails from new orders, {retention} "
-                      "retention runs, {recurring} scheduled newsletters."},
-    "dp.sent": {"id": "Terkirim {sent}, gagal {failed}, dilewati {skipped}, tertunda {pending} "
-                      "(di luar jam kirim atau dicoba lagi nanti).",
-                "en": "Sent {sent}, failed {failed}, skipped {skipped}, pending {pending} "
-                      "(outside the send window or retried later)."},
-    "dp.mail_to_files": {"id": "Email ditulis sebagai berkas .eml di {path} (set SMTP_HOST "
-                                "untuk mengirim lewat server SMTP).",
-                         "en": "Email written as .eml files in {path} (set SMTP_HOST to send "
-                               "through an SMTP server)."},
-    "dp.mail_to_smtp": {"id": "Email dikirim ke server SMTP {host}:{port}.",
-                        "en": "Email sent to the SMTP server {host}:{port}."},
-    "dp.tasks": {"id": "{n} tugas Celery `workers.tasks.send_batch` dijalankan di proses ini "
-                       "(mode tertanam). Produksi: REDIS_URL + `celery -A workers.celery_app "
-                       "worker -Q transactional,bulk,beat`.",
-                 "en": "{n} Celery tasks `workers.tasks.send_batch` ran in this process "
-                       "(embedded mode). Production: REDIS_URL + `celery -A workers.celery_app "
-                       "worker -Q transactional,bulk,beat`."},
-    "dp.social": {"id": "{channel}: {n} posting (sandbox) di {path}",
-                  "en": "{channel}: {n} posts (sandbox) in {path}"},
-    "dp.sharekit": {"id": "Paket bagikan WhatsApp untuk grup bersama: {path}",
-                    "en": "WhatsApp share kit for the shared group: {path}"},
-    "dp.web": {"id": "Jalankan `umkm serve` lalu buka http://127.0.0.1:8000/ (etalase), "
-                     "/portal (pemilik UMKM) dan /dinas (dasbor Dinas).",
-               "en": "Run `umkm serve` and open http://127.0.0.1:8000/ (showcase), /portal "
-                     "(UMKM owners) and /dinas (Dinas dashboard)."},
-})
-
-register({f"dp.status.{key}": {"id": label_id, "en": key} for key, label_id in {
-    "scheduled": "terjadwal", "running": "berjalan", "paused": "dijeda", "finished": "selesai",
-    "cancelled": "dibatalkan"}.items()})
 
 _LAST: dict[str, Any] = {}
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.cli.app import console, err_console, fail, sub
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.customers.importers import (
     CUSTOMER_COLUMNS,
     ORDER_COLUMNS,
@@ -32,58 +32,8 @@ from engine.db import migrate
 
 MAX_SHOWN = 50
 
-MESSAGES = register(
-    {
-        "import.cli.help": {
-            "id": "Impor pelanggan dan pesanan dari berkas CSV (, atau ; sebagai pemisah).",
-            "en": "Import customers and orders from CSV files (, or ; as delimiter).",
-        },
-        "import.cli.customers_help": {
-            "id": "Impor pelanggan beserta persetujuan (consent) dari CSV.\n\n"
-            "Kolom: name/nama, email/surel, phone/telepon/hp/whatsapp, kecamatan, "
-            "consent_email, consent_whatsapp (ya/tidak), preferences (a|b), tags (a|b). "
-            "Aman diulang: baris yang sudah ada tidak ditambah lagi.\n\n"
-            "Kode keluar: 0 semua baris diterima atau sudah ada; 1 ada baris yang ditolak "
-            "(baris lain tetap diimpor); 2 berkas tidak dapat dibaca (tidak ada yang ditulis).",
-            "en": "Import customers and their consent from CSV.",
-        },
-        "import.cli.orders_help": {
-            "id": "Impor pesanan dari CSV (satu baris per produk; baris dengan NIB dan "
-            "order_ref sama adalah satu pesanan).\n\n"
-            "Kolom: order_ref, nib, customer_email/customer_phone, sku, quantity/jumlah, "
-            "unit_price/harga, ordered_at/tanggal (WITA), status (dikonfirmasi/dikirim/"
-            "ditagih), courier/kurir, tracking_number/resi. Aman diulang.\n\n"
-            "Kode keluar: 0 semua baris diterima atau sudah ada; 1 ada baris yang ditolak "
-            "(baris lain tetap diimpor); 2 berkas tidak dapat dibaca (tidak ada yang ditulis).",
-            "en": "Import orders from CSV.",
-        },
-        "import.cli.file_help": {"id": "Berkas CSV (UTF-8).", "en": "CSV file (UTF-8)."},
-        "import.cli.batch_help": {
-            "id": "Baris per transaksi; jika terhenti, jalankan ulang untuk melanjutkan.",
-            "en": "Rows per transaction; after a crash, run again to finish.",
-        },
-        "import.cli.progress": {"id": "Mengimpor {file}", "en": "Importing {file}"},
-        "import.cli.more": {"id": "… dan {count} lainnya", "en": "… and {count} more"},
-        "import.cli.title": {"id": "Hasil impor {file}", "en": "Import result {file}"},
-        "import.cli.col_result": {"id": "Hasil", "en": "Result"},
-        "import.cli.col_rows": {"id": "Baris", "en": "Rows"},
-        "import.cli.accepted": {"id": "diterima", "en": "accepted"},
-        "import.cli.unchanged": {"id": "tidak berubah", "en": "unchanged"},
-        "import.cli.rejected": {"id": "ditolak", "en": "rejected"},
-        "import.cli.total": {"id": "jumlah", "en": "total"},
-        "import.cli.db_error": {
-            "id": "basis data gagal: {detail} (batch yang sudah selesai tetap tersimpan; "
-            "jalankan ulang untuk melanjutkan)",
-            "en": "database failure: {detail} (finished batches are kept; run again to finish)",
-        },
-        "import.cli.bad_batch": {
-            "id": "--batch-size harus minimal 1",
-            "en": "--batch-size must be at least 1",
-        },
-    }
-)
 
-group = sub("import", MESSAGES["import.cli.help"]["id"])
+group = sub("import", t("import.cli.help", lang="id"))
 
 Importer = Callable[..., ImportReport]
 
@@ -156,15 +106,15 @@ def _print_summary(report: ImportReport) -> None:
     console.print(table)
 
 
-FILE_ARG = typer.Argument(..., help=MESSAGES["import.cli.file_help"]["id"], show_default=False)
-BATCH_OPT = typer.Option(500, "--batch-size", help=MESSAGES["import.cli.batch_help"]["id"])
+FILE_ARG = typer.Argument(..., help=t("import.cli.file_help", lang="id"), show_default=False)
+BATCH_OPT = typer.Option(500, "--batch-size", help=t("import.cli.batch_help", lang="id"))
 
 
-@group.command("customers", help=MESSAGES["import.cli.customers_help"]["id"])
+@group.command("customers", help=t("import.cli.customers_help", lang="id"))
 def customers_command(file: Path = FILE_ARG, batch_size: int = BATCH_OPT) -> None:
     _run(file, CUSTOMER_COLUMNS, import_customers, batch_size)
 
 
-@group.command("orders", help=MESSAGES["import.cli.orders_help"]["id"])
+@group.command("orders", help=t("import.cli.orders_help", lang="id"))
 def orders_command(file: Path = FILE_ARG, batch_size: int = BATCH_OPT) -> None:
     _run(file, ORDER_COLUMNS, import_orders, batch_size)

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from engine.cli.app import app, console, fail
 from engine.cli.business import db_session
-from engine.common.i18n import get_lang, register, t
+from engine.common.i18n import get_lang, t
 from engine.reporting.html import period_title, render_report_html
 from engine.reporting.reports import (
     DEFAULT_ATTRIBUTION_DAYS,
@@ -30,25 +30,6 @@ from engine.reporting.reports import (
     format_metric,
     parse_period,
     report_csv,
-)
-
-register(
-    {
-        "report.cli.written": {"id": "Laporan ditulis ke {path}", "en": "Report written to {path}"},
-        "report.cli.title": {
-            "id": "{section} · {period} · per {by}", "en": "{section} · {period} · by {by}",
-        },
-        "report.cli.empty": {
-            "id": "Belum ada data untuk periode ini.", "en": "No data for this period yet.",
-        },
-        "report.cli.bad_format": {
-            "id": "Format {value!r} tidak dikenal; pilih table, csv atau html.",
-            "en": "Unknown format {value!r}; choose table, csv or html.",
-        },
-        "report.cli.write_failed": {
-            "id": "Tidak dapat menulis {path}: {error}", "en": "Cannot write {path}: {error}",
-        },
-    }
 )
 
 

@@ -13,21 +13,8 @@ import typer
 
 from engine.cli.app import app, console
 from engine.cli.business import ensure_database
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.config import get_settings
-
-register({
-    "serve.embedded": {
-        "id": "Mode tertanam: web di http://{host}:{port}, pekerja dan penjadwal di proses ini "
-              "(SQLite, tanpa Redis). Tekan Ctrl+C untuk berhenti.",
-        "en": "Embedded mode: web at http://{host}:{port}, worker and scheduler in this process "
-              "(SQLite, no Redis). Press Ctrl+C to stop."},
-    "serve.web_only": {
-        "id": "Web di http://{host}:{port}. Jalankan pekerja terpisah: "
-              "celery -A workers.celery_app worker -Q transactional,bulk,beat",
-        "en": "Web at http://{host}:{port}. Run workers separately: "
-              "celery -A workers.celery_app worker -Q transactional,bulk,beat"},
-})
 
 
 def _run_web(host: str, port: int) -> None:

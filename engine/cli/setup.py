@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 from engine.cli.app import app, console
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.config import ensure_secret_key, get_settings, reset_settings
 from engine.db import migrate
-
-register(
-    {
-        "init.key_created": {
-            "id": "Kunci rahasia baru dibuat di {path} (jangan di-commit, simpan cadangannya).",
-            "en": "New secret key created at {path} (never commit it; keep a backup).",
-        },
-        "init.key_exists": {"id": "Kunci rahasia sudah ada.", "en": "Secret key already present."},
-        "init.migrated": {
-            "id": "Basis data siap: {url}",
-            "en": "Database ready: {url}",
-        },
-    }
-)
 
 
 def initialise() -> None:

@@ -19,51 +19,9 @@ from sqlalchemy.orm import Session
 from engine.cli.app import console, fail, sub
 from engine.cli.business import default_actor, ensure_database
 from engine.common.crypto import MissingSecretKey
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.db import session_scope
 from engine.umkm import users
-
-register(
-    {
-        "cli.user.help": {
-            "id": "Kelola akun portal UMKM dan dasbor Dinas.",
-            "en": "Manage UMKM portal and Dinas dashboard accounts.",
-        },
-        "cli.user.password_prompt": {"id": "Kata sandi", "en": "Password"},
-        "cli.user.password_repeat": {"id": "Ulangi kata sandi", "en": "Repeat the password"},
-        "cli.user.password_empty": {
-            "id": "Kata sandi kosong dari stdin.",
-            "en": "Empty password on stdin.",
-        },
-        "cli.user.created": {
-            "id": "Akun {username} ({role}) dibuat.",
-            "en": "Account {username} ({role}) created.",
-        },
-        "cli.user.created_business": {
-            "id": "Akun {username} ({role}) dibuat untuk UMKM #{business}.",
-            "en": "Account {username} ({role}) created for UMKM #{business}.",
-        },
-        "cli.user.password_set": {
-            "id": "Kata sandi {username} diganti; sesi lama tidak berlaku lagi.",
-            "en": "Password of {username} changed; old sessions are no longer valid.",
-        },
-        "cli.user.disabled": {
-            "id": "Akun {username} dinonaktifkan.",
-            "en": "Account {username} disabled.",
-        },
-        "cli.user.enabled": {
-            "id": "Akun {username} diaktifkan.",
-            "en": "Account {username} enabled.",
-        },
-        "cli.user.none": {"id": "Belum ada akun.", "en": "No accounts yet."},
-        "cli.user.col.username": {"id": "Nama pengguna", "en": "Username"},
-        "cli.user.col.role": {"id": "Peran", "en": "Role"},
-        "cli.user.col.business": {"id": "UMKM", "en": "UMKM"},
-        "cli.user.col.active": {"id": "Aktif", "en": "Active"},
-        "cli.user.yes": {"id": "ya", "en": "yes"},
-        "cli.user.no": {"id": "tidak", "en": "no"},
-    }
-)
 
 user_app = sub("user", "Kelola akun portal UMKM dan dasbor Dinas.")
 

@@ -18,12 +18,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Integer, String, func, literal, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.campaign.audience import build_audience_query, count_audience
-from engine.db import is_postgres
+from engine.campaign.audience import count_audience
 from engine.models import (
     Campaign,
     CampaignRun,
@@ -38,6 +37,7 @@ from engine.models import (
     SuppressionReason,
     utcnow,
 )
+from engine.outbox.materialize import materialize_audience
 
 # An order event older than this is history (e.g. a CSV import of last year's orders):
 # it is marked processed without mailing the customer about an old order.
@@ -158,51 +158,6 @@ def _run_by_key(session: Session, campaign_id: int, trigger_key: str) -> Campaig
         select(CampaignRun).where(CampaignRun.campaign_id == campaign_id,
                                   CampaignRun.trigger_key == trigger_key)
     ).one_or_none()
-
-
-# --------------------------------------------------------------------------- outbox rows
-def _insert_ignore(session: Session) -> Any:
-    if is_postgres(session):
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(Delivery)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(Delivery)
-
-
-def materialize_audience(
-    session: Session, run: CampaignRun, spec: dict[str, Any], now: datetime,
-    extra_rules: list[dict[str, Any]] | None = None, channel: str = "email",
-) -> int:
-    """Insert one pending outbox row per audience member in one statement; return count."""
-    audience = dict(spec.get("audience") or {})
-    if extra_rules:
-        audience["include"] = list(audience.get("include") or []) + extra_rules
-    audience_q = build_audience_query(audience, campaign_type=spec["type"], channel=channel,
-                                      now=now).subquery()
-    address = Customer.email if channel == "email" else Customer.phone
-    source = (
-        select(
-            literal(run.id, Integer), literal(channel, String), address, Customer.id,
-            literal(DeliveryStatus.pending.value, String), literal(0, Integer),
-            literal({}, JSON), literal(now),
-        )
-        .where(Customer.id.in_(select(audience_q.c[0])))
-        .order_by(Customer.id)
-    )
-    stmt = _insert_ignore(session).from_select(
-        ["run_id", "channel", "recipient", "customer_id", "status", "attempts", "context",
-         "created_at"],
-        source,
-    ).on_conflict_do_nothing()
-    session.execute(stmt)
-    planned = session.execute(
-        select(func.count()).select_from(Delivery).where(Delivery.run_id == run.id)
-    ).scalar_one()
-    run.planned = int(planned)
-    session.flush()
-    return int(planned)
 
 
 @dataclass

@@ -43,7 +43,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from mjml import mjml2html
 
 from engine.common import formatting
-from engine.common.i18n import register, t, using_lang
+from engine.common.i18n import install_jinja, using_lang
 from engine.engagement.tracking import PreviewTracker, Tracker
 from engine.message.templating import (
     DINAS,
@@ -112,32 +112,6 @@ class RenderedEmail:
 # order tables), in the installation's language (UMKM_LANG). Inserted at compile time
 # with ``[[ t("email....") ]]``, so it costs nothing per recipient. Campaign content
 # (subjects, template bodies) is written by Dinas staff in the language they choose.
-EMAIL_TEXT = register({
-    "email.tagline": {"id": "Produk UMKM Kabupaten Timor Tengah Selatan",
-                      "en": "Local products of Timor Tengah Selatan Regency"},
-    "email.why": {"id": "Anda menerima email ini karena terdaftar menerima informasi produk "
-                        "UMKM Timor Tengah Selatan.",
-                  "en": "You receive this email because you signed up for news about local "
-                        "products of Timor Tengah Selatan."},
-    "email.unsubscribe": {"id": "Berhenti berlangganan", "en": "Unsubscribe"},
-    "email.preferences": {"id": "Atur preferensi email", "en": "Email preferences"},
-    "email.phone": {"id": "Telp.", "en": "Phone"},
-    "email.legal": {"id": "Pemasaran produk UMKM berdasarkan Peraturan Bupati Timor Tengah "
-                          "Selatan Nomor 17 Tahun 2025.",
-                    "en": "Marketing of local (UMKM) products under Timor Tengah Selatan "
-                          "Regent Regulation No. 17 of 2025."},
-    "email.by": {"id": "oleh", "en": "by"},
-    "email.view_product": {"id": "Lihat produk", "en": "View product"},
-    "email.product": {"id": "Produk", "en": "Product"},
-    "email.subtotal": {"id": "Subtotal", "en": "Subtotal"},
-    "email.total": {"id": "Total", "en": "Total"},
-    "email.order_why": {"id": "Email ini dikirim karena ada pesanan atas nama Anda. Pertanyaan "
-                              "tentang pesanan? Hubungi",
-                        "en": "You receive this email because of an order in your name. "
-                              "Questions about it? Contact"},
-    "email.via": {"id": "lewat", "en": "via"},
-    "email.or_dinas": {"id": "atau Dinas di nomor", "en": "or the Dinas at"},
-})
 
 
 @lru_cache(maxsize=1)
@@ -151,7 +125,7 @@ def _compile_env() -> ImmutableSandboxedEnvironment:
         keep_trailing_newline=True,
         **_COMPILE_DELIMITERS,
     )
-    env.globals["t"] = t
+    install_jinja(env)
     return env
 
 

@@ -32,7 +32,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.common import formatting
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -59,17 +59,6 @@ MAX_POWER = 1_000
 MAX_SEQUENCE = 100_000
 MAX_INT_BITS = 4_096
 
-register({
-    "tpl.undefined": {"id": "variabel tidak dikenal: {detail}", "en": "unknown variable: {detail}"},
-    "tpl.forbidden": {"id": "tidak diizinkan di template: {detail}",
-                      "en": "not allowed in a template: {detail}"},
-    "tpl.statement": {"id": "ekspresi kampanye hanya boleh berisi {{{{ ... }}}} dan "
-                      "{{% if %}}; '{detail}' tidak diizinkan",
-                      "en": "campaign expressions may only contain {{{{ ... }}}} and "
-                            "{{% if %}}; '{detail}' is not allowed"},
-    "tpl.too_big": {"id": "hasil terlalu besar: {detail}", "en": "result too large: {detail}"},
-    "tpl.error": {"id": "galat saat merender: {detail}", "en": "error while rendering: {detail}"},
-})
 
 
 class _BoundedSandbox(ImmutableSandboxedEnvironment):

@@ -33,7 +33,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.config import Settings, get_settings
 
 T = TypeVar("T")
@@ -43,20 +43,6 @@ COOL_PREFIX = "umkm:cool:"
 MIN_STEP = 0.005  # seconds; never poll faster than this (no hot spinning)
 MAX_STEP = 0.25  # seconds; re-check at least this often (tokens freed, cool-down cleared)
 
-MESSAGES = register({
-    "ratelimit.unavailable": {
-        "id": "Redis untuk batas laju bersama ({url}) tidak dapat dihubungi ({error}). "
-              "Batas laju tidak dimatikan diam-diam; jalankan Redis atau periksa REDIS_URL.",
-        "en": "Redis for the shared rate limits ({url}) is unreachable ({error}). "
-              "Limits are never switched off silently; start Redis or check REDIS_URL.",
-    },
-    "ratelimit.timeout": {
-        "id": "Batas laju {name}: izin kirim baru tersedia dalam {seconds:.1f} detik "
-              "(lebih lama dari batas tunggu {max_wait:.1f} detik).",
-        "en": "Rate limit {name}: the next send is allowed in {seconds:.1f} s "
-              "(longer than the {max_wait:.1f} s wait limit).",
-    },
-})
 
 # KEYS[1] bucket hash {tokens, ts}; KEYS[2] cool-down string (its TTL is the cool-down).
 # ARGV[1] rate (tokens/s), ARGV[2] burst, ARGV[3] tokens wanted.

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.common.formatting import jam, tanggal
-from engine.common.i18n import get_lang, register, t
+from engine.common.i18n import get_lang, install_jinja, t
 from engine.message.templating import DINAS, TEMPLATES_DIR
 from engine.models import Business
 from engine.reporting.reports import (
@@ -47,44 +47,6 @@ TOP_BUSINESSES = 10
 SERIES_COLORS = {"sent": "#1f5f8b", "unique_opens": "#4f9d69", "unique_clicks": "#e08a1e",
                  "social_reach": "#8e44ad", "order_value": "#b03a2e"}
 
-register(
-    {
-        "report.html.title": {
-            "id": "Laporan Pemantauan dan Evaluasi Pemasaran Digital UMKM",
-            "en": "UMKM Digital Marketing Monitoring and Evaluation Report",
-        },
-        "report.html.basis": {
-            "id": "Perbup TTS No. 17 Tahun 2025, Pasal 11 dan 15",
-            "en": "Perbup TTS No. 17/2025, Articles 11 and 15",
-        },
-        "report.html.period": {"id": "Periode", "en": "Period"},
-        "report.html.generated": {"id": "Dibuat", "en": "Generated"},
-        "report.html.grouping": {"id": "Dikelompokkan per", "en": "Grouped by"},
-        "report.html.window": {
-            "id": "Jendela atribusi pesanan: {days} hari setelah klik",
-            "en": "Order attribution window: {days} days after a click",
-        },
-        "report.html.owner": {"id": "Khusus UMKM: {name}", "en": "Business only: {name}"},
-        "report.html.summary": {"id": "Ringkasan", "en": "Summary"},
-        "report.html.trend": {"id": "Tren bulanan", "en": "Monthly trend"},
-        "report.html.channels": {"id": "Perbandingan kanal", "en": "Channel comparison"},
-        "report.html.top": {
-            "id": "UMKM teratas (menurut nilai pesanan, klik, terkirim)",
-            "en": "Top businesses (by order value, clicks, sent)",
-        },
-        "report.html.map": {
-            "id": "Peta kecamatan: {metric}", "en": "Kecamatan map: {metric}",
-        },
-        "report.html.map_note": {
-            "id": "Warna lebih gelap = nilai lebih tinggi. Angka kecil: UMKM aktif / terdaftar.",
-            "en": "Darker = higher. Small numbers: active / registered businesses.",
-        },
-        "report.html.table": {"id": "Rincian per {by}", "en": "Details by {by}"},
-        "report.html.indicators": {"id": "Indikator program", "en": "Programme indicators"},
-        "report.html.definitions": {"id": "Definisi metrik", "en": "Metric definitions"},
-        "report.html.no_data": {"id": "Belum ada data.", "en": "No data yet."},
-    }
-)
 
 
 # --- SVG charts -----------------------------------------------------------------------
@@ -254,6 +216,7 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR / "reports")),
                       autoescape=select_autoescape(["j2", "html"]), trim_blocks=True,
                       lstrip_blocks=True)
+    install_jinja(env)
     env.filters["metric"] = lambda value, key: format_metric(key, value)
     return env
 
@@ -304,7 +267,7 @@ def render_report_html(
         for section in ("email", "social", "conversion")
     }
     return _environment().get_template("report.html.j2").render(
-        lang=lang, t=t, dinas=DINAS, period=period, period_title=period_title(period),
+        lang=lang, dinas=DINAS, period=period, period_title=period_title(period),
         generated=f"{tanggal(main.generated_at, lang)}, {jam(main.generated_at, lang)}",
         by_label=dimension_label(by), days=attribution_days, owner=owner, report=main,
         summary_keys=("sent", "delivered", "unique_opens", "unique_clicks", "ctr",

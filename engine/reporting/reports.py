@@ -56,7 +56,7 @@ from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import DateTime, String
 
 from engine.common.formatting import rupiah
-from engine.common.i18n import get_lang, register, t
+from engine.common.i18n import get_lang, t
 from engine.db import is_postgres
 from engine.engagement.events import HARD_BOUNCE, SOFT_BOUNCE
 from engine.models import (
@@ -82,34 +82,6 @@ DEFAULT_TZ = "Asia/Makassar"
 REPORT_WORK_MEM = "64MB"
 Value = int | float | None
 
-register(
-    {
-        "report.bad_period": {
-            "id": "Periode {text!r} tidak dikenal; gunakan 2026-12, 2026 atau 2026-10..2026-12.",
-            "en": "Unknown period {text!r}; use 2026-12, 2026 or 2026-10..2026-12.",
-        },
-        "report.bad_range": {
-            "id": "Periode {text!r}: bulan awal harus sebelum atau sama dengan bulan akhir.",
-            "en": "Period {text!r}: the first month must not be after the last month.",
-        },
-        "report.bad_by": {
-            "id": "Pengelompokan {by!r} tidak dikenal; pilih salah satu: {choices}.",
-            "en": "Unknown grouping {by!r}; choose one of: {choices}.",
-        },
-        "report.bad_days": {
-            "id": "Jendela atribusi harus 0 sampai 365 hari, bukan {days}.",
-            "en": "The attribution window must be 0 to 365 days, not {days}.",
-        },
-        "report.no_campaign": {"id": "(tanpa kampanye)", "en": "(no campaign)"},
-        "report.unknown": {"id": "(tidak diketahui)", "en": "(unknown)"},
-        "report.total": {"id": "Total", "en": "Total"},
-        "report.by.campaign": {"id": "Kampanye", "en": "Campaign"},
-        "report.by.channel": {"id": "Kanal", "en": "Channel"},
-        "report.by.business": {"id": "UMKM", "en": "Business"},
-        "report.by.kecamatan": {"id": "Kecamatan", "en": "Kecamatan"},
-        "report.by.month": {"id": "Bulan", "en": "Month"},
-    }
-)
 
 
 class ReportError(ValueError):

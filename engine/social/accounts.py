@@ -26,7 +26,7 @@ from channels.base import (
     refresh_once,
 )
 from engine.common import crypto
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.models import Delivery, DeliveryStatus, SocialAccount, utcnow
 
 PLATFORMS = ("facebook", "instagram", "tiktok", "whatsapp")
@@ -34,12 +34,6 @@ TOKEN_PURPOSE = "social-token"
 STATUS_OK = "ok"
 STATUS_NEEDS_RECONNECT = "needs_reconnect"
 
-register({
-    "acct.bad_platform": {"id": "platform {platform!r} tidak dikenal; pilih: {choices}",
-                          "en": "unknown platform {platform!r}; choose: {choices}"},
-    "acct.not_found": {"id": "akun {key!r} tidak ditemukan", "en": "account {key!r} not found"},
-    "acct.empty_token": {"id": "token akses wajib diisi", "en": "an access token is required"},
-})
 
 
 class AccountError(ValueError):

@@ -66,6 +66,7 @@ from engine.models import (
     SuppressionReason,
     utcnow,
 )
+from engine.outbox.materialize import materialize_audience
 from engine.social import accounts
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,6 @@ def _post_rows(session: Session, run: CampaignRun, platform: str, config: Mappin
 def _whatsapp_audience(session: Session, run: CampaignRun, spec: Mapping[str, Any],
                        config: Mapping[str, Any], settings: Settings, now: datetime) -> int:
     """``cloud_api``: one row per audience member with WhatsApp consent (by phone)."""
-    from engine.delivery.scheduler import materialize_audience
-
     before = _count(session, run.id, WHATSAPP)
     materialize_audience(session, run, dict(spec), now, channel=WHATSAPP)
     key = _account_key(session, WHATSAPP, config.get("account", "dinas"), None, settings)

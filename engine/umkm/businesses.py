@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.common import crypto
-from engine.common.i18n import get_lang, register, t
+from engine.common.i18n import get_lang, t
 from engine.models import (
     AuditLog,
     Business,
@@ -47,75 +47,6 @@ MENENGAH_MAX = 50_000_000_000
 # Canonical spelling of the certifications DESIGN §4 names; input matches loosely.
 CERTIFICATIONS = {"pirt": "PIRT", "p-irt": "PIRT", "halal": "halal", "bpom": "BPOM", "sni": "SNI"}
 
-register(
-    {
-        "biz.err.required": {"id": "{field} wajib diisi.", "en": "{field} is required."},
-        "biz.field.name": {"id": "Nama usaha", "en": "Business name"},
-        "biz.field.owner_name": {"id": "Nama pemilik", "en": "Owner name"},
-        "biz.field.product_name": {"id": "Nama produk", "en": "Product name"},
-        "biz.field.campaign": {"id": "Kode kampanye", "en": "Campaign key"},
-        "biz.err.duplicate_nib": {
-            "id": "NIB {nib} sudah terdaftar untuk UMKM #{id} ({name}).",
-            "en": "NIB {nib} is already registered to UMKM #{id} ({name}).",
-        },
-        "biz.err.kecamatan": {
-            "id": "Kecamatan {value!r} tidak dikenali; gunakan kode seperti 53.02.01 "
-            "atau nama kecamatan TTS (lihat `umkm business kecamatan`).",
-            "en": "Kecamatan {value!r} is not recognised; use a code such as 53.02.01 "
-            "or a TTS kecamatan name (see `umkm business kecamatan`).",
-        },
-        "biz.err.sales_negative": {
-            "id": "Hasil penjualan tahunan tidak boleh negatif.",
-            "en": "Annual sales cannot be negative.",
-        },
-        "biz.err.not_umkm": {
-            "id": "Hasil penjualan tahunan di atas Rp50 miliar: bukan UMKM menurut PP 7/2021.",
-            "en": "Annual sales above Rp50 billion: not a UMKM under PP 7/2021.",
-        },
-        "biz.err.category": {
-            "id": "Kategori {value!r} tidak dikenal; pilih makanan_olahan atau kerajinan_tangan "
-            "(Pasal 1 angka 6).",
-            "en": "Unknown category {value!r}; choose makanan_olahan or kerajinan_tangan "
-            "(Pasal 1 number 6).",
-        },
-        "biz.err.price": {
-            "id": "Harga tidak boleh negatif.",
-            "en": "Price cannot be negative.",
-        },
-        "biz.err.certification": {
-            "id": "Sertifikasi {value!r} tidak dikenal; pilih PIRT, halal, BPOM atau SNI.",
-            "en": "Unknown certification {value!r}; choose PIRT, halal, BPOM or SNI.",
-        },
-        "biz.err.duplicate_sku": {
-            "id": "SKU {sku!r} sudah dipakai produk lain milik UMKM ini.",
-            "en": "SKU {sku!r} is already used by another product of this UMKM.",
-        },
-        "biz.err.business_not_found": {
-            "id": "UMKM {ref!r} tidak ditemukan (gunakan ID atau NIB).",
-            "en": "UMKM {ref!r} not found (use the ID or the NIB).",
-        },
-        "biz.err.product_not_found": {
-            "id": "Produk {ref!r} tidak ditemukan (gunakan ID atau SKU).",
-            "en": "Product {ref!r} not found (use the ID or the SKU).",
-        },
-        "biz.err.sku_ambiguous": {
-            "id": "SKU {ref!r} dipakai oleh beberapa UMKM; gunakan ID produk.",
-            "en": "SKU {ref!r} is used by several UMKM; use the product ID.",
-        },
-        "biz.err.not_eligible": {
-            "id": "Produk {product!r} tidak dapat diikutkan ke kampanye {campaign!r}:\n{reasons}",
-            "en": "Product {product!r} cannot join campaign {campaign!r}:\n{reasons}",
-        },
-        "biz.err.product_incomplete": {
-            "id": "Informasi produk belum lengkap: {fields}.",
-            "en": "Product information is incomplete: {fields}.",
-        },
-        "biz.err.optin_not_found": {
-            "id": "Produk {product!r} tidak terdaftar pada kampanye {campaign!r}.",
-            "en": "Product {product!r} is not opted in to campaign {campaign!r}.",
-        },
-    }
-)
 
 
 class BusinessError(Exception):

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from engine.common import crypto
 from engine.common.formatting import WITA
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.models import Business, Category, Product
 from engine.umkm import wilayah
 
@@ -35,113 +35,6 @@ CRITERIA = ("nib", "nik", "domisili", "binaan", "produk")
 CATEGORIES = tuple(c.value for c in Category)
 TTS_NIK_PREFIX = "5302"
 
-register(
-    {
-        # --- NIB ---
-        "elig.nib.ok": {
-            "id": "NIB {nib} berformat benar (13 digit, OSS-RBA).",
-            "en": "NIB {nib} is well-formed (13 digits, OSS-RBA).",
-        },
-        "elig.nib.missing": {
-            "id": "NIB (Nomor Induk Berusaha) belum diisi.",
-            "en": "NIB (business identification number) is missing.",
-        },
-        "elig.nib.format": {
-            "id": "NIB harus tepat 13 digit angka (OSS-RBA); yang diisi: {nib}.",
-            "en": "NIB must be exactly 13 digits (OSS-RBA); got: {nib}.",
-        },
-        # --- NIK (never echo the value) ---
-        "elig.nik.ok": {
-            "id": "NIK pemilik valid dan diterbitkan di TTS (53.02).",
-            "en": "Owner NIK is valid and was issued in TTS (53.02).",
-        },
-        "elig.nik.missing": {"id": "NIK pemilik belum diisi.", "en": "Owner NIK is missing."},
-        "elig.nik.letters": {
-            "id": "NIK hanya boleh berisi angka (16 digit).",
-            "en": "NIK may contain digits only (16 digits).",
-        },
-        "elig.nik.length": {
-            "id": "NIK harus tepat 16 digit; yang diisi {length} digit.",
-            "en": "NIK must be exactly 16 digits; got {length} digits.",
-        },
-        "elig.nik.date": {
-            "id": "Digit ke-7 s.d. 12 NIK bukan tanggal lahir yang valid "
-            "(DDMMYY, tanggal +40 untuk perempuan).",
-            "en": "Digits 7-12 of the NIK are not a valid birth date "
-            "(DDMMYY, day +40 for women).",
-        },
-        "elig.nik.serial": {
-            "id": "Nomor urut NIK (4 digit terakhir) tidak boleh 0000.",
-            "en": "The NIK serial number (last 4 digits) cannot be 0000.",
-        },
-        "elig.nik.outside_review": {
-            "id": "NIK pertama kali terdaftar di luar TTS (kode {region}), sedangkan alamat "
-            "usaha di TTS: perlu diperiksa petugas Dinas (misalnya KK/surat domisili).",
-            "en": "NIK was first registered outside TTS (code {region}) while the business "
-            "address is in TTS: needs review by Dinas staff (e.g. family card/domicile letter).",
-        },
-        "elig.nik.outside": {
-            "id": "NIK terdaftar di luar TTS (kode {region}) dan alamat usaha juga di luar "
-            "TTS: pemilik tidak terbukti penduduk Daerah.",
-            "en": "NIK registered outside TTS (code {region}) and the business address is "
-            "outside TTS too: the owner is not shown to be a resident.",
-        },
-        # --- domicile ---
-        "elig.dom.ok": {
-            "id": "Berdomisili di Kecamatan {name} ({code}), Kabupaten TTS.",
-            "en": "Located in Kecamatan {name} ({code}), TTS regency.",
-        },
-        "elig.dom.missing": {
-            "id": "Kecamatan alamat usaha belum diisi.",
-            "en": "The kecamatan of the business address is missing.",
-        },
-        "elig.dom.format": {
-            "id": "Kode kecamatan {code} tidak dikenali; gunakan format 53.02.xx.",
-            "en": "Kecamatan code {code} is not recognised; use the form 53.02.xx.",
-        },
-        "elig.dom.outside": {
-            "id": "Kecamatan {code} di luar Kabupaten TTS (53.02.01 s.d. 53.02.32).",
-            "en": "Kecamatan {code} is outside TTS regency (53.02.01 to 53.02.32).",
-        },
-        "elig.dom.unknown": {
-            "id": "Kode {code} tidak ada dalam daftar kecamatan TTS (Kemendagri, "
-            "53.02.01 s.d. 53.02.32).",
-            "en": "Code {code} is not in the Kemendagri list of TTS kecamatan "
-            "(53.02.01 to 53.02.32).",
-        },
-        # --- binaan ---
-        "elig.binaan.ok": {
-            "id": "Terdaftar sebagai UMKM binaan Dinas.",
-            "en": "Registered as a UMKM supervised (binaan) by the Dinas.",
-        },
-        "elig.binaan.fail": {
-            "id": "Belum ditetapkan sebagai UMKM binaan Dinas (ditandai oleh petugas Dinas).",
-            "en": "Not yet designated as a Dinas-supervised (binaan) UMKM (set by Dinas staff).",
-        },
-        # --- products ---
-        "elig.produk.ok": {
-            "id": "{count} produk dengan informasi lengkap.",
-            "en": "{count} product(s) with complete information.",
-        },
-        "elig.produk.none": {
-            "id": "Belum ada produk; daftarkan minimal satu produk dengan informasi lengkap.",
-            "en": "No products yet; register at least one product with complete information.",
-        },
-        "elig.produk.incomplete": {
-            "id": "Informasi produk belum lengkap: {items}.",
-            "en": "Product information is incomplete: {items}.",
-        },
-        "elig.produk.unnamed": {"id": "produk ke-{n}", "en": "product #{n}"},
-        "elig.field.name": {"id": "nama", "en": "name"},
-        "elig.field.category": {
-            "id": "kategori (makanan_olahan atau kerajinan_tangan)",
-            "en": "category (makanan_olahan or kerajinan_tangan)",
-        },
-        "elig.field.description": {"id": "deskripsi", "en": "description"},
-        "elig.field.price": {"id": "harga (lebih dari Rp 0)", "en": "price (above Rp 0)"},
-        "elig.field.image_url": {"id": "URL foto", "en": "photo URL"},
-    }
-)
 
 
 class ProductInfo(Protocol):

@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.common.i18n import register, t
+from engine.common.i18n import t
 from engine.models import AuditLog, Business, Role, User
 
 MIN_PASSWORD = 8
@@ -28,56 +28,6 @@ MAX_PASSWORD = 256
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{2,119}$")
 STAFF_ROLES = frozenset({Role.dinas_admin, Role.dinas_staff})
 
-register(
-    {
-        "user.err.username": {
-            "id": "Nama pengguna harus 3-120 karakter: huruf kecil, angka, titik, garis bawah, "
-            "@ atau tanda hubung, diawali huruf/angka.",
-            "en": "Username must be 3-120 characters: lower-case letters, digits, dot, "
-            "underscore, @ or hyphen, starting with a letter or digit.",
-        },
-        "user.err.duplicate": {
-            "id": "Nama pengguna {username!r} sudah dipakai.",
-            "en": "Username {username!r} is already taken.",
-        },
-        "user.err.role": {
-            "id": "Peran {role!r} tidak dikenal; pilih dinas_admin, dinas_staff atau umkm_owner.",
-            "en": "Unknown role {role!r}; choose dinas_admin, dinas_staff or umkm_owner.",
-        },
-        "user.err.password_short": {
-            "id": "Kata sandi minimal {n} karakter.",
-            "en": "Password must be at least {n} characters.",
-        },
-        "user.err.password_long": {
-            "id": "Kata sandi maksimal {n} karakter.",
-            "en": "Password must be at most {n} characters.",
-        },
-        "user.err.password_same_as_username": {
-            "id": "Kata sandi tidak boleh sama dengan nama pengguna.",
-            "en": "Password must differ from the username.",
-        },
-        "user.err.staff_business": {
-            "id": "Akun Dinas tidak terikat pada satu UMKM; hapus --business.",
-            "en": "Dinas accounts are not tied to one UMKM; drop --business.",
-        },
-        "user.err.business_missing": {
-            "id": "UMKM #{id} tidak ditemukan.",
-            "en": "UMKM #{id} not found.",
-        },
-        "user.err.business_taken": {
-            "id": "UMKM #{id} sudah dikelola akun {username!r}.",
-            "en": "UMKM #{id} is already managed by account {username!r}.",
-        },
-        "user.err.not_found": {
-            "id": "Pengguna {username!r} tidak ditemukan.",
-            "en": "User {username!r} not found.",
-        },
-        "user.err.wrong_password": {
-            "id": "Kata sandi lama salah.",
-            "en": "The current password is wrong.",
-        },
-    }
-)
 
 
 class UserError(Exception):
