@@ -696,6 +696,11 @@ class CampaignSpec(_Strict):
         """The canonical JSON shape (= the YAML shape) stored in ``Campaign.spec``."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    @classmethod
+    def from_storage(cls, stored: Mapping[str, Any]) -> CampaignSpec:
+        """The typed spec again from ``Campaign.spec`` (validated once more: rows may be old)."""
+        return cls.model_validate(dict(stored))
+
 
 def spec_hash(spec: CampaignSpec) -> str:
     """SHA-256 of the canonical JSON: unchanged files re-launch as the same campaign."""
