@@ -4,8 +4,8 @@ Run: ``python bench/reports.py [--events 1000000] [--keep]``.  Creates a scratch
 database next to the one in ``BENCH_POSTGRES_URL`` (default: the test server,
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``), migrates it, fills it in SQL
 with ``generate_series`` (no rows travel through Python), runs ``ANALYZE``, then times
-:func:`engine.reporting.reports.build_report` for ``2026-12`` by business (best and median of
-several runs) and :func:`engine.reporting.reports.programme_indicators`. Target: under 5 seconds.
+:func:`engine.reporting.build.build_report` for ``2026-12`` by business (best and median of
+several runs) and :func:`engine.reporting.build.programme_indicators`. Target: under 5 seconds.
 The scratch database is dropped at the end unless ``--keep`` is given.
 
 The history: 1,000 UMKM in the 32 kecamatan, 3,000 products, 100,000 customers, 20
@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, text
 
 from engine.config import Settings
 from engine.db import dispose_engines, migrate, session_factory
-from engine.reporting.reports import build_report, programme_indicators
+from engine.reporting.build import build_report, programme_indicators
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -309,7 +309,7 @@ def test_beat_tick_reads_the_configured_bounce_mailbox(
 def test_a_processed_bounce_is_counted_by_the_monthly_report(db: Session,
                                                              settings: Settings) -> None:
     """The bounce pipeline and the Pasal 15 report speak the same event vocabulary."""
-    from engine.reporting.reports import build_report
+    from engine.reporting.build import build_report
 
     delivery = sent_mail(db)
     db.commit()

@@ -35,16 +35,14 @@ from engine.models import (
     SocialPost,
     TrackedLink,
 )
-from engine.reporting.reports import (
+from engine.reporting.build import build_report, programme_indicators
+from engine.reporting.metrics import (
     METRICS,
     METRICS_DOC_END,
     METRICS_DOC_START,
-    ReportError,
-    build_report,
     metrics_markdown,
-    parse_period,
-    programme_indicators,
 )
+from engine.reporting.periods import ReportError, parse_period
 from tests.factories import (
     make_business,
     make_campaign,

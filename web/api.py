@@ -38,6 +38,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine.common.errors import Conflict, NotFound
 from engine.common.i18n import t
 from engine.customers import consent
 from engine.customers.importers import normalize_phone
@@ -257,7 +258,7 @@ def _order_of(db: Session, business: Business, ref: str) -> Order:
     order = db.scalars(select(Order).where(Order.business_id == business.id,
                                            Order.external_ref == ref)).one_or_none()
     if order is None:
-        raise HTTPException(status_code=404, detail=t("api.order_not_found", ref=ref))
+        raise NotFound("api.order_not_found", ref=ref)
     return order
 
 
@@ -312,7 +313,7 @@ def _customer_for(db: Session, data: CustomerIn) -> Customer:
     except IntegrityError:  # created concurrently by another request
         found = _find_customer(db, data)
         if found is None:
-            raise HTTPException(status_code=409, detail=t("api.conflict")) from None
+            raise Conflict("api.conflict") from None
         return found
     return customer
 
@@ -362,7 +363,7 @@ def upsert_order(
         db.flush()
     except IntegrityError:  # the same ref created concurrently: the caller retries
         db.rollback()
-        raise HTTPException(status_code=409, detail=t("api.conflict")) from None
+        raise Conflict("api.conflict") from None
     for line in payload.lines:
         product = products[line.sku]
         price = line.unit_price if line.unit_price is not None else product.price
@@ -441,8 +442,7 @@ def record_customer_consent(
                                Customer.id.in_(select(Order.customer_id).where(
                                    Order.business_id == business.id)))).first()
     if customer is None:
-        raise HTTPException(status_code=404,
-                            detail=t("api.customer_not_found", email=address))
+        raise NotFound("api.customer_not_found", email=address)
     source = f"api:{business.id}:{payload.source}"
     purpose = ConsentPurpose(payload.purpose)
     lifted = False

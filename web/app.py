@@ -1,7 +1,8 @@
 """The FastAPI application: tracking, unsubscribe, API, owner portal, dashboard, showcase.
 
 Server-rendered pages (Jinja2), light enough for a phone on a slow connection. Each
-concern is a router in its own module; this file only assembles them.
+concern is a router in its own module; this file only assembles them and installs the
+one translation of engine errors (:func:`engine_error_response`).
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from __future__ import annotations
 import importlib
 import logging
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from engine.common.errors import EngineError
 from engine.config import Settings, get_settings
+from web.auth import error_page, finish_page_response
 from web.pages import STATIC_DIR
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,24 @@ ROUTER_MODULES = (
 )
 
 
+API_PREFIX = "/api/"
+
+
+def engine_error_response(request: Request, exc: Exception) -> Response:
+    """Any :class:`EngineError` a route lets escape, answered with the class's status.
+
+    The JSON API gets the body it has always had (``{"detail": "<text>"}``, like
+    FastAPI's own errors); every other path gets the site's error page with the session
+    and language cookies the page would have set. The text is the error's catalog
+    message in the request's language (Indonesian unless the page switched to English).
+    """
+    if not isinstance(exc, EngineError):  # registered for EngineError only
+        raise exc
+    if request.url.path.startswith(API_PREFIX):
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+    return finish_page_response(request, error_page(request, str(exc), exc.http_status))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
@@ -39,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "(Perbup TTS 17/2025).",
     )
     app.state.settings = settings
+    app.add_exception_handler(EngineError, engine_error_response)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for name in ROUTER_MODULES:
         try:

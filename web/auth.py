@@ -169,26 +169,43 @@ class SessionRoute(APIRoute):
         issue = self.issue_session
 
         async def with_session(request: Request) -> Response:
-            lang, switched = _language(request)
-            set_lang(lang)
-            session, age = read_session(request.cookies.get(SESSION_COOKIE))
-            request.state.web_session = session or WebSession.anonymous()
-            request.state.csrf_token = request.state.web_session.csrf
-            request.state.session_dirty = (session is None and issue) or (
-                session is not None and age > SESSION_RENEW_AFTER
-            )
+            _start_page_request(request, issue)
             try:
                 response = await handler(request)
             except HTTPException as exc:
                 response = error_response(request, exc)
-            if request.state.session_dirty:
-                _set_session_cookie(request, response)
-            if switched and lang:
-                response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True,
-                                    samesite="lax", secure=_secure(request))
-            return response
+            return finish_page_response(request, response)
 
         return with_session
+
+
+def _start_page_request(request: Request, issue: bool) -> None:
+    """Language and session of this request, kept in ``request.state`` for the response."""
+    lang, switched = _language(request)
+    set_lang(lang)
+    session, age = read_session(request.cookies.get(SESSION_COOKIE))
+    request.state.web_session = session or WebSession.anonymous()
+    request.state.csrf_token = request.state.web_session.csrf
+    request.state.session_dirty = (session is None and issue) or (
+        session is not None and age > SESSION_RENEW_AFTER
+    )
+    request.state.lang_cookie = lang if switched else None
+
+
+def finish_page_response(request: Request, response: Response) -> Response:
+    """Write the session and language cookies a page request decided on.
+
+    Also called by the app's engine-error handler, so an error page keeps the cookies
+    exactly as a page rendered by the route itself would; a request that did not go
+    through :class:`SessionRoute` has nothing to write.
+    """
+    if getattr(request.state, "session_dirty", False):
+        _set_session_cookie(request, response)
+    lang = getattr(request.state, "lang_cookie", None)
+    if lang:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True,
+                            samesite="lax", secure=_secure(request))
+    return response
 
 
 class PublicRoute(SessionRoute):
@@ -213,8 +230,14 @@ def error_response(request: Request, exc: HTTPException) -> Response:
     message = exc.detail if isinstance(exc.detail, str) else t("auth.error_title")
     if exc.status_code == 404 and message == "Not Found":
         message = t("auth.not_found")
+    return error_page(request, message, exc.status_code, headers)
+
+
+def error_page(request: Request, message: str, status_code: int,
+               headers: dict[str, str] | None = None) -> HTMLResponse:
+    """The one small error page of the site (HTTP refusals and engine errors alike)."""
     return page(request, "showcase_error.html", {"message": message},
-                status_code=exc.status_code, headers=headers)
+                status_code=status_code, headers=headers)
 
 
 def page(request: Request, name: str, context: dict[str, Any] | None = None,

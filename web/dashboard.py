@@ -10,15 +10,17 @@ within one batch. Social tokens are never read, let alone shown.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.campaign.catalog import eligible_products
+from engine.common.errors import BadRequest, NotFound
 from engine.common.formatting import WITA
 from engine.common.i18n import t
 from engine.delivery import control
@@ -35,12 +37,15 @@ from engine.models import (
     Verification,
     utcnow,
 )
-from engine.reporting import reports
+from engine.reporting.build import DIMENSIONS, Report, build_report
+from engine.reporting.metrics import metric_label
+from engine.reporting.periods import ReportError
 from engine.social.sharekit import ShareKit, build_share_kit
 from engine.umkm import businesses, wilayah
 from engine.umkm.eligibility import Verdict
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_staff, settings_of
-from web.portal import verdict_of
+from web.downloads import current_month, report_file
+from web.pages import verdict_of
 
 RECENT_RUNS = 30
 EVENT_TYPES = ("open", "click", "lead", "unsubscribe")
@@ -117,7 +122,7 @@ def recent_runs(db: Session, campaign_id: int | None = None,
 def _run_or_404(db: Session, run_id: int) -> CampaignRun:
     run = db.get(CampaignRun, run_id)
     if run is None:
-        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+        raise NotFound("auth.not_found")
     return run
 
 
@@ -152,17 +157,16 @@ def share_kit(db: Session, campaign: Campaign, base_url: str) -> ShareKit | None
                            base_url)
 
 
-def report_table(db: Session, period: str, by: str) -> tuple[reports.Report | None, str | None]:
-    """(report, None), or (None, the reason) for a period or grouping that makes no sense."""
+def report_table(db: Session, period: str, by: str) -> tuple[Report | None, str | None]:
+    """(report, None), or (None, the reason) for a period or grouping that makes no sense.
+
+    Shown on the report page next to the form (not as an error page), so staff can
+    correct the period where they typed it.
+    """
     try:
-        return reports.build_report(db, period, by), None
-    except reports.ReportError as exc:  # already translated
+        return build_report(db, period, by), None
+    except ReportError as exc:
         return None, str(exc)
-
-
-def current_month() -> str:
-    now = datetime.now(WITA)
-    return f"{now.year:04d}-{now.month:02d}"
 
 
 # --- social accounts -------------------------------------------------------------------------
@@ -179,8 +183,7 @@ class AccountHealth:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
+    """SQLite hands back naive datetimes; they are UTC like everything stored."""
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
@@ -303,8 +306,6 @@ def resume_run(run_id: int, user: User = Depends(require_staff),
 
 
 def _back_to_home(message: str) -> Response:
-    from urllib.parse import urlencode
-
     return RedirectResponse("/dinas?" + urlencode({"msg": message}), status_code=303)
 
 
@@ -313,7 +314,7 @@ def campaign_detail(request: Request, campaign_id: int,
                     db: Session = Depends(get_db)) -> HTMLResponse:
     campaign = db.get(Campaign, campaign_id)
     if campaign is None:
-        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+        raise NotFound("auth.not_found")
     base_url = settings_of(request).base_url
     return page(request, "dinas_campaign.html", {
         "campaign": campaign, "runs": recent_runs(db, campaign.id, limit=10),
@@ -344,15 +345,13 @@ def verify_business(
 ) -> Response:
     business = db.get(Business, business_id)
     if business is None:
-        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+        raise NotFound("auth.not_found")
     if action not in ("approve", "reject"):
-        raise HTTPException(status_code=400, detail=t("dash.bad_action"))
+        raise BadRequest("dash.bad_action")
     approve = action == "approve"
     decide(db, business, approve=approve, binaan=bool(binaan), group=binaan_group or None,
            note=note, actor=user.username)
     db.commit()
-    from urllib.parse import urlencode
-
     message = t("dash.approved" if approve else "dash.rejected", name=business.name)
     return RedirectResponse("/dinas/verifikasi?" + urlencode({"msg": message}),
                             status_code=303)
@@ -370,8 +369,8 @@ def report_page(request: Request, periode: str = "", by: str = "campaign",
     report, error = report_table(db, period, by)
     return page(request, "dinas_reports.html", {
         "report": report, "error": error, "period": period, "by": by,
-        "columns": REPORT_COLUMNS, "dimensions": reports.DIMENSIONS,
-        "labels": {m: reports.metric_label(m) for m in REPORT_COLUMNS},
+        "columns": REPORT_COLUMNS, "dimensions": DIMENSIONS,
+        "labels": {m: metric_label(m) for m in REPORT_COLUMNS},
     }, status_code=400 if error else 200)
 
 
@@ -380,23 +379,3 @@ def report_download(periode: str = "", by: str = "campaign", format: str = "html
                     db: Session = Depends(get_db)) -> Response:
     """The same report as `umkm report`: one self-contained HTML file with charts, or CSV."""
     return report_file(db, (periode or current_month())[:40], by, format, business_id=None)
-
-
-def report_file(db: Session, period: str, by: str, fmt: str,
-                business_id: int | None) -> Response:
-    """HTML (charts, printable) or CSV (UTF-8 with BOM) download of a report."""
-    from engine.reporting.html import render_report_html
-
-    try:
-        if fmt == "csv":
-            body = reports.report_csv(reports.build_report(db, period, by,
-                                                           business_id=business_id))
-            media, ext = "text/csv; charset=utf-8", "csv"
-        else:
-            body = render_report_html(db, period, by, business_id=business_id).encode()
-            media, ext = "text/html; charset=utf-8", "html"
-    except reports.ReportError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from None
-    name = f"laporan-{period}-{by}.{ext}".replace("..", "-")
-    return Response(body, media_type=media,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,5 +1,6 @@
 """Page rendering shared by every router: one Jinja2 environment (autoescaped), the
-engine's Indonesian formatting filters and the i18n ``t`` function."""
+engine's Indonesian formatting filters and the i18n ``t`` function, plus the small view
+helpers more than one router shows (the Pasal 10 verdict)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from fastapi.templating import Jinja2Templates
 
 from engine.common import formatting
 from engine.common.i18n import get_lang, install_jinja
+from engine.models import Business
+from engine.umkm.eligibility import Verdict, check_business
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
@@ -29,3 +32,14 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None,
     ctx = {"lang": get_lang(), "csrf_token": getattr(request.state, "csrf_token", "")}
     ctx.update(context or {})
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+def verdict_of(business: Business) -> Verdict:
+    """In the page's language: the cache is Indonesian, English is recomputed.
+
+    Shared by the owner portal and the Dinas verification queue, so both always show
+    the same verdict for the same business.
+    """
+    if get_lang() == "id" and business.eligibility:
+        return Verdict.from_dict(business.eligibility)
+    return check_business(business, lang=get_lang())

@@ -21,6 +21,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.common import crypto
+from engine.common.errors import BadRequest, NotFound
 from engine.common.i18n import get_lang, t
 from engine.customers.importers import normalize_phone
 from engine.models import (
@@ -39,14 +40,10 @@ from engine.models import (
     utcnow,
 )
 from engine.umkm import businesses, users, wilayah
-from engine.umkm.eligibility import (
-    Verdict,
-    check_business,
-    nib_problem,
-    nik_problem,
-    product_problems,
-)
+from engine.umkm.eligibility import Verdict, nib_problem, nik_problem, product_problems
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_owner
+from web.downloads import current_month, report_file
+from web.pages import verdict_of
 
 CERTIFICATION_CHOICES = ("PIRT", "halal", "BPOM", "SNI")
 EVENT_COLUMNS = ("open", "click", "lead")
@@ -159,19 +156,12 @@ def own_business_or_redirect(db: Session, user: User) -> Business:
 def own_product(db: Session, user: User, product_id: int) -> Product:
     """The product if it belongs to the owner's business; otherwise 404, never data."""
     if not user.business_id:
-        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+        raise NotFound("auth.not_found")
     product = db.scalars(select(Product).where(
         Product.id == product_id, Product.business_id == user.business_id)).first()
     if product is None:
-        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+        raise NotFound("auth.not_found")
     return product
-
-
-def verdict_of(business: Business) -> Verdict:
-    """In the page's language: the cache is Indonesian, English is recomputed."""
-    if get_lang() == "id" and business.eligibility:
-        return Verdict.from_dict(business.eligibility)
-    return check_business(business, lang=get_lang())
 
 
 def upcoming_campaigns(db: Session, now: datetime | None = None) -> list[Campaign]:
@@ -222,7 +212,7 @@ def opt_in_choices(db: Session, product: Product) -> list[OptInChoice]:
 def _target(value: str) -> tuple[str, bool]:
     kind, _, key = (value or "").partition(":")
     if kind not in ("c", "t") or not key.strip():
-        raise HTTPException(status_code=400, detail=t("portal.unknown_campaign"))
+        raise BadRequest("portal.unknown_campaign")
     return key.strip(), kind == "t"
 
 
@@ -501,7 +491,7 @@ def product_opt_in(request: Request, product_id: int, target: str = Form(""),
     product = own_product(db, user, product_id)
     key, is_tag = _target(target)
     if f"{'t' if is_tag else 'c'}:{key}" not in {c.value for c in opt_in_choices(db, product)}:
-        raise HTTPException(status_code=400, detail=t("portal.unknown_campaign"))
+        raise BadRequest("portal.unknown_campaign")
     try:
         businesses.opt_in(db, product, key, actor=user.username, is_tag=is_tag)
     except businesses.NotEligibleError as exc:
@@ -520,10 +510,7 @@ def product_opt_out(request: Request, product_id: int, target: str = Form(""),
                     db: Session = Depends(get_db)) -> Response:
     product = own_product(db, user, product_id)
     key, is_tag = _target(target)
-    try:
-        businesses.withdraw_opt_in(db, product, key, user.username, is_tag=is_tag)
-    except businesses.NotFoundError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
+    businesses.withdraw_opt_in(db, product, key, user.username, is_tag=is_tag)
     db.commit()
     return _product_page(request, product, ProductForm.of(product), None, db=db,
                          notice=t("portal.opt_out_done", target=key))
@@ -543,8 +530,6 @@ def engagement(request: Request, user: User = Depends(require_owner),
 def own_report(periode: str = "", format: str = "html", user: User = Depends(require_owner),
                db: Session = Depends(get_db)) -> Response:
     """The Pasal 15 report restricted to the owner's own business (by campaign)."""
-    from web.dashboard import current_month, report_file
-
     business = own_business_or_redirect(db, user)
     return report_file(db, (periode or current_month())[:40], "campaign", format,
                        business_id=business.id)

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from engine.campaign.catalog import CATEGORIES, CatalogProduct, listing_complete
+from engine.common.errors import NotFound
 from engine.common.i18n import t
 from engine.customers.importers import normalize_phone
 from engine.engagement import events
@@ -95,7 +96,7 @@ def public_product(db: Session, product_id: int) -> ShowcaseItem:
         .where(Product.id == product_id, Business.eligible.is_(True), listing_complete())
     ).tuples().first()
     if row is None:
-        raise HTTPException(status_code=404, detail=t("auth.not_found"))
+        raise NotFound("auth.not_found")
     return _item(*row)
 
 
@@ -160,7 +161,7 @@ def order_via_whatsapp(request: Request, product_id: int,
     item = public_product(db, product_id)
     target = wa_link(item, settings_of(request).base_url)
     if target is None:
-        raise HTTPException(status_code=404, detail=t("show.no_wa"))
+        raise NotFound("show.no_wa")
     events.record_lead(db, business_id=item.product.business_id, product_id=item.product.id,
                        channel="web", user_agent=request.headers.get("user-agent"),
                        raw={"source": "showcase"})

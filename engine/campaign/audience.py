@@ -59,7 +59,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from engine.common.i18n import t
+from engine.common.errors import InvalidInput
 from engine.models import (
     Campaign,
     CampaignRun,
@@ -83,7 +83,7 @@ ENGAGEMENT_TYPES = ("open", "click")
 _PURCHASED = (OrderStatus.confirmed, OrderStatus.shipped, OrderStatus.invoiced)
 
 
-class AudienceRuleError(ValueError):
+class AudienceRuleError(InvalidInput, ValueError):
     """A rule the compiler does not understand. The YAML schema rejects these first;
     this is the second line of defence, so a hand-edited spec in the database cannot
     silently widen an audience."""
@@ -157,7 +157,7 @@ def _utc(now: datetime) -> datetime:
 
 
 def _bad(key: str, value: object, expected: str) -> AudienceRuleError:
-    return AudienceRuleError(t("audience.bad_value", name=key, value=value, expected=expected))
+    return AudienceRuleError("audience.bad_value", name=key, value=value, expected=expected)
 
 
 def _days(key: str, value: object) -> int:
@@ -351,27 +351,27 @@ def _primary_key(rule: Mapping[str, Any]) -> str:
     unknown = keys - set(RULES) - MODIFIERS
     if unknown:
         raise AudienceRuleError(
-            t("audience.unknown_rule", keys=", ".join(sorted(unknown)), known=", ".join(RULES))
+            "audience.unknown_rule", keys=", ".join(sorted(unknown)), known=", ".join(RULES)
         )
     primaries = keys & set(RULES)
     if {"total_spend_min", "total_spend_max"} <= primaries:  # a spend range is one rule
         primaries.discard("total_spend_max")
     if not primaries:
-        raise AudienceRuleError(t("audience.no_primary", rule=dict(rule)))
+        raise AudienceRuleError("audience.no_primary", rule=dict(rule))
     if len(primaries) > 1:
-        raise AudienceRuleError(t("audience.many_primary", keys=", ".join(sorted(primaries))))
+        raise AudienceRuleError("audience.many_primary", keys=", ".join(sorted(primaries)))
     return primaries.pop()
 
 
 def compile_rule(rule: object, ctx: _Ctx) -> ColumnElement[bool]:
     """One rule dict -> a boolean SQL expression correlated to ``customer``."""
     if not isinstance(rule, Mapping):
-        raise AudienceRuleError(t("audience.no_primary", rule=rule))
+        raise AudienceRuleError("audience.no_primary", rule=rule)
     cleaned = {k: v for k, v in rule.items() if v is not None}
     key = _primary_key(cleaned)
     compiler, allowed = RULES[key]
     for modifier in set(cleaned) - {key} - allowed:
-        raise AudienceRuleError(t("audience.bad_modifier", modifier=modifier, name=key))
+        raise AudienceRuleError("audience.bad_modifier", modifier=modifier, name=key)
     return compiler(cleaned, ctx)
 
 
@@ -436,14 +436,14 @@ def _compile(
     audience: Mapping[str, Any], campaign_type: str, channel: str, now: datetime
 ) -> _Compiled:
     if channel not in AUDIENCE_CHANNELS:
-        raise AudienceRuleError(t("audience.bad_channel", channel=channel))
+        raise AudienceRuleError("audience.bad_channel", channel=channel)
     if campaign_type not in {c.value for c in CampaignType}:
-        raise AudienceRuleError(t("audience.bad_type", type=campaign_type))
+        raise AudienceRuleError("audience.bad_type", type=campaign_type)
     unknown = set(audience) - {"include", "exclude", "frequency_cap"}
     if unknown:
         raise AudienceRuleError(
-            t("audience.unknown_rule", keys=", ".join(sorted(unknown)),
-              known="include, exclude, frequency_cap")
+            "audience.unknown_rule", keys=", ".join(sorted(unknown)),
+            known="include, exclude, frequency_cap"
         )
     ctx = _Ctx(channel=channel, now=_utc(now))
     include = [compile_rule(r, ctx) for r in audience.get("include") or []]

@@ -1,15 +1,35 @@
-"""The Typer application object and the helpers every command module shares."""
+"""The Typer application object and the helpers every command module shares.
+
+Any :class:`engine.common.errors.EngineError` a command lets escape is printed by ONE
+handler (:class:`EngineErrorGroup`) exactly as :func:`fail` prints an error, and exits
+with the same code, so commands need not translate engine refusals themselves.
+"""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
+from engine.common.errors import EngineError
 from engine.common.i18n import set_lang, t
 
+
+class EngineErrorGroup(TyperGroup):
+    """The root command group; its ``invoke`` wraps every subcommand's run."""
+
+    def invoke(self, ctx: Any) -> Any:  # Any: the context class is typer's vendored click
+        try:
+            return super().invoke(ctx)
+        except EngineError as exc:
+            fail(escape(str(exc)))
+
+
 app = typer.Typer(
+    cls=EngineErrorGroup,
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,

@@ -1,6 +1,6 @@
 """``umkm report``: monitoring and evaluation reports (Pasal 11, 15) as table, CSV or HTML.
 
-The numbers come from :mod:`engine.reporting.reports` (the same API the dashboard uses); this
+The numbers come from :mod:`engine.reporting.build` (the same API the dashboard uses); this
 module only chooses the output.
 """
 
@@ -17,20 +17,17 @@ from rich.table import Table
 from engine.cli.app import app, console, fail
 from engine.cli.business import db_session
 from engine.common.i18n import get_lang, t
+from engine.reporting.build import DEFAULT_ATTRIBUTION_DAYS, Report, build_report
+from engine.reporting.csv_export import report_csv
 from engine.reporting.html import period_title, render_report_html
-from engine.reporting.reports import (
-    DEFAULT_ATTRIBUTION_DAYS,
+from engine.reporting.metrics import (
     METRICS,
     REPORT_METRICS,
     SECTIONS,
-    Report,
-    ReportError,
-    build_report,
     dimension_label,
     format_metric,
-    parse_period,
-    report_csv,
 )
+from engine.reporting.periods import ReportError, parse_period
 
 
 class OutputFormat(StrEnum):

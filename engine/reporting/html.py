@@ -24,22 +24,23 @@ from engine.common.formatting import jam, tanggal
 from engine.common.i18n import get_lang, install_jinja, t
 from engine.message.templating import DINAS, TEMPLATES_DIR
 from engine.models import Business
-from engine.reporting.reports import (
+from engine.reporting.build import (
     DEFAULT_ATTRIBUTION_DAYS,
-    INDICATOR_METRICS,
-    METRICS,
-    REPORT_METRICS,
-    SECTIONS,
-    Period,
     ProgrammeIndicators,
     Report,
     ReportRow,
     build_report,
-    dimension_label,
-    format_metric,
-    parse_period,
     programme_indicators,
 )
+from engine.reporting.metrics import (
+    INDICATOR_METRICS,
+    METRICS,
+    REPORT_METRICS,
+    SECTIONS,
+    dimension_label,
+    format_metric,
+)
+from engine.reporting.periods import Period, parse_period
 from engine.umkm import wilayah
 
 TREND_MONTHS = 6

@@ -26,7 +26,7 @@ from channels.base import (
     refresh_once,
 )
 from engine.common import crypto
-from engine.common.i18n import t
+from engine.common.errors import BadRequest
 from engine.models import Delivery, DeliveryStatus, SocialAccount, utcnow
 
 PLATFORMS = ("facebook", "instagram", "tiktok", "whatsapp")
@@ -36,8 +36,9 @@ STATUS_NEEDS_RECONNECT = "needs_reconnect"
 
 
 
-class AccountError(ValueError):
-    pass
+class AccountError(BadRequest, ValueError):
+    """An account request that cannot be carried out (unknown platform or account, empty
+    token); ``ValueError`` too, because callers that parse input catch that."""
 
 
 def platforms() -> list[str]:
@@ -63,10 +64,10 @@ def connect(
 ) -> SocialAccount:
     """Create or reconnect an account; a reconnect clears ``needs_reconnect``."""
     if platform not in PLATFORMS and platform not in platforms():
-        raise AccountError(t("acct.bad_platform", platform=platform,
-                             choices=", ".join(platforms())))
+        raise AccountError("acct.bad_platform", platform=platform,
+                           choices=", ".join(platforms()))
     if not access_token.strip():
-        raise AccountError(t("acct.empty_token"))
+        raise AccountError("acct.empty_token")
     account = session.scalars(select(SocialAccount).where(
         SocialAccount.platform == platform, SocialAccount.external_id == external_id)
     ).one_or_none()
@@ -126,7 +127,7 @@ def by_key(session: Session, key: str) -> SocialAccount:
     business_id = int(owner.removeprefix("biz-")) if owner.startswith("biz-") else None
     account = find(session, platform, "dinas" if owner == "dinas" else "business", business_id)
     if account is None:
-        raise AccountError(t("acct.not_found", key=key))
+        raise AccountError("acct.not_found", key=key)
     return account
 
 

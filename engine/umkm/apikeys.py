@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.common.crypto import digest
+from engine.common.errors import NotFound
 from engine.models import AuditLog, Business
 
 KEY_PREFIX = "umkm_"
@@ -22,7 +23,7 @@ _PURPOSE = "apikey"
 _MAX_KEY_CHARS = 200
 
 
-class UnknownBusiness(LookupError):
+class UnknownBusiness(NotFound, LookupError):
     """No business with that id."""
 
 
@@ -39,7 +40,7 @@ def issue_api_key(session: Session, business_id: int, actor: str = "system") -> 
     """Create (or replace) the key of a business; the plain key is returned only here."""
     business = session.get(Business, business_id)
     if business is None:
-        raise UnknownBusiness(f"UMKM #{business_id} tidak ditemukan")
+        raise UnknownBusiness("apikey.err.unknown_business", id=business_id)
     token = KEY_PREFIX + secrets.token_urlsafe(32)
     business.api_key_digest = _digest(token)
     _audit(session, actor, "business.apikey_issued", business_id)
@@ -51,7 +52,7 @@ def revoke_api_key(session: Session, business_id: int, actor: str = "system") ->
     """Remove the key; returns whether there was one."""
     business = session.get(Business, business_id)
     if business is None:
-        raise UnknownBusiness(f"UMKM #{business_id} tidak ditemukan")
+        raise UnknownBusiness("apikey.err.unknown_business", id=business_id)
     had = business.api_key_digest is not None
     business.api_key_digest = None
     _audit(session, actor, "business.apikey_revoked", business_id)

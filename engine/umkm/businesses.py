@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.common import crypto
+from engine.common.errors import Conflict, EngineError, InvalidInput, NotFound
 from engine.common.i18n import get_lang, t
 from engine.models import (
     AuditLog,
@@ -49,27 +50,36 @@ CERTIFICATIONS = {"pirt": "PIRT", "p-irt": "PIRT", "halal": "halal", "bpom": "BP
 
 
 
-class BusinessError(Exception):
-    """A refusal with a message meant for staff (already translated)."""
+class BusinessError(EngineError):
+    """A refusal with a message meant for staff (translated when shown)."""
+
+    @classmethod
+    def because(cls, problem: str) -> Self:
+        """An error whose text a rule already wrote (the NIB/NIK checks of eligibility)."""
+        return cls("biz.err.problem", problem=problem)
 
 
-class InvalidDataError(BusinessError):
+class InvalidDataError(BusinessError, InvalidInput):
     """An input that can never become valid without being corrected."""
 
 
-class DuplicateError(BusinessError):
+class DuplicateError(BusinessError, Conflict):
     """Something that must be unique (NIB, SKU) already exists."""
 
 
-class NotFoundError(BusinessError):
+class NotFoundError(BusinessError, NotFound):
     """No business, product or opt-in matches the reference."""
 
 
-class NotEligibleError(BusinessError):
-    """Opt-in refused: the business fails Pasal 10 or the product is incomplete."""
+class NotEligibleError(BusinessError, Conflict):
+    """Opt-in refused: the business fails Pasal 10 or the product is incomplete.
 
-    def __init__(self, message: str, reasons: tuple[str, ...]) -> None:
-        super().__init__(message)
+    ``reasons`` are the verdict's lines, for a page that lists them one by one.
+    """
+
+    def __init__(self, reasons: tuple[str, ...], *, product: str, campaign: str) -> None:
+        super().__init__("biz.err.not_eligible", product=product, campaign=campaign,
+                         reasons="\n".join(f"- {r}" for r in reasons))
         self.reasons = reasons
 
 
@@ -107,7 +117,7 @@ def register_business(
     nik = _compact(nik)
     for problem in (nib_problem(nib), nik_problem(nik)):
         if problem:
-            raise InvalidDataError(problem)
+            raise InvalidDataError.because(problem)
     kecamatan = _kecamatan(kecamatan_code)
     size_class = size_class_for(annual_sales)
     _refuse_duplicate_nib(session, nib)
@@ -149,14 +159,14 @@ def size_class_for(annual_sales: int | None) -> SizeClass:
     if annual_sales is None:
         return SizeClass.mikro
     if annual_sales < 0:
-        raise InvalidDataError(t("biz.err.sales_negative"))
+        raise InvalidDataError("biz.err.sales_negative")
     if annual_sales <= MIKRO_MAX:
         return SizeClass.mikro
     if annual_sales <= KECIL_MAX:
         return SizeClass.kecil
     if annual_sales <= MENENGAH_MAX:
         return SizeClass.menengah
-    raise InvalidDataError(t("biz.err.not_umkm"))
+    raise InvalidDataError("biz.err.not_umkm")
 
 
 def refresh_eligibility(session: Session, business: Business) -> Verdict:
@@ -206,7 +216,7 @@ def get_business(session: Session, ref: str | int) -> Business:
     elif text.isdigit():
         found = session.get(Business, int(text))
     if found is None:
-        raise NotFoundError(t("biz.err.business_not_found", ref=text))
+        raise NotFoundError("biz.err.business_not_found", ref=text)
     return found
 
 
@@ -235,7 +245,7 @@ def add_product(
     name = _required(name, "biz.field.product_name")
     category_value = _category(category)
     if isinstance(price, bool) or price < 0:
-        raise InvalidDataError(t("biz.err.price"))
+        raise InvalidDataError("biz.err.price")
     certs = normalize_certifications(certifications)
     sku = _optional(sku)
     if sku is not None:
@@ -263,7 +273,7 @@ def normalize_certifications(values: Iterable[str]) -> list[str]:
     for raw in values:
         canonical = CERTIFICATIONS.get(raw.strip().casefold())
         if canonical is None:
-            raise InvalidDataError(t("biz.err.certification", value=raw))
+            raise InvalidDataError("biz.err.certification", value=raw)
         if canonical not in result:
             result.append(canonical)
     return result
@@ -278,9 +288,9 @@ def find_product(session: Session, ref: str | int) -> Product:
             return by_id
     matches = session.scalars(select(Product).where(Product.sku == text).limit(2)).all()
     if len(matches) > 1:
-        raise BusinessError(t("biz.err.sku_ambiguous", ref=text))
+        raise BusinessError("biz.err.sku_ambiguous", ref=text)
     if not matches:
-        raise NotFoundError(t("biz.err.product_not_found", ref=text))
+        raise NotFoundError("biz.err.product_not_found", ref=text)
     return matches[0]
 
 
@@ -304,13 +314,7 @@ def opt_in(
     key = _required(campaign_key, "biz.field.campaign")
     reasons = opt_in_problems(session, product)
     if reasons:
-        message = t(
-            "biz.err.not_eligible",
-            product=product.name,
-            campaign=key,
-            reasons="\n".join(f"- {r}" for r in reasons),
-        )
-        raise NotEligibleError(message, reasons)
+        raise NotEligibleError(reasons, product=product.name, campaign=key)
 
     row = _find_opt_in(session, product, key, is_tag)
     if row is not None and row.withdrawn_at is None:
@@ -345,7 +349,7 @@ def withdraw_opt_in(
     key = campaign_key.strip()
     row = _find_opt_in(session, product, key, is_tag)
     if row is None:
-        raise NotFoundError(t("biz.err.optin_not_found", product=product.name, campaign=key))
+        raise NotFoundError("biz.err.optin_not_found", product=product.name, campaign=key)
     if row.withdrawn_at is None:
         row.withdrawn_at = utcnow()
         session.flush()
@@ -372,7 +376,7 @@ def _refuse_duplicate_nib(session: Session, nib: str) -> None:
     existing = session.scalars(select(Business).where(Business.nib == nib)).first()
     if existing is not None:
         raise DuplicateError(
-            t("biz.err.duplicate_nib", nib=nib, id=existing.id, name=existing.name)
+            "biz.err.duplicate_nib", nib=nib, id=existing.id, name=existing.name
         )
 
 
@@ -381,14 +385,14 @@ def _refuse_duplicate_sku(session: Session, business: Business, sku: str) -> Non
         select(Product.id).where(Product.business_id == business.id, Product.sku == sku)
     ).first()
     if clash is not None:
-        raise DuplicateError(t("biz.err.duplicate_sku", sku=sku))
+        raise DuplicateError("biz.err.duplicate_sku", sku=sku)
 
 
 def _kecamatan(value: str) -> str:
     """Accept any well-formed code (outside TTS fails the verdict, visibly) or a TTS name."""
     code = wilayah.normalize_kecamatan(value) or wilayah.find_kecamatan(value)
     if code is None:
-        raise InvalidDataError(t("biz.err.kecamatan", value=value))
+        raise InvalidDataError("biz.err.kecamatan", value=value)
     return code
 
 
@@ -403,13 +407,13 @@ def _category(value: str) -> str:
     try:
         return Category(text).value
     except ValueError:
-        raise InvalidDataError(t("biz.err.category", value=value)) from None
+        raise InvalidDataError("biz.err.category", value=value) from None
 
 
 def _required(value: str | None, field_key: str) -> str:
     text = (value or "").strip()
     if not text:
-        raise InvalidDataError(t("biz.err.required", field=t(field_key)))
+        raise InvalidDataError("biz.err.required", field=t(field_key))
     return text
 
 

@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.common.i18n import t
+from engine.common.errors import BadRequest
 from engine.models import AuditLog, Business, Role, User
 
 MIN_PASSWORD = 8
@@ -30,7 +30,7 @@ STAFF_ROLES = frozenset({Role.dinas_admin, Role.dinas_staff})
 
 
 
-class UserError(Exception):
+class UserError(BadRequest):
     """A refusal with a message meant for the person at the keyboard (translated)."""
 
 
@@ -54,18 +54,18 @@ def parse_role(role: str | Role) -> Role:
     try:
         return Role(str(role).strip())
     except ValueError:
-        raise UserError(t("user.err.role", role=str(role))) from None
+        raise UserError("user.err.role", role=str(role)) from None
 
 
 def check_password_policy(password: str, username: str = "") -> None:
     """Length limits only (NIST SP 800-63B): no composition rules that push people to
     write passwords down; the upper bound keeps hashing cost bounded."""
     if len(password) < MIN_PASSWORD:
-        raise UserError(t("user.err.password_short", n=MIN_PASSWORD))
+        raise UserError("user.err.password_short", n=MIN_PASSWORD)
     if len(password) > MAX_PASSWORD:
-        raise UserError(t("user.err.password_long", n=MAX_PASSWORD))
+        raise UserError("user.err.password_long", n=MAX_PASSWORD)
     if username and password.casefold() == username.casefold():
-        raise UserError(t("user.err.password_same_as_username"))
+        raise UserError("user.err.password_same_as_username")
 
 
 def create_user(
@@ -80,14 +80,14 @@ def create_user(
     """Create an account; an owner may be linked to a UMKM now or register one later."""
     name = normalize_username(username)
     if not _USERNAME_RE.match(name):
-        raise UserError(t("user.err.username"))
+        raise UserError("user.err.username")
     role_value = parse_role(role)
     check_password_policy(password, name)
     if session.scalars(select(User.id).where(User.username == name)).first() is not None:
-        raise UserError(t("user.err.duplicate", username=name))
+        raise UserError("user.err.duplicate", username=name)
     if business_id is not None:
         if role_value in STAFF_ROLES:
-            raise UserError(t("user.err.staff_business"))
+            raise UserError("user.err.staff_business")
         _check_business_free(session, business_id)
     user = User(
         username=name,
@@ -106,12 +106,12 @@ def create_user(
 def _check_business_free(session: Session, business_id: int) -> None:
     """One owner account per UMKM keeps "who changed this business" unambiguous."""
     if session.get(Business, business_id) is None:
-        raise UserError(t("user.err.business_missing", id=business_id))
+        raise UserError("user.err.business_missing", id=business_id)
     holder = session.scalars(
         select(User.username).where(User.business_id == business_id)
     ).first()
     if holder is not None:
-        raise UserError(t("user.err.business_taken", id=business_id, username=holder))
+        raise UserError("user.err.business_taken", id=business_id, username=holder)
 
 
 def get_user(session: Session, username: str) -> User:
@@ -119,7 +119,7 @@ def get_user(session: Session, username: str) -> User:
         select(User).where(User.username == normalize_username(username))
     ).first()
     if user is None:
-        raise UserError(t("user.err.not_found", username=username))
+        raise UserError("user.err.not_found", username=username)
     return user
 
 
@@ -156,14 +156,14 @@ def set_password(session: Session, user: User, new_password: str, *, actor: str 
 def change_password(session: Session, user: User, old_password: str, new_password: str) -> None:
     """The user's own change: the current password must be confirmed first."""
     if not _verify(user.password_hash, old_password):
-        raise UserError(t("user.err.wrong_password"))
+        raise UserError("user.err.wrong_password")
     set_password(session, user, new_password, actor=user.username)
 
 
 def link_business(session: Session, user: User, business_id: int, *, actor: str) -> None:
     """Give an owner account its UMKM (after the owner registered it in the portal)."""
     if user.role in STAFF_ROLES:
-        raise UserError(t("user.err.staff_business"))
+        raise UserError("user.err.staff_business")
     if user.business_id == business_id:
         return
     _check_business_free(session, business_id)

@@ -14,7 +14,7 @@ import pytest
 from engine.config import Settings
 from engine.db import session_scope
 from engine.reporting.html import render_report_html
-from engine.reporting.reports import METRICS
+from engine.reporting.metrics import METRICS
 from tests.test_reports import build_history
 
 

@@ -1,0 +1,48 @@
+"""The report as CSV for spreadsheets (UTF-8 with BOM, one row per group plus Total).
+
+Why its own module: the CSV is an export format with spreadsheet quirks (separators,
+decimal comma, no thousands separators), independent of how the numbers are built.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from engine.common.i18n import get_lang, t
+from engine.reporting.build import Report, ReportRow
+from engine.reporting.metrics import METRICS, Value, dimension_label
+
+
+def report_csv(report: Report, *, decimal_comma: bool = False, lang: str | None = None) -> bytes:
+    """The report as CSV for spreadsheets: UTF-8 with BOM, one row per group plus Total.
+
+    Indonesian spreadsheets expect ``;`` between fields and ``,`` as decimal separator
+    (``decimal_comma=True``); numbers carry no thousands separators so they stay numbers.
+    Ratios are percentages with two decimals.
+    """
+    lang = lang or get_lang()
+    sep = ";" if decimal_comma else ","
+    header = ["ID", dimension_label(report.by, lang)]
+    for key in report.metrics:
+        label = METRICS[key].label[lang]
+        header.append(f"{label} (%)" if METRICS[key].kind == "ratio" else label)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=sep, lineterminator="\r\n")
+    writer.writerow(header)
+    total = ReportRow("", t("report.total", lang), report.totals)
+    for row in [*report.rows, total]:
+        key = "" if row.key is None else str(row.key)
+        writer.writerow([key, row.label,
+                         *[_csv_value(k, row.values[k], decimal_comma) for k in report.metrics]])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def _csv_value(key: str, value: Value, decimal_comma: bool) -> str:
+    """Plain numbers a spreadsheet reads as numbers; ratios as percentages."""
+    if value is None:
+        return ""
+    if METRICS[key].kind == "ratio":
+        text = f"{value * 100:.2f}"
+        return text.replace(".", ",") if decimal_comma else text
+    return str(int(value))
