@@ -27,7 +27,7 @@ from engine.reporting.metrics import (
     dimension_label,
     format_metric,
 )
-from engine.reporting.periods import ReportError, parse_period
+from engine.reporting.periods import parse_period
 
 
 class OutputFormat(StrEnum):
@@ -60,17 +60,14 @@ def report_command(
         fmt = OutputFormat(output_format)
     except ValueError:
         fail(escape(t("report.cli.bad_format", value=output_format)))
-    try:
-        parsed = parse_period(period)
-        with db_session() as session:
-            if fmt is OutputFormat.html:
-                document = render_report_html(session, parsed, by, business_id=business_id,
-                                              attribution_days=attribution_days)
-            else:
-                report = build_report(session, parsed, by, business_id=business_id,
-                                      attribution_days=attribution_days)
-    except ReportError as exc:
-        fail(escape(str(exc)))
+    parsed = parse_period(period)  # a ReportError is printed by the CLI's one error handler
+    with db_session() as session:
+        if fmt is OutputFormat.html:
+            document = render_report_html(session, parsed, by, business_id=business_id,
+                                          attribution_days=attribution_days)
+        else:
+            report = build_report(session, parsed, by, business_id=business_id,
+                                  attribution_days=attribution_days)
     if fmt is OutputFormat.table:
         _print_tables(report)
         return
