@@ -28,8 +28,10 @@ from engine.umkm.businesses import (
 )
 from engine.umkm.users import UserError
 from tests.factories import make_business
-from tests.web_helpers import World
-from tests.web_helpers import world_fixture  # noqa: F401 - the "world" fixture
+from tests.web_helpers import (
+    World,
+    world_fixture,  # noqa: F401 - the "world" fixture
+)
 from web.app import create_app
 
 
