@@ -219,7 +219,7 @@ def test_compose_configures_services_through_settings_keys() -> None:
 def test_demo_clock_moves_a_night_run_to_the_next_send_window() -> None:
     """`make demo` at night still shows every channel: its clock is the next moment all
     example windows (08.00-20.00 WITA) are open; by day it is the wall clock."""
-    from engine.campaign.campaigns import check_files
+    from engine.campaign.loader import check_files
     from engine.cli.demo_pipeline import demo_clock
 
     specs = [s.to_storage() for s, _ in

@@ -108,9 +108,9 @@ def _campaigns_dir() -> Path:
 
 def validate_campaigns(_ctx: StageContext) -> list[str]:
     """Validate every example campaign exactly as ``umkm campaign validate`` does."""
-    if not _module_exists("engine.campaign.campaigns"):
-        raise StageUnavailable(t("demo.stage.missing", module="engine.campaign.campaigns"))
-    from engine.campaign.campaigns import check_files
+    if not _module_exists("engine.campaign.loader"):
+        raise StageUnavailable(t("demo.stage.missing", module="engine.campaign.loader"))
+    from engine.campaign.loader import check_files
 
     files = sorted(_campaigns_dir().glob("*.yaml"))
     if not files:

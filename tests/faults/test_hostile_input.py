@@ -29,7 +29,8 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from engine.campaign.audience import count_audience, iter_audience_ids
-from engine.campaign.campaigns import CampaignValidationError, load_campaign, render_context
+from engine.campaign.loader import CampaignValidationError, load_campaign
+from engine.campaign.template_checks import render_context
 from engine.campaign.yamlsource import MAX_NODES
 from engine.config import Settings
 from engine.customers.importers import (
@@ -323,7 +324,7 @@ EXHAUST_CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
-from engine.campaign.campaigns import CampaignValidationError, load_campaign
+from engine.campaign.loader import CampaignValidationError, load_campaign
 
 def peak_mb():  # VmHWM is per address space: fresh after exec (ru_maxrss is inherited)
     for line in open("/proc/self/status"):
