@@ -17,13 +17,9 @@ from typer.testing import CliRunner
 from engine.cli import app
 from engine.common.formatting import WITA
 from engine.config import Settings, env_name, load_settings
-from engine.demo.data import (
-    OPT_IN_TAGS,
-    TENUN_CAMPAIGN,
-    DemoDataset,
-    generate,
-    seed_demo,
-)
+from engine.demo.dataset import OPT_IN_TAGS, TENUN_CAMPAIGN, DemoDataset
+from engine.demo.generator import generate
+from engine.demo.seeding import seed_demo
 from engine.models import (
     Base,
     Business,
