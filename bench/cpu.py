@@ -63,7 +63,7 @@ def others_cpu(database: str, sink_pid: int) -> tuple[dict[int, float], float]:
 def one_pass(campaign: Path, profiler: cProfile.Profile | None, database: str,
              sink_pid: int) -> PassFigures:
     """The figures of one launched run, its first batch left out (warm-up)."""
-    from engine.campaign.campaigns import load_campaign
+    from engine.campaign.loader import load_campaign
     from engine.db import session_scope
     from engine.delivery import dispatch, scheduler
 

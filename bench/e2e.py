@@ -545,7 +545,7 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
              profile_dir: Path | None = None) -> PassResult:
     from sqlalchemy import select
 
-    from engine.campaign.campaigns import load_campaign
+    from engine.campaign.loader import load_campaign
     from engine.db import session_scope
     from engine.delivery import dispatch, scheduler
     from engine.models import CampaignRun

@@ -1,6 +1,6 @@
 """Seed a PostgreSQL database with N benchmark customers in seconds, not minutes.
 
-The UMKM, products and opt-ins come from the demo dataset (:mod:`engine.demo.data`,
+The UMKM, products and opt-ins come from the demo dataset (:mod:`engine.demo.seeding`,
 through the service layer, so eligibility is real); the N customers, their marketing
 consent and 1-3 orders each (at least one handicraft purchase in the last year, so the
 promotion's audience matches them) are generated inside PostgreSQL with
@@ -50,7 +50,7 @@ def seed_demo_catalog(url: str) -> None:
     """UMKM, products and opt-ins of the demo (plus its 320 customers) via the engine."""
     from engine.config import Settings
     from engine.db import session_factory
-    from engine.demo.data import seed_demo
+    from engine.demo.seeding import seed_demo
 
     with session_factory(Settings(database_url=url))() as session:
         seed_demo(session)

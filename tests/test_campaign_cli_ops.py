@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine.campaign.campaigns import load_campaign
+from engine.campaign.loader import load_campaign
 from engine.cli.app import app
 from engine.config import Settings
 from engine.db import session_factory

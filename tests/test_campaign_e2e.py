@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.campaign.campaigns import load_campaign
+from engine.campaign.loader import load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
 from engine.delivery import dispatch, scheduler

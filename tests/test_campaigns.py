@@ -14,14 +14,9 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from engine.campaign.campaigns import (
-    CAMPAIGN_TYPES,
-    CampaignSpec,
-    CampaignValidationError,
-    load_campaign,
-    spec_hash,
-    validate_files,
-)
+from engine.campaign.fields import CAMPAIGN_TYPES
+from engine.campaign.loader import CampaignValidationError, load_campaign, validate_files
+from engine.campaign.schema import CampaignSpec, spec_hash
 from engine.cli import app
 from engine.message.templating import template_exists
 

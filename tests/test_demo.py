@@ -17,13 +17,9 @@ from typer.testing import CliRunner
 from engine.cli import app
 from engine.common.formatting import WITA
 from engine.config import Settings, env_name, load_settings
-from engine.demo.data import (
-    OPT_IN_TAGS,
-    TENUN_CAMPAIGN,
-    DemoDataset,
-    generate,
-    seed_demo,
-)
+from engine.demo.dataset import OPT_IN_TAGS, TENUN_CAMPAIGN, DemoDataset
+from engine.demo.generator import generate
+from engine.demo.seeding import seed_demo
 from engine.models import (
     Base,
     Business,
@@ -219,7 +215,7 @@ def test_compose_configures_services_through_settings_keys() -> None:
 def test_demo_clock_moves_a_night_run_to_the_next_send_window() -> None:
     """`make demo` at night still shows every channel: its clock is the next moment all
     example windows (08.00-20.00 WITA) are open; by day it is the wall clock."""
-    from engine.campaign.campaigns import check_files
+    from engine.campaign.loader import check_files
     from engine.cli.demo_pipeline import demo_clock
 
     specs = [s.to_storage() for s, _ in

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from channels.base import available_channels, clear_registry_cache, get_adapter_class
-from engine.campaign.campaigns import CampaignValidationError, load_campaign
+from engine.campaign.loader import CampaignValidationError, load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
 from engine.delivery import dispatch, scheduler

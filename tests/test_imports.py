@@ -22,7 +22,9 @@ from engine.cli import app
 from engine.common import crypto
 from engine.common.i18n import set_lang
 from engine.config import Settings
-from engine.customers.importers import ImportFileError, import_customers, import_orders
+from engine.customers.csvfile import ImportFileError
+from engine.customers.customer_import import import_customers
+from engine.customers.order_import import import_orders
 from engine.db import session_factory
 from engine.models import (
     Business,

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 import engine.cli.accounts  # noqa: F401  (registers `umkm account`)
-from engine.campaign.campaigns import load_campaign
+from engine.campaign.loader import load_campaign
 from engine.cli.app import app as cli_app
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.campaign.campaigns import load_campaign
+from engine.campaign.loader import load_campaign
 from engine.config import Settings
 from engine.customers.consent import has_consent
 from engine.delivery import dispatch

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from engine.campaign.campaigns import load_campaign
+from engine.campaign.loader import load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import dispose_engines, session_factory
 from engine.delivery import dispatch, scheduler

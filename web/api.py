@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from engine.common.errors import Conflict, NotFound
 from engine.common.i18n import t
 from engine.customers import consent
-from engine.customers.importers import normalize_phone
+from engine.customers.cells import normalize_phone
 from engine.db import session_factory
 from engine.models import (
     Business,

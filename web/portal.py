@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from engine.common import crypto
 from engine.common.errors import BadRequest, NotFound
 from engine.common.i18n import get_lang, t
-from engine.customers.importers import normalize_phone
+from engine.customers.cells import normalize_phone
 from engine.models import (
     AuditLog,
     Business,

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from engine.campaign.catalog import CATEGORIES, CatalogProduct, listing_complete
 from engine.common.errors import NotFound
 from engine.common.i18n import t
-from engine.customers.importers import normalize_phone
+from engine.customers.cells import normalize_phone
 from engine.engagement import events
 from engine.models import Business, Product, ProductOptIn
 from engine.umkm import wilayah

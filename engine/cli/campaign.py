@@ -9,7 +9,8 @@ from pathlib import Path
 
 import typer
 
-from engine.campaign.campaigns import CampaignError, CampaignSpec, check_files
+from engine.campaign.loader import CampaignError, check_files
+from engine.campaign.schema import CampaignSpec
 from engine.cli.app import console, sub
 from engine.common.i18n import t
 

@@ -18,7 +18,8 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.campaign.campaigns import CampaignSpec, CampaignValidationError, load_campaign
+from engine.campaign.loader import CampaignValidationError, load_campaign
+from engine.campaign.schema import CampaignSpec
 from engine.cli.app import console, fail
 from engine.cli.business import db_session
 from engine.cli.campaign import campaign

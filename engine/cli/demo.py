@@ -1,6 +1,6 @@
 """``umkm demo``: one command from an empty checkout to a database worth looking at.
 
-It creates the secret key, migrates, loads the demo dataset (:mod:`engine.demo.data`)
+It creates the secret key, migrates, loads the demo dataset (:mod:`engine.demo.seeding`)
 and reports what is there: the Pasal 10 verdict of every UMKM, products, customers by
 consent state and orders per month. Running it again adds nothing and says so.
 
@@ -35,7 +35,9 @@ from engine.common.formatting import WITA, rupiah
 from engine.common.i18n import get_lang, t
 from engine.config import Settings, get_settings
 from engine.db import session_scope
-from engine.demo import data as demo_data
+from engine.demo.dataset import DEMO_SOURCE, DemoSummary
+from engine.demo.generator import as_utc
+from engine.demo.seeding import demo_business_ids, demo_customer_filter, seed_demo
 from engine.models import (
     Business,
     Consent,
@@ -66,7 +68,7 @@ class StageContext:
     """What a stage may use: the settings and what the seeding produced."""
 
     settings: Settings
-    summary: demo_data.DemoSummary
+    summary: DemoSummary
 
 
 # Returns Rich-markup lines (escape any user text with rich.markup.escape).
@@ -108,9 +110,9 @@ def _campaigns_dir() -> Path:
 
 def validate_campaigns(_ctx: StageContext) -> list[str]:
     """Validate every example campaign exactly as ``umkm campaign validate`` does."""
-    if not _module_exists("engine.campaign.campaigns"):
-        raise StageUnavailable(t("demo.stage.missing", module="engine.campaign.campaigns"))
-    from engine.campaign.campaigns import check_files
+    if not _module_exists("engine.campaign.loader"):
+        raise StageUnavailable(t("demo.stage.missing", module="engine.campaign.loader"))
+    from engine.campaign.loader import check_files
 
     files = sorted(_campaigns_dir().glob("*.yaml"))
     if not files:
@@ -171,7 +173,7 @@ def demo_command(
         try:
             initialise()
             with session_scope() as session:
-                summary = demo_data.seed_demo(
+                summary = seed_demo(
                     session, seed=seed,
                     on_step=lambda step: status.update(t(f"demo.status.{step}")),
                 )
@@ -183,7 +185,7 @@ def demo_command(
     report(summary)
 
 
-def report(summary: demo_data.DemoSummary) -> None:
+def report(summary: DemoSummary) -> None:
     """Print everything the demo put in the database, then the next pipeline stages."""
     console.print()
     if summary.created:
@@ -222,7 +224,7 @@ def _print_umkm(session: Session) -> None:
     table.add_column(t("demo.col.verdict"), justify="center", no_wrap=True)
     notes: list[str] = []
     businesses = session.scalars(
-        select(Business).where(Business.id.in_(demo_data.demo_business_ids(session)))
+        select(Business).where(Business.id.in_(demo_business_ids(session)))
         .order_by(Business.id)
     ).all()
     for business in businesses:
@@ -251,7 +253,7 @@ def _kecamatan(code: str) -> str:
 
 
 def _products_line(session: Session) -> str:
-    bids = demo_data.demo_business_ids(session)
+    bids = demo_business_ids(session)
     rows = session.execute(
         select(Product.id, Product.in_stock).where(Product.business_id.in_(bids))
     ).all()
@@ -270,12 +272,12 @@ def consent_states(session: Session) -> dict[ConsentChannel, Counter[str]]:
     """Newest marketing consent per demo customer and channel (the newest row wins)."""
     customers = session.execute(
         select(Customer.id, Customer.email, Customer.phone).where(
-            demo_data.demo_customer_filter())
+            demo_customer_filter())
     ).all()
     latest: dict[tuple[int, ConsentChannel], tuple[datetime, bool]] = {}
     rows = session.execute(
         select(Consent.customer_id, Consent.channel, Consent.granted, Consent.recorded_at)
-        .where(Consent.source == demo_data.DEMO_SOURCE,
+        .where(Consent.source == DEMO_SOURCE,
                Consent.purpose == ConsentPurpose.marketing)
         .order_by(Consent.recorded_at, Consent.id)
     ).all()
@@ -312,12 +314,12 @@ def orders_per_month(session: Session) -> list[tuple[date, int, int]]:
     """(first day of month in WITA, orders, value in Rupiah), oldest first."""
     rows = session.execute(
         select(Order.ordered_at, Order.total).where(
-            Order.business_id.in_(demo_data.demo_business_ids(session)))
+            Order.business_id.in_(demo_business_ids(session)))
     ).all()
     count: Counter[date] = Counter()
     value: Counter[date] = Counter()
     for ordered_at, total in rows:
-        local = demo_data.as_utc(ordered_at).astimezone(WITA)
+        local = as_utc(ordered_at).astimezone(WITA)
         month = date(local.year, local.month, 1)
         count[month] += 1
         value[month] += int(total)

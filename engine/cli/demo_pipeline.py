@@ -31,7 +31,7 @@ _LAST: dict[str, Any] = {}
 
 def launch_examples(campaign_dir: Path) -> list[str]:
     """Launch every valid example campaign (idempotent: a second demo creates nothing)."""
-    from engine.campaign.campaigns import check_files
+    from engine.campaign.loader import check_files
 
     lines: list[str] = []
     files = sorted(campaign_dir.glob("*.yaml"))

@@ -18,16 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from engine.cli.app import console, err_console, fail, sub
 from engine.common.i18n import t
-from engine.customers.importers import (
-    CUSTOMER_COLUMNS,
-    ORDER_COLUMNS,
-    ColumnSpec,
-    ImportFileError,
-    ImportReport,
-    import_customers,
-    import_orders,
-    inspect_csv,
-)
+from engine.customers.csvfile import ColumnSpec, ImportFileError, ImportReport, inspect_csv
+from engine.customers.customer_import import CUSTOMER_COLUMNS, import_customers
+from engine.customers.order_import import ORDER_COLUMNS, import_orders
 from engine.db import migrate
 
 MAX_SHOWN = 50

@@ -197,7 +197,7 @@ def _content_context(spec: dict[str, Any]) -> dict[str, Any]:
     schema models restores every key (``None`` when unset) and the date types, so a
     campaign that validated can never fail at send time on a missing optional key.
     """
-    from engine.campaign.campaigns import Content, Offer
+    from engine.campaign.schema import Content, Offer
 
     zone = spec_zone(spec)
     content = Content.model_validate(spec["content"]) if spec.get("content") else Content()

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urljoin
 
 from engine.common.formatting import rupiah, tanggal_pendek
-from engine.customers.importers import normalize_phone
+from engine.customers.cells import normalize_phone
 from engine.message.templating import DINAS
 
 # WhatsApp's limit for one text message; the kit stays below it so it can be pasted whole.

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.exc import DBAPIError
 
-from engine.campaign.campaigns import load_campaign
+from engine.campaign.loader import load_campaign
 from engine.config import Settings
 from engine.db import get_engine
 from engine.delivery import dispatch, scheduler

@@ -29,17 +29,13 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from engine.campaign.audience import count_audience, iter_audience_ids
-from engine.campaign.campaigns import CampaignValidationError, load_campaign, render_context
+from engine.campaign.loader import CampaignValidationError, load_campaign
+from engine.campaign.template_checks import render_context
 from engine.campaign.yamlsource import MAX_NODES
 from engine.config import Settings
-from engine.customers.importers import (
-    CUSTOMER_COLUMNS,
-    ORDER_COLUMNS,
-    ImportFileError,
-    import_customers,
-    import_orders,
-    inspect_csv,
-)
+from engine.customers.csvfile import ImportFileError, inspect_csv
+from engine.customers.customer_import import CUSTOMER_COLUMNS, import_customers
+from engine.customers.order_import import ORDER_COLUMNS, import_orders
 from engine.db import get_engine, session_factory
 from engine.delivery import scheduler
 from engine.engagement.tracking import (
@@ -323,7 +319,7 @@ EXHAUST_CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
-from engine.campaign.campaigns import CampaignValidationError, load_campaign
+from engine.campaign.loader import CampaignValidationError, load_campaign
 
 def peak_mb():  # VmHWM is per address space: fresh after exec (ru_maxrss is inherited)
     for line in open("/proc/self/status"):
@@ -642,7 +638,8 @@ def test_injection_in_a_campaign_yaml_plans_nobody_and_drops_nothing(
 CHILD = r"""
 import json, sys
 from pathlib import Path
-from engine.customers.importers import ImportFileError, import_customers
+from engine.customers.csvfile import ImportFileError
+from engine.customers.customer_import import import_customers
 
 def peak_mb():  # VmHWM is per address space: fresh after exec (ru_maxrss is inherited)
     for line in open("/proc/self/status"):
