@@ -25,6 +25,7 @@ from engine.campaign.rules import type_rule_problems, value_rule_problems
 from engine.campaign.schema import RULE_MODELS, RULE_MODIFIERS, CampaignSpec, rule_primaries
 from engine.campaign.template_checks import template_problems
 from engine.campaign.yamlsource import Document, Position, SourceMap, parse, read_text
+from engine.common.errors import InvalidInput
 from engine.common.i18n import has_message, t
 
 
@@ -41,11 +42,11 @@ class CampaignError:
         return f"{self.file}:{self.line}:{self.column}: {self.message}"
 
 
-class CampaignValidationError(Exception):
+class CampaignValidationError(InvalidInput):
     """Every problem found in one campaign file (never just the first)."""
 
     def __init__(self, errors: list[CampaignError]):
-        super().__init__("\n".join(str(e) for e in errors))
+        super().__init__("campaign.invalid", errors="\n".join(str(e) for e in errors))
         self.errors = errors
 
 

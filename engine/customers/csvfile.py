@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy.orm import Session
 
+from engine.common.errors import InvalidInput
 from engine.common.i18n import t
 from engine.db import session_factory
 
@@ -89,10 +90,10 @@ class Invalid(Exception):
     """A row-level problem; the message is the translated reason."""
 
 
-class ImportFileError(Exception):
+class ImportFileError(InvalidInput):
     """The file as a whole cannot be imported; nothing was written.
 
-    The message is already translated and starts with ``file:line:``.
+    ``code`` is a catalog id whose text starts with ``file:line:``.
     """
 
 
@@ -150,12 +151,12 @@ def _decoded_lines(handle: BinaryIO, file: str) -> Iterator[str]:
     while raw := handle.readline(MAX_LINE_BYTES + 1):
         number += 1
         if len(raw) > MAX_LINE_BYTES:
-            raise ImportFileError(t("import.file.line_too_long", file=file, line=number,
-                                    limit=MAX_LINE_BYTES // 1024))
+            raise ImportFileError("import.file.line_too_long", file=file, line=number,
+                                  limit=MAX_LINE_BYTES // 1024)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ImportFileError(t("import.file.not_utf8", file=file, line=number)) from exc
+            raise ImportFileError("import.file.not_utf8", file=file, line=number) from exc
         if number == 1:
             text = text.removeprefix("\ufeff")
         yield text
@@ -178,26 +179,20 @@ def _map_header(cells: Sequence[str], spec: ColumnSpec, file: str) -> tuple[str,
             columns.append("")
             continue
         if canonical in seen:
-            raise ImportFileError(
-                t("import.file.repeated_column", file=file, column=canonical,
-                  names=f"{seen[canonical]}, {cell.strip()}")
-            )
+            raise ImportFileError("import.file.repeated_column", file=file, column=canonical,
+                                  names=f"{seen[canonical]}, {cell.strip()}")
         seen[canonical] = cell.strip()
         columns.append(canonical)
     if unknown:
-        raise ImportFileError(
-            t("import.file.unknown_columns", file=file, columns=", ".join(unknown),
-              known=", ".join(spec.aliases))
-        )
+        raise ImportFileError("import.file.unknown_columns", file=file,
+                              columns=", ".join(unknown), known=", ".join(spec.aliases))
     missing = [name for name in spec.required if name not in seen]
     if missing:
-        raise ImportFileError(
-            t("import.file.missing_columns", file=file, columns=", ".join(missing))
-        )
+        raise ImportFileError("import.file.missing_columns", file=file,
+                              columns=", ".join(missing))
     if spec.one_of and not any(name in seen for name in spec.one_of):
-        raise ImportFileError(
-            t("import.file.need_one_of", file=file, columns=", ".join(spec.one_of))
-        )
+        raise ImportFileError("import.file.need_one_of", file=file,
+                              columns=", ".join(spec.one_of))
     return tuple(columns)
 
 
@@ -212,9 +207,9 @@ def _open_rows(path: Path, spec: ColumnSpec) -> Iterator[tuple[CsvInfo, Iterator
     try:
         handle = path.open("rb")
     except FileNotFoundError as exc:
-        raise ImportFileError(t("import.file.not_found", file=file)) from exc
+        raise ImportFileError("import.file.not_found", file=file) from exc
     except OSError as exc:
-        raise ImportFileError(t("import.file.unreadable", file=file, detail=exc.strerror)) from exc
+        raise ImportFileError("import.file.unreadable", file=file, detail=exc.strerror) from exc
     with handle:
         lines = _decoded_lines(handle, file)
         skipped = 0  # blank lines above the header still count for line numbers
@@ -223,15 +218,14 @@ def _open_rows(path: Path, spec: ColumnSpec) -> Iterator[tuple[CsvInfo, Iterator
             skipped += 1
             first = next(lines, None)
         if first is None:
-            raise ImportFileError(t("import.file.empty", file=file))
+            raise ImportFileError("import.file.empty", file=file)
         delimiter = _detect_delimiter(first)
         reader = csv.reader(_chain_first(first, lines), delimiter=delimiter, strict=True)
         try:
             header = next(reader)
         except csv.Error as exc:
-            raise ImportFileError(
-                t("import.file.broken_csv", file=file, line=skipped + 1, detail=exc)
-            ) from exc
+            raise ImportFileError("import.file.broken_csv", file=file, line=skipped + 1,
+                                  detail=exc) from exc
         columns = _map_header(header, spec, file)
         info = CsvInfo(delimiter=delimiter, columns=columns, rows=-1)
         yield info, _iter_rows(reader, columns, file, skipped)
@@ -254,9 +248,8 @@ def _iter_rows(
         except StopIteration:
             return
         except csv.Error as exc:
-            raise ImportFileError(
-                t("import.file.broken_csv", file=file, line=start, detail=exc)
-            ) from exc
+            raise ImportFileError("import.file.broken_csv", file=file, line=start,
+                                  detail=exc) from exc
         previous = reader.line_num
         if not any(cell.strip() for cell in cells):
             continue  # blank line or ";;;;" left by a spreadsheet
