@@ -22,7 +22,7 @@ from engine.campaign.campaigns import (
     spec_hash,
     validate_files,
 )
-from engine.cli import app
+from engine.cli.app import app
 from engine.message.templating import template_exists
 
 ROOT = Path(__file__).resolve().parent.parent
