@@ -42,7 +42,7 @@ faults: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy engine channels
+	$(VENV)/bin/mypy engine channels workers web tests scripts
 
 serve: install
 	$(VENV)/bin/umkm serve

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from engine.campaign.loader import load_campaign
-from engine.cli import app as cli_app
+from engine.cli.app import app as cli_app
 from engine.config import Settings
 from engine.customers.consent import has_consent
 from engine.delivery import scheduler

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine.cli import app as cli_app
+from engine.cli.app import app as cli_app
 from engine.config import Secret, Settings
 from engine.customers.consent import has_consent
 from engine.delivery.dispatch import _blocked_at_send_time

@@ -14,10 +14,9 @@ from email import policy
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from engine.campaign.loader import load_campaign
 from engine.cli.app import app

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dkim
 import pytest
@@ -563,7 +563,7 @@ def test_retention_wins_back_once_per_cooldown_and_never_after_a_new_order(
     # first; Ana bought again 59 days ago and gets nothing.
     tick(mail, NOW + timedelta(days=61))
     assert sorted(m.rcpt_tos[0] for m in mail.server.messages[2:]) == sorted(
-        [stays.email, active.email])
+        cast(list[str], [stays.email, active.email]))
     keys = [r.trigger_key for r in db.scalars(select(CampaignRun).order_by(CampaignRun.id))]
     assert keys == ["retention:2026-12-01", "retention:2026-12-02", "retention:2027-01-31"]
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from engine.campaign.fields import CAMPAIGN_TYPES
 from engine.campaign.loader import CampaignValidationError, load_campaign, validate_files
 from engine.campaign.schema import CampaignSpec, spec_hash
-from engine.cli import app
+from engine.cli.app import app
 from engine.message.templating import template_exists
 
 ROOT = Path(__file__).resolve().parent.parent

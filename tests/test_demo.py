@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.cli.app import app
 from engine.common.formatting import WITA
 from engine.config import Settings, env_name, load_settings
 from engine.demo.dataset import OPT_IN_TAGS, TENUN_CAMPAIGN, DemoDataset

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.cli.app import app
 from engine.common import crypto
 from engine.common.i18n import set_lang
 from engine.config import Settings

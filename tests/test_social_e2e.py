@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -292,8 +292,8 @@ def test_throttled_page_cools_down_and_posts_only_after_the_cool_down(
     assert fake_meta.count("POST", f"{PAGE}/photos") == 1  # the first refusal stopped the page
     assert {d.status.value for d in world.deliveries(run_id, "instagram")} == {"sent"}
     cooled = world.account("facebook:dinas")
-    until = cooled.cooldown_until if cooled.cooldown_until.tzinfo else \
-        cooled.cooldown_until.replace(tzinfo=NOW.tzinfo)  # type: ignore[union-attr]
+    cooldown_until = cast(datetime, cooled.cooldown_until)
+    until = cooldown_until if cooldown_until.tzinfo else cooldown_until.replace(tzinfo=NOW.tzinfo)
     assert until == NOW + timedelta(minutes=10)  # Meta's estimated_time_to_regain_access
     rows = world.deliveries(run_id, "facebook")
     assert all(d.status.value == "pending" for d in rows)
@@ -469,9 +469,9 @@ def test_metrics_are_stored_per_business_and_polled_by_the_beat(
     assert stored == len(events) == 3 * 6 + 3 * 6 + 3 * 4
     posts = {p.id: p for p in world.db.scalars(select(SocialPost))}
     for event in events:
-        post = posts[event.post_id]  # type: ignore[index]
-        assert event.business_id == catalog.business_of[post.product_id]  # type: ignore[index]
-        assert (event.product_id, event.run_id) == (post.product_id, run_id)
+        stored_post = posts[event.post_id]  # type: ignore[index]
+        assert event.business_id == catalog.business_of[stored_post.product_id]  # type: ignore[index]
+        assert (event.product_id, event.run_id) == (stored_post.product_id, run_id)
     kinds = {(e.channel, e.type) for e in events}
     for kind in ("view", "reach", "reaction", "comment", "share", "click"):
         assert ("facebook", kind) in kinds
