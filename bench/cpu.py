@@ -1,5 +1,5 @@
 """CPU per message of the worker's code path, in ONE process:
-``engine.delivery.dispatch.process_batch``.
+``engine.delivery.pipeline.process_batch``.
 
 Why a second benchmark: ``bench/e2e.py`` measures the whole system on a shared machine,
 where wall-clock throughput moves with other people's load.  The CPU time one process
@@ -65,15 +65,17 @@ def one_pass(campaign: Path, profiler: cProfile.Profile | None, database: str,
     """The figures of one launched run, its first batch left out (warm-up)."""
     from engine.campaign.loader import load_campaign
     from engine.db import session_scope
-    from engine.delivery import dispatch, scheduler
+    from engine.delivery import scheduler
+    from engine.delivery.enqueue import due_batches_for_run
+    from engine.delivery.pipeline import process_batch
 
     with session_scope() as session:
-        launched = scheduler.launch(session, load_campaign(campaign).to_storage(),
+        launched = scheduler.launch(session, load_campaign(campaign),
                                     str(campaign), start_now=True)
         assert launched.run is not None
         run_id = launched.run.id
-    batches = dispatch.due_batches_for_run(run_id)
-    dispatch.process_batch(run_id, batches[0].delivery_ids)  # warm-up: compile, connect
+    batches = due_batches_for_run(run_id)
+    process_batch(run_id, batches[0].delivery_ids)  # warm-up: compile, connect
     backends_before, sink_before = others_cpu(database, sink_pid)
     cpu = wall = 0.0
     sent = 0
@@ -81,7 +83,7 @@ def one_pass(campaign: Path, profiler: cProfile.Profile | None, database: str,
         if profiler is not None:
             profiler.enable()
         c0, w0 = time.process_time(), time.perf_counter()
-        result = dispatch.process_batch(run_id, batch.delivery_ids)
+        result = process_batch(run_id, batch.delivery_ids)
         cpu += time.process_time() - c0
         wall += time.perf_counter() - w0
         if profiler is not None:
@@ -131,7 +133,7 @@ def main() -> None:
         print(f"median CPU {statistics.median(figures):.3f} ms/message "
               f"(sink received {sink.messages():,}); load average {os.getloadavg()}")
     finally:
-        from engine.delivery.dispatch import reset_process_state
+        from engine.delivery.context import reset_process_state
 
         reset_process_state()
         for cleanup in reversed(cleanups):

@@ -430,7 +430,7 @@ def start_services(workdir: Path, keep_db: bool, batch_size: int,
 def sample_messages(count: int) -> list[tuple[str, bytes]]:
     """Messages as the engine would send them (same template, MIME and DKIM), pre-rendered."""
     from engine.config import get_settings
-    from engine.delivery.dispatch import _load_signer
+    from engine.delivery.context import _load_signer
     from engine.engagement.tracking import InMemoryLinkRegistry, RunTracker
     from engine.message.mime import MessageSkeleton, message_id_for
     from engine.message.render import compile_email, render_email
@@ -547,14 +547,15 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
 
     from engine.campaign.loader import load_campaign
     from engine.db import session_scope
-    from engine.delivery import dispatch, scheduler
+    from engine.delivery import scheduler
+    from engine.delivery.enqueue import due_batches_for_run
     from engine.models import CampaignRun
     from engine.outbox.rows import counts_by_status
     from workers.tasks import enqueue_batches
 
     result = PassResult(workers=n_workers)
     redis_srv.client.flushdb()
-    spec = load_campaign(campaign).to_storage()
+    spec = load_campaign(campaign)
     sink_before = sink.messages()
     progress(f"menyalakan {n_workers} worker Celery")
     workers = Workers(n_workers, env, workdir, tag)
@@ -568,7 +569,7 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
             assert launched.run is not None
             run_id, result.planned = launched.run.id, launched.planned
         t1 = time.perf_counter()
-        batches = dispatch.due_batches_for_run(run_id)
+        batches = due_batches_for_run(run_id)
         t2 = time.perf_counter()
         enqueue_wall = time.time()
         enqueue_batches(batches)

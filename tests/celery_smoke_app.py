@@ -1,6 +1,6 @@
 """The real Celery configuration (workers.celery_app.make_celery) without the engine's
 tasks, plus two trivial ones: lets the process harness be tested on its own, before and
-independently of workers.tasks / engine.delivery.dispatch.
+independently of workers.tasks / engine.delivery.pipeline.
 
 Run as ``celery -A tests.celery_smoke_app worker ...``.
 """

@@ -181,7 +181,7 @@ def test_validation_errors_name_their_fields(client: TestClient, db: Session) ->
 def test_order_events_are_idempotent_and_become_transactional_mail(
         client: TestClient, db: Session) -> None:
     shop = make_shop(db)
-    spec = load_campaign(ROOT / "campaigns" / "transactional-order-shipped.yaml").to_storage()
+    spec = load_campaign(ROOT / "campaigns" / "transactional-order-shipped.yaml")
     scheduler.launch(db, spec, None)
     client.post("/api/v1/orders", json=order_body(), headers=shop.auth)
     body = {"kind": "shipped", "courier": "JNE", "tracking_number": "JNE123456789"}

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from engine.cli.app import app as cli_app
 from engine.config import Secret, Settings
 from engine.customers.consent import has_consent
-from engine.delivery.dispatch import _blocked_at_send_time
+from engine.delivery.pipeline import _blocked_at_send_time
 from engine.engagement import bounces
 from engine.message.mime import message_id_for
 from engine.models import Customer, Delivery, EngagementEvent, Suppression, utcnow
@@ -286,12 +286,12 @@ def test_webhook_rejects_bad_secret_bad_body_and_unknown_types(
     assert _suppressions(db) == []
 
 
-def test_beat_tick_reads_the_configured_bounce_mailbox(
+def test_beat_bounce_mailbox_task_reads_the_configured_bounce_mailbox(
         db: Session, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scheduler's tick polls BOUNCE_MAILDIR: a hard bounce suppresses without anyone
-    running `umkm bounces process`."""
+    """The beat's bounce-mailbox job polls BOUNCE_MAILDIR: a hard bounce suppresses
+    without anyone running `umkm bounces process`."""
     from engine.config import reset_settings
-    from workers.tasks import beat_tick
+    from workers.tasks import beat_bounce_mailbox
 
     hard = sent_mail(db)
     db.commit()
@@ -299,11 +299,11 @@ def test_beat_tick_reads_the_configured_bounce_mailbox(
     monkeypatch.setenv("BOUNCE_MAILDIR", str(root))
     reset_settings()
 
-    report = beat_tick()
+    report = beat_bounce_mailbox()
 
-    assert report["bounces"] == 1
+    assert report["count"] == 1
     assert _suppressions(db) == [(hard.recipient, "bounced")]
-    assert beat_tick()["bounces"] == 0  # handled mail left the inbox
+    assert beat_bounce_mailbox()["count"] == 0  # handled mail left the inbox
 
 
 def test_a_processed_bounce_is_counted_by_the_monthly_report(db: Session,

@@ -22,7 +22,8 @@ from engine.campaign.loader import load_campaign
 from engine.cli.app import app
 from engine.config import Settings
 from engine.db import session_factory
-from engine.delivery import dispatch, scheduler
+from engine.delivery import scheduler
+from engine.delivery.context import reset_process_state
 from engine.models import Campaign, CampaignRun, Delivery, utcnow
 from tests.factories import (
     make_business,
@@ -59,7 +60,7 @@ PAST_START = "2026-01-05 09:00"
 @pytest.fixture
 def db(sqlite_settings: Settings) -> Iterator[Session]:
     """Shop, products and customers committed, so the CLI's own sessions see them."""
-    dispatch.reset_process_state()  # run ids restart at 1 in every fresh database
+    reset_process_state()  # run ids restart at 1 in every fresh database
     session = session_factory(sqlite_settings)()
     shop = make_business(session, name="Tenun Ikat Nunkolo")
     kain = make_product(session, shop, name="Kain Tenun Buna", price=150_000)
@@ -78,7 +79,7 @@ def db(sqlite_settings: Settings) -> Iterator[Session]:
     session.commit()
     yield session
     session.close()
-    dispatch.reset_process_state()
+    reset_process_state()
 
 
 def umkm(*args: str) -> Result:
@@ -221,7 +222,7 @@ def test_pause_resume_cancel_of_a_scheduled_run(
 def test_resume_of_a_running_run_sends_the_rest_once(
     db: Session, sqlite_settings: Settings, tmp_path: Path
 ) -> None:
-    spec = load_campaign(campaign_file(tmp_path, PAST_START)).to_storage()
+    spec = load_campaign(campaign_file(tmp_path, PAST_START))
     run = scheduler.launch(db, spec, None).run  # outbox filled, nobody sent it yet
     assert run is not None and run.status.value == "running"
     assert umkm("campaign", "pause", str(run.id)).exit_code == 0

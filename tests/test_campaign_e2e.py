@@ -30,9 +30,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.campaign.loader import load_campaign
+from engine.campaign.schema import CampaignSpec
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
-from engine.delivery import dispatch, scheduler
+from engine.delivery import beat, scheduler
+from engine.delivery.context import reset_process_state
+from engine.delivery.enqueue import run_in_process
+from engine.delivery.pipeline import process_batch
 from engine.engagement.tracking import parse_token
 from engine.models import (
     CampaignRun,
@@ -97,12 +101,12 @@ class Mail:
     dkim: DkimKey
     tmp: Path
 
-    def campaign(self, source: str | Path) -> dict[str, Any]:
-        """A validated campaign (a repo file or YAML text) as the stored spec dict."""
+    def campaign(self, source: str | Path) -> CampaignSpec:
+        """A validated campaign (a repo file or YAML text), as `campaign validate` reads it."""
         text = source.read_text() if isinstance(source, Path) else source
         path = self.tmp / f"campaign-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
         path.write_text(text)
-        return load_campaign(path).to_storage()
+        return load_campaign(path)
 
     def deliveries(self, run_id: int, channel: str = "email") -> dict[str, Delivery]:
         self.db.expire_all()
@@ -125,23 +129,24 @@ def mail(settings: Settings, smtp_server: ScriptedSMTPServer, dkim_key: DkimKey,
     monkeypatch.setenv("DKIM_DOMAIN", DOMAIN)
     monkeypatch.setenv("BASE_URL", BASE_URL)
     reset_settings()
-    dispatch.reset_process_state()
+    reset_process_state()
     wired = get_settings()
     session = session_factory(wired)()
     try:
         yield Mail(wired, session, smtp_server, dkim_key, tmp_path)
     finally:
         session.close()
-        dispatch.reset_process_state()
+        reset_process_state()
 
 
 # ----------------------------------------------------------------------------- helpers
-def tick(mail: Mail, now: datetime) -> dict[str, Any]:
-    """One beat pass at ``now`` and the batches it hands out, processed in this process."""
-    summary = dispatch.scheduler_tick(mail.settings, now)
-    for batch in summary["batches"]:
-        dispatch.process_batch(batch.run_id, batch.delivery_ids, mail.settings, now)
-    return summary
+def tick(mail: Mail, now: datetime) -> dict[str, int]:
+    """Every beat job once at ``now`` and the batches they hand out, processed in this
+    process; the count of each job by name."""
+    reports = beat.run_all(mail.settings, now)
+    for batch in beat.batches_of(reports):
+        process_batch(batch.run_id, batch.delivery_ids, mail.settings, now)
+    return {name: report.count for name, report in reports.items()}
 
 
 def parse(received: ReceivedMessage) -> EmailMessage:
@@ -275,7 +280,7 @@ def test_promotional_campaign_reaches_exactly_its_audience(mail: Mail) -> None:
     social_posts = db.scalars(select(Delivery).where(Delivery.run_id == run_id,
                                                      Delivery.channel != "email")).all()
     assert {d.channel for d in social_posts} == {"facebook", "instagram", "tiktok", "whatsapp"}
-    first = dispatch.run_in_process(run_id, mail.settings, NOW)
+    first = run_in_process(run_id, mail.settings, NOW)
     # every email outcome, plus the social posts written to the sandbox outbox
     assert (first.sent, first.retried, first.failed, first.skipped) == (
         4 + len(social_posts), 1, 1, 1)
@@ -292,11 +297,11 @@ def test_promotional_campaign_reaches_exactly_its_audience(mail: Mail) -> None:
     assert (retry.email, "451 4.7.1 coba lagi nanti") in mail.server.attempts
 
     # Not due yet: nothing happens; once next_attempt_at has passed, it is delivered.
-    assert dispatch.run_in_process(run_id, mail.settings, NOW).claimed == 0
+    assert run_in_process(run_id, mail.settings, NOW).claimed == 0
     later = NOW + timedelta(hours=1)
-    second = dispatch.run_in_process(run_id, mail.settings, later)
+    second = run_in_process(run_id, mail.settings, later)
     assert (second.sent, second.failed) == (1, 0)
-    assert dispatch.run_in_process(run_id, mail.settings, later).claimed == 0  # sent once
+    assert run_in_process(run_id, mail.settings, later).claimed == 0  # sent once
 
     received = by_recipient(mail.server)
     assert set(received) == {c.email for c in (yohanes, maria, zoe, retry, tx_heavy)}
@@ -389,7 +394,7 @@ def test_personalized_recommendations_respect_history_opt_in_and_eligibility(
     spec = mail.campaign(PERSONALIZED)
     result = scheduler.launch(db, spec, None, now=NOW)
     assert result.run is not None
-    summary = dispatch.run_in_process(result.run.id, mail.settings, NOW)
+    summary = run_in_process(result.run.id, mail.settings, NOW)
     assert (summary.sent, summary.failed, summary.skipped) == (2, 0, 0)
 
     received = by_recipient(mail.server)
@@ -475,12 +480,12 @@ def test_recurring_newsletter_sends_each_occurrence_with_stable_ab_split(mail: M
     assert scheduler.launch(db, spec, None, now=NOW).activated_only
 
     before = tick(mail, NOW - timedelta(hours=1))  # 08.00 WITA: no occurrence yet today
-    assert before["recurring"] == 0 and not mail.server.messages
+    assert before["recurring_runs"] == 0 and not mail.server.messages
     first = tick(mail, NOW + timedelta(minutes=5))
-    assert first["recurring"] == 1
-    assert tick(mail, NOW + timedelta(minutes=10))["recurring"] == 0  # same occurrence
+    assert first["recurring_runs"] == 1
+    assert tick(mail, NOW + timedelta(minutes=10))["recurring_runs"] == 0  # same occurrence
     second = tick(mail, NOW + timedelta(days=1, minutes=5))
-    assert second["recurring"] == 1
+    assert second["recurring_runs"] == 1
 
     runs = list(db.scalars(select(CampaignRun).order_by(CampaignRun.id)))
     assert [r.trigger_key for r in runs] == ["cron:2026-12-01T01:00", "cron:2026-12-02T01:00"]
@@ -595,8 +600,8 @@ def test_order_event_sends_one_order_confirmation_with_lines_in_rupiah(mail: Mai
     assert scheduler.launch(db, spec, str(CONFIRMED), now=NOW).activated_only
 
     summary = tick(mail, NOW + timedelta(minutes=1))
-    assert summary["orders"] == 2  # the fresh confirmations; the old one is history
-    assert tick(mail, NOW + timedelta(minutes=2))["orders"] == 0  # processed once
+    assert summary["order_triggers"] == 2  # the fresh confirmations; the old one is history
+    assert tick(mail, NOW + timedelta(minutes=2))["order_triggers"] == 0  # processed once
     assert all(e.processed_at is not None for e in db.scalars(select(OrderEvent)))
 
     (received,) = mail.server.messages

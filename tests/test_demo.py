@@ -218,7 +218,7 @@ def test_demo_clock_moves_a_night_run_to_the_next_send_window() -> None:
     from engine.campaign.loader import check_files
     from engine.cli.demo_pipeline import demo_clock
 
-    specs = [s.to_storage() for s, _ in
+    specs = [s for s, _ in
              check_files(sorted((ROOT / "campaigns").glob("*.yaml"))).values() if s]
     wita = WITA
     night = datetime(2026, 11, 28, 21, 30, tzinfo=wita)

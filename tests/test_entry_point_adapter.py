@@ -20,7 +20,9 @@ from channels.base import available_channels, clear_registry_cache, get_adapter_
 from engine.campaign.loader import CampaignValidationError, load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
-from engine.delivery import dispatch, scheduler
+from engine.delivery import scheduler
+from engine.delivery.context import reset_process_state
+from engine.delivery.enqueue import run_in_process
 from engine.models import Delivery, SocialPost
 from engine.social import accounts
 from tests.factories import NOW, make_business, make_optin, make_product
@@ -109,7 +111,7 @@ def test_plugin_channel_posts_a_campaign_through_the_engine(
     install_plugin(tmp_path / "site", monkeypatch)
     monkeypatch.setenv("SOCIAL_MODE", "live")
     reset_settings()
-    dispatch.reset_process_state()
+    reset_process_state()
     live = get_settings()
     with session_factory(live)() as db:
         shop = make_business(db, name="Tenun Ikat Nunkolo")
@@ -123,11 +125,11 @@ def test_plugin_channel_posts_a_campaign_through_the_engine(
                          name="Papan Desa SoE", access_token="token-papan-soe",
                          meta={"endpoint": board.url})
         db.commit()
-        spec = load_campaign(campaign_file).to_storage()
+        spec = load_campaign(campaign_file)
         run = scheduler.launch(db, spec, None, now=NOW).run
         assert run is not None
 
-        summary = dispatch.run_in_process(run.id, live, NOW)
+        summary = run_in_process(run.id, live, NOW)
 
         assert summary.sent == 2
         texts = [r.json()["text"] for r in board.calls("/announcements")]
@@ -140,5 +142,5 @@ def test_plugin_channel_posts_a_campaign_through_the_engine(
         assert {(p.product_id, p.business_id) for p in posts} == {
             (p.id, p.business_id) for p in products}
         assert {p.provider_post_id for p in posts} == {"ann-1", "ann-2"}
-    dispatch.reset_process_state()
+    reset_process_state()
     clear_registry_cache()

@@ -15,7 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from engine.config import Settings
-from engine.delivery import dispatch
+from engine.delivery.pipeline import _check_error_budget
 from engine.models import CampaignRun, Delivery, RunStatus
 from tests.factories import NOW, make_campaign, make_run
 
@@ -53,7 +53,7 @@ def test_run_pauses_only_when_failures_exceed_the_budget(
     run = db.get(CampaignRun, run_id)
     assert run is not None
 
-    dispatch._check_error_budget(db, run, replace(settings, error_budget=budget))
+    _check_error_budget(db, run, replace(settings, error_budget=budget))
 
     db.refresh(run)
     assert (run.status == RunStatus.paused) is paused

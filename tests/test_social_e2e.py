@@ -32,10 +32,14 @@ from typer.testing import CliRunner
 
 import engine.cli.accounts  # noqa: F401  (registers `umkm account`)
 from engine.campaign.loader import load_campaign
+from engine.campaign.schema import CampaignSpec
 from engine.cli.app import app as cli_app
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
-from engine.delivery import dispatch, scheduler
+from engine.delivery import beat, scheduler
+from engine.delivery.context import reset_process_state
+from engine.delivery.enqueue import run_in_process, sweep
+from engine.delivery.pipeline import BatchResult, process_batch
 from engine.models import (
     Consent,
     Customer,
@@ -109,21 +113,21 @@ class World:
     db: Session
     tmp: Path
 
-    def spec(self, channels: list[str] | str, campaign_id: str = CAMPAIGN_ID) -> dict[str, Any]:
+    def spec(self, channels: list[str] | str, campaign_id: str = CAMPAIGN_ID) -> CampaignSpec:
         lines = channels if isinstance(channels, str) else "\n".join(
             PER_PRODUCT.format(name=n) for n in channels)
         text = SOCIAL_YAML.format(id=campaign_id, channels=lines)
         path = self.tmp / f"{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
         path.write_text(text)
-        return load_campaign(path).to_storage()
+        return load_campaign(path)
 
-    def launch(self, spec: dict[str, Any], now: datetime = NOW) -> int:
+    def launch(self, spec: CampaignSpec, now: datetime = NOW) -> int:
         result = scheduler.launch(self.db, spec, None, now=now)
         assert result.run is not None and result.created
         return result.run.id
 
-    def run(self, run_id: int, now: datetime = NOW) -> dispatch.BatchResult:
-        return dispatch.run_in_process(run_id, self.settings, now)
+    def run(self, run_id: int, now: datetime = NOW) -> BatchResult:
+        return run_in_process(run_id, self.settings, now)
 
     def deliveries(self, run_id: int, channel: str) -> list[Delivery]:
         self.db.expire_all()
@@ -150,13 +154,13 @@ def world(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     }.items():
         monkeypatch.setenv(key, value)
     reset_settings()
-    dispatch.reset_process_state()
+    reset_process_state()
     session = session_factory(get_settings())()
     try:
         yield World(get_settings(), session, tmp_path)
     finally:
         session.close()
-        dispatch.reset_process_state()
+        reset_process_state()
 
 
 def seed_catalog(db: Session) -> Catalog:
@@ -371,7 +375,7 @@ def test_worker_killed_between_container_and_publish_publishes_once(
     spec = world.spec("  instagram: {template: social/promo.j2, per: campaign}")
     run_id = world.launch(spec)
     ids = [d.id for d in world.deliveries(run_id, "instagram")]
-    code = ("from datetime import datetime\nfrom engine.delivery.dispatch import process_batch\n"
+    code = ("from datetime import datetime\nfrom engine.delivery.pipeline import process_batch\n"
             f"process_batch({run_id}, {ids}, now=datetime.fromisoformat('{NOW.isoformat()}'))")
     env = {**os.environ, "PYTHONPATH": str(REPO), "SOCIAL_POLL_SECONDS": "1.0"}
     worker = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path,
@@ -386,8 +390,8 @@ def test_worker_killed_between_container_and_publish_publishes_once(
     fake_meta.containers[container]["statuses"] = ["FINISHED"]
 
     later = NOW + timedelta(minutes=11)  # the sweeper gives the dead worker's row back
-    for batch in dispatch.sweep(world.settings, later):
-        dispatch.process_batch(batch.run_id, batch.delivery_ids, world.settings, later)
+    for batch in sweep(world.settings, later):
+        process_batch(batch.run_id, batch.delivery_ids, world.settings, later)
 
     assert fake_meta.count("POST", f"{IG_USER}/media") == 1  # the container was reused
     assert fake_meta.count("POST", f"{IG_USER}/media_publish") == 1
@@ -395,7 +399,7 @@ def test_worker_killed_between_container_and_publish_publishes_once(
     assert delivery.status.value == "sent"
     assert delivery.provider_id == fake_meta.media[IG_USER][0]["id"]
     assert world.posts("instagram")[0].container_id == container
-    assert dispatch.sweep(world.settings, later + timedelta(minutes=11)) == []
+    assert sweep(world.settings, later + timedelta(minutes=11)) == []
 
 
 def _wait_for_checkpoint(world: World, delivery_id: int, worker: subprocess.Popen[bytes]
@@ -484,10 +488,10 @@ def test_metrics_are_stored_per_business_and_polled_by_the_beat(
     assert views == [100.0]
 
     # the beat reads each post at most every METRICS_INTERVAL_MINUTES (60 by default)
-    soon = dispatch.scheduler_tick(world.settings, NOW + timedelta(hours=1, minutes=30))
-    assert soon["metrics"] == 0
-    after = dispatch.scheduler_tick(world.settings, NOW + timedelta(hours=2, minutes=1))
-    assert after["metrics"] == stored
+    soon = beat.poll_social_metrics(world.settings, NOW + timedelta(hours=1, minutes=30))
+    assert soon.count == 0
+    after = beat.poll_social_metrics(world.settings, NOW + timedelta(hours=2, minutes=1))
+    assert after.count == stored
 
 
 # ----------------------------------------------------------------------------- WhatsApp

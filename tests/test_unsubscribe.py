@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from engine.campaign.loader import load_campaign
 from engine.config import Settings
 from engine.customers.consent import has_consent
-from engine.delivery import dispatch
+from engine.delivery.context import reset_process_state
+from engine.delivery.pipeline import process_batch
 from engine.delivery.scheduler import upsert_campaign
 from engine.engagement.tracking import make_click_token, make_unsubscribe_token
 from engine.models import (
@@ -244,8 +245,8 @@ def test_a_bounce_suppression_is_not_weakened_by_unsubscribing(client: TestClien
 
 
 def _newsletter_run(db: Session) -> CampaignRun:
-    spec = load_campaign(ROOT / "campaigns" / "newsletter-bulanan.yaml").to_storage()
-    spec["schedule"].pop("send_window", None)  # the test may run at any hour
+    spec = load_campaign(ROOT / "campaigns" / "newsletter-bulanan.yaml")
+    spec.schedule.send_window = None  # the test may run at any hour
     campaign = upsert_campaign(db, spec, None)
     run = CampaignRun(campaign_id=campaign.id, trigger_key="uji", status=RunStatus.running)
     db.add(run)
@@ -267,9 +268,9 @@ def test_next_dispatch_skips_an_address_unsubscribed_after_planning(
 
     smtp = dataclasses.replace(settings, smtp_host=smtp_server.host, smtp_port=smtp_server.port)
     try:
-        result = dispatch.process_batch(run.id, [d.id for d in planned], smtp)
+        result = process_batch(run.id, [d.id for d in planned], smtp)
     finally:
-        dispatch.reset_process_state()
+        reset_process_state()
 
     assert (result.sent, result.skipped) == (1, 1)
     assert smtp_server.recipients() == [staying.email]

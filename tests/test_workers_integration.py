@@ -27,7 +27,9 @@ from sqlalchemy import select, update
 from engine.common.formatting import WITA
 from engine.config import reset_settings
 from engine.db import dispose_engines
-from engine.delivery import control, dispatch, scheduler
+from engine.delivery import control, scheduler
+from engine.delivery.context import reset_process_state
+from engine.delivery.enqueue import due_batches_for_run
 from engine.models import (
     CampaignRun,
     Customer,
@@ -70,7 +72,7 @@ def world(pg_database: str, clean_redis: str, smtp_server: ScriptedSMTPServer,
                           tmp_path, monkeypatch)
 
     yield build
-    dispatch.reset_process_state()
+    reset_process_state()
     dispose_engines()
     reset_settings()
 
@@ -255,7 +257,7 @@ def test_two_dispatchers_for_the_same_run_send_each_message_once(
     dispatch_run.delay(run_id)
     dispatch_run.delay(run_id)
     # ... and every batch handed over twice in a row, so both workers race on it.
-    batches = dispatch.due_batches_for_run(run_id, w.settings)
+    batches = due_batches_for_run(run_id, w.settings)
     for batch in batches:
         enqueue_batches([batch, batch])
     workers = celery_workers.start(2, w.env)
@@ -376,7 +378,7 @@ def test_retention_once_per_cooldown_and_none_after_a_new_order(
         """The beat tick of day ``n``, its batches sent by the workers."""
         before = len(w.smtp.messages)
         report = w.tick(today + timedelta(days=n))
-        assert report["retention"] == 1
+        assert report["retention_scan"] == 1
         with w.session() as session:
             run = session.scalars(select(CampaignRun).order_by(CampaignRun.id.desc())).first()
             assert run is not None
@@ -410,7 +412,7 @@ def test_order_confirmation_overtakes_a_running_5000_bulk_campaign(
         session.commit()
     assert w.enqueue(bulk_id) == 50
     celery_workers.start(2, w.env)
-    beat_process.start(w.env)  # the real beat: `beat_tick` every second
+    beat_process.start(w.env)  # the real beat: every job every second
 
     wait_for(lambda: len(w.smtp.messages) >= 500, 60, "the bulk campaign to be under way")
     with w.session() as session:
@@ -517,14 +519,14 @@ def test_two_beats_at_once_start_the_run_once_and_send_each_message_once(
 
     assert all(beat.alive for beat in beats)
     for beat in beats:
-        assert beat.logs().count("Sending due task tick") >= 5, beat.logs()[-1000:]
+        assert beat.logs().count("Sending due task sweeper") >= 5, beat.logs()[-1000:]
     assert counts == {**counts, "sent": 1000, "failed": 0, "skipped": 0}, counts
     received = per_recipient(w.smtp.messages)
     assert len(received) == 1001 and max(received.values()) == 1, received.most_common(3)
     with w.session() as session:
         runs = session.scalars(select(CampaignRun.id)).all()
         assert len(runs) == 2, "a beat created a second run"  # the promo + one confirmation
-    ticks = sum(workers.logs(i).count("workers.tasks.beat_tick") for i in range(2))
+    ticks = sum(workers.logs(i).count("workers.tasks.beat_sweeper") for i in range(2))
     assert ticks >= 10
     assert w.run_status(run_id) == "finished"
 

@@ -21,9 +21,12 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from engine.campaign.loader import load_campaign
+from engine.campaign.schema import CampaignSpec
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import dispose_engines, session_factory
-from engine.delivery import dispatch, scheduler
+from engine.delivery import beat, scheduler
+from engine.delivery.context import reset_process_state
+from engine.delivery.enqueue import due_batches_for_run
 from engine.models import (
     CampaignRun,
     Consent,
@@ -76,11 +79,11 @@ class World:
         with session_factory(self.settings)() as session:
             yield session
 
-    def campaign(self, text: str) -> dict[str, Any]:
-        """A YAML campaign validated like `umkm campaign validate`, as the stored spec."""
+    def campaign(self, text: str) -> CampaignSpec:
+        """A YAML campaign validated like `umkm campaign validate`."""
         path = self.tmp / f"campaign-{abs(hash(text))}.yaml"
         path.write_text(text)
-        return load_campaign(path).to_storage()
+        return load_campaign(path)
 
     def promo(self, key: str, recipients: int) -> int:
         """A launched (running) promotional run to ``recipients`` new customers."""
@@ -120,15 +123,17 @@ class World:
         """What `launch` / `resume` do: every due batch of the run to the broker."""
         from workers.tasks import enqueue_batches
 
-        return enqueue_batches(dispatch.due_batches_for_run(run_id, self.settings))
+        return enqueue_batches(due_batches_for_run(run_id, self.settings))
 
-    def tick(self, now: datetime | None = None) -> dict[str, Any]:
-        """One beat pass in this process (the same as the beat task), enqueued to Redis."""
+    def tick(self, now: datetime | None = None) -> dict[str, int]:
+        """Every beat job once in this process (what the beat tasks run), its batches
+        enqueued to Redis; the count of each job by name, and ``enqueued``."""
         from workers.tasks import enqueue_batches
 
-        report = dispatch.scheduler_tick(self.settings, now)
-        report["enqueued"] = enqueue_batches(report.pop("batches"))
-        return report
+        reports = beat.run_all(self.settings, now)
+        counts = {name: report.count for name, report in reports.items()}
+        counts["enqueued"] = enqueue_batches(beat.batches_of(reports))
+        return counts
 
     # -- waiting --------------------------------------------------------------------
     def wait_settled(self, run_id: int, timeout: float,
@@ -171,7 +176,7 @@ def make_world(settings_env: dict[str, str], database_url: str, redis_url: str,
         monkeypatch.setenv(key, value)
     reset_settings()
     dispose_engines()
-    dispatch.reset_process_state()
+    reset_process_state()
     settings = get_settings()
     from workers.celery_app import reconfigure
 

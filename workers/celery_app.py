@@ -9,10 +9,16 @@ Delivery guarantees come from the database outbox, not from the broker; the sett
 below only make the broker behave: acknowledge after the task ran (``acks_late``),
 requeue when a worker dies mid-task, prefetch little so a killed worker holds few
 batches, and a visibility timeout far longer than any batch takes.
+
+The beat schedule has one entry per periodic job (:data:`BEAT_JOBS`), each its own task
+with its own time limits: a slow provider behind the social-metrics job can never delay
+the sweeper or the start of a due campaign. (Time limits are enforced by the prefork
+pool of production workers; the embedded thread pool runs the same tasks without them.)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,35 @@ from engine.config import Settings, get_settings
 QUEUE_TRANSACTIONAL = "transactional"
 QUEUE_BULK = "bulk"
 QUEUE_BEAT = "beat"
+
+
+@dataclass(frozen=True)
+class BeatJob:
+    """One periodic job: its task and how long it may run. At ``soft_time_limit`` the
+    task is told to stop (its transaction rolls back; the job is idempotent and the
+    next beat repeats it); at ``time_limit`` the worker process running it is replaced."""
+
+    task: str
+    soft_time_limit: float
+    time_limit: float
+
+
+# The same names as engine.delivery.beat.JOBS: the engine function each task runs.
+BEAT_JOBS: dict[str, BeatJob] = {
+    "due_runs": BeatJob("workers.tasks.beat_due_runs", 120, 150),
+    "recurring_runs": BeatJob("workers.tasks.beat_recurring_runs", 240, 300),
+    "order_triggers": BeatJob("workers.tasks.beat_order_triggers", 120, 150),
+    "retention_scan": BeatJob("workers.tasks.beat_retention_scan", 240, 300),
+    "sweeper": BeatJob("workers.tasks.beat_sweeper", 120, 150),
+    "social_metrics": BeatJob("workers.tasks.beat_social_metrics", 240, 300),
+    "bounce_mailbox": BeatJob("workers.tasks.beat_bounce_mailbox", 120, 150),
+}
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """One entry per job, every ``beat_interval_seconds``: each runs on its own."""
+    return {name: {"task": job.task, "schedule": settings.beat_interval_seconds}
+            for name, job in BEAT_JOBS.items()}
 
 
 def _embedded_broker(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -69,17 +104,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_max_tasks_per_child=None,
         task_default_queue=QUEUE_BULK,
         task_queues=(Queue(QUEUE_TRANSACTIONAL), Queue(QUEUE_BULK), Queue(QUEUE_BEAT)),
-        task_routes={
-            "workers.tasks.beat_tick": {"queue": QUEUE_BEAT},
-        },
+        task_routes={job.task: {"queue": QUEUE_BEAT} for job in BEAT_JOBS.values()},
         timezone="Asia/Makassar",
         enable_utc=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
-        beat_schedule={
-            "tick": {"task": "workers.tasks.beat_tick",
-                     "schedule": settings.beat_interval_seconds},
-        },
+        beat_schedule=beat_schedule(settings),
     )
     return app
 
@@ -109,6 +139,6 @@ def reconfigure(settings: Settings | None = None) -> Celery:
 @worker_process_shutdown.connect
 def _close_channels(**_: Any) -> None:
     """Close SMTP connections and forget run caches when a worker process exits."""
-    from engine.delivery.dispatch import reset_process_state
+    from engine.delivery.context import reset_process_state
 
     reset_process_state()

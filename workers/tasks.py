@@ -2,22 +2,24 @@
 
 Only transient infrastructure errors (database connection lost) are retried by Celery,
 with a short countdown; every longer wait lives in the database (``next_attempt_at``,
-``scheduled_at``) and comes back through :func:`beat_tick`'s sweeper.
+``scheduled_at``) and comes back through the beat's sweeper (:func:`beat_sweeper`).
+
+The beat tasks are one per periodic job (``workers.celery_app.BEAT_JOBS``), each with
+its own time limits; each runs its job in :mod:`engine.delivery.beat` and hands the
+batches it made due to the broker.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from engine.config import get_settings
-from engine.delivery import dispatch
-from workers.celery_app import QUEUE_BULK, QUEUE_TRANSACTIONAL, app
-
-log = logging.getLogger(__name__)
+from engine.delivery import beat
+from engine.delivery.enqueue import Batch, due_batches_for_run
+from engine.delivery.pipeline import process_batch
+from workers.celery_app import BEAT_JOBS, QUEUE_BULK, QUEUE_TRANSACTIONAL, app
 
 
 def queue_for(campaign_type: str) -> str:
@@ -25,7 +27,7 @@ def queue_for(campaign_type: str) -> str:
     return QUEUE_TRANSACTIONAL if campaign_type == "transactional" else QUEUE_BULK
 
 
-def enqueue_batches(batches: list[dispatch.Batch]) -> int:
+def enqueue_batches(batches: list[Batch]) -> int:
     """Hand batches of ids to the broker (the only thing it ever carries)."""
     for batch in batches:
         send_batch.apply_async((batch.run_id, batch.delivery_ids),
@@ -44,37 +46,67 @@ def send_batch(self: Any, run_id: int, delivery_ids: list[int],
     the pipeline outside the campaigns' send window.
     """
     now = datetime.fromisoformat(at) if at else None
-    result = dispatch.process_batch(run_id, delivery_ids, now=now)
+    result = process_batch(run_id, delivery_ids, now=now)
     return result.as_dict()
 
 
 @app.task(name="workers.tasks.dispatch_run")
 def dispatch_run(run_id: int) -> int:
     """Enqueue every due pending batch of a run (after launch, resume, or by the beat)."""
-    return enqueue_batches(dispatch.due_batches_for_run(run_id))
+    return enqueue_batches(due_batches_for_run(run_id))
 
 
-@app.task(name="workers.tasks.beat_tick")
-def beat_tick() -> dict[str, Any]:
-    """One scheduler pass: start due runs, create triggered runs, sweep the outbox,
-    enqueue what is due. Safe to run from two beat processes at once: every step is
-    idempotent in the database."""
-    report = dispatch.scheduler_tick()
-    report["enqueued"] = enqueue_batches(report.pop("batches"))
-    report["bounces"] = read_bounce_mailbox()
-    return report
+# ----------------------------------------------------------------------------- the beat
+def _limits(job: str) -> dict[str, Any]:
+    """The task options of one beat job: its name and its own time limits."""
+    spec = BEAT_JOBS[job]
+    return {"name": spec.task, "soft_time_limit": spec.soft_time_limit,
+            "time_limit": spec.time_limit}
 
 
-def read_bounce_mailbox() -> int:
-    """Bounces and complaints from the configured Maildir (idempotent: handled mail moves
-    out of the inbox). A broken mailbox must not stop the rest of the tick."""
-    settings = get_settings()
-    if not settings.bounce_maildir:
-        return 0
-    from engine.engagement.bounces import process_maildir
+def run_beat_job(job: str) -> dict[str, int]:
+    """Run one engine job now and hand the batches it made due to the broker."""
+    report = beat.run_job(job)
+    return {"count": report.count, "enqueued": enqueue_batches(report.batches)}
 
-    try:
-        return process_maildir(settings.bounce_maildir, settings).messages
-    except OSError:
-        log.warning("bounce mailbox %s unreadable", settings.bounce_maildir, exc_info=True)
-        return 0
+
+@app.task(**_limits("due_runs"))
+def beat_due_runs() -> dict[str, int]:
+    """Scheduled runs whose time has come start; their batches go to the broker."""
+    return run_beat_job("due_runs")
+
+
+@app.task(**_limits("recurring_runs"))
+def beat_recurring_runs() -> dict[str, int]:
+    """Recurring (cron) campaigns get the run of their due occurrence."""
+    return run_beat_job("recurring_runs")
+
+
+@app.task(**_limits("order_triggers"))
+def beat_order_triggers() -> dict[str, int]:
+    """New order events become transactional runs (one recipient each)."""
+    return run_beat_job("order_triggers")
+
+
+@app.task(**_limits("retention_scan"))
+def beat_retention_scan() -> dict[str, int]:
+    """The daily win-back scan of retention campaigns."""
+    return run_beat_job("retention_scan")
+
+
+@app.task(**_limits("sweeper"))
+def beat_sweeper() -> dict[str, int]:
+    """Re-enqueue what a lost broker message or a dead worker left behind."""
+    return run_beat_job("sweeper")
+
+
+@app.task(**_limits("social_metrics"))
+def beat_social_metrics() -> dict[str, int]:
+    """Read the insights of published posts (provider calls: its own time limit)."""
+    return run_beat_job("social_metrics")
+
+
+@app.task(**_limits("bounce_mailbox"))
+def beat_bounce_mailbox() -> dict[str, int]:
+    """Bounces and complaints from the configured Maildir."""
+    return run_beat_job("bounce_mailbox")

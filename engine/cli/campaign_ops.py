@@ -27,6 +27,8 @@ from engine.common.formatting import jam, rupiah, tanggal
 from engine.common.i18n import t
 from engine.config import get_settings
 from engine.delivery import control, scheduler
+from engine.delivery.enqueue import due_batches_for_run
+from engine.delivery.pipeline import process_batch
 from engine.models import Campaign, CampaignRun, Customer, utcnow
 
 STATUS_LABELS = {"pending": "tertunda", "sending": "dikirim", "sent": "terkirim",
@@ -57,11 +59,11 @@ def _when(value: Any) -> str:
 @campaign.command("plan")
 def plan_command(file: Path = typer.Argument(..., help="Berkas kampanye YAML.")) -> None:
     """Rencana tanpa mengirim: ukuran audiens, produk, waktu kirim pertama, per kanal."""
-    spec = _load(file).to_storage()
+    spec = _load(file)
     with db_session() as session:
         report = scheduler.plan(session, spec)
     counts = report.audience
-    table = Table(title=t("ops.plan.title", id=spec["id"], type=spec["type"]))
+    table = Table(title=t("ops.plan.title", id=spec.id, type=spec.type))
     table.add_column("")
     table.add_column("", justify="right")
     table.add_row(t("ops.plan.matched"), str(counts.matched))
@@ -73,10 +75,10 @@ def plan_command(file: Path = typer.Argument(..., help="Berkas kampanye YAML."))
     if report.first_send is not None:
         console.print(t("ops.plan.first", when=_when(report.first_send)))
     else:
-        trigger = (spec.get("schedule") or {}).get("trigger") or {}
+        trigger = spec.trigger.model_dump(mode="json", exclude_none=True) if spec.trigger else {}
         pairs = ", ".join(f"{k}={v}" for k, v in trigger.items())
         console.print(t("ops.plan.triggered", trigger=pairs))
-    if spec["type"] != "transactional":
+    if spec.type != "transactional":
         if report.products:
             console.print(t("ops.plan.products", n=len(report.products)))
             for p in report.products[:15]:
@@ -98,7 +100,7 @@ def preview_command(
     """Tulis HTML dan teks untuk N contoh penerima ke folder, untuk diperiksa."""
     from engine.delivery.preview import write_previews
 
-    spec = _load(file).to_storage()
+    spec = _load(file)
     with db_session() as session:
         written = write_previews(session, spec, out, n)
     console.print(t("ops.preview.written", n=len(written), dir=escape(str(out))))
@@ -115,19 +117,19 @@ def launch_command(
                                   "jam kirim)."),
 ) -> None:
     """Luncurkan: buat run dan kotak keluar, serahkan ke pekerja (atau kirim di sini)."""
-    spec = _load(file).to_storage()
+    spec = _load(file)
     with db_session() as session:
         result = scheduler.launch(session, spec, str(file), start_now=now)
         run = result.run
         if result.activated_only or run is None:
-            console.print(t("ops.launch.activated", id=spec["id"]))
+            console.print(t("ops.launch.activated", id=spec.id))
             return
         run_id, status, planned = run.id, run.status.value, result.planned
         scheduled_at = run.scheduled_at
         if result.created:
             console.print(t("ops.launch.created", run=run_id, n=planned))
         else:
-            console.print(t("ops.launch.exists", id=spec["id"], run=run_id))
+            console.print(t("ops.launch.exists", id=spec.id, run=run_id))
     if status == "scheduled":
         console.print(t("ops.launch.scheduled", when=_when(scheduled_at)))
         return
@@ -144,14 +146,12 @@ def dispatch_run(run_id: int, *, wait: bool) -> None:
         if wait:
             watch(run_id)
         return
-    from engine.delivery import dispatch
-
     with db_session() as session:
         total = control.status_report(session, _run(session, run_id)).total
     with _progress() as progress:
         task = progress.add_task(t("ops.launch.sending"), total=total)
-        for batch in dispatch.due_batches_for_run(run_id):
-            dispatch.process_batch(batch.run_id, batch.delivery_ids)
+        for batch in due_batches_for_run(run_id):
+            process_batch(batch.run_id, batch.delivery_ids)
             progress.update(task, completed=_done(run_id))
     show_status(run_id)
 

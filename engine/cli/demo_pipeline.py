@@ -20,10 +20,14 @@ from typing import Any
 from rich.markup import escape
 from sqlalchemy import func, select
 
+from engine.campaign.loader import check_files
+from engine.campaign.schema import CampaignSpec
+from engine.campaign.window import in_send_window, next_window_open
 from engine.common.formatting import jam, tanggal
 from engine.common.i18n import t
 from engine.db import session_scope
-from engine.delivery import scheduler
+from engine.delivery import beat, scheduler
+from engine.delivery.enqueue import due_batches_for_run
 from engine.models import Campaign, CampaignRun, Delivery, SocialPost, utcnow
 
 _LAST: dict[str, Any] = {}
@@ -31,12 +35,10 @@ _LAST: dict[str, Any] = {}
 
 def launch_examples(campaign_dir: Path) -> list[str]:
     """Launch every valid example campaign (idempotent: a second demo creates nothing)."""
-    from engine.campaign.loader import check_files
-
     lines: list[str] = []
     files = sorted(campaign_dir.glob("*.yaml"))
     checked = check_files(files)
-    now = _LAST["clock"] = demo_clock([s.to_storage() for s, _ in checked.values() if s])
+    now = _LAST["clock"] = demo_clock([s for s, _ in checked.values() if s])
     if now > utcnow():
         lines.append(t("dp.clock", when=f"{tanggal(now)} {jam(now)}"))
     with session_scope() as session:
@@ -46,8 +48,7 @@ def launch_examples(campaign_dir: Path) -> list[str]:
                 continue
             # The demo sends one-off campaigns now (`campaign launch --now`), so every
             # channel shows output today; triggered ones wait for their trigger.
-            result = scheduler.launch(session, spec.to_storage(), str(path), now,
-                                      start_now=True)
+            result = scheduler.launch(session, spec, str(path), now, start_now=True)
             if result.activated_only or result.run is None:
                 lines.append(t("dp.active", id=spec.id, type=spec.type))
             elif result.run.status.value == "scheduled":
@@ -59,31 +60,31 @@ def launch_examples(campaign_dir: Path) -> list[str]:
     return lines
 
 
-def demo_clock(specs: list[dict[str, Any]], now: datetime | None = None) -> datetime:
+def demo_clock(specs: list[CampaignSpec], now: datetime | None = None) -> datetime:
     """``now``, or the first moment after it when every example's send window is open."""
     clock = now or utcnow()
     for _ in range(len(specs) + 1):  # each step only moves forward to a window opening
-        closed = [s for s in specs if not scheduler.in_send_window(s, clock)]
+        closed = [s for s in specs if not in_send_window(s, clock)]
         if not closed:
             return clock
-        clock = max(scheduler.next_window_open(s, clock) for s in closed)
+        clock = max(next_window_open(s, clock) for s in closed)
     return clock
 
 
 def tick_and_send() -> list[str]:
-    """One scheduler tick (triggers, sweeper) and every due batch through the tasks."""
-    from engine.delivery import dispatch
+    """One pass of every beat job (triggers, sweeper) at the demo's clock, and every due
+    batch through the production task (applied here: the demo needs no broker)."""
     from workers.tasks import send_batch
 
     clock: datetime = _LAST.get("clock") or utcnow()
-    report = dispatch.scheduler_tick(now=clock)
-    batches = list(report["batches"])
+    reports = beat.run_all(now=clock)
+    batches = beat.batches_of(reports)
     with session_scope() as session:
         running = list(session.scalars(select(CampaignRun.id).where(
             CampaignRun.status == "running")))
     seen = {(b.run_id, tuple(b.delivery_ids)) for b in batches}
     for run_id in running:
-        for batch in dispatch.due_batches_for_run(run_id, now=clock):
+        for batch in due_batches_for_run(run_id, now=clock):
             if (batch.run_id, tuple(batch.delivery_ids)) not in seen:
                 batches.append(batch)
     for batch in batches:
@@ -91,8 +92,9 @@ def tick_and_send() -> list[str]:
                          kwargs={"at": clock.isoformat()})
     _LAST["tasks"] = len(batches)
     counts = _delivery_counts()
-    return [t("dp.tick", orders=report["orders"], retention=report["retention"],
-              recurring=report["recurring"]),
+    return [t("dp.tick", orders=reports["order_triggers"].count,
+              retention=reports["retention_scan"].count,
+              recurring=reports["recurring_runs"].count),
             t("dp.sent", sent=counts["sent"], failed=counts["failed"],
               skipped=counts["skipped"], pending=counts["pending"] + counts["sending"])]
 

@@ -4,7 +4,7 @@ Consent is an append-only history (:class:`~engine.models.Consent`): every grant
 withdrawal is a new row with its time and source, so the state at any moment can be
 proven later; the newest row wins.  A withdrawal also writes a
 :class:`~engine.models.Suppression` row for the address: dispatch re-checks both at
-send time (``engine.delivery.dispatch._blocked_at_send_time``), so the very next batch skips
+send time (``engine.delivery.pipeline._blocked_at_send_time``), so the very next batch skips
 the address even when it was planned into a run before the withdrawal.
 
 Suppression reasons have a severity: a complaint or hard bounce is never downgraded to

@@ -15,24 +15,32 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.campaign.audience import iter_audience_ids
-from engine.campaign.catalog import eligible_products
 from engine.campaign.personalize import Recommender
+from engine.campaign.schema import CampaignSpec
 from engine.config import get_settings
+from engine.delivery.context import (
+    campaign_context,
+    content_context,
+    customer_context,
+    per_message,
+    utm,
+)
 from engine.engagement.tracking import PreviewTracker
 from engine.message.render import compile_email, render_email
 from engine.message.templating import DINAS, sample_context
 from engine.models import Customer, utcnow
+from engine.social.social import campaign_products
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "penerima"
 
 
-def _sample_customers(session: Session, spec: dict[str, Any], n: int) -> list[Customer]:
+def _sample_customers(session: Session, spec: CampaignSpec, n: int) -> list[Customer]:
+    audience = spec.audience.model_dump(mode="json", by_alias=True, exclude_none=True)
     ids: list[int] = []
-    for batch in iter_audience_ids(session, spec.get("audience") or {},
-                                   campaign_type=spec["type"], channel="email", now=utcnow(),
-                                   batch_size=n):
+    for batch in iter_audience_ids(session, audience, campaign_type=spec.type, channel="email",
+                                   now=utcnow(), batch_size=n):
         ids.extend(batch)
         break
     if not ids:
@@ -40,53 +48,63 @@ def _sample_customers(session: Session, spec: dict[str, Any], n: int) -> list[Cu
     return list(session.scalars(select(Customer).where(Customer.id.in_(ids[:n]))))
 
 
-def write_previews(session: Session, spec: dict[str, Any], out: Path, n: int) -> list[Path]:
-    """Render every variant for up to ``n`` recipients into ``out``; return the files."""
-    from engine.delivery.dispatch import _content_context, _customer_context, _utm
+def _variants(spec: CampaignSpec) -> list[tuple[str, str, str]]:
+    """(name, template, subject) of every A/B variant, as the run context compiles them."""
+    email = spec.email
+    if email is None:
+        return []  # a social-only campaign has no mail to preview
+    return [("A", email.template, email.subject)] + [
+        (v.name or chr(ord("B") + i), v.template or email.template, v.subject or email.subject)
+        for i, v in enumerate(email.variants)]
 
-    settings = get_settings()
-    out.mkdir(parents=True, exist_ok=True)
-    email = (spec.get("channels") or {}).get("email") or {}
-    variants = [("A", email.get("template"), email.get("subject"))] + [
-        (v.get("name") or chr(ord("B") + i), v.get("template") or email.get("template"),
-         v.get("subject") or email.get("subject"))
-        for i, v in enumerate(email.get("variants") or [])]
-    products_spec = spec.get("products") or {}
-    catalog = eligible_products(  # the same filters as the real send (engine.delivery.dispatch)
-        session, campaign_key=spec["id"], campaign_tags=spec.get("tags") or [],
-        opt_in=products_spec.get("opt_in", "required"), category=products_spec.get("category"),
-        kecamatan=products_spec.get("kecamatan"), max_price=products_spec.get("max_price"),
-        featured=products_spec.get("featured") or ())
-    per_message = int(products_spec.get("per_message") or 3)
-    customers = _sample_customers(session, spec, n)
-    recs: dict[int, Any] = {}
-    if catalog and customers and spec["type"] != "newsletter":  # as engine.delivery.dispatch does
-        recs = Recommender.build(session, catalog, utcnow()).for_customers(
-            session, [c.id for c in customers], per_message)
-    base = sample_context(spec["type"], settings.lang if settings.lang in ("id", "en") else "id")
-    base.update({"campaign": {"id": spec["id"], "name": spec["name"], "type": spec["type"]},
-                 "dinas": DINAS})
-    content = _content_context(spec)
+
+def _base_context(spec: CampaignSpec, lang: str) -> dict[str, Any]:
+    """The sample context with this campaign's own id, offer, content and trigger."""
+    base = sample_context(spec.type, lang)
+    base.update({"campaign": campaign_context(spec), "dinas": DINAS})
+    content = content_context(spec)
     if content["articles"] or content["trainings"]:
         base.update({"articles": content["articles"], "trainings": content["trainings"]})
     base["offer"] = content["offer"]
-    trigger = (spec.get("schedule") or {}).get("trigger") or {}
-    if trigger.get("inactive_days"):
-        base["days_inactive"] = trigger["inactive_days"]
-    if spec["type"] != "transactional":
+    if spec.trigger and spec.trigger.inactive_days:
+        base["days_inactive"] = spec.trigger.inactive_days
+    if spec.type != "transactional":
         base["order"] = None
-    tracker = PreviewTracker(_utm(spec))
+    return base
+
+
+def _people(session: Session, spec: CampaignSpec, n: int, base: dict[str, Any],
+            base_url: str) -> list[dict[str, Any]]:
+    """Real sample recipients with their recommendations, else the built-in sample."""
+    catalog = campaign_products(session, spec)  # the same filters as the real send
+    count = per_message(spec)
+    customers = _sample_customers(session, spec, n)
+    recs: dict[int, Any] = {}
+    if catalog and customers and spec.type != "newsletter":  # as the run context does
+        recs = Recommender.build(session, catalog, utcnow()).for_customers(
+            session, [c.id for c in customers], count)
     people: list[dict[str, Any]] = []
     for c in customers:
-        products = recs[c.id] if c.id in recs else catalog[:per_message]
-        people.append({"customer": _customer_context(c),
-                       "products": [p.as_context(settings.base_url) for p in products]})
+        products = recs[c.id] if c.id in recs else catalog[:count]
+        people.append({"customer": customer_context(c),
+                       "products": [p.as_context(base_url) for p in products]})
     if not people:
         people.append({"customer": base["customer"], "products": base["products"]})
+    return people
+
+
+def write_previews(session: Session, spec: CampaignSpec, out: Path, n: int) -> list[Path]:
+    """Render every variant for up to ``n`` recipients into ``out``; return the files."""
+    settings = get_settings()
+    out.mkdir(parents=True, exist_ok=True)
+    base = _base_context(spec, settings.lang if settings.lang in ("id", "en") else "id")
+    people = _people(session, spec, n, base, settings.base_url)
+    preheader = spec.email.preheader if spec.email else None
+    tracker = PreviewTracker(utm(spec))
     written: list[Path] = []
     for index, person in enumerate(people, start=1):
-        for name, template, subject in variants:
-            compiled = compile_email(str(template), str(subject), preheader=email.get("preheader"))
+        for name, template, subject in _variants(spec):
+            compiled = compile_email(template, subject, preheader=preheader)
             rendered = render_email(compiled, {**base, **person}, tracker)
             stem = f"{index:02d}-{_slug(person['customer']['name'])}-{name}"
             html_path, text_path = out / f"{stem}.html", out / f"{stem}.txt"

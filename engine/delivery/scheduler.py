@@ -14,15 +14,22 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.campaign.audience import count_audience
+from engine.campaign.schema import CampaignSpec
+from engine.campaign.window import (
+    first_send_time,
+    latest_cron_occurrence,
+    local_day,
+    next_window_open,
+)
+from engine.config import get_settings
 from engine.models import (
     Campaign,
     CampaignRun,
@@ -38,6 +45,8 @@ from engine.models import (
     utcnow,
 )
 from engine.outbox.materialize import materialize_audience
+from engine.outbox.rows import finish_if_done
+from engine.social import social
 
 # An order event older than this is history (e.g. a CSV import of last year's orders):
 # it is marked processed without mailing the customer about an old order.
@@ -47,82 +56,24 @@ EVENT_KINDS = {"order_confirmed": "confirmed", "order_shipped": "shipped",
                "order_invoiced": "invoiced"}
 
 
-# --------------------------------------------------------------------------- time helpers
-def spec_zone(spec: dict[str, Any]) -> ZoneInfo:
-    return ZoneInfo(spec.get("timezone") or "Asia/Makassar")
-
-
-def spec_datetime(spec: dict[str, Any], value: Any) -> datetime | None:
-    """A schedule value as aware UTC; naive values are read in the campaign's zone."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, date):
-        parsed = datetime.combine(value, time())
-    else:
-        parsed = datetime.fromisoformat(str(value))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=spec_zone(spec))
-    return parsed.astimezone(UTC)
-
-
-def _window(spec: dict[str, Any]) -> tuple[time, time] | None:
-    window = (spec.get("schedule") or {}).get("send_window")
-    if not window:
-        return None
-    start = window.get("from") or window.get("from_")
-    end = window.get("to")
-    return time.fromisoformat(str(start)), time.fromisoformat(str(end))
-
-
-def in_send_window(spec: dict[str, Any], at: datetime) -> bool:
-    """Quiet hours: outside ``send_window`` (campaign zone) nothing bulk is sent."""
-    window = _window(spec)
-    if window is None or spec.get("type") == CampaignType.transactional.value:
-        return True
-    local = at.astimezone(spec_zone(spec)).time()
-    start, end = window
-    if start <= end:
-        return start <= local < end
-    return local >= start or local < end  # window across midnight
-
-
-def next_window_open(spec: dict[str, Any], at: datetime) -> datetime:
-    """The first instant at or after ``at`` inside the send window (UTC)."""
-    if in_send_window(spec, at):
-        return at
-    window = _window(spec)
-    assert window is not None
-    zone = spec_zone(spec)
-    local = at.astimezone(zone)
-    candidate = datetime.combine(local.date(), window[0], tzinfo=zone)
-    if candidate <= local:
-        candidate += timedelta(days=1)
-    return candidate.astimezone(UTC)
-
-
-def first_send_time(spec: dict[str, Any], now: datetime) -> datetime:
-    start = spec_datetime(spec, (spec.get("schedule") or {}).get("start")) or now
-    return next_window_open(spec, max(start, now))
-
-
 # --------------------------------------------------------------------------- campaigns
-def spec_digest(spec: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+def spec_digest(stored: dict[str, Any]) -> str:
+    """The hash of the stored JSON: a changed file invalidates cached run contexts."""
+    return hashlib.sha256(json.dumps(stored, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def upsert_campaign(session: Session, spec: dict[str, Any], source_path: str | None) -> Campaign:
+def upsert_campaign(session: Session, spec: CampaignSpec, source_path: str | None) -> Campaign:
     """Store (or update) the campaign definition under its YAML ``id``."""
-    campaign = session.scalars(select(Campaign).where(Campaign.key == spec["id"])).one_or_none()
+    campaign = session.scalars(select(Campaign).where(Campaign.key == spec.id)).one_or_none()
     if campaign is None:
-        campaign = Campaign(key=spec["id"])
+        campaign = Campaign(key=spec.id)
         session.add(campaign)
-    campaign.name = spec["name"]
-    campaign.type = CampaignType(spec["type"])
-    campaign.tags = list(spec.get("tags") or [])
-    campaign.spec = spec
-    campaign.spec_hash = spec_digest(spec)
+    stored = spec.to_storage()
+    campaign.name = spec.name
+    campaign.type = CampaignType(spec.type)
+    campaign.tags = list(spec.tags)
+    campaign.spec = stored
+    campaign.spec_hash = spec_digest(stored)
     campaign.source_path = source_path
     session.flush()
     return campaign
@@ -182,7 +133,7 @@ class LaunchResult:
     activated_only: bool = False
 
 
-def launch(session: Session, spec: dict[str, Any], source_path: str | None,
+def launch(session: Session, spec: CampaignSpec, source_path: str | None,
            now: datetime | None = None, *, start_now: bool = False) -> LaunchResult:
     """Register the campaign and create its run + outbox rows (one-off types), or
     activate it (triggered and recurring types, whose runs the beat creates).
@@ -193,9 +144,8 @@ def launch(session: Session, spec: dict[str, Any], source_path: str | None,
     now = now or utcnow()
     campaign = upsert_campaign(session, spec, source_path)
     campaign.active = True
-    kind = spec["type"]
-    cron = (spec.get("schedule") or {}).get("cron")
-    if kind in (CampaignType.transactional.value, CampaignType.retention.value) or cron:
+    if spec.type in (CampaignType.transactional.value, CampaignType.retention.value) \
+            or spec.schedule.cron:
         session.commit()
         return LaunchResult(campaign, None, False, 0, activated_only=True)
     when = next_window_open(spec, now) if start_now else first_send_time(spec, now)
@@ -212,20 +162,14 @@ def launch(session: Session, spec: dict[str, Any], source_path: str | None,
             run.started_at = now
     session.commit()
     if created and run.status == RunStatus.running:
-        from engine.outbox.rows import finish_if_done
-
         finish_if_done(session, run.id, now)  # nothing to send: finished at once
     return LaunchResult(campaign, run, created, planned)
 
 
-def materialize_channels(session: Session, run: CampaignRun, spec: dict[str, Any],
+def materialize_channels(session: Session, run: CampaignRun, spec: CampaignSpec,
                          now: datetime) -> int:
     """Outbox rows of every channel of a one-off run: email recipients and social posts."""
-    from engine.config import get_settings
-    from engine.social import social
-
-    channels = spec.get("channels") or {}
-    if channels.get("email"):
+    if spec.email is not None:
         materialize_audience(session, run, spec, now)
     social.materialize_posts(session, run, spec, get_settings(), now)
     planned = session.execute(
@@ -263,23 +207,13 @@ def active_campaigns(session: Session, kind: CampaignType) -> list[Campaign]:
 
 def due_recurring(session: Session, now: datetime | None = None) -> list[int]:
     """Create the run of each active cron campaign whose latest occurrence is due."""
-    from croniter import croniter
-
     now = now or utcnow()
     created: list[int] = []
     for campaign in list(session.scalars(select(Campaign).where(Campaign.active.is_(True)))):
-        spec = campaign.spec
-        cron = (spec.get("schedule") or {}).get("cron")
-        if not cron:
+        spec = CampaignSpec.from_storage(campaign.spec)
+        occurrence = _due_occurrence(spec, now)
+        if occurrence is None:
             continue
-        zone = spec_zone(spec)
-        start = spec_datetime(spec, (spec.get("schedule") or {}).get("start"))
-        end = spec_datetime(spec, (spec.get("schedule") or {}).get("end"))
-        if end and now > end:
-            continue
-        occurrence = croniter(cron, now.astimezone(zone)).get_prev(datetime).astimezone(UTC)
-        if (start and occurrence < start) or now - occurrence > timedelta(hours=12):
-            continue  # never back-fill old occurrences (e.g. after a long outage)
         key = "cron:" + occurrence.strftime("%Y-%m-%dT%H:%M")
         run, was_created = get_or_create_run(session, campaign, trigger_key=key,
                                              scheduled_at=occurrence, status=RunStatus.running)
@@ -291,16 +225,28 @@ def due_recurring(session: Session, now: datetime | None = None) -> list[int]:
     return created
 
 
+def _due_occurrence(spec: CampaignSpec, now: datetime) -> datetime | None:
+    """The cron occurrence to run now, or None: outside start..end, or too old to send
+    (never back-fill old occurrences, e.g. after a long outage)."""
+    occurrence = latest_cron_occurrence(spec, now)
+    start, end = spec.start_utc(), spec.end_utc()
+    if occurrence is None or (end and now > end):
+        return None
+    if (start and occurrence < start) or now - occurrence > timedelta(hours=12):
+        return None
+    return occurrence
+
+
 def retention_scan(session: Session, now: datetime | None = None) -> list[int]:
     """Daily: customers without a purchase for N days get one win-back per cooldown."""
     now = now or utcnow()
     created: list[int] = []
     for campaign in active_campaigns(session, CampaignType.retention):
-        spec = campaign.spec
-        trigger = (spec.get("schedule") or {}).get("trigger") or {}
-        inactive = int(trigger.get("inactive_days") or 90)
-        cooldown = int(trigger.get("cooldown_days") or 30)
-        key = "retention:" + now.astimezone(spec_zone(spec)).date().isoformat()
+        spec = CampaignSpec.from_storage(campaign.spec)
+        trigger = spec.trigger
+        inactive = (trigger.inactive_days if trigger else None) or 90
+        cooldown = (trigger.cooldown_days if trigger else None) or 30
+        key = "retention:" + local_day(spec, now).isoformat()
         run, was_created = get_or_create_run(session, campaign, trigger_key=key,
                                              scheduled_at=now, status=RunStatus.running)
         if not was_created:
@@ -341,9 +287,10 @@ def trigger_order_events(session: Session, now: datetime | None = None,
     campaigns = active_campaigns(session, CampaignType.transactional)
     by_kind: dict[str, list[Campaign]] = {}
     for campaign in campaigns:
-        event = ((campaign.spec.get("schedule") or {}).get("trigger") or {}).get("event")
-        if event in EVENT_KINDS:
-            by_kind.setdefault(EVENT_KINDS[event], []).append(campaign)
+        trigger = CampaignSpec.from_storage(campaign.spec).trigger
+        listens_to = trigger.event if trigger else None
+        if listens_to in EVENT_KINDS:
+            by_kind.setdefault(EVENT_KINDS[listens_to], []).append(campaign)
     events = list(session.scalars(
         select(OrderEvent).where(OrderEvent.processed_at.is_(None))
         .order_by(OrderEvent.id).limit(limit)
@@ -391,24 +338,17 @@ def _order_event_run(session: Session, campaign: Campaign, event: OrderEvent,
     return run.id
 
 
-def plan(session: Session, spec: dict[str, Any], now: datetime | None = None) -> PlanReport:
+def plan(session: Session, spec: CampaignSpec, now: datetime | None = None) -> PlanReport:
     """Audience size after consent, suppression and cap; products; first send time."""
-    from engine.campaign.catalog import eligible_products
-
     now = now or utcnow()
-    counts = count_audience(session, spec.get("audience") or {}, campaign_type=spec["type"],
-                            channel="email", now=now)
-    products_spec = spec.get("products") or {}
-    products = eligible_products(
-        session, campaign_key=spec["id"], campaign_tags=spec.get("tags") or [],
-        opt_in=products_spec.get("opt_in", "required"), category=products_spec.get("category"),
-        kecamatan=products_spec.get("kecamatan"), max_price=products_spec.get("max_price"),
-        featured=products_spec.get("featured") or (),
-    )
+    audience = spec.audience.model_dump(mode="json", by_alias=True, exclude_none=True)
+    counts = count_audience(session, audience, campaign_type=spec.type, channel="email",
+                            now=now)
+    products = social.campaign_products(session, spec)
     first = None
-    if spec["type"] not in (CampaignType.transactional.value, CampaignType.retention.value):
+    if spec.type not in (CampaignType.transactional.value, CampaignType.retention.value):
         first = first_send_time(spec, now)
-    channels = {name: 0 for name in (spec.get("channels") or {})}
+    channels = dict.fromkeys(spec.channel_names, 0)
     if "email" in channels:
         channels["email"] = int(getattr(counts, "total", 0))
-    return PlanReport(spec["id"], spec["type"], first, counts, products, channels)
+    return PlanReport(spec.id, spec.type, first, counts, products, channels)

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engine.campaign.audience import build_audience_query
+from engine.campaign.schema import CampaignSpec
 from engine.db import is_postgres
 from engine.models import CampaignRun, Customer, Delivery, DeliveryStatus
 
@@ -26,14 +27,18 @@ def _insert_ignore(session: Session) -> Any:
 
 
 def materialize_audience(
-    session: Session, run: CampaignRun, spec: dict[str, Any], now: datetime,
+    session: Session, run: CampaignRun, spec: CampaignSpec, now: datetime,
     extra_rules: list[dict[str, Any]] | None = None, channel: str = "email",
 ) -> int:
-    """Insert one pending outbox row per audience member in one statement; return count."""
-    audience = dict(spec.get("audience") or {})
+    """Insert one pending outbox row per audience member in one statement; return count.
+
+    The audience compiler reads the YAML vocabulary, so the rules are dumped in the
+    stored (YAML) shape here; ``extra_rules`` (the retention scan's inactivity) are ANDed.
+    """
+    audience = spec.audience.model_dump(mode="json", by_alias=True, exclude_none=True)
     if extra_rules:
         audience["include"] = list(audience.get("include") or []) + extra_rules
-    audience_q = build_audience_query(audience, campaign_type=spec["type"], channel=channel,
+    audience_q = build_audience_query(audience, campaign_type=spec.type, channel=channel,
                                       now=now).subquery()
     address = Customer.email if channel == "email" else Customer.phone
     source = (

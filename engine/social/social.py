@@ -45,6 +45,14 @@ from channels.base import (
 )
 from engine.campaign.audience import newest_consent_granted
 from engine.campaign.catalog import CatalogProduct, eligible_products
+from engine.campaign.fields import CHANNEL_KEYS
+from engine.campaign.schema import (
+    CampaignSpec,
+    Products,
+    SocialChannel,
+    WhatsAppChannel,
+    WhatsAppTemplate,
+)
 from engine.common.i18n import t
 from engine.config import Settings
 from engine.db import session_factory
@@ -84,19 +92,28 @@ WA_WINDOW = timedelta(hours=24)
 NOT_CONNECTED = "akun belum tersambung"
 
 
-def post_platforms(channels: Mapping[str, Any]) -> list[str]:
+def post_platforms(spec: CampaignSpec) -> list[str]:
     """Every channel of a spec that publishes posts: all but email and WhatsApp."""
-    return [name for name in channels if name not in ("email", WHATSAPP) and channels[name]]
+    return [name for name in spec.channel_names if name not in ("email", WHATSAPP)]
+
+
+def post_channel(spec: CampaignSpec, name: str) -> SocialChannel | None:
+    """The ``channels.<name>`` block of a post platform, built-in or plugin."""
+    if name in CHANNEL_KEYS:
+        config = getattr(spec.channels, name)
+        return config if isinstance(config, SocialChannel) else None
+    return spec.channels.plugins.get(name)
 
 
 # ----------------------------------------------------------------------------- planning
-def campaign_products(session: Session, spec: Mapping[str, Any]) -> list[CatalogProduct]:
-    products = spec.get("products") or {}
+def campaign_products(session: Session, spec: CampaignSpec) -> list[CatalogProduct]:
+    """The campaign's catalog: the same filters for planning, sending and previews."""
+    products = spec.products or Products()
     return eligible_products(
-        session, campaign_key=spec["id"], campaign_tags=spec.get("tags") or [],
-        opt_in=products.get("opt_in", "required"), category=products.get("category"),
-        kecamatan=products.get("kecamatan"), max_price=products.get("max_price"),
-        featured=products.get("featured") or ())
+        session, campaign_key=spec.id, campaign_tags=spec.tags,
+        opt_in=products.opt_in, category=products.category,
+        kecamatan=products.kecamatan, max_price=products.max_price,
+        featured=products.featured or ())
 
 
 def _account_key(session: Session, platform: str, owner: str, business_id: int | None,
@@ -110,20 +127,21 @@ def _account_key(session: Session, platform: str, owner: str, business_id: int |
     return None
 
 
-def materialize_posts(session: Session, run: CampaignRun, spec: Mapping[str, Any],
+def materialize_posts(session: Session, run: CampaignRun, spec: CampaignSpec,
                       settings: Settings, now: datetime | None = None) -> int:
     """Outbox rows for every social channel of the campaign; returns how many."""
-    channels = spec.get("channels") or {}
-    platforms = post_platforms(channels)
-    whatsapp = channels.get(WHATSAPP)
+    platforms = post_platforms(spec)
+    whatsapp = spec.channels.whatsapp
     if not platforms and not whatsapp:
         return 0
     products = campaign_products(session, spec)
     rows: list[Delivery] = []
     for platform in platforms:
-        rows += _post_rows(session, run, platform, channels[platform], products, settings)
+        config = post_channel(spec, platform)
+        assert config is not None  # post_platforms lists configured channels only
+        rows += _post_rows(session, run, platform, config, products, settings)
     added = 0
-    if whatsapp and whatsapp.get("mode", "share_kit") == "share_kit":
+    if whatsapp and whatsapp.mode == "share_kit":
         rows.append(_row(run, WHATSAPP, SHARE_KIT_RECIPIENT, None,
                          {"product_ids": [p.id for p in products]}, None))
     elif whatsapp:
@@ -137,11 +155,11 @@ def materialize_posts(session: Session, run: CampaignRun, spec: Mapping[str, Any
     return len(fresh) + added
 
 
-def _post_rows(session: Session, run: CampaignRun, platform: str, config: Mapping[str, Any],
+def _post_rows(session: Session, run: CampaignRun, platform: str, config: SocialChannel,
                products: Sequence[CatalogProduct], settings: Settings) -> list[Delivery]:
-    owner = config.get("account", "dinas")
+    owner = config.account
     rows = []
-    if config.get("per", "campaign") == "product":
+    if config.per == "product":
         for product in products[:MAX_POSTS_PER_CHANNEL]:
             business = product.business_id if owner == "business" else None
             key = _account_key(session, platform, owner, business, settings)
@@ -160,12 +178,12 @@ def _post_rows(session: Session, run: CampaignRun, platform: str, config: Mappin
     return rows
 
 
-def _whatsapp_audience(session: Session, run: CampaignRun, spec: Mapping[str, Any],
-                       config: Mapping[str, Any], settings: Settings, now: datetime) -> int:
+def _whatsapp_audience(session: Session, run: CampaignRun, spec: CampaignSpec,
+                       config: WhatsAppChannel, settings: Settings, now: datetime) -> int:
     """``cloud_api``: one row per audience member with WhatsApp consent (by phone)."""
     before = _count(session, run.id, WHATSAPP)
-    materialize_audience(session, run, dict(spec), now, channel=WHATSAPP)
-    key = _account_key(session, WHATSAPP, config.get("account", "dinas"), None, settings)
+    materialize_audience(session, run, spec, now, channel=WHATSAPP)
+    key = _account_key(session, WHATSAPP, config.account, None, settings)
     values: dict[str, Any] = {"context": {"account": key}}
     if key is None:
         values.update(status=DeliveryStatus.skipped, error=NOT_CONNECTED)
@@ -341,9 +359,9 @@ def build_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogPr
     ``None`` when the featured product left the campaign after launch (its owner
     withdrew the opt-in, or the business lost eligibility): that post is not made.
     """
-    config = (ctx.spec.get("channels") or {}).get(delivery.channel) or {}
+    config = post_channel(ctx.spec, delivery.channel)
     tracker = ctx.tracker.for_delivery(delivery.id)
-    template = config.get("template", "social/promo.j2")
+    template = config.template if config else "social/promo.j2"
     product_id = delivery.context.get("product_id")
     if product_id is not None:
         if int(product_id) not in products:
@@ -420,8 +438,8 @@ def whatsapp_payloads(session: Session, ctx: Any, rows: Sequence[Delivery],
     allows it only within 24 hours of the customer's last message, so everyone else is
     skipped here, before any call.
     """
-    config = (ctx.spec.get("channels") or {}).get(WHATSAPP) or {}
-    template = config.get("template")
+    config = ctx.spec.channels.whatsapp
+    template = config.template if config else None
     skipped = _whatsapp_blocked(session, rows)
     live = [d for d in rows if d.id not in skipped]
     customers = {c.id: c for c in session.scalars(select(Customer).where(
@@ -439,9 +457,9 @@ def whatsapp_payloads(session: Session, ctx: Any, rows: Sequence[Delivery],
         link = str(tracker.track(target, product=product))
         base = {"to": d.recipient, "product_id": product["id"] if product else None,
                 "business_id": product["business"]["id"] if product else None}
-        if isinstance(template, Mapping):
+        if isinstance(template, WhatsAppTemplate):
             payloads[d.id] = {**base, "template": {
-                "name": template["name"], "language": template.get("language", "id"),
+                "name": template.name, "language": template.language,
                 "components": [{"type": "body", "parameters": [
                     {"type": "text", "text": _first_name(customer)},
                     {"type": "text", "text": link}]}]}}

@@ -37,9 +37,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.campaign.loader import load_campaign
+from engine.campaign.schema import CampaignSpec
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
-from engine.delivery import dispatch, scheduler
+from engine.delivery import scheduler
+from engine.delivery.context import reset_process_state
+from engine.delivery.enqueue import run_in_process
 from engine.models import Delivery, DeliveryStatus, utcnow
 from tests.conftest import service_missing
 from tests.smtp_server import ReceivedMessage, ScriptedSMTPServer
@@ -150,7 +153,7 @@ def live_server(sqlite_settings: Settings, smtp_server: ScriptedSMTPServer,
     monkeypatch.setenv("SMTP_HOST", smtp_server.host)
     monkeypatch.setenv("SMTP_PORT", str(smtp_server.port))
     reset_settings()
-    dispatch.reset_process_state()
+    reset_process_state()
     settings = get_settings()
     config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="off",
                             access_log=False)
@@ -169,7 +172,7 @@ def live_server(sqlite_settings: Settings, smtp_server: ScriptedSMTPServer,
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-        dispatch.reset_process_state()
+        reset_process_state()
 
 
 # --- browser contexts ---------------------------------------------------------------------
@@ -247,13 +250,13 @@ class CampaignFlow:
 
     live: LiveServer
     tmp: Path
-    spec: dict[str, Any] = field(default_factory=dict)
+    spec: CampaignSpec = field(init=False)
     source: str = ""
 
     def __post_init__(self) -> None:
         path = self.tmp / f"{CAMPAIGN_KEY}.yaml"
         path.write_text(CAMPAIGN_YAML, encoding="utf-8")
-        self.spec, self.source = load_campaign(path).to_storage(), str(path)
+        self.spec, self.source = load_campaign(path), str(path)
 
     def schedule(self) -> int:
         """Dinas registers the campaign for a future date: owners can join it now."""
@@ -272,7 +275,7 @@ class CampaignFlow:
 
     def dispatch(self, run_id: int, expected: int = 1) -> list[ReceivedMessage]:
         """The embedded dispatcher sends the run; the mails arrive at the SMTP server."""
-        sent = dispatch.run_in_process(run_id, self.live.settings)
+        sent = run_in_process(run_id, self.live.settings)
         assert sent.sent == expected, sent
         return self.live.smtp.wait_for(expected)
 

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from engine.campaign.loader import load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
-from engine.delivery import dispatch, scheduler
+from engine.delivery import scheduler
+from engine.delivery.context import email_adapter, reset_process_state
 from engine.models import Delivery, DeliveryStatus
 from tests.factories import NOW
 from tests.smtp_server import ReceivedMessage, ScriptedSMTPServer, _abort, _Controller, _Handler
@@ -139,7 +140,7 @@ class MailWorld:
             session.commit()
             path = self.tmp / f"{key}.yaml"
             path.write_text(PROMO_YAML.format(id=key))
-            spec = load_campaign(path).to_storage()
+            spec = load_campaign(path)
             result = scheduler.launch(session, spec, None, now=NOW)
             assert result.run is not None and result.planned == recipients, result
             run_id = result.run.id
@@ -164,7 +165,7 @@ class MailWorld:
 
     def smtp_timeout(self, seconds: float) -> None:
         """The SMTP timeout of this process's channel (dispatch has no setting for it)."""
-        adapter: Any = dispatch.email_adapter(self.settings)
+        adapter: Any = email_adapter(self.settings)
         adapter.timeout = seconds
 
 
@@ -178,11 +179,11 @@ def mail_world(settings: Settings, faulty_smtp: FaultySMTPServer, tmp_path: Path
                 "SMTP_PASSWORD"):
         monkeypatch.delenv(key, raising=False)
     reset_settings()
-    dispatch.reset_process_state()
+    reset_process_state()
     try:
         yield MailWorld(get_settings(), faulty_smtp, tmp_path)
     finally:
-        dispatch.reset_process_state()
+        reset_process_state()
 
 
 def per_recipient(messages: list[ReceivedMessage]) -> dict[str, list[str]]:

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -25,7 +24,9 @@ from sqlalchemy.exc import DBAPIError
 from engine.campaign.loader import load_campaign
 from engine.config import Settings
 from engine.db import get_engine
-from engine.delivery import dispatch, scheduler
+from engine.delivery import beat, scheduler
+from engine.delivery.enqueue import sweep
+from engine.delivery.pipeline import process_batch
 from engine.models import (
     CampaignRun,
     Customer,
@@ -86,7 +87,7 @@ def test_connection_killed_mid_batch_leaves_rows_recoverable_and_loses_nothing(
     w.smtp.on_accept = kill_at_fourth
 
     with pytest.raises(DBAPIError):
-        dispatch.process_batch(run_id, ids, w.settings, NOW)
+        process_batch(run_id, ids, w.settings, NOW)
 
     assert killed and killed[0] >= 1, "nothing was terminated: the test is moot"
     w.smtp.on_accept = None
@@ -96,13 +97,13 @@ def test_connection_killed_mid_batch_leaves_rows_recoverable_and_loses_nothing(
     assert w.counts(run_id)["sending"] == 10  # claimed, outcome not recorded
     # A retry of the same batch (Celery's, or a second dispatcher) sends nothing twice
     # while the claim is fresh.
-    again = dispatch.process_batch(run_id, ids, w.settings, NOW + timedelta(minutes=1))
+    again = process_batch(run_id, ids, w.settings, NOW + timedelta(minutes=1))
     assert again.claimed == 0 and len(w.smtp.messages) == 10
 
-    batches = dispatch.sweep(w.settings, PAST_STALE)  # the beat's sweeper
+    batches = sweep(w.settings, PAST_STALE)  # the beat's sweeper
     assert sum(len(b.delivery_ids) for b in batches) == 10
     for batch in batches:
-        dispatch.process_batch(batch.run_id, batch.delivery_ids, w.settings, PAST_STALE)
+        process_batch(batch.run_id, batch.delivery_ids, w.settings, PAST_STALE)
 
     counts = w.counts(run_id)
     assert counts == {**counts, "sent": 10, "sending": 0, "pending": 0, "failed": 0}
@@ -125,12 +126,12 @@ def test_connection_killed_between_batches_is_replaced_and_sends_once(
 ) -> None:
     w = mail_world
     run_id, ids = w.promo("promo-db-idle", 10)
-    first = dispatch.process_batch(run_id, ids[:5], w.settings, NOW)
+    first = process_batch(run_id, ids[:5], w.settings, NOW)
     assert first.sent == 5
     # The pooled connections die while idle (a PostgreSQL restart or failover).
     assert terminate_others(killer) >= 1
 
-    second = dispatch.process_batch(run_id, ids[5:], w.settings, NOW)
+    second = process_batch(run_id, ids[5:], w.settings, NOW)
 
     assert second.sent == 5  # pre-ping replaced the dead connection; no error surfaced
     received = per_recipient(w.smtp.messages)
@@ -145,16 +146,16 @@ CONFIRMED = Path(__file__).resolve().parents[2] / "campaigns" / "transactional-o
 TICKERS = 4  # beat ticks released at the same instant, each on its own connection
 
 
-def _concurrent_ticks(settings: Settings, now: datetime) -> list[dict[str, Any]]:
-    """Run ``TICKERS`` scheduler ticks at once (a barrier releases them together)."""
+def _concurrent_ticks(settings: Settings, now: datetime) -> list[dict[str, beat.JobReport]]:
+    """Run every beat job in ``TICKERS`` threads at once (a barrier releases them together)."""
     barrier = threading.Barrier(TICKERS)
-    reports: list[dict[str, Any]] = []
+    reports: list[dict[str, beat.JobReport]] = []
     errors: list[BaseException] = []
 
     def tick() -> None:
         barrier.wait()
         try:
-            reports.append(dispatch.scheduler_tick(settings, now))
+            reports.append(beat.run_all(settings, now))
         except BaseException as exc:  # reported by the test below
             errors.append(exc)
 
@@ -177,7 +178,7 @@ def test_concurrent_beat_ticks_start_each_run_once_and_hand_over_each_id_once(
     w = mail_world
     handed: Counter[int] = Counter()
     with w.session() as session:
-        campaign = load_campaign(CONFIRMED).to_storage()
+        campaign = load_campaign(CONFIRMED)
         assert scheduler.launch(session, campaign, str(CONFIRMED), now=NOW).activated_only
         shop = make_business(session, name="Tenun Ikat Nunkolo")
         kain = make_product(session, shop, name="Kain Tenun Buna", price=150_000)
@@ -195,10 +196,10 @@ def test_concurrent_beat_ticks_start_each_run_once_and_hand_over_each_id_once(
 
         reports = _concurrent_ticks(w.settings, now)
 
-        assert sum(r["started"] for r in reports) == 1, "the run was started twice"
-        assert sum(r["orders"] for r in reports) == 5, "an order event made two runs"
+        assert sum(r["due_runs"].count for r in reports) == 1, "the run was started twice"
+        assert sum(r["order_triggers"].count for r in reports) == 5, "an order event made two runs"
         for report in reports:
-            for batch in report["batches"]:
+            for batch in beat.batches_of(report):
                 handed.update(batch.delivery_ids)
         assert set(ids) <= set(handed), "a delivery of the started run was never handed over"
 
@@ -221,7 +222,7 @@ def scheduled_promo(w: MailWorld, key: str, at: datetime) -> list[int]:
         session.commit()
         path = w.tmp / f"{key}.yaml"
         path.write_text(PROMO_YAML.format(id=key).replace("2026-01-01 08:00", "2099-01-01 08:00"))
-        result = scheduler.launch(session, load_campaign(path).to_storage(), None, now=NOW)
+        result = scheduler.launch(session, load_campaign(path), None, now=NOW)
         assert result.run is not None and result.planned == 300, result
         run_id = result.run.id
         session.execute(update(CampaignRun).where(CampaignRun.id == run_id)

@@ -624,7 +624,7 @@ def test_injection_in_a_campaign_yaml_plans_nobody_and_drops_nothing(
     text = re.sub(r"audience:\n(  .*\n)+", audience, PROMO)
     path = tmp_path / "suntik.yaml"
     path.write_text(text)
-    spec = load_campaign(path).to_storage()
+    spec = load_campaign(path)
     result = scheduler.launch(db, spec, str(path), now=NOW)
     assert result.run is not None
     emails = db.scalars(select(Delivery).where(Delivery.run_id == result.run.id,

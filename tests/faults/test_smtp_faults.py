@@ -1,4 +1,4 @@
-"""SMTP faults through the real delivery pipeline (``engine.delivery.dispatch.process_batch``).
+"""SMTP faults through the real delivery pipeline (``engine.delivery.pipeline.process_batch``).
 
 Each test launches a small promotional campaign, lets the loopback SMTP server misbehave
 in one documented way, and checks what a recipient sees (how many copies, which
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.delivery import dispatch
+from engine.delivery.pipeline import process_batch
 from tests.factories import NOW
 from tests.faults.conftest import FaultySMTPServer, MailWorld, per_recipient
 from tests.smtp_server import Rule
@@ -58,7 +58,7 @@ def test_421_and_451_are_retried_later_then_delivered_exactly_once(mail_world: M
     w.smtp.script[grey] = Rule("451 4.7.1 Greylisted, coba lagi nanti", times=1)
     w.smtp.script[closing] = Rule("421 4.3.2 Layanan ditutup sementara", times=1)
 
-    first = dispatch.process_batch(run_id, ids, w.settings, NOW)
+    first = process_batch(run_id, ids, w.settings, NOW)
 
     assert (first.sent, first.retried, first.failed) == (10, 2, 0)
     rows = w.rows(run_id)
@@ -69,9 +69,9 @@ def test_421_and_451_are_retried_later_then_delivered_exactly_once(mail_world: M
         assert (row.error or "").startswith(code)
     assert w.smtp.connections == 2  # 421 closed the session; the next message reconnected
     # Not due yet: a pass at the same instant sends nothing.
-    assert dispatch.process_batch(run_id, ids, w.settings, NOW).claimed == 0
+    assert process_batch(run_id, ids, w.settings, NOW).claimed == 0
 
-    second = dispatch.process_batch(run_id, ids, w.settings, LATER)
+    second = process_batch(run_id, ids, w.settings, LATER)
 
     assert (second.claimed, second.sent) == (2, 2)
     reached, duplicated, lost = tally(w, run_id)
@@ -93,13 +93,13 @@ def test_550_fails_only_that_recipient_and_is_never_retried(mail_world: MailWorl
     w.smtp.script[unknown] = "550 5.1.1 Mailbox tidak ada"
     w.smtp.script[refused] = Rule("554 5.7.1 Pesan ditolak", stage="data")
 
-    first = dispatch.process_batch(run_id, ids, w.settings, NOW)
+    first = process_batch(run_id, ids, w.settings, NOW)
 
     assert (first.sent, first.retried, first.failed) == (10, 0, 2)
     rows = w.rows(run_id)
     assert rows[unknown].status.value == "failed" and "550 5.1.1" in (rows[unknown].error or "")
     assert rows[refused].status.value == "failed" and "554 5.7.1" in (rows[refused].error or "")
-    assert dispatch.process_batch(run_id, ids, w.settings, LATER).claimed == 0
+    assert process_batch(run_id, ids, w.settings, LATER).claimed == 0
     reached, duplicated, lost = tally(w, run_id)
     assert (reached, duplicated, lost) == (10, set(), {unknown, refused})
     assert w.smtp.connections == 1  # a refused recipient does not cost the session
@@ -114,7 +114,7 @@ def test_connection_dropped_after_n_messages_loses_nothing_and_duplicates_nothin
     run_id, ids = w.promo("promo-putus", 20)
     w.smtp.drop_after(5, times=2)  # the 6th and the 11th MAIL FROM: connection aborted
 
-    first = dispatch.process_batch(run_id, ids, w.settings, NOW)
+    first = process_batch(run_id, ids, w.settings, NOW)
 
     assert (first.sent, first.retried, first.failed) == (18, 2, 0)
     assert w.smtp.connections == 3
@@ -122,7 +122,7 @@ def test_connection_dropped_after_n_messages_loses_nothing_and_duplicates_nothin
     assert len(waiting) == 2
     assert all("MAIL" in (r.error or "") for r in waiting), [r.error for r in waiting]
 
-    second = dispatch.process_batch(run_id, ids, w.settings, LATER)
+    second = process_batch(run_id, ids, w.settings, LATER)
 
     assert second.sent == 2
     reached, duplicated, lost = tally(w, run_id)
@@ -138,12 +138,12 @@ def test_reply_lost_after_the_final_dot_duplicates_only_that_message_with_one_me
     in_flight = sorted(w.rows(run_id))[4]
     w.smtp.lose_reply[in_flight] = "drop"  # accepted and queued, then the line is cut
 
-    first = dispatch.process_batch(run_id, ids, w.settings, NOW)
+    first = process_batch(run_id, ids, w.settings, NOW)
 
     assert (first.sent, first.retried) == (9, 1)
     row = w.rows(run_id)[in_flight]
     assert row.status.value == "pending" and "DATA" in (row.error or "")
-    second = dispatch.process_batch(run_id, ids, w.settings, LATER)
+    second = process_batch(run_id, ids, w.settings, LATER)
     assert second.sent == 1
 
     reached, duplicated, lost = tally(w, run_id)
@@ -164,7 +164,7 @@ def test_no_reply_after_the_final_dot_times_out_and_resends_with_the_same_messag
     w.smtp.lose_reply[in_flight] = "hold"
 
     started = time.monotonic()
-    first = dispatch.process_batch(run_id, ids, w.settings, NOW)
+    first = process_batch(run_id, ids, w.settings, NOW)
     elapsed = time.monotonic() - started
 
     assert elapsed < 0.5 + 2.0, f"the batch waited {elapsed:.1f} s for a silent server"
@@ -174,7 +174,7 @@ def test_no_reply_after_the_final_dot_times_out_and_resends_with_the_same_messag
     # The outcome-unknown attempt is on record: the timeout, at DATA, with its Message-ID.
     assert "waktu habis" in (row.error or "") and "DATA" in (row.error or ""), row.error
     assert row.message_id
-    second = dispatch.process_batch(run_id, ids, w.settings, LATER)
+    second = process_batch(run_id, ids, w.settings, LATER)
     assert second.sent == 1
 
     reached, duplicated, lost = tally(w, run_id)
@@ -191,8 +191,8 @@ def test_outcome_unknown_resend_is_logged_with_its_message_id(
     in_flight = sorted(w.rows(run_id))[1]
     w.smtp.lose_reply[in_flight] = "drop"
     with caplog.at_level(logging.INFO):
-        dispatch.process_batch(run_id, ids, w.settings, NOW)
-        dispatch.process_batch(run_id, ids, w.settings, LATER)
+        process_batch(run_id, ids, w.settings, NOW)
+        process_batch(run_id, ids, w.settings, LATER)
     message_id = w.rows(run_id)[in_flight].message_id or "?"
     assert any(message_id in r.getMessage() for r in caplog.records), caplog.text
 
@@ -207,7 +207,7 @@ def test_hanging_server_stops_the_batch_after_two_timeouts_and_nothing_is_lost(
     w.smtp.delay = 2.0  # every MAIL/RCPT/DATA reply waits 2 s
 
     started = time.monotonic()
-    first = dispatch.process_batch(run_id, ids, w.settings, NOW)
+    first = process_batch(run_id, ids, w.settings, NOW)
     elapsed = time.monotonic() - started
 
     # Two timeouts in a row: the relay is hanging, the rest of the batch is not tried
@@ -222,7 +222,7 @@ def test_hanging_server_stops_the_batch_after_two_timeouts_and_nothing_is_lost(
     w.smtp.delay = 0.0  # the relay recovers
     w.smtp_timeout(30.0)  # and the operator's normal timeout is back (a loaded CI host
     # can take longer than 0.3 s for a healthy reply)
-    second = dispatch.process_batch(run_id, ids, w.settings, LATER)
+    second = process_batch(run_id, ids, w.settings, LATER)
 
     assert second.sent == 20
     reached, duplicated, lost = tally(w, run_id)
@@ -240,11 +240,11 @@ def test_timeouts_with_answers_in_between_cost_one_timeout_each_and_stop_nothing
     for recipient in silent:
         w.smtp.lose_reply[recipient] = "hold"
 
-    first = dispatch.process_batch(run_id, ids, w.settings, NOW)
+    first = process_batch(run_id, ids, w.settings, NOW)
 
     # A relay that answers between the timeouts is slow, not down: every message tried.
     assert (first.sent, first.retried, first.failed, first.deferred) == (7, 3, 0, 0)
-    second = dispatch.process_batch(run_id, ids, w.settings, LATER)
+    second = process_batch(run_id, ids, w.settings, LATER)
     assert second.sent == 3
     reached, duplicated, lost = tally(w, run_id)
     assert (reached, duplicated, lost) == (10, set(silent), set())

@@ -1,0 +1,139 @@
+"""The periodic jobs of the beat, one function each (DESIGN §2: "workers beat").
+
+Each job is its own Celery task with its own time limit (``workers.tasks``), so a slow
+provider (social insights, a mailbox on a network share) can never hold back the
+sweeper or the start of a due campaign. Every job is idempotent in the database: two
+beats running the same job at the same instant start each run once and hand over each
+delivery id once. A job returns the batches it made due; its task hands them to the
+broker, the embedded demo sends them in-process (:func:`run_all`, the same functions).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from engine.campaign.window import retention_due
+from engine.config import Settings, get_settings
+from engine.db import session_factory
+from engine.delivery import scheduler
+from engine.delivery.enqueue import Batch, due_batches_for_run, sweep
+from engine.engagement.bounces import process_maildir
+from engine.models import utcnow
+from engine.social import social
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobReport:
+    """What one job did: ``count`` runs started or created, ids recovered, posts read
+    or mails handled, and the ``batches`` it made due (to be handed to the broker)."""
+
+    count: int = 0
+    batches: list[Batch] = field(default_factory=list)
+
+
+Job = Callable[[Settings, datetime], JobReport]
+RunStep = Callable[[Session, datetime], list[int]]
+
+
+def _runs_job(step: RunStep, settings: Settings, now: datetime) -> JobReport:
+    """A scheduler step that starts or creates runs, then the new rows of those runs.
+
+    Only rows never handed over are taken (``only_new``): a second beat's sweeper at
+    the same moment can never hand over the same id.
+    """
+    with session_factory(settings)() as session:
+        run_ids = step(session, now)
+    batches = [batch for run_id in run_ids
+               for batch in due_batches_for_run(run_id, settings, now, only_new=True)]
+    return JobReport(len(run_ids), batches)
+
+
+def start_due_runs(settings: Settings, now: datetime) -> JobReport:
+    """Scheduled runs whose time has come start sending."""
+    return _runs_job(scheduler.start_due_runs, settings, now)
+
+
+def create_recurring_runs(settings: Settings, now: datetime) -> JobReport:
+    """The run of each cron campaign whose latest occurrence is due."""
+    return _runs_job(scheduler.due_recurring, settings, now)
+
+
+def trigger_order_events(settings: Settings, now: datetime) -> JobReport:
+    """Each new order event becomes a one-recipient transactional run."""
+    return _runs_job(scheduler.trigger_order_events, settings, now)
+
+
+def scan_retention(settings: Settings, now: datetime) -> JobReport:
+    """The daily win-back run, from 08:00 WITA (its run key makes it once a day)."""
+    if not retention_due(now):
+        return JobReport()
+    return _runs_job(scheduler.retention_scan, settings, now)
+
+
+def sweep_outbox(settings: Settings, now: datetime) -> JobReport:
+    """Recover what a lost broker message or a dead worker left behind."""
+    batches = sweep(settings, now)
+    return JobReport(sum(len(b.delivery_ids) for b in batches), batches)
+
+
+def poll_social_metrics(settings: Settings, now: datetime) -> JobReport:
+    """Social insights: each post at most every ``metrics_interval_minutes``.
+
+    A provider outage is logged, not raised: the next beat simply tries again.
+    """
+    try:
+        return JobReport(social.poll_metrics(
+            settings, now, min_interval=timedelta(minutes=settings.metrics_interval_minutes)))
+    except Exception:
+        log.exception("social metrics polling failed")
+        return JobReport()
+
+
+def read_bounce_mailbox(settings: Settings, now: datetime) -> JobReport:
+    """Bounces and complaints from the configured Maildir (idempotent: handled mail moves
+    out of the inbox). An unreadable mailbox is logged; the next beat tries again."""
+    if not settings.bounce_maildir:
+        return JobReport()
+    try:
+        return JobReport(process_maildir(settings.bounce_maildir, settings).messages)
+    except OSError:
+        log.warning("bounce mailbox %s unreadable", settings.bounce_maildir, exc_info=True)
+        return JobReport()
+
+
+# The beat schedule has one entry per job (workers.celery_app.BEAT_JOBS, same names).
+JOBS: dict[str, Job] = {
+    "due_runs": start_due_runs,
+    "recurring_runs": create_recurring_runs,
+    "order_triggers": trigger_order_events,
+    "retention_scan": scan_retention,
+    "sweeper": sweep_outbox,
+    "social_metrics": poll_social_metrics,
+    "bounce_mailbox": read_bounce_mailbox,
+}
+
+
+def run_job(name: str, settings: Settings | None = None,
+            now: datetime | None = None) -> JobReport:
+    """One job by name, on the configured settings and the wall clock by default."""
+    return JOBS[name](settings or get_settings(), now or utcnow())
+
+
+def run_all(settings: Settings | None = None,
+            now: datetime | None = None) -> dict[str, JobReport]:
+    """Every job once, at one clock (the demo's tick and tests of a whole beat pass)."""
+    settings = settings or get_settings()
+    now = now or utcnow()
+    return {name: job(settings, now) for name, job in JOBS.items()}
+
+
+def batches_of(reports: dict[str, JobReport]) -> list[Batch]:
+    """All batches a pass made due, in job order."""
+    return [batch for report in reports.values() for batch in report.batches]
