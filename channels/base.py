@@ -405,6 +405,8 @@ class ChannelAdapter(ABC, Generic[PayloadT, ResponseT]):
 
     name: str = ""
     capabilities: Capabilities = Capabilities()
+    # The keys of ``from_options`` this channel's constructor takes as keywords.
+    option_names: ClassVar[tuple[str, ...]] = ()
     # class-level defaults: a plugin that forgets ``super().__init__()`` still works
     _opened: bool = False
     _last_send: float = 0.0
@@ -422,12 +424,15 @@ class ChannelAdapter(ABC, Generic[PayloadT, ResponseT]):
         The engine builds every adapter through this one call (``engine.outbox.adapters``)
         and each channel decides which option goes where, so adding a channel never adds
         a branch to the engine.  ``options`` are the channel's own settings in its own
-        words (secrets already unwrapped; unknown keys are ignored).  The default is the
-        plugin contract, ``cls(credentials, hooks=hooks)``: a plugin's options travel
-        with its account (``credentials.extra``).
+        words (secrets already unwrapped; keys not in :attr:`option_names` are ignored).
+        The default is the account contract of the social channels and of plugins,
+        ``cls(credentials, hooks=hooks, **options)``: a plugin (no ``option_names``)
+        reads its own options from its account (``credentials.extra``).
         """
         build: Any = cls
-        return cast(Self, build(credentials, hooks=hooks))
+        return cast(Self, build(require_account(cls.name, credentials),
+                                hooks=hooks or MemorySocialHooks(),
+                                **pick(options, *cls.option_names)))
 
     # -- lifecycle ------------------------------------------------------------------
     def open(self) -> None:

@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Unpack
+from typing import Any
 
 from channels.base import (
     Capabilities,
@@ -29,11 +29,8 @@ from channels.base import (
     PermanentChannelError,
     SendResult,
     SendStatus,
-    SocialHooks,
 )
 from channels.meta_graph import (
-    AccountSource,
-    GraphOptions,
     MetaChannel,
     MetaGraphClient,
     insight_values,
@@ -98,17 +95,8 @@ class FacebookChannel(MetaChannel[FacebookPost]):
         label="Facebook",
     )
 
-    def __init__(
-        self,
-        accounts: AccountSource,
-        hooks: SocialHooks,
-        *,
-        rate_per_second: float | None = 1.0,
-        lookup_limit: int = 25,
-        **graph: Unpack[GraphOptions],
-    ) -> None:
-        super().__init__(accounts, hooks, rate_per_second=rate_per_second, **graph)
-        self.lookup_limit = lookup_limit
+    # How many recent Page posts a retry reads to find one an earlier attempt created.
+    lookup_limit = 25
 
     # -- pipeline steps -------------------------------------------------------------
     def build_payload(self, message: OutboundMessage) -> FacebookPost:

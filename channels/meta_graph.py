@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Self, TypedDict, Unpack, cast
+from typing import Any, Self, TypedDict, Unpack, cast
 
 import facebook
 import requests
@@ -447,8 +447,7 @@ class MetaChannel(ChannelAdapter[PayloadT, dict[str, Any]]):
     unpaced, for tests against a local fake); the Graph keywords go to every client.
     """
 
-    # The options ``from_options`` passes on; a subclass adds its own.
-    option_names: ClassVar[tuple[str, ...]] = (*GraphOptions.__annotations__, "rate_per_second")
+    option_names = (*GraphOptions.__annotations__, "rate_per_second")
 
     def __init__(
         self,

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
@@ -40,7 +40,6 @@ from channels.base import (
     Capabilities,
     ChannelError,
     ChannelKind,
-    MemorySocialHooks,
     OutboundMessage,
     PermanentChannelError,
     SendResult,
@@ -48,8 +47,6 @@ from channels.base import (
     SocialHooks,
     TokenSet,
     TransientChannelError,
-    pick,
-    require_account,
 )
 from channels.http import HttpChannel, nothing_sent
 from channels.metrics import EngagementMetric, MetricType
@@ -154,6 +151,8 @@ class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
         kind=ChannelKind.POST,
         label="TikTok",
     )
+    option_names = ("base_url", "client_key", "client_secret", "audited", "poll_interval",
+                    "timeout")
 
     def __init__(
         self,
@@ -186,15 +185,6 @@ class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
         self._windows = {
             path: _RateWindow(limit, 60.0, sleep) for path, limit in RATE_LIMITS.items()
         }
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any], *,
-                     credentials: AccountCredentials | None = None,
-                     hooks: SocialHooks | None = None) -> Self:
-        """One account; the client key and secret are the app's own, from settings."""
-        return cls(require_account(cls.name, credentials), hooks=hooks or MemorySocialHooks(),
-                   **pick(options, "base_url", "client_key", "client_secret", "audited",
-                             "poll_interval", "timeout"))
 
     # -- pipeline steps ---------------------------------------------------------------
     def build_payload(self, message: OutboundMessage) -> TikTokPost:

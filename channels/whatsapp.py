@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import httpx
 
@@ -41,15 +41,12 @@ from channels.base import (
     ChannelError,
     ChannelKind,
     ConfigurationError,
-    MemorySocialHooks,
     OutboundMessage,
     PermanentChannelError,
     SendResult,
     SendStatus,
     SocialHooks,
     TransientChannelError,
-    pick,
-    require_account,
 )
 from channels.graph_errors import (
     APP_THROTTLE,
@@ -321,6 +318,7 @@ class WhatsAppChannel(HttpChannel[dict[str, Any], dict[str, Any]]):
         kind=ChannelKind.MESSAGE,
         label="WhatsApp",
     )
+    option_names = ("base_url", "api_version", "timeout", "now", "mode")
 
     def __init__(
         self,
@@ -349,14 +347,6 @@ class WhatsAppChannel(HttpChannel[dict[str, Any], dict[str, Any]]):
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
         self._now = now
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any], *,
-                     credentials: AccountCredentials | None = None,
-                     hooks: SocialHooks | None = None) -> Self:
-        """One business number; ``now`` is the engine's clock for the 24-hour window."""
-        return cls(require_account(cls.name, credentials), hooks=hooks or MemorySocialHooks(),
-                   **pick(options, "base_url", "api_version", "timeout", "now", "mode"))
 
     @property
     def endpoint(self) -> str:
