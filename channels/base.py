@@ -24,12 +24,7 @@ never be recorded as a failed message; it surfaces loudly to whoever configured 
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-import importlib
 import logging
-import os
-import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -38,12 +33,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Generic, NamedTuple, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, Self, TypeVar, cast
 
 from babel.messages.pofile import read_po
+
+from channels.metrics import EngagementMetric
 
 log = logging.getLogger(__name__)
 
@@ -334,61 +330,12 @@ SOCIAL_PAYLOAD_KEYS = ("caption", "media_url", "media_type", "link", "product_id
                        "business_id", "to", "template", "text")
 
 
-class MetricType(StrEnum):
-    """The one engagement vocabulary of every social channel (Pasal 11 monitoring)."""
+class ChannelKind(StrEnum):
+    """What a channel carries, which decides how the engine plans and sends for it."""
 
-    VIEW = "view"
-    REACH = "reach"
-    REACTION = "reaction"
-    COMMENT = "comment"
-    SHARE = "share"
-    CLICK = "click"
-    SAVE = "save"
-
-    @classmethod
-    def from_provider(cls, name: str) -> MetricType | None:
-        """Map a provider's metric name (``likes``, ``saved``, ``video_views``) to ours.
-
-        Returns None for metrics we deliberately do not track, so adapters can skip them.
-        """
-        key = name.strip().lower()
-        try:
-            return cls(key)
-        except ValueError:
-            return _METRIC_ALIASES.get(key)
-
-
-_METRIC_ALIASES: dict[str, MetricType] = {
-    "views": MetricType.VIEW,
-    "video_views": MetricType.VIEW,
-    "plays": MetricType.VIEW,
-    "play_count": MetricType.VIEW,
-    "view_count": MetricType.VIEW,
-    "post_impressions_unique": MetricType.REACH,
-    "likes": MetricType.REACTION,
-    "like_count": MetricType.REACTION,
-    "reactions": MetricType.REACTION,
-    "post_reactions_by_type_total": MetricType.REACTION,
-    "comments": MetricType.COMMENT,
-    "comment_count": MetricType.COMMENT,
-    "shares": MetricType.SHARE,
-    "share_count": MetricType.SHARE,
-    "clicks": MetricType.CLICK,
-    "post_clicks": MetricType.CLICK,
-    "saved": MetricType.SAVE,
-    "saves": MetricType.SAVE,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class EngagementMetric:
-    """A normalized engagement count read from a provider for one published post."""
-
-    type: MetricType
-    count: int
-    provider_post_id: str
-    observed_at: datetime | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
+    EMAIL = "email"  # a rendered RFC 5322 message per recipient
+    POST = "post"  # one public post per product or campaign, on an account
+    MESSAGE = "message"  # a direct message to a customer who consented (WhatsApp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +344,9 @@ class Capabilities:
 
     ``max_batch`` is the largest batch the dispatcher should hand over at once;
     ``rate_per_second`` is honoured by :meth:`ChannelAdapter.send_batch` itself.
+    ``kind`` and ``label`` let the registry answer "which channels post" and "what do
+    people call it" (:mod:`channels.registry`), so nobody keeps a list of channel names;
+    a plugin that declares neither is a post platform named by its registry name.
     """
 
     media_types: frozenset[str] = frozenset({"text"})
@@ -404,6 +354,9 @@ class Capabilities:
     max_batch: int = 100
     rate_per_second: float | None = None
     metrics: bool = False
+    # None: a stand-in with no channel of its own (the sandbox), never listed by kind.
+    kind: ChannelKind | None = ChannelKind.POST
+    label: str = ""
 
     def check(
         self, channel: str, *, media_type: str | None = None, text: str | None = None
@@ -452,6 +405,8 @@ class ChannelAdapter(ABC, Generic[PayloadT, ResponseT]):
 
     name: str = ""
     capabilities: Capabilities = Capabilities()
+    # The keys of ``from_options`` this channel's constructor takes as keywords.
+    option_names: ClassVar[tuple[str, ...]] = ()
     # class-level defaults: a plugin that forgets ``super().__init__()`` still works
     _opened: bool = False
     _last_send: float = 0.0
@@ -459,6 +414,25 @@ class ChannelAdapter(ABC, Generic[PayloadT, ResponseT]):
     def __init__(self) -> None:
         self._opened = False
         self._last_send = 0.0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *,
+                     credentials: AccountCredentials | None = None,
+                     hooks: SocialHooks | None = None) -> Self:
+        """Build the adapter from its settings and the account it sends as.
+
+        The engine builds every adapter through this one call (``engine.outbox.adapters``)
+        and each channel decides which option goes where, so adding a channel never adds
+        a branch to the engine.  ``options`` are the channel's own settings in its own
+        words (secrets already unwrapped; keys not in :attr:`option_names` are ignored).
+        The default is the account contract of the social channels and of plugins,
+        ``cls(credentials, hooks=hooks, **options)``: a plugin (no ``option_names``)
+        reads its own options from its account (``credentials.extra``).
+        """
+        build: Any = cls
+        return cast(Self, build(require_account(cls.name, credentials),
+                                hooks=hooks or MemorySocialHooks(),
+                                **pick(options, *cls.option_names)))
 
     # -- lifecycle ------------------------------------------------------------------
     def open(self) -> None:
@@ -587,22 +561,20 @@ class ChannelAdapter(ABC, Generic[PayloadT, ResponseT]):
         self._last_send = time.monotonic()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all (temp file + rename in the same directory).
+def require_account(channel: str, credentials: AccountCredentials | None) -> AccountCredentials:
+    """The account an adapter sends as; one built without it could only fail later."""
+    if credentials is None:
+        raise ConfigurationError("channel.no_account", name=channel)
+    return credentials
 
-    File-based channels rely on it: a crash never leaves half a message, and a retry of
-    the same delivery replaces the file instead of adding a second one.
+
+def pick(options: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """The ``options`` among ``names`` that are given, as keyword arguments.
+
+    ``from_options`` passes on only what was set, so a constructor's defaults stay the
+    one place each default is written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    return {name: options[name] for name in names if name in options}
 
 
 def _not_attempted(message: OutboundMessage, cause: SendResult) -> SendResult:
@@ -615,101 +587,3 @@ def _not_attempted(message: OutboundMessage, cause: SendResult) -> SendResult:
         retry_after=cause.retry_after,
         affects_account=True,
     )
-
-
-# --------------------------------------------------------------------------- registry
-
-BUILTIN_ADAPTERS: dict[str, str] = {
-    "email_smtp": "channels.email_smtp:SmtpChannel",
-    "email_file": "channels.email_file:FileEmailChannel",
-    "sandbox": "channels.sandbox:SandboxChannel",
-    "facebook": "channels.facebook:FacebookChannel",
-    "instagram": "channels.instagram:InstagramChannel",
-    "tiktok": "channels.tiktok:TikTokChannel",
-    "whatsapp": "channels.whatsapp:WhatsAppChannel",
-}
-
-# Import name -> pip distribution name, where they differ (for the install hint).
-PIP_NAMES: dict[str, str] = {
-    "facebook": "facebook-sdk",
-    "yaml": "pyyaml",
-    "dkim": "dkimpy",
-    "aiosmtpd": "aiosmtpd",
-}
-
-_resolved: dict[str, type[ChannelAdapter[Any, Any]]] = {}
-
-
-def available_channels() -> list[str]:
-    """Every channel name this installation knows: built-ins plus ``umkm.channels`` plugins."""
-    names = set(BUILTIN_ADAPTERS)
-    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-    return sorted(names)
-
-
-def get_adapter_class(name: str) -> type[ChannelAdapter[Any, Any]]:
-    """Resolve a channel name to its adapter class, importing it only now.
-
-    Built-ins win over plugins of the same name (a plugin cannot hijack ``email_smtp``).
-    Raises :class:`ConfigurationError` for unknown names (with "did you mean"), missing
-    optional SDKs (with the ``pip install`` hint) and targets that are not adapters.
-    """
-    cached = _resolved.get(name)
-    if cached is not None:
-        return cached
-    target = BUILTIN_ADAPTERS.get(name)
-    obj = _load_target(name, target) if target is not None else _load_entry_point(name)
-    if not (isinstance(obj, type) and issubclass(obj, ChannelAdapter)):
-        raise ConfigurationError("channel.not_adapter", name=name, target=_describe(obj))
-    _resolved[name] = obj
-    return obj
-
-
-def clear_registry_cache() -> None:
-    """Forget resolved classes (tests that install plugins at runtime)."""
-    _resolved.clear()
-
-
-def _load_target(name: str, target: str) -> object:
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise _import_problem(name, module_name, exc) from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError as exc:
-        raise ConfigurationError("channel.not_available", name=name, module=target) from exc
-
-
-def _load_entry_point(name: str) -> object:
-    matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
-    if not matches:
-        available = available_channels()
-        listed = ", ".join(available)
-        close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
-        if close:
-            raise ConfigurationError(
-                "channel.unknown_suggest", name=name, suggestion=close[0], available=listed
-            )
-        raise ConfigurationError("channel.unknown", name=name, available=listed)
-    ep = matches[0]
-    try:
-        return ep.load()
-    except ImportError as exc:
-        raise _import_problem(name, ep.module, exc) from exc
-    except AttributeError as exc:
-        raise ConfigurationError("channel.not_available", name=name, module=ep.value) from exc
-
-
-def _import_problem(name: str, module_name: str, exc: ImportError) -> ConfigurationError:
-    """Tell a missing adapter module apart from a missing third-party SDK it needs."""
-    missing = exc.name or ""
-    if not missing or missing == module_name or module_name.startswith(missing + "."):
-        return ConfigurationError("channel.not_available", name=name, module=module_name)
-    top = missing.split(".")[0]
-    return ConfigurationError("channel.missing_sdk", name=name, package=PIP_NAMES.get(top, top))
-
-
-def _describe(obj: object) -> str:
-    return getattr(obj, "__qualname__", None) or type(obj).__name__

@@ -11,18 +11,21 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Self
 
 from channels.base import (
+    AccountCredentials,
     Capabilities,
-    ChannelAdapter,
+    ChannelKind,
     OutboundMessage,
     PermanentChannelError,
     SendResult,
     SendStatus,
-    TransientChannelError,
-    write_atomically,
+    SocialHooks,
 )
+from channels.files import FileChannel
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
 
@@ -38,19 +41,23 @@ def eml_name(message: OutboundMessage) -> str:
     return f"{safe}.eml"
 
 
-class FileEmailChannel(ChannelAdapter[bytes, Path]):
+class FileEmailChannel(FileChannel):
     """Write each email to ``<root>/email/`` instead of sending it (same interface as SMTP)."""
 
     name = "email_file"
-    capabilities = Capabilities(media_types=frozenset({"email"}), max_batch=1000)
+    capabilities = Capabilities(media_types=frozenset({"email"}), max_batch=1000,
+                                kind=ChannelKind.EMAIL, label="Email")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         super().__init__()
         self.directory = Path(root) / "email"
 
-    def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        super().open()
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *,
+                     credentials: AccountCredentials | None = None,
+                     hooks: SocialHooks | None = None) -> Self:
+        """Only the outbox directory matters: the files stand in for a relay."""
+        return cls(options["root"])
 
     def build_payload(self, message: OutboundMessage) -> bytes:
         if not isinstance(message.payload, bytes):
@@ -59,15 +66,8 @@ class FileEmailChannel(ChannelAdapter[bytes, Path]):
             raise PermanentChannelError("alamat penerima kosong")
         return message.payload
 
-    def transmit(self, message: OutboundMessage, payload: bytes) -> Path:
-        path = self.directory / eml_name(message)
-        try:
-            write_atomically(path, payload)
-        except OSError as exc:  # disk full, permissions: may heal, keep the delivery
-            raise TransientChannelError(
-                f"gagal menulis {path}: {exc}", raw={"path": str(path)}
-            ) from exc
-        return path
+    def file_for(self, message: OutboundMessage) -> Path:
+        return self.directory / eml_name(message)
 
     def parse(self, message: OutboundMessage, response: Path) -> SendResult:
         return SendResult(

@@ -30,20 +30,25 @@ import logging
 import re
 import smtplib
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from channels.base import (
+    AccountCredentials,
     AuthChannelError,
     Capabilities,
     ChannelAdapter,
     ChannelError,
+    ChannelKind,
     ConfigurationError,
     OutboundMessage,
     PermanentChannelError,
     SendResult,
     SendStatus,
+    SocialHooks,
     TransientChannelError,
+    pick,
 )
 
 log = logging.getLogger(__name__)
@@ -183,7 +188,8 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
     """
 
     name = "email_smtp"
-    capabilities = Capabilities(media_types=frozenset({"email"}), max_batch=500)
+    capabilities = Capabilities(media_types=frozenset({"email"}), max_batch=500,
+                                kind=ChannelKind.EMAIL, label="Email")
 
     def __init__(
         self,
@@ -222,6 +228,18 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         self._conn: smtplib.SMTP | None = None
         self._on_connection = 0
         self._timeouts_in_a_row = 0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *,
+                     credentials: AccountCredentials | None = None,
+                     hooks: SocialHooks | None = None) -> Self:
+        """The relay and its login come from settings; an empty login means none."""
+        return cls(
+            options["host"],
+            username=options.get("username") or None,
+            password=options.get("password") or None,
+            **pick(options, "port", "starttls", "timeout", "reconnect_after", "local_hostname"),
+        )
 
     def __repr__(self) -> str:  # the password never shows
         user = f" user={self.username!r}" if self.username else ""

@@ -18,29 +18,24 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from channels.base import (
     Capabilities,
-    ChannelAdapter,
-    EngagementMetric,
-    MetricType,
+    ChannelKind,
     OutboundMessage,
     PermanentChannelError,
     SendResult,
     SendStatus,
-    SocialHooks,
 )
 from channels.meta_graph import (
-    DEFAULT_GRAPH_URL,
-    DEFAULT_GRAPH_VERSION,
-    AccountSource,
-    MetaAccounts,
+    MetaChannel,
     MetaGraphClient,
     insight_values,
 )
+from channels.metrics import EngagementMetric, MetricType
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +81,7 @@ class FacebookPost:
     attribution: dict[str, Any] = field(default_factory=dict)
 
 
-class FacebookChannel(ChannelAdapter[FacebookPost, dict[str, Any]]):
+class FacebookChannel(MetaChannel[FacebookPost]):
     """Post to Facebook Pages; ``message.account`` names the Page account to post as."""
 
     name = "facebook"
@@ -96,35 +91,12 @@ class FacebookChannel(ChannelAdapter[FacebookPost, dict[str, Any]]):
         max_batch=50,
         rate_per_second=1.0,
         metrics=True,
+        kind=ChannelKind.POST,
+        label="Facebook",
     )
 
-    def __init__(
-        self,
-        accounts: AccountSource,
-        hooks: SocialHooks,
-        *,
-        graph_url: str = DEFAULT_GRAPH_URL,
-        graph_version: str = DEFAULT_GRAPH_VERSION,
-        timeout: float = 30.0,
-        usage_threshold: float = 90.0,
-        throttle_cool_down: float = 300.0,
-        rate_per_second: float | None = 1.0,
-        lookup_limit: int = 25,
-    ) -> None:
-        super().__init__()
-        self.hooks = hooks
-        self.accounts = MetaAccounts(
-            self.name, accounts, hooks,
-            graph_url=graph_url, graph_version=graph_version, timeout=timeout,
-            usage_threshold=usage_threshold, throttle_cool_down=throttle_cool_down,
-        )
-        self.lookup_limit = lookup_limit
-        if rate_per_second != type(self).capabilities.rate_per_second:
-            self.capabilities = replace(type(self).capabilities, rate_per_second=rate_per_second)
-
-    def close(self) -> None:
-        self.accounts.close()
-        super().close()
+    # How many recent Page posts a retry reads to find one an earlier attempt created.
+    lookup_limit = 25
 
     # -- pipeline steps -------------------------------------------------------------
     def build_payload(self, message: OutboundMessage) -> FacebookPost:

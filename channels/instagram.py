@@ -25,15 +25,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 from channels.base import (
     Capabilities,
-    ChannelAdapter,
-    EngagementMetric,
-    MetricType,
+    ChannelKind,
     OutboundMessage,
     PermanentChannelError,
     SendResult,
@@ -41,16 +39,15 @@ from channels.base import (
     SocialHooks,
     TransientChannelError,
 )
+from channels.graph_errors import OutcomeUnknownError, error_body
 from channels.meta_graph import (
-    DEFAULT_GRAPH_URL,
-    DEFAULT_GRAPH_VERSION,
     AccountSource,
-    MetaAccounts,
+    GraphOptions,
+    MetaChannel,
     MetaGraphClient,
-    OutcomeUnknownError,
-    error_body,
     insight_values,
 )
+from channels.metrics import EngagementMetric, MetricType
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +77,7 @@ class InstagramPost:
         return {"image_url": self.media_url, "caption": self.caption}
 
 
-class InstagramChannel(ChannelAdapter[InstagramPost, dict[str, Any]]):
+class InstagramChannel(MetaChannel[InstagramPost]):
     """Publish to Instagram; ``message.account`` names the IG account to publish as."""
 
     name = "instagram"
@@ -90,41 +87,28 @@ class InstagramChannel(ChannelAdapter[InstagramPost, dict[str, Any]]):
         max_batch=25,
         rate_per_second=1.0,
         metrics=True,
+        kind=ChannelKind.POST,
+        label="Instagram",
     )
+    option_names = (*MetaChannel.option_names, "poll_interval")
 
     def __init__(
         self,
         accounts: AccountSource,
         hooks: SocialHooks,
         *,
-        graph_url: str = DEFAULT_GRAPH_URL,
-        graph_version: str = DEFAULT_GRAPH_VERSION,
-        timeout: float = 30.0,
-        usage_threshold: float = 90.0,
-        throttle_cool_down: float = 300.0,
         rate_per_second: float | None = 1.0,
         poll_interval: float = 3.0,
         max_polls: int = 40,
         quota_retry_after: float = 3600.0,
         sleep: Callable[[float], None] = time.sleep,
+        **graph: Unpack[GraphOptions],
     ) -> None:
-        super().__init__()
-        self.hooks = hooks
-        self.accounts = MetaAccounts(
-            self.name, accounts, hooks,
-            graph_url=graph_url, graph_version=graph_version, timeout=timeout,
-            usage_threshold=usage_threshold, throttle_cool_down=throttle_cool_down,
-        )
+        super().__init__(accounts, hooks, rate_per_second=rate_per_second, **graph)
         self.poll_interval = poll_interval
         self.max_polls = max(1, max_polls)
         self.quota_retry_after = quota_retry_after
         self._sleep = sleep
-        if rate_per_second != type(self).capabilities.rate_per_second:
-            self.capabilities = replace(type(self).capabilities, rate_per_second=rate_per_second)
-
-    def close(self) -> None:
-        self.accounts.close()
-        super().close()
 
     # -- pipeline steps -------------------------------------------------------------
     def build_payload(self, message: OutboundMessage) -> InstagramPost:

@@ -16,17 +16,8 @@ client can be swapped (httpx, a newer SDK) by rewriting this module only:
   ``X-App-Usage`` / ``X-Business-Use-Case-Usage`` / ``X-Page-Usage`` and cools the
   account down (``SocialHooks.cool_down``) before Meta starts refusing calls.
 
-Graph errors (``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}``)
-become the channel error tree (DESIGN §7)::
-
-    190, 102, subcodes 458-467 / 492        AuthChannelError (reconnect the account)
-    4, 17, 32, 613, 341, 80001..            TransientChannelError, whole account, cool-down
-    368 (temporarily blocked)               TransientChannelError, whole account
-    1, 2, is_transient, HTTP 5xx            TransientChannelError
-    10, 100, 200-299, 506 (duplicate), ..   PermanentChannelError (this post only)
-
-A POST that may have reached Meta without us seeing the answer (read timeout, dropped
-connection) raises :class:`OutcomeUnknownError`: callers must check before posting again.
+Graph errors become the channel error tree through :mod:`channels.graph_errors`, the
+table this client shares with the WhatsApp Cloud API adapter.
 """
 
 from __future__ import annotations
@@ -37,8 +28,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Self, TypedDict, Unpack, cast
 
 import facebook
 import requests
@@ -47,11 +38,22 @@ import urllib3.exceptions
 from channels.base import (
     AccountCredentials,
     AuthChannelError,
+    ChannelAdapter,
     ChannelError,
     ConfigurationError,
-    PermanentChannelError,
+    MemorySocialHooks,
+    PayloadT,
     SocialHooks,
     TransientChannelError,
+    pick,
+)
+from channels.graph_errors import (
+    THROTTLE_CODES,
+    OutcomeUnknownError,
+    as_int,
+    classify_graph_error,
+    error_body,
+    redact,
 )
 
 log = logging.getLogger(__name__)
@@ -60,18 +62,6 @@ DEFAULT_GRAPH_URL = "https://graph.facebook.com/"
 DEFAULT_GRAPH_VERSION = "v23.0"
 USAGE_HEADERS = ("x-app-usage", "x-business-use-case-usage", "x-page-usage")
 
-AUTH_CODES = frozenset({102, 190})
-AUTH_SUBCODES = frozenset({*range(458, 468), 492})
-# Rate limiting: app (4), user (17), page (32), custom (613), app limit (341), and the
-# Business-Use-Case codes Pages/Instagram answer with (80001-80014).
-THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
-BLOCKED_CODES = frozenset({368})
-TRANSIENT_CODES = frozenset({1, 2})
-DUPLICATE_POST = 506
-PERMANENT_CODES = frozenset({10, 100, DUPLICATE_POST, *range(200, 300)})
-
-# The SDK puts the token in the query string; requests' exception texts quote the URL.
-_TOKEN_IN_TEXT = re.compile(r"(access_token=)[^&\s'\"]+")
 _VERSION = re.compile(r"^v?(\d{1,3})\.(\d{1,2})$")
 _lock = threading.Lock()
 
@@ -98,9 +88,33 @@ def normalize_graph_url(value: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def redact(text: str) -> str:
-    """Remove access tokens from text that may end up in logs or stored errors."""
-    return _TOKEN_IN_TEXT.sub(r"\1***", text)
+class GraphOptions(TypedDict, total=False):
+    """The Graph settings a Meta channel takes as keywords (all optional)."""
+
+    graph_url: str
+    graph_version: str
+    timeout: float
+    usage_threshold: float
+    throttle_cool_down: float
+
+
+@dataclass(frozen=True, slots=True)
+class GraphConfig:
+    """Validated Graph settings, shared by every client of one adapter.
+
+    Checked once when the adapter is built, so a wrong version or URL is a
+    configuration error before the first post, not a failed delivery.
+    """
+
+    graph_url: str = DEFAULT_GRAPH_URL
+    graph_version: str = DEFAULT_GRAPH_VERSION
+    timeout: float = 30.0
+    usage_threshold: float = 90.0
+    throttle_cool_down: float = 300.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "graph_url", normalize_graph_url(self.graph_url))
+        object.__setattr__(self, "graph_version", normalize_graph_version(self.graph_version))
 
 
 # --------------------------------------------------------------------------- usage
@@ -170,73 +184,6 @@ def parse_usage_headers(headers: Mapping[str, str]) -> list[UsageReport]:
 # --------------------------------------------------------------------------- errors
 
 
-class OutcomeUnknownError(TransientChannelError):
-    """A POST may have been carried out by Meta but we never saw the answer.
-
-    Retrying blindly could publish twice; the adapters look the post up first.
-    """
-
-
-def error_body(payload: object) -> dict[str, Any]:
-    """The ``error`` object of a Graph answer, or ``{}`` when it has none."""
-    if isinstance(payload, Mapping):
-        inner = payload.get("error")
-        if isinstance(inner, Mapping):
-            return dict(inner)
-    return {}
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def classify_graph_error(
-    payload: object,
-    *,
-    http_status: int | None = None,
-    retry_after: float | None = None,
-) -> ChannelError:
-    """Map one Graph error answer to the channel error tree (see the module doc).
-
-    ``retry_after`` is the cool-down already decided for throttling, echoed to the engine.
-    """
-    error = error_body(payload)
-    code = _as_int(error.get("code"))
-    subcode = _as_int(error.get("error_subcode"))
-    if error:
-        text = str(error.get("message") or "galat Graph API tanpa keterangan")
-    else:
-        text = str(payload) if isinstance(payload, str) and payload else "jawaban tidak dikenal"
-    raw: dict[str, Any] = {"error": error} if error else {"body": redact(str(payload))[:500]}
-    if http_status is not None:
-        raw["http_status"] = http_status
-    message = f"Meta: {redact(text)}" + (f" (kode {code})" if code is not None else "")
-    if code in AUTH_CODES or subcode in AUTH_SUBCODES:
-        return AuthChannelError(f"{message}; akun perlu dihubungkan ulang", raw=raw)
-    if code in THROTTLE_CODES:
-        return TransientChannelError(
-            f"{message}; akun sedang dibatasi Meta", raw=raw,
-            retry_after=retry_after, affects_account=True,
-        )
-    if code in BLOCKED_CODES:
-        return TransientChannelError(
-            f"{message}; akun diblokir sementara", raw=raw, affects_account=True
-        )
-    if code in TRANSIENT_CODES or error.get("is_transient") is True:
-        return TransientChannelError(message, raw=raw)
-    if code in PERMANENT_CODES:
-        return PermanentChannelError(message, raw=raw)
-    if code is None or (http_status is not None and http_status >= 500):
-        # No Graph verdict on this post (a 5xx, an HTML page from a proxy, an empty
-        # body): worth another try later.
-        status = f" HTTP {http_status}" if http_status is not None else ""
-        return TransientChannelError(f"{message}{status}", raw=raw)
-    return PermanentChannelError(message, raw=raw)
-
-
 def _nothing_sent(exc: requests.RequestException) -> bool:
     """True when the request surely never reached Meta (so a POST may be repeated)."""
     if isinstance(exc, requests.ConnectTimeout):
@@ -262,19 +209,16 @@ class MetaGraphClient:
         self,
         account: AccountCredentials,
         hooks: SocialHooks,
+        config: GraphConfig | None = None,
         *,
-        graph_url: str = DEFAULT_GRAPH_URL,
-        graph_version: str = DEFAULT_GRAPH_VERSION,
-        timeout: float = 30.0,
-        usage_threshold: float = 90.0,
-        throttle_cool_down: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        config = config or GraphConfig()
         self.account_key = account.key
         self.hooks = hooks
-        self.graph_url = normalize_graph_url(graph_url)
-        self.usage_threshold = usage_threshold
-        self.throttle_cool_down = throttle_cool_down
+        self.graph_url = config.graph_url
+        self.usage_threshold = config.usage_threshold
+        self.throttle_cool_down = config.throttle_cool_down
         self._clock = clock
         self._cooling_until = 0.0
         self._cool_reason = ""
@@ -284,9 +228,9 @@ class MetaGraphClient:
         self.session.hooks["response"].append(self._on_response)
         # No ``version=`` here: facebook-sdk 3.1.0 would reject it (it knows 2.8-3.1).
         self.graph = facebook.GraphAPI(
-            access_token=account.access_token, timeout=timeout, session=self.session
+            access_token=account.access_token, timeout=config.timeout, session=self.session
         )
-        self.graph.version = normalize_graph_version(graph_version)
+        self.graph.version = config.graph_version
 
     @property
     def version(self) -> str:
@@ -341,7 +285,7 @@ class MetaGraphClient:
     # -- errors ---------------------------------------------------------------------
     def _graph_error(self, exc: Any) -> ChannelError:
         payload = getattr(exc, "result", None)
-        code = _as_int(error_body(payload).get("code"))
+        code = as_int(error_body(payload).get("code"))
         retry_after = None
         if code in THROTTLE_CODES:
             retry_after = self._throttled(error_body(payload).get("message") or "throttled")
@@ -445,23 +389,12 @@ class MetaAccounts:
         channel: str,
         accounts: AccountSource,
         hooks: SocialHooks,
-        *,
-        graph_url: str = DEFAULT_GRAPH_URL,
-        graph_version: str = DEFAULT_GRAPH_VERSION,
-        timeout: float = 30.0,
-        usage_threshold: float = 90.0,
-        throttle_cool_down: float = 300.0,
+        **options: Unpack[GraphOptions],
     ) -> None:
         self.channel = channel
         self.hooks = hooks
         self._source = accounts
-        self._options: dict[str, Any] = {
-            "graph_url": normalize_graph_url(graph_url),
-            "graph_version": normalize_graph_version(graph_version),
-            "timeout": timeout,
-            "usage_threshold": usage_threshold,
-            "throttle_cool_down": throttle_cool_down,
-        }
+        self._config = GraphConfig(**options)
         self._clients: dict[str, MetaGraphClient] = {}
 
     def credentials(self, key: str) -> AccountCredentials:
@@ -477,7 +410,7 @@ class MetaAccounts:
     def client(self, key: str) -> MetaGraphClient:
         client = self._clients.get(key)
         if client is None:
-            client = MetaGraphClient(self.credentials(key), self.hooks, **self._options)
+            client = MetaGraphClient(self.credentials(key), self.hooks, self._config)
             self._clients[key] = client
         return client
 
@@ -502,6 +435,47 @@ class MetaAccounts:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+class MetaChannel(ChannelAdapter[PayloadT, dict[str, Any]]):
+    """What the Facebook and Instagram adapters share: accounts, Graph clients, pacing.
+
+    ``rate_per_second`` overrides the class's pace for this instance (``None`` =
+    unpaced, for tests against a local fake); the Graph keywords go to every client.
+    """
+
+    option_names = (*GraphOptions.__annotations__, "rate_per_second")
+
+    def __init__(
+        self,
+        accounts: AccountSource,
+        hooks: SocialHooks,
+        *,
+        rate_per_second: float | None = 1.0,
+        **graph: Unpack[GraphOptions],
+    ) -> None:
+        super().__init__()
+        self.hooks = hooks
+        self.accounts = MetaAccounts(self.name, accounts, hooks, **graph)
+        if rate_per_second != type(self).capabilities.rate_per_second:
+            self.capabilities = replace(type(self).capabilities, rate_per_second=rate_per_second)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *,
+                     credentials: AccountCredentials | None = None,
+                     hooks: SocialHooks | None = None) -> Self:
+        """One connected account (the engine builds one adapter per account)."""
+        accounts = {credentials.key: credentials} if credentials is not None else {}
+        build: Any = cls
+        return cast(Self, build(accounts, hooks or MemorySocialHooks(),
+                                **pick(options, *cls.option_names)))
+
+    def close(self) -> None:
+        self.accounts.close()
+        super().close()
 
 
 # --------------------------------------------------------------------------- insights

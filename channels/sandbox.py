@@ -15,21 +15,21 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from channels.base import (
+    AccountCredentials,
     Capabilities,
-    ChannelAdapter,
     ConfigurationError,
-    EngagementMetric,
-    MetricType,
     OutboundMessage,
     PermanentChannelError,
     SendResult,
     SendStatus,
-    TransientChannelError,
-    write_atomically,
+    SocialHooks,
+    pick,
 )
+from channels.files import FileChannel
+from channels.metrics import EngagementMetric, MetricType
 
 _CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 # Ranges of the fake counts per metric: plausible for a kabupaten-level page.
@@ -44,12 +44,13 @@ _FAKE_RANGES: dict[MetricType, tuple[int, int]] = {
 }
 
 
-class SandboxChannel(ChannelAdapter[bytes, Path]):
+class SandboxChannel(FileChannel):
     """Write each social payload to ``<root>/<channel>/<delivery_id>.json``."""
 
     name = "sandbox"
     capabilities = Capabilities(
-        media_types=frozenset({"text", "image", "video", "link"}), max_batch=100, metrics=True
+        media_types=frozenset({"text", "image", "video", "link"}), max_batch=100, metrics=True,
+        kind=None, label="Sandbox",
     )
 
     def __init__(
@@ -69,9 +70,12 @@ class SandboxChannel(ChannelAdapter[bytes, Path]):
         if capabilities is not None:  # mimic the real channel's limits in the sandbox
             self.capabilities = capabilities
 
-    def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        super().open()
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *,
+                     credentials: AccountCredentials | None = None,
+                     hooks: SocialHooks | None = None) -> Self:
+        """The outbox directory and the channel it stands in for; no account is used."""
+        return cls(options["root"], **pick(options, "channel", "capabilities"))
 
     def provider_id(self, delivery_id: int) -> str:
         return f"sandbox-{self.channel}-{delivery_id}"
@@ -90,15 +94,8 @@ class SandboxChannel(ChannelAdapter[bytes, Path]):
         }
         return json.dumps(document, ensure_ascii=False, indent=2, default=str).encode("utf-8")
 
-    def transmit(self, message: OutboundMessage, payload: bytes) -> Path:
-        path = self.directory / f"{message.delivery_id}.json"
-        try:
-            write_atomically(path, payload)
-        except OSError as exc:
-            raise TransientChannelError(
-                f"gagal menulis {path}: {exc}", raw={"path": str(path)}
-            ) from exc
-        return path
+    def file_for(self, message: OutboundMessage) -> Path:
+        return self.directory / f"{message.delivery_id}.json"
 
     def parse(self, message: OutboundMessage, response: Path) -> SendResult:
         return SendResult(

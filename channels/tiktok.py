@@ -29,9 +29,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -39,10 +38,8 @@ from channels.base import (
     AccountCredentials,
     AuthChannelError,
     Capabilities,
-    ChannelAdapter,
     ChannelError,
-    EngagementMetric,
-    MetricType,
+    ChannelKind,
     OutboundMessage,
     PermanentChannelError,
     SendResult,
@@ -50,6 +47,20 @@ from channels.base import (
     SocialHooks,
     TokenSet,
     TransientChannelError,
+)
+from channels.http import HttpChannel, nothing_sent
+from channels.metrics import EngagementMetric, MetricType
+from channels.tiktok_posts import (
+    MAX_CAPTION,
+    SELF_ONLY,
+    UNAUDITED_TEXT,
+    CreatorInfo,
+    PublishOutcome,
+    TikTokPost,
+    check_duration,
+    choose_privacy_level,
+    photo_init_body,
+    video_init_body,
 )
 
 log = logging.getLogger(__name__)
@@ -61,14 +72,6 @@ API_STATUS = "/v2/post/publish/status/fetch/"
 API_TOKEN = "/v2/oauth/token/"
 API_VIDEO_QUERY = "/v2/video/query/"
 
-SELF_ONLY = "SELF_ONLY"
-# Widest audience first: what an audited app picks among the creator's options.
-AUDITED_PREFERENCE = (
-    "PUBLIC_TO_EVERYONE",
-    "FOLLOWER_OF_CREATOR",
-    "MUTUAL_FOLLOW_FRIENDS",
-    SELF_ONLY,
-)
 UNAUDITED_CODE = "unaudited_client_can_only_post_to_private_accounts"
 
 # Per-user-token limits from the API reference (requests per minute).
@@ -83,8 +86,6 @@ EXPIRY_SKEW = timedelta(seconds=60)
 
 VIDEO_QUERY_FIELDS = ("id", "view_count", "like_count", "comment_count", "share_count")
 VIDEO_QUERY_BATCH = 20  # video/query accepts at most 20 ids per request
-MAX_CAPTION = 2200  # video title / photo description, in characters
-MAX_PHOTO_TITLE = 90
 
 DONE_STATUSES = frozenset({"PUBLISH_COMPLETE", "SEND_TO_USER_INBOX"})
 FAILED_STATUS = "FAILED"
@@ -96,86 +97,6 @@ _PERMANENT_TEXTS: dict[str, str] = {
     "invalid_param": "permintaan ditolak TikTok (parameter tidak valid)",
     "invalid_file_upload": "berkas media tidak memenuhi ketentuan TikTok",
 }
-_UNAUDITED_TEXT = (
-    "Aplikasi TikTok belum lolos audit, sehingga hanya boleh memposting secara privat "
-    "(SELF_ONLY) ke akun privat. Jadikan akun TikTok ini privat atau ajukan audit aplikasi."
-)
-
-
-# --------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True, slots=True)
-class TikTokPost:
-    """The validated post of one delivery, ready for an init request."""
-
-    kind: Literal["video", "photo"]
-    caption: str
-    media_urls: tuple[str, ...]
-    title: str = ""
-    duration_sec: float | None = None
-    disable_comment: bool = False
-    disable_duet: bool = False
-    disable_stitch: bool = False
-    attribution: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class CreatorInfo:
-    """What ``creator_info/query`` allows for the next post."""
-
-    privacy_level_options: tuple[str, ...]
-    comment_disabled: bool = False
-    duet_disabled: bool = False
-    stitch_disabled: bool = False
-    max_video_post_duration_sec: int | None = None
-    username: str = ""
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> CreatorInfo:
-        options = data.get("privacy_level_options") or ()
-        max_duration = data.get("max_video_post_duration_sec")
-        return cls(
-            privacy_level_options=tuple(str(o) for o in options),
-            comment_disabled=bool(data.get("comment_disabled")),
-            duet_disabled=bool(data.get("duet_disabled")),
-            stitch_disabled=bool(data.get("stitch_disabled")),
-            max_video_post_duration_sec=int(max_duration) if max_duration else None,
-            username=str(data.get("creator_username") or ""),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PublishOutcome:
-    """The terminal ``status/fetch`` answer for one publish_id."""
-
-    publish_id: str
-    status: str
-    post_ids: tuple[str, ...] = ()
-    fail_reason: str = ""
-    privacy_level: str | None = None
-    resumed: bool = False
-    raw: dict[str, Any] = field(default_factory=dict)
-
-
-def choose_privacy_level(options: Sequence[str], *, audited: bool) -> str:
-    """Pick the privacy level for a post, only ever from the creator's current options.
-
-    Unaudited apps may only post ``SELF_ONLY`` (TikTok forces private visibility until
-    the audit); audited apps take the widest audience the creator offers.
-    """
-    if not audited:
-        if SELF_ONLY in options:
-            return SELF_ONLY
-        raise PermanentChannelError(_UNAUDITED_TEXT, raw={"privacy_level_options": list(options)})
-    for level in AUDITED_PREFERENCE:
-        if level in options:
-            return level
-    if options:
-        return options[0]
-    raise PermanentChannelError(
-        "TikTok tidak memberikan pilihan privasi untuk akun ini", raw={"privacy_level_options": []}
-    )
 
 
 class _RateWindow:
@@ -215,7 +136,7 @@ class _TokenRejected(Exception):
 # --------------------------------------------------------------------------- adapter
 
 
-class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
+class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
     """Direct Post of photos and videos to one TikTok account (see module doc)."""
 
     name = "tiktok"
@@ -227,7 +148,11 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
         max_batch=20,
         rate_per_second=None,
         metrics=True,
+        kind=ChannelKind.POST,
+        label="TikTok",
     )
+    option_names = ("base_url", "client_key", "client_secret", "audited", "poll_interval",
+                    "timeout")
 
     def __init__(
         self,
@@ -244,7 +169,7 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
         http: httpx.Client | None = None,
         timeout: float = 30.0,
     ) -> None:
-        super().__init__()
+        super().__init__(http=http, timeout=timeout)
         self.credentials = credentials
         self.hooks = hooks
         self.base_url = base_url.rstrip("/")
@@ -254,9 +179,6 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
         self.poll_interval = poll_interval
         self.max_polls = max(1, max_polls)
         self._sleep = sleep
-        self._timeout = timeout
-        self._http = http
-        self._owns_http = http is None
         self._access_token = credentials.access_token
         self._refresh_token = credentials.refresh_token
         self._expires_at = credentials.expires_at
@@ -264,53 +186,9 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
             path: _RateWindow(limit, 60.0, sleep) for path, limit in RATE_LIMITS.items()
         }
 
-    # -- lifecycle ------------------------------------------------------------------
-    def open(self) -> None:
-        self._client()
-        super().open()
-
-    def close(self) -> None:
-        if self._owns_http and self._http is not None:
-            self._http.close()
-            self._http = None
-        super().close()
-
-    def _client(self) -> httpx.Client:
-        if self._http is None:
-            self._http = httpx.Client(timeout=self._timeout)
-            self._owns_http = True
-        return self._http
-
     # -- pipeline steps ---------------------------------------------------------------
     def build_payload(self, message: OutboundMessage) -> TikTokPost:
-        payload = message.payload
-        if not isinstance(payload, Mapping):
-            raise PermanentChannelError("payload TikTok harus berupa dict")
-        media_type = payload.get("media_type")
-        urls = _media_urls(payload)
-        if not urls:
-            raise PermanentChannelError("TikTok membutuhkan foto atau video (media_url kosong)")
-        if media_type not in ("image", "video"):
-            raise PermanentChannelError(
-                f"TikTok hanya memuat foto atau video, bukan {media_type!r}"
-            )
-        caption = str(payload.get("caption") or "")
-        if len(caption) > MAX_CAPTION:
-            raise PermanentChannelError(
-                f"keterangan TikTok lebih dari {MAX_CAPTION} karakter ({len(caption)})"
-            )
-        duration = payload.get("duration_sec")
-        return TikTokPost(
-            kind="video" if media_type == "video" else "photo",
-            caption=caption,
-            media_urls=urls,
-            title=str(payload.get("title") or _first_line(caption))[:MAX_PHOTO_TITLE],
-            duration_sec=float(duration) if duration is not None else None,
-            disable_comment=bool(payload.get("disable_comment")),
-            disable_duet=bool(payload.get("disable_duet")),
-            disable_stitch=bool(payload.get("disable_stitch")),
-            attribution={k: payload.get(k) for k in ("product_id", "business_id")},
-        )
+        return TikTokPost.from_payload(message.payload)
 
     def transmit(self, message: OutboundMessage, payload: TikTokPost) -> PublishOutcome:
         """Resume a checkpointed publish, or query the creator, init, checkpoint, poll."""
@@ -321,7 +199,7 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
             return self._await_publish(checkpointed, privacy_level=None, resumed=True)
         creator = self.creator_info()
         level = choose_privacy_level(creator.privacy_level_options, audited=self.audited)
-        _check_duration(payload, creator)
+        check_duration(payload, creator)
         publish_id, level = self._init_with_fallback(payload, creator, level)
         self.hooks.checkpoint(message.delivery_id, {"publish_id": publish_id})
         return self._await_publish(publish_id, privacy_level=level, resumed=False)
@@ -382,20 +260,20 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
             if _error_code(exc) != UNAUDITED_CODE:
                 raise
             if level == SELF_ONLY or SELF_ONLY not in creator.privacy_level_options:
-                raise PermanentChannelError(_UNAUDITED_TEXT, raw=exc.raw) from exc
+                raise PermanentChannelError(UNAUDITED_TEXT, raw=exc.raw) from exc
             log.warning("tiktok %s: app not audited, posting SELF_ONLY", self.credentials.key)
         try:
             return self._init(post, creator, SELF_ONLY), SELF_ONLY
         except PermanentChannelError as exc:
             if _error_code(exc) == UNAUDITED_CODE:
-                raise PermanentChannelError(_UNAUDITED_TEXT, raw=exc.raw) from exc
+                raise PermanentChannelError(UNAUDITED_TEXT, raw=exc.raw) from exc
             raise
 
     def _init(self, post: TikTokPost, creator: CreatorInfo, level: str) -> str:
         if post.kind == "video":
-            path, body = API_VIDEO_INIT, _video_init_body(post, creator, level)
+            path, body = API_VIDEO_INIT, video_init_body(post, creator, level)
         else:
-            path, body = API_CONTENT_INIT, _photo_init_body(post, creator, level)
+            path, body = API_CONTENT_INIT, photo_init_body(post, creator, level)
         data = self._call(path, body, unsafe=True)
         publish_id = data.get("publish_id")
         if not isinstance(publish_id, str) or not publish_id:
@@ -474,12 +352,10 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
             "Authorization": f"Bearer {self._access_token}",
             "Content-Type": "application/json; charset=UTF-8",
         }
-        try:
-            response = self._client().post(
-                self.base_url + path, json=dict(body), params=params, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise _transport_error(path, exc, unsafe) from exc
+        response = self._post(
+            self.base_url + path, lambda exc: _transport_error(path, exc, unsafe),
+            json=dict(body), params=params, headers=headers,
+        )
         return self._read(path, response)
 
     def _read(self, path: str, response: httpx.Response) -> dict[str, Any]:
@@ -519,7 +395,7 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
                 raw,
             )
         if code == UNAUDITED_CODE:
-            return PermanentChannelError(_UNAUDITED_TEXT, raw=raw)
+            return PermanentChannelError(UNAUDITED_TEXT, raw=raw)
         if code == "privacy_level_option_mismatch":
             # Options changed between creator_info and init; the retry asks again.
             return TransientChannelError(
@@ -581,18 +457,10 @@ class TikTokChannel(ChannelAdapter[TikTokPost, PublishOutcome]):
             "grant_type": "refresh_token",
             "refresh_token": refresh_token,
         }
-        try:
-            response = self._client().post(
-                self.base_url + API_TOKEN,
-                data=form,
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )
-        except httpx.HTTPError as exc:
-            raise TransientChannelError(
-                f"gagal menghubungi TikTok untuk memperbarui token: {exc!r}",
-                raw={"endpoint": API_TOKEN},
-                affects_account=True,
-            ) from exc
+        response = self._post(
+            self.base_url + API_TOKEN, _refresh_unreachable, data=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         return _token_set(response, refresh_token)
 
 
@@ -631,59 +499,6 @@ def _token_set(response: httpx.Response, used_refresh_token: str) -> TokenSet:
     return TokenSet(access, new_refresh, expires_at)
 
 
-def _media_urls(payload: Mapping[str, Any]) -> tuple[str, ...]:
-    urls = payload.get("media_urls")
-    if isinstance(urls, list | tuple) and urls:
-        return tuple(str(u) for u in urls if u)
-    url = payload.get("media_url")
-    return (str(url),) if url else ()
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def _check_duration(post: TikTokPost, creator: CreatorInfo) -> None:
-    limit = creator.max_video_post_duration_sec
-    if post.kind == "video" and limit and post.duration_sec and post.duration_sec > limit:
-        raise PermanentChannelError(
-            f"video {post.duration_sec:.0f} detik melebihi batas akun TikTok ini ({limit} detik)",
-            raw={"max_video_post_duration_sec": limit, "duration_sec": post.duration_sec},
-        )
-
-
-def _video_init_body(post: TikTokPost, creator: CreatorInfo, level: str) -> dict[str, Any]:
-    return {
-        "post_info": {
-            "title": post.caption,
-            "privacy_level": level,
-            "disable_comment": post.disable_comment or creator.comment_disabled,
-            "disable_duet": post.disable_duet or creator.duet_disabled,
-            "disable_stitch": post.disable_stitch or creator.stitch_disabled,
-        },
-        "source_info": {"source": "PULL_FROM_URL", "video_url": post.media_urls[0]},
-    }
-
-
-def _photo_init_body(post: TikTokPost, creator: CreatorInfo, level: str) -> dict[str, Any]:
-    return {
-        "media_type": "PHOTO",
-        "post_mode": "DIRECT_POST",
-        "post_info": {
-            "title": post.title,
-            "description": post.caption,
-            "privacy_level": level,
-            "disable_comment": post.disable_comment or creator.comment_disabled,
-            "auto_add_music": True,
-        },
-        "source_info": {
-            "source": "PULL_FROM_URL",
-            "photo_images": list(post.media_urls),
-            "photo_cover_index": 0,
-        },
-    }
-
-
 def _video_metrics(video: Mapping[str, Any], observed: datetime) -> list[EngagementMetric]:
     post_id = str(video.get("id") or "")
     metrics: list[EngagementMetric] = []
@@ -714,7 +529,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _transport_error(path: str, exc: httpx.HTTPError, unsafe: bool) -> ChannelError:
     """Nothing reached TikTok -> retry; a create call cut mid-way -> outcome unknown."""
     raw = {"endpoint": path, "exception": type(exc).__name__}
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+    if nothing_sent(exc):
         return TransientChannelError(
             f"tidak dapat terhubung ke TikTok: {exc!r}", raw=raw, affects_account=True
         )
@@ -726,3 +541,12 @@ def _transport_error(path: str, exc: httpx.HTTPError, unsafe: bool) -> ChannelEr
             raw={**raw, "outcome_unknown": True},
         )
     return TransientChannelError(f"koneksi ke TikTok terputus: {exc!r}", raw=raw)
+
+
+def _refresh_unreachable(exc: httpx.HTTPError) -> ChannelError:
+    """The token call never got an answer: the account waits, nothing was spent."""
+    return TransientChannelError(
+        f"gagal menghubungi TikTok untuk memperbarui token: {exc!r}",
+        raw={"endpoint": API_TOKEN},
+        affects_account=True,
+    )

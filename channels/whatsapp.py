@@ -15,7 +15,9 @@ Rules this module enforces, and why:
   runs :func:`parse_webhook` and :func:`is_opt_out` on each webhook and records the
   withdrawal of consent at once (UU 27/2022), and stores the last inbound time that
   opens the 24-hour window.
-* Graph error codes map onto the channel error tree (see :func:`classify_graph_error`).
+* Graph error codes map onto the channel error tree (see :func:`classify_whatsapp_error`):
+  the generic Graph codes come from :mod:`channels.graph_errors`, shared with Facebook
+  and Instagram; the tables here only add what is WhatsApp's own.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from channels.base import (
     AccountCredentials,
     AuthChannelError,
     Capabilities,
-    ChannelAdapter,
     ChannelError,
+    ChannelKind,
     ConfigurationError,
     OutboundMessage,
     PermanentChannelError,
@@ -46,6 +48,15 @@ from channels.base import (
     SocialHooks,
     TransientChannelError,
 )
+from channels.graph_errors import (
+    APP_THROTTLE,
+    INVALID_PARAMETER,
+    PERMISSION_CODES,
+    TOKEN_INVALID,
+    TRANSIENT_CODES,
+    error_body,
+)
+from channels.http import HttpChannel, nothing_sent
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +73,16 @@ OUTSIDE_WINDOW_TEXT = (
 # are per business number; the pair limit (131056) concerns one customer only, so it
 # must not pause the rest of the campaign.
 _THROTTLE: dict[int, tuple[float, bool]] = {
-    4: (60.0, True),
+    APP_THROTTLE: (60.0, True),
     80007: (300.0, True),
     130429: (60.0, True),
     131048: (3600.0, True),
     131056: (6.0, False),
     131049: (24 * 3600.0, False),  # per-user marketing limit: try that customer tomorrow
 }
-_AUTH_CODES = frozenset({0, 10, 190, 131005})
-_TRANSIENT_CODES = frozenset({1, 2, 131000, 131016, 131057})
+# Unlike a Page, a business number treats 10 (permission denied) as a reconnect.
+_AUTH_CODES = frozenset({0, 10, TOKEN_INVALID, 131005})
+_TRANSIENT_CODES = TRANSIENT_CODES | {131000, 131016, 131057}
 _PERMANENT_TEXTS: dict[int, str] = {
     131047: OUTSIDE_WINDOW_TEXT,
     131026: "pesan tidak dapat dikirim ke nomor ini (bukan pengguna WhatsApp atau memblokir)",
@@ -85,7 +97,7 @@ _PERMANENT_TEXTS: dict[int, str] = {
     132012: "format parameter tidak cocok dengan template",
     132015: "template dijeda karena kualitasnya rendah",
     132016: "template dinonaktifkan karena kualitasnya rendah",
-    100: "parameter permintaan tidak valid",
+    INVALID_PARAMETER: "parameter permintaan tidak valid",
 }
 
 
@@ -263,7 +275,7 @@ def _timestamp(value: object) -> datetime | None:
 # --------------------------------------------------------------------------- errors
 
 
-def classify_graph_error(
+def classify_whatsapp_error(
     code: int | None, http_status: int, message: str, raw: dict[str, Any]
 ) -> ChannelError:
     """One Cloud API error -> the channel error tree (without side effects)."""
@@ -280,7 +292,7 @@ def classify_graph_error(
         return PermanentChannelError(f"{_PERMANENT_TEXTS[code]} ({detail})", raw=raw)
     if code in _TRANSIENT_CODES or http_status >= 500:
         return TransientChannelError(f"galat sementara WhatsApp ({detail})", raw=raw)
-    if code is not None and 200 <= code <= 299:
+    if code is not None and code in PERMISSION_CODES:
         return AuthChannelError(f"izin WhatsApp tidak cukup; hubungkan ulang akun ({detail})",
                                 raw=raw)
     return PermanentChannelError(f"WhatsApp menolak pesan ({detail})", raw=raw)
@@ -289,7 +301,7 @@ def classify_graph_error(
 # --------------------------------------------------------------------------- adapter
 
 
-class WhatsAppChannel(ChannelAdapter[dict[str, Any], dict[str, Any]]):
+class WhatsAppChannel(HttpChannel[dict[str, Any], dict[str, Any]]):
     """Template (and in-window text) messages through ``POST /{phone-number-id}/messages``.
 
     ``credentials.external_id`` is the WhatsApp phone-number id; the token is a system
@@ -303,7 +315,10 @@ class WhatsAppChannel(ChannelAdapter[dict[str, Any], dict[str, Any]]):
         max_batch=100,
         rate_per_second=None,  # 80 msg/s per number: far above what a kabupaten sends
         metrics=False,
+        kind=ChannelKind.MESSAGE,
+        label="WhatsApp",
     )
+    option_names = ("base_url", "api_version", "timeout", "now", "mode")
 
     def __init__(
         self,
@@ -317,7 +332,7 @@ class WhatsAppChannel(ChannelAdapter[dict[str, Any], dict[str, Any]]):
         timeout: float = 30.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        super().__init__()
+        super().__init__(http=http, timeout=timeout)
         if mode != "cloud_api":
             raise ConfigurationError(
                 "channel.bad_option", name=self.name,
@@ -332,30 +347,10 @@ class WhatsAppChannel(ChannelAdapter[dict[str, Any], dict[str, Any]]):
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
         self._now = now
-        self._timeout = timeout
-        self._http = http
-        self._owns_http = http is None
 
     @property
     def endpoint(self) -> str:
         return f"{self.base_url}/{self.api_version}/{self.credentials.external_id}/messages"
-
-    # -- lifecycle ------------------------------------------------------------------
-    def open(self) -> None:
-        self._client()
-        super().open()
-
-    def close(self) -> None:
-        if self._owns_http and self._http is not None:
-            self._http.close()
-            self._http = None
-        super().close()
-
-    def _client(self) -> httpx.Client:
-        if self._http is None:
-            self._http = httpx.Client(timeout=self._timeout)
-            self._owns_http = True
-        return self._http
 
     # -- pipeline steps ---------------------------------------------------------------
     def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
@@ -381,10 +376,7 @@ class WhatsAppChannel(ChannelAdapter[dict[str, Any], dict[str, Any]]):
 
     def transmit(self, message: OutboundMessage, payload: dict[str, Any]) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.credentials.access_token}"}
-        try:
-            response = self._client().post(self.endpoint, json=payload, headers=headers)
-        except httpx.HTTPError as exc:
-            raise _transport_error(exc) from exc
+        response = self._post(self.endpoint, _transport_error, json=payload, headers=headers)
         try:
             document = response.json()
         except ValueError:
@@ -418,11 +410,11 @@ class WhatsAppChannel(ChannelAdapter[dict[str, Any], dict[str, Any]]):
             )
 
     def _api_error(self, http_status: int, document: dict[str, Any]) -> ChannelError:
-        error = _dict(document.get("error"))
+        error = error_body(document)
         code = error.get("code")
         code = code if isinstance(code, int) else None
         raw: dict[str, Any] = {"http_status": http_status, "error": error or document}
-        exc = classify_graph_error(code, http_status, str(error.get("message") or ""), raw)
+        exc = classify_whatsapp_error(code, http_status, str(error.get("message") or ""), raw)
         if isinstance(exc, TransientChannelError) and exc.affects_account:
             self.hooks.cool_down(self.credentials.key, exc.retry_after or 60.0, exc.message)
         return exc
@@ -467,7 +459,7 @@ def _parse_time(value: object) -> datetime | None:
 
 def _transport_error(exc: httpx.HTTPError) -> ChannelError:
     raw = {"exception": type(exc).__name__}
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+    if nothing_sent(exc):
         return TransientChannelError(f"tidak dapat terhubung ke WhatsApp: {exc!r}", raw=raw,
                                      affects_account=True)
     # The request may have been accepted: a resend could message the customer twice.

@@ -9,6 +9,10 @@ Order of precedence (first wins):
    Redis, sandbox social channels, mail written as ``.eml`` files.
 
 Secrets are kept in :class:`Secret` so that ``repr(settings)`` and logs never show them.
+
+The keys stay flat (one environment variable each); what each channel needs of them is
+grouped in one frozen dataclass per channel (:class:`ChannelSettings`), read with
+:meth:`Settings.channel_settings` by the one adapter factory (``engine.outbox.adapters``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import secrets
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from dotenv import dotenv_values
 
@@ -130,6 +134,142 @@ class Settings:
     @property
     def secret_key_file(self) -> Path:
         return Path(self.var_dir) / "secret.key"
+
+    def channel_settings(self, channel: str) -> ChannelSettings | None:
+        """The settings group of a channel (by its registry name); None when it has none."""
+        group = ChannelSettings._by_channel.get(channel)
+        return group.from_settings(self) if group is not None else None
+
+
+# ----------------------------------------------------------------------------- per channel
+@dataclass(frozen=True)
+class ChannelSettings:
+    """What one channel reads of the settings, in that channel's own option names.
+
+    A subclass names its channel (``class X(ChannelSettings, channel="tiktok")``) and
+    is found by it, so the factory needs no list of channels; a channel without a group
+    (a plugin) gets no options and reads its own from its account's ``meta``.
+    """
+
+    _by_channel: ClassVar[dict[str, type[ChannelSettings]]] = {}
+
+    def __init_subclass__(cls, channel: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if channel:
+            ChannelSettings._by_channel[channel] = cls
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        raise NotImplementedError
+
+    def options(self) -> dict[str, Any]:
+        """The group as ``from_options`` takes it; a secret is unwrapped only here, at the
+        hand-over to the channel (which never sees :class:`Secret`)."""
+        found: dict[str, Any] = {}
+        for f in fields(self):
+            if f.metadata.get("option", True):
+                value = getattr(self, f.name)
+                found[f.name] = value.get() if isinstance(value, Secret) else value
+        return found
+
+
+# A field of a channel's group that the adapter does not take (webhook secrets).
+_NOT_AN_OPTION = {"option": False}
+
+
+@dataclass(frozen=True)
+class SmtpSettings(ChannelSettings, channel="email_smtp"):
+    host: str
+    port: int
+    username: str
+    password: Secret
+    starttls: bool
+    reconnect_after: int
+    timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_user,
+                   settings.smtp_password, settings.smtp_starttls,
+                   settings.smtp_reconnect_after, settings.smtp_timeout)
+
+
+@dataclass(frozen=True)
+class OutboxSettings(ChannelSettings):
+    """File channels write under ``var/outbox/`` (embedded mode)."""
+
+    root: Path
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(Path(settings.var_dir) / "outbox")
+
+
+@dataclass(frozen=True)
+class FileEmailSettings(OutboxSettings, channel="email_file"):
+    pass
+
+
+@dataclass(frozen=True)
+class SandboxSettings(OutboxSettings, channel="sandbox"):
+    pass
+
+
+@dataclass(frozen=True)
+class FacebookSettings(ChannelSettings, channel="facebook"):
+    graph_url: str
+    graph_version: str
+    rate_per_second: float | None  # SOCIAL_RATE; 0 = unpaced
+    timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.graph_url, settings.graph_version, settings.social_rate or None,
+                   settings.social_timeout, **cls._own(settings))
+
+    @classmethod
+    def _own(cls, settings: Settings) -> dict[str, Any]:
+        """Keys a Meta channel adds to the Graph settings it shares with Facebook."""
+        return {}
+
+
+@dataclass(frozen=True)
+class InstagramSettings(FacebookSettings, channel="instagram"):
+    poll_interval: float = 3.0
+
+    @classmethod
+    def _own(cls, settings: Settings) -> dict[str, Any]:
+        return {"poll_interval": settings.social_poll_seconds}
+
+
+@dataclass(frozen=True)
+class TikTokSettings(ChannelSettings, channel="tiktok"):
+    base_url: str
+    client_key: str
+    client_secret: Secret
+    audited: bool
+    poll_interval: float
+    timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.tiktok_url, settings.tiktok_client_key,
+                   settings.tiktok_client_secret, settings.tiktok_audited,
+                   settings.social_poll_seconds, settings.social_timeout)
+
+
+@dataclass(frozen=True)
+class WhatsAppSettings(ChannelSettings, channel="whatsapp"):
+    base_url: str
+    api_version: str
+    timeout: float
+    app_secret: Secret = field(metadata=_NOT_AN_OPTION)
+    verify_token: Secret = field(metadata=_NOT_AN_OPTION)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.graph_url, settings.graph_version, settings.social_timeout,
+                   settings.whatsapp_app_secret, settings.whatsapp_verify_token)
 
 
 _SECRET_FIELDS = {"secret_key", "smtp_password", "tiktok_client_secret",

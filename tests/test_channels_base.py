@@ -18,6 +18,7 @@ from channels import (
     Capabilities,
     ChannelAdapter,
     ChannelError,
+    ChannelKind,
     ConfigurationError,
     MetricType,
     OutboundMessage,
@@ -26,8 +27,13 @@ from channels import (
     SendStatus,
     TransientChannelError,
     available_channels,
+    channel_label,
+    channel_names,
+    channels_of_kind,
     clear_registry_cache,
     get_adapter_class,
+    kind_of,
+    plugin_channels,
 )
 from channels.email_file import FileEmailChannel
 from channels.sandbox import SandboxChannel
@@ -98,6 +104,24 @@ def install_plugin(root: Path, dist: str, entry_points: str, modules: dict[str, 
         (root / f"{name}.py").write_text(textwrap.dedent(source))
 
 
+def test_registry_answers_which_channels_of_each_kind() -> None:
+    assert channels_of_kind(ChannelKind.EMAIL, plugins=False) == ["email_smtp", "email_file"]
+    assert channels_of_kind(ChannelKind.POST, plugins=False) == ["facebook", "instagram", "tiktok"]
+    assert channels_of_kind(ChannelKind.MESSAGE, plugins=False) == ["whatsapp"]
+    # The sandbox only stands in for other channels: never listed by kind.
+    assert "sandbox" not in channels_of_kind(plugins=False)
+
+
+def test_campaign_channel_names_and_labels_come_from_the_adapters() -> None:
+    assert channel_names(plugins=False) == ["email", "facebook", "instagram", "tiktok", "whatsapp"]
+    assert channel_names(ChannelKind.POST, ChannelKind.MESSAGE, plugins=False) == [
+        "facebook", "instagram", "tiktok", "whatsapp"]
+    assert kind_of("email") is ChannelKind.EMAIL and kind_of("whatsapp") is ChannelKind.MESSAGE
+    labels = [channel_label(n) for n in channel_names(plugins=False)]
+    assert labels == ["Email", "Facebook", "Instagram", "TikTok", "WhatsApp"]
+    assert channel_label("uninstalled-plugin") == "uninstalled-plugin"  # display never fails
+
+
 PIGEON = """
     from channels.base import ChannelAdapter, SendResult, SendStatus
 
@@ -121,6 +145,10 @@ def test_entry_point_plugin_is_found_and_works(plugin_dir: Path) -> None:
         {"umkm_plugin_pigeon": PIGEON},
     )
     assert "pigeon" in available_channels()
+    assert "pigeon" in plugin_channels()
+    # A plugin that declares no kind is a post platform, named by its registry name.
+    assert channels_of_kind(ChannelKind.POST)[-1] == "pigeon"
+    assert channel_names()[-1] == "pigeon" and channel_label("pigeon") == "pigeon"
     adapter_class = get_adapter_class("pigeon")
     assert adapter_class.__name__ == "PigeonChannel"
     with adapter_class() as adapter:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from channels.base import available_channels, clear_registry_cache, get_adapter_class
+from channels.registry import available_channels, clear_registry_cache, get_adapter_class
 from engine.campaign.loader import CampaignValidationError, load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory

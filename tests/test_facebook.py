@@ -12,13 +12,13 @@ from channels.base import (
     AccountCredentials,
     ConfigurationError,
     MemorySocialHooks,
-    MetricType,
     OutboundMessage,
     SendStatus,
-    get_adapter_class,
 )
 from channels.facebook import FacebookChannel, encode_marker, strip_invisible
 from channels.meta_graph import normalize_graph_version, parse_usage_headers
+from channels.metrics import MetricType
+from channels.registry import get_adapter_class
 from tests.fake_meta import (
     Canned,
     FakeMeta,

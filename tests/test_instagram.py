@@ -7,15 +7,10 @@ from typing import Any
 
 import pytest
 
-from channels.base import (
-    AccountCredentials,
-    MemorySocialHooks,
-    MetricType,
-    OutboundMessage,
-    SendStatus,
-    get_adapter_class,
-)
+from channels.base import AccountCredentials, MemorySocialHooks, OutboundMessage, SendStatus
 from channels.instagram import InstagramChannel
+from channels.metrics import MetricType
+from channels.registry import get_adapter_class
 from tests.fake_meta import (
     Canned,
     FakeMeta,

@@ -14,13 +14,14 @@ from channels.base import (
     AccountCredentials,
     AuthChannelError,
     MemorySocialHooks,
-    MetricType,
     OutboundMessage,
     PermanentChannelError,
     SendStatus,
-    get_adapter_class,
 )
-from channels.tiktok import TikTokChannel, choose_privacy_level
+from channels.metrics import MetricType
+from channels.registry import get_adapter_class
+from channels.tiktok import TikTokChannel
+from channels.tiktok_posts import choose_privacy_level
 from tests.fake_http import Recorded, Reply
 from tests.fake_tiktok import (
     CLIENT_KEY,

@@ -16,8 +16,8 @@ from channels.base import (
     MemorySocialHooks,
     OutboundMessage,
     SendStatus,
-    get_adapter_class,
 )
+from channels.registry import get_adapter_class
 from channels.whatsapp import WhatsAppChannel, is_opt_out, parse_webhook, verify_signature
 from tests.fake_http import Reply
 from tests.fake_whatsapp import (

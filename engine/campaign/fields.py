@@ -23,13 +23,14 @@ from croniter import croniter
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from channels import channel_names
 from engine.common.i18n import t, text_of
 from engine.umkm import wilayah
 
 DEFAULT_TIMEZONE = "Asia/Makassar"
 CAMPAIGN_TYPES = ("promotional", "transactional", "newsletter", "retention", "personalized")
 ORDER_EVENTS = ("order_confirmed", "order_shipped", "order_invoiced")
-CHANNEL_KEYS = ("email", "facebook", "instagram", "tiktok", "whatsapp")
+CHANNEL_KEYS = tuple(channel_names(plugins=False))  # built-ins, in registry order
 DEFAULT_COOLDOWN_DAYS = 30
 
 Loc = tuple[str | int, ...]

@@ -38,6 +38,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from channels import plugin_channels as registry_plugins
 from engine.campaign.fields import (
     CHANNEL_KEYS,
     DEFAULT_COOLDOWN_DAYS,
@@ -350,10 +351,7 @@ class WhatsAppChannel(Strict):
 
 def plugin_channels() -> frozenset[str]:
     """Channels added by third parties (entry points ``umkm.channels``): post platforms."""
-    from channels.base import BUILTIN_ADAPTERS, available_channels
-
-    return frozenset(n for n in available_channels()
-                     if n not in BUILTIN_ADAPTERS and n not in CHANNEL_KEYS)
+    return frozenset(registry_plugins()) - set(CHANNEL_KEYS)
 
 
 class Channels(Strict):

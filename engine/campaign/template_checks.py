@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
+from channels import ChannelKind, channel_names
 from engine.campaign.fields import (
     CAMPAIGN_TYPES,
     CHANNEL_KEYS,
@@ -107,7 +108,7 @@ def template_problems(data: Mapping[str, Any]) -> list[Finding]:
                                         (*here, "variants", i, "template"), ctx)
     extra = [k for k in channels if k not in CHANNEL_KEYS]
     plugins = sorted(plugin_channels() & set(extra)) if extra else []
-    for name in ("facebook", "instagram", "tiktok", "whatsapp", *plugins):
+    for name in (*channel_names(ChannelKind.POST, ChannelKind.MESSAGE, plugins=False), *plugins):
         template = as_mapping(channels.get(name)).get("template")
         if isinstance(template, str) and not templating.template_exists(template):
             problems.append(Finding(("channels", name, "template"), _missing_template(template)))

@@ -20,6 +20,7 @@ from typing import Any
 from rich.markup import escape
 from sqlalchemy import func, select
 
+from channels import ChannelKind, channel_names
 from engine.campaign.loader import check_files
 from engine.campaign.schema import CampaignSpec
 from engine.campaign.window import in_send_window, next_window_open
@@ -122,7 +123,7 @@ def where_it_went(var_dir: Path, smtp_host: str, smtp_port: int) -> list[str]:
 def social_outputs(var_dir: Path) -> list[str]:
     lines = []
     outbox = var_dir / "outbox"
-    for channel in ("facebook", "instagram", "tiktok"):
+    for channel in channel_names(ChannelKind.POST, plugins=False):
         folder = outbox / channel
         n = len(list(folder.glob("*.json"))) if folder.is_dir() else 0
         lines.append(t("dp.social", channel=channel, n=n, path=folder))

@@ -14,13 +14,11 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from channels.base import ChannelAdapter, get_adapter_class
 from engine.campaign.catalog import CatalogProduct
 from engine.campaign.personalize import Recommender
 from engine.campaign.schema import CampaignSpec, Content
@@ -31,6 +29,7 @@ from engine.message.mime import MessageSkeleton
 from engine.message.render import CompiledEmail, compile_email
 from engine.message.templating import DINAS, compile_string
 from engine.models import Campaign, CampaignRun, CampaignType, Customer, utcnow
+from engine.outbox import adapters
 from engine.social.social import campaign_products
 from engine.umkm.wilayah import kecamatan_name
 
@@ -82,7 +81,6 @@ class RunContext:
 
 _contexts: dict[int, RunContext] = {}
 _contexts_lock = threading.Lock()
-_adapters: dict[str, ChannelAdapter[Any, Any]] = {}
 
 
 def _mail_domain(settings: Settings) -> str:
@@ -211,36 +209,11 @@ def run_context(session: Session, run: CampaignRun, settings: Settings) -> RunCo
     return ctx
 
 
-def email_adapter(settings: Settings) -> ChannelAdapter[Any, Any]:
-    """One SMTP connection per process, reused across batches (or .eml files embedded)."""
-    key = f"smtp:{settings.smtp_host}:{settings.smtp_port}" if settings.smtp_host else \
-        f"file:{settings.var_dir}"
-    adapter = _adapters.get(key)
-    if adapter is None:
-        if settings.smtp_host:
-            cls: Any = get_adapter_class("email_smtp")
-            adapter = cls(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout,
-                          username=settings.smtp_user or None,
-                          password=settings.smtp_password.get() or None,
-                          starttls=settings.smtp_starttls,
-                          reconnect_after=settings.smtp_reconnect_after)
-        else:
-            cls = get_adapter_class("email_file")
-            adapter = cls(Path(settings.var_dir) / "outbox")
-        _adapters[key] = adapter
-    return adapter
-
-
 def reset_process_state() -> None:
     """Forget cached run contexts and close channel connections (tests, worker shutdown)."""
     with _contexts_lock:
         _contexts.clear()
-    for adapter in _adapters.values():
-        try:
-            adapter.close()
-        except Exception:
-            log.debug("adapter close failed", exc_info=True)
-    _adapters.clear()
+    adapters.close_email_adapters()
 
 
 # ----------------------------------------------------------------------------- recipients

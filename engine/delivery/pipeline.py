@@ -26,7 +26,7 @@ from engine.campaign.catalog import CatalogProduct
 from engine.campaign.window import in_send_window, next_window_open
 from engine.config import Settings, get_settings
 from engine.db import session_factory
-from engine.delivery.context import RunContext, customer_contexts, email_adapter, run_context
+from engine.delivery.context import RunContext, customer_contexts, run_context
 from engine.delivery.control import pause
 from engine.message.mime import message_id_for
 from engine.message.render import render_email
@@ -46,6 +46,7 @@ from engine.models import (
     utcnow,
 )
 from engine.outbox import rows as outbox
+from engine.outbox.adapters import email_adapter
 from engine.social import social
 
 log = logging.getLogger(__name__)

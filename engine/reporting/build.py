@@ -35,10 +35,11 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, FromClause, func, select, text
 from sqlalchemy.orm import Session
 
+from channels import channel_label, channel_names
 from engine.common.i18n import t
 from engine.db import is_postgres
 from engine.models import Business, Campaign, CampaignRun, Product, ProductOptIn
-from engine.reporting.metrics import CHANNEL_LABELS, INDICATOR_METRICS, REPORT_METRICS, Value
+from engine.reporting.metrics import INDICATOR_METRICS, REPORT_METRICS, Value
 from engine.reporting.periods import Period, ReportError, parse_period
 from engine.reporting.sources import (
     Source,
@@ -211,7 +212,7 @@ def _derive(raw: dict[str, int]) -> dict[str, Value]:
     return values
 
 
-_CHANNEL_ORDER = list(CHANNEL_LABELS)
+_CHANNEL_ORDER = channel_names(plugins=False)
 
 
 def _sort_key(by: str, row: ReportRow) -> tuple[Any, ...]:
@@ -238,7 +239,7 @@ def _labels(session: Session, by: str, keys: list[Any]) -> dict[Any, str]:
     elif by == "kecamatan":
         names = {k: wilayah.kecamatan_name(k) or str(k) for k in ids}
     elif by == "channel":
-        names = {k: CHANNEL_LABELS.get(k, str(k)) for k in ids}
+        names = {k: channel_label(str(k)) for k in ids}
     elif by == "month":
         names = {k: str(k) for k in ids}
     empty = t("report.no_campaign") if by == "campaign" else t("report.unknown")

@@ -177,8 +177,6 @@ SECTIONS: dict[str, dict[str, str]] = {
     "conversion": {"id": "Prospek dan pesanan", "en": "Leads and orders"},
     "programme": {"id": "Indikator program", "en": "Programme indicators"},
 }
-CHANNEL_LABELS = {"email": "Email", "facebook": "Facebook", "instagram": "Instagram",
-                  "tiktok": "TikTok", "whatsapp": "WhatsApp"}
 METRICS_DOC_START = "<!-- metrics:start (generated from engine.reporting.metrics.METRICS) -->"
 METRICS_DOC_END = "<!-- metrics:end -->"
 

@@ -17,19 +17,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from channels.base import (
-    BUILTIN_ADAPTERS,
-    AccountCredentials,
-    TokenExchange,
-    TokenSet,
-    available_channels,
-    refresh_once,
-)
+from channels import ChannelKind, channel_names, plugin_channels
+from channels.base import AccountCredentials, TokenExchange, TokenSet, refresh_once
 from engine.common import crypto
 from engine.common.errors import BadRequest
 from engine.models import Delivery, DeliveryStatus, SocialAccount, utcnow
 
-PLATFORMS = ("facebook", "instagram", "tiktok", "whatsapp")
+PLATFORMS = tuple(channel_names(ChannelKind.POST, ChannelKind.MESSAGE, plugins=False))
 TOKEN_PURPOSE = "social-token"
 STATUS_OK = "ok"
 STATUS_NEEDS_RECONNECT = "needs_reconnect"
@@ -44,8 +38,7 @@ class AccountError(BadRequest, ValueError):
 def platforms() -> list[str]:
     """The built-in social platforms plus every plugin channel (entry point
     ``umkm.channels``): a third-party adapter gets accounts like the built-in ones."""
-    plugins = sorted(n for n in available_channels() if n not in BUILTIN_ADAPTERS)
-    return [*PLATFORMS, *plugins]
+    return [*PLATFORMS, *plugin_channels()]
 
 
 def account_key(platform: str, owner: str, business_id: int | None) -> str:

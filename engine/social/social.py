@@ -26,22 +26,19 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from channels import ChannelKind, EngagementMetric, channel_names
 from channels.base import (
     AccountCredentials,
-    ChannelAdapter,
-    EngagementMetric,
     OutboundMessage,
     SendResult,
     SendStatus,
     TokenExchange,
     TokenSet,
-    get_adapter_class,
 )
 from engine.campaign.audience import newest_consent_granted
 from engine.campaign.catalog import CatalogProduct, eligible_products
@@ -53,7 +50,6 @@ from engine.campaign.schema import (
     WhatsAppChannel,
     WhatsAppTemplate,
 )
-from engine.common.i18n import t
 from engine.config import Settings
 from engine.db import session_factory
 from engine.message.templating import TemplateProblem, jinja_env, render_checked
@@ -74,12 +70,12 @@ from engine.models import (
     SuppressionReason,
     utcnow,
 )
+from engine.outbox import adapters
 from engine.outbox.materialize import materialize_audience
 from engine.social import accounts
 
 log = logging.getLogger(__name__)
 
-BUILTIN_POST_PLATFORMS = ("facebook", "instagram", "tiktok")
 WHATSAPP = "whatsapp"
 SHARE_KIT_RECIPIENT = "whatsapp:share-kit"
 MAX_POSTS_PER_CHANNEL = 50
@@ -94,7 +90,8 @@ NOT_CONNECTED = "akun belum tersambung"
 
 def post_platforms(spec: CampaignSpec) -> list[str]:
     """Every channel of a spec that publishes posts: all but email and WhatsApp."""
-    return [name for name in spec.channel_names if name not in ("email", WHATSAPP)]
+    not_posts = channel_names(ChannelKind.EMAIL, ChannelKind.MESSAGE, plugins=False)
+    return [name for name in spec.channel_names if name not in not_posts]
 
 
 def post_channel(spec: CampaignSpec, name: str) -> SocialChannel | None:
@@ -263,55 +260,6 @@ class DbSocialHooks:
         start = self.now or utcnow()
         with self.sessions() as session:
             accounts.cool_down(session, account_key, start + timedelta(seconds=seconds), reason)
-
-
-# ----------------------------------------------------------------------------- adapters
-def make_adapter(platform: str, credentials: AccountCredentials | None, hooks: DbSocialHooks,
-                 settings: Settings) -> ChannelAdapter[Any, Any]:
-    """The sandbox in embedded mode, otherwise the platform's adapter from the registry.
-
-    Built-in adapters get their settings; a plugin adapter (entry point ``umkm.channels``)
-    is built as ``cls(credentials, hooks=hooks)``: its own options travel in the
-    account's ``meta`` (``AccountCredentials.extra``), so the engine needs no change.
-    """
-    # Adapters take different constructor arguments; the registry types them as the base.
-    cls: Any
-    if settings.social_mode == "sandbox":
-        return _sandbox(settings, platform)
-    if credentials is None:
-        raise accounts.AccountError(t("acct.not_found", key=platform))
-    cls = get_adapter_class(platform)
-    rate = settings.social_rate or None
-    poll = settings.social_poll_seconds
-    timeout = settings.social_timeout
-    adapter: ChannelAdapter[Any, Any]
-    if platform == "facebook":
-        adapter = cls({credentials.key: credentials}, hooks, graph_url=settings.graph_url,
-                      graph_version=settings.graph_version, rate_per_second=rate,
-                      timeout=timeout)
-    elif platform == "instagram":
-        adapter = cls({credentials.key: credentials}, hooks, graph_url=settings.graph_url,
-                      graph_version=settings.graph_version, rate_per_second=rate,
-                      poll_interval=poll, timeout=timeout)
-    elif platform == "tiktok":
-        adapter = cls(credentials, hooks=hooks, base_url=settings.tiktok_url,
-                      client_key=settings.tiktok_client_key,
-                      client_secret=settings.tiktok_client_secret.get(),
-                      audited=settings.tiktok_audited, poll_interval=poll, timeout=timeout)
-    elif platform == WHATSAPP:
-        clock = hooks.now
-        adapter = cls(credentials, hooks=hooks, base_url=settings.graph_url,
-                      api_version=settings.graph_version, timeout=timeout,
-                      **({"now": lambda: clock} if clock is not None else {}))
-    else:
-        adapter = cls(credentials, hooks=hooks)
-    return adapter
-
-
-def _sandbox(settings: Settings, channel: str) -> ChannelAdapter[Any, Any]:
-    cls: Any = get_adapter_class("sandbox")
-    adapter: ChannelAdapter[Any, Any] = cls(Path(settings.var_dir) / "outbox", channel=channel)
-    return adapter
 
 
 def _credentials(session: Session, key: str | None) -> AccountCredentials | None:
@@ -523,8 +471,9 @@ def send_social(session: Session, ctx: Any, rows: Sequence[Delivery], settings: 
         if not messages:
             continue
         hooks = DbSocialHooks(sessions, platform, ctx.run_id, now)
-        adapter = _sandbox(settings, platform) if kind == "share_kit" else make_adapter(
-            platform, _credentials(session, key) if live else None, hooks, settings)
+        adapter = adapters.sandbox_adapter(settings, platform) if kind == "share_kit" else \
+            adapters.social_adapter(platform, _credentials(session, key) if live else None,
+                                    hooks, settings)
         with adapter:
             sent = adapter.send_batch(messages)
         _settle(session, sessions, batch, platform, key, kind, messages, sent, now)
@@ -752,7 +701,7 @@ def _poll_group(session: Session, sessions: sessionmaker[Session], settings: Set
     hooks = DbSocialHooks(sessions, platform, 0, now)
     stored = 0
     try:
-        with make_adapter(platform, credentials, hooks, settings) as adapter:
+        with adapters.social_adapter(platform, credentials, hooks, settings) as adapter:
             if adapter.capabilities.metrics:
                 metrics = adapter.fetch_metrics([p.provider_post_id or "" for p in group])
                 stored = _store_metrics(session, group, metrics, now)

@@ -27,8 +27,9 @@ from engine.campaign.loader import load_campaign
 from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
 from engine.delivery import scheduler
-from engine.delivery.context import email_adapter, reset_process_state
+from engine.delivery.context import reset_process_state
 from engine.models import Delivery, DeliveryStatus
+from engine.outbox.adapters import email_adapter
 from tests.factories import NOW
 from tests.smtp_server import ReceivedMessage, ScriptedSMTPServer, _abort, _Controller, _Handler
 from tests.worker_helpers import PROMO_YAML, add_catalog, add_customers
