@@ -431,8 +431,8 @@ def sample_messages(count: int) -> list[tuple[str, bytes]]:
     """Messages as the engine would send them (same template, MIME and DKIM), pre-rendered."""
     from engine.config import get_settings
     from engine.delivery.context import _load_signer
-    from engine.engagement.tracking import InMemoryLinkRegistry, RunTracker
-    from engine.message.mime import MessageSkeleton, message_id_for
+    from engine.engagement.tracking import InMemoryLinkRegistry, RunTracker, message_id_for
+    from engine.message.mime import MessageSkeleton
     from engine.message.render import compile_email, render_email
     from engine.message.templating import sample_context
 

@@ -22,9 +22,14 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production")
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from engine.engagement.tracking import InMemoryLinkRegistry, RunTracker, make_unsubscribe_token
+from engine.engagement.tracking import (
+    InMemoryLinkRegistry,
+    RunTracker,
+    make_unsubscribe_token,
+    message_id_for,
+)
 from engine.message.dkim import DkimSigner
-from engine.message.mime import MessageSkeleton, message_id_for
+from engine.message.mime import MessageSkeleton
 from engine.message.render import RenderedEmail, compile_email, render_email
 from engine.message.templating import sample_context
 

@@ -20,7 +20,7 @@ from engine.config import Secret, Settings
 from engine.customers.consent import has_consent
 from engine.delivery.pipeline import _blocked_at_send_time
 from engine.engagement import bounces
-from engine.message.mime import message_id_for
+from engine.engagement.tracking import message_id_for
 from engine.models import Customer, Delivery, EngagementEvent, Suppression, utcnow
 from tests.factories import (
     make_business,

@@ -17,12 +17,13 @@ from dkim.canonicalization import Relaxed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.engagement.tracking import message_id_for
 from engine.message.dkim import (
     DkimSigner,
     canonicalize_body_relaxed,
     canonicalize_header_relaxed,
 )
-from engine.message.mime import MessageSkeleton, QuotedPrintableCache, message_id_for
+from engine.message.mime import MessageSkeleton, QuotedPrintableCache
 from engine.message.render import compile_email, render_email
 from engine.message.templating import sample_context
 

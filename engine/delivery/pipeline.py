@@ -28,7 +28,7 @@ from engine.config import Settings, get_settings
 from engine.db import session_factory
 from engine.delivery.context import RunContext, customer_contexts, run_context
 from engine.delivery.control import pause
-from engine.message.mime import message_id_for
+from engine.engagement.tracking import message_id_for
 from engine.message.render import render_email
 from engine.models import (
     Business,

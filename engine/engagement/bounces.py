@@ -5,7 +5,7 @@ Where notices come from: the bounce mailbox (a Maildir the MTA delivers to; CLI
 (:mod:`web.bounce_routes`).  Both end in :func:`apply_notice`.
 
 Attribution: our Message-ID is ``<umkm.RUN.DELIVERY.HASH@domain>``
-(:func:`engine.message.mime.message_id_for`); the returned original (``message/rfc822`` or
+(:func:`engine.engagement.tracking.message_id_for`); the returned original (``message/rfc822`` or
 ``text/rfc822-headers``) carries it, so a notice names the exact delivery, its run and
 business.  The hash is recomputed, so a made-up id matching the pattern is not trusted.
 
@@ -38,7 +38,7 @@ from engine.config import Settings
 from engine.customers import consent
 from engine.db import session_scope
 from engine.engagement import events
-from engine.message.mime import message_id_for
+from engine.engagement.tracking import message_id_for
 from engine.models import Customer, Delivery, SuppressionReason, utcnow
 
 log = logging.getLogger(__name__)

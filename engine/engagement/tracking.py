@@ -424,3 +424,14 @@ class Tracker(Protocol):
               label: str | None = None) -> str: ...
 
     def open_pixel(self) -> Markup: ...
+
+
+# ----------------------------------------------------------------------------- message ids
+def message_id_for(delivery_id: int, run_id: int, domain: str) -> str:
+    """A Message-ID fixed by (delivery, run, domain): a retried send reuses it (DESIGN §6).
+
+    Receivers and our bounce handling can then recognise a duplicate of an in-flight
+    message after a crash instead of counting two mails.
+    """
+    digest = hashlib.sha256(f"{run_id}:{delivery_id}:{domain}".encode()).hexdigest()[:16]
+    return f"<umkm.{run_id}.{delivery_id}.{digest}@{domain}>"

@@ -20,7 +20,6 @@ The tests parse the result with the standard library parser (``policy.default``)
 from __future__ import annotations
 
 import binascii
-import hashlib
 import re
 import secrets
 import time
@@ -36,7 +35,6 @@ __all__ = [
     "QuotedPrintableCache",
     "encode_header_value",
     "format_address",
-    "message_id_for",
 ]
 
 CRLF = "\r\n"
@@ -46,16 +44,6 @@ _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # ftext: printable ASCII except ':'
 _QUOTE_NEEDED = re.compile(r'[^A-Za-z0-9!#$%&\'*+/=?^_`{|}~ -]')
 _EW_PREFIX = "=?utf-8?b?"
 _EW_OVERHEAD = len(_EW_PREFIX) + 2  # + "?="
-
-
-def message_id_for(delivery_id: int, run_id: int, domain: str) -> str:
-    """A Message-ID fixed by (delivery, run, domain): a retried send reuses it (DESIGN §6).
-
-    Receivers and our bounce handling can then recognise a duplicate of an in-flight
-    message after a crash instead of counting two mails.
-    """
-    digest = hashlib.sha256(f"{run_id}:{delivery_id}:{domain}".encode()).hexdigest()[:16]
-    return f"<umkm.{run_id}.{delivery_id}.{digest}@{domain}>"
 
 
 def _clean(value: str) -> str:
