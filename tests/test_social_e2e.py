@@ -1,6 +1,6 @@
 """Acceptance of issue 5: social campaigns end to end against fake providers on loopback.
 
-YAML -> launch -> outbox -> engine.social.social -> real adapters (facebook-sdk / httpx) -> the
+YAML -> launch -> outbox -> engine.social.publish -> real adapters (facebook-sdk / httpx) -> the
 fake Meta Graph, TikTok and WhatsApp servers (real HTTP on 127.0.0.1), with
 ``SOCIAL_MODE=live`` and accounts connected through :mod:`engine.social.accounts`. The clock is
 :data:`tests.factories.NOW` (handed to every engine call) except for WhatsApp, whose
@@ -53,7 +53,7 @@ from engine.models import (
     Suppression,
     utcnow,
 )
-from engine.social import accounts, social
+from engine.social import accounts, metrics
 from tests.factories import (
     NOW,
     make_business,
@@ -467,7 +467,7 @@ def test_metrics_are_stored_per_business_and_polled_by_the_beat(
     for video in fake_tiktok.videos.values():
         video.update(view_count=500, like_count=42, comment_count=5, share_count=6)
 
-    stored = social.poll_metrics(world.settings, NOW + timedelta(hours=1))
+    stored = metrics.poll_metrics(world.settings, NOW + timedelta(hours=1))
 
     events = list(world.db.scalars(select(EngagementEvent)))
     assert stored == len(events) == 3 * 6 + 3 * 6 + 3 * 4

@@ -2,7 +2,7 @@
 
 Each thread plays one Celery worker: its own adapter, built from the credentials both
 loaded from the database before the access token expired, and its own sessions through
-:class:`engine.social.social.DbSocialHooks`.  Only one of them may spend the refresh token: the
+:class:`engine.social.publish.DbSocialHooks`.  Only one of them may spend the refresh token: the
 other must take the rotated set from the database.  Before the fix the second one sent
 the spent token, got ``invalid_grant`` and the account was marked "needs reconnect"
 although nothing was wrong with it (Dinas staff had to redo OAuth).
@@ -23,7 +23,7 @@ from engine.config import Settings
 from engine.db import session_factory
 from engine.models import Delivery
 from engine.social import accounts
-from engine.social.social import DbSocialHooks
+from engine.social.publish import DbSocialHooks
 from tests.factories import make_campaign, make_run
 from tests.fake_http import Recorded, Reply
 from tests.fake_tiktok import (
@@ -63,7 +63,7 @@ def _deliveries(db: Session, count: int) -> tuple[int, list[int]]:
 
 def _worker_adapter(sessions: sessionmaker[Session], fake: FakeTikTok,
                     run_id: int) -> TikTokChannel:
-    """What ``engine.social.social.send_social`` builds in each worker process."""
+    """What ``engine.social.publish.send_social`` builds in each worker process."""
     with sessions() as session:
         credentials = accounts.credentials(accounts.by_key(session, ACCOUNT))
     return TikTokChannel(credentials, hooks=DbSocialHooks(sessions, "tiktok", run_id),
@@ -73,7 +73,7 @@ def _worker_adapter(sessions: sessionmaker[Session], fake: FakeTikTok,
 
 def _post(adapter: TikTokChannel, sessions: sessionmaker[Session], delivery_id: int,
           start: threading.Barrier) -> SendResult:
-    """Post one photo; an auth failure pauses the account, as ``social._settle`` does."""
+    """Post one photo; an auth failure pauses the account, as ``publish._settle`` does."""
     message = OutboundMessage(delivery_id, ACCOUNT, {
         "caption": f"Tenun ikat Mollo nomor {delivery_id}", "media_type": "image",
         "media_url": f"https://umkm.example/media/{delivery_id}.jpg"}, account=ACCOUNT)

@@ -7,7 +7,7 @@ configured in ``UMKM_WA_VERIFY_TOKEN`` gets ``hub.challenge`` back as plain text
 is set, the ``X-Hub-Signature-256`` HMAC of the raw body must match it (Meta signs every
 webhook with the app secret); then every message opens that customer's 24-hour window
 and an opt-out keyword (``BERHENTI``, ``STOP``...) withdraws WhatsApp consent at once
-(:func:`engine.social.social.record_whatsapp_inbound`). Unknown shapes are acknowledged with
+(:func:`engine.social.inbound.record_whatsapp_inbound`). Unknown shapes are acknowledged with
 200 and ignored, because Meta keeps retrying a webhook that fails.
 """
 
@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from channels.whatsapp import parse_webhook, verify_signature
 from engine.common.i18n import t
 from engine.db import session_factory
-from engine.social import social
+from engine.social import inbound
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MAX_BODY_BYTES = 1024 * 1024
@@ -67,5 +67,5 @@ async def receive(request: Request) -> Response:
     if not events:
         return JSONResponse({"messages": 0, "opt_outs": 0})
     with session_factory(request.app.state.settings)() as session:
-        summary = social.record_whatsapp_inbound(session, events)
+        summary = inbound.record_whatsapp_inbound(session, events)
     return JSONResponse({"messages": summary.messages, "opt_outs": summary.opt_outs})

@@ -24,7 +24,7 @@ from engine.delivery import scheduler
 from engine.delivery.enqueue import Batch, due_batches_for_run, sweep
 from engine.engagement.bounces import process_maildir
 from engine.models import utcnow
-from engine.social import social
+from engine.social import metrics as social_metrics
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def poll_social_metrics(settings: Settings, now: datetime) -> JobReport:
     A provider outage is logged, not raised: the next beat simply tries again.
     """
     try:
-        return JobReport(social.poll_metrics(
+        return JobReport(social_metrics.poll_metrics(
             settings, now, min_interval=timedelta(minutes=settings.metrics_interval_minutes)))
     except Exception:
         log.exception("social metrics polling failed")

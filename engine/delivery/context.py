@@ -30,7 +30,7 @@ from engine.message.render import CompiledEmail, compile_email
 from engine.message.templating import DINAS, compile_string
 from engine.models import Campaign, CampaignRun, CampaignType, Customer, utcnow
 from engine.outbox import adapters
-from engine.social.social import campaign_products
+from engine.social.plan import campaign_products
 from engine.umkm.wilayah import kecamatan_name
 
 log = logging.getLogger(__name__)

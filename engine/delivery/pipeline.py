@@ -47,7 +47,7 @@ from engine.models import (
 )
 from engine.outbox import rows as outbox
 from engine.outbox.adapters import email_adapter
-from engine.social import social
+from engine.social import publish
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ def _send_paced(adapter: ChannelAdapter[Any, Any], messages: list[OutboundMessag
 def _social_outcomes(session: Session, ctx: RunContext, rows: Sequence[Delivery],
                      settings: Settings, now: datetime) -> list[outbox.Outcome]:
     """Social posts of the batch; rows of a cooling or disconnected account wait."""
-    batch = social.send_social(session, ctx, rows, settings, now)
+    batch = publish.send_social(session, ctx, rows, settings, now)
     outcomes = [outbox.Outcome(delivery_id=r.delivery_id, status=str(r.status),
                                provider_id=r.provider_id, error=r.error,
                                retry_after=r.retry_after,

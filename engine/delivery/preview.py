@@ -29,7 +29,7 @@ from engine.engagement.tracking import PreviewTracker
 from engine.message.render import compile_email, render_email
 from engine.message.templating import DINAS, sample_context
 from engine.models import Customer, utcnow
-from engine.social.social import campaign_products
+from engine.social.plan import campaign_products
 
 
 def _slug(text: str) -> str:

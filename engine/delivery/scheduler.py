@@ -46,7 +46,7 @@ from engine.models import (
 )
 from engine.outbox.materialize import materialize_audience
 from engine.outbox.rows import finish_if_done
-from engine.social import social
+from engine.social.plan import campaign_products, materialize_posts
 
 # An order event older than this is history (e.g. a CSV import of last year's orders):
 # it is marked processed without mailing the customer about an old order.
@@ -171,7 +171,7 @@ def materialize_channels(session: Session, run: CampaignRun, spec: CampaignSpec,
     """Outbox rows of every channel of a one-off run: email recipients and social posts."""
     if spec.email is not None:
         materialize_audience(session, run, spec, now)
-    social.materialize_posts(session, run, spec, get_settings(), now)
+    materialize_posts(session, run, spec, get_settings(), now)
     planned = session.execute(
         select(func.count()).select_from(Delivery).where(Delivery.run_id == run.id)
     ).scalar_one()
@@ -344,7 +344,7 @@ def plan(session: Session, spec: CampaignSpec, now: datetime | None = None) -> P
     audience = spec.audience.model_dump(mode="json", by_alias=True, exclude_none=True)
     counts = count_audience(session, audience, campaign_type=spec.type, channel="email",
                             now=now)
-    products = social.campaign_products(session, spec)
+    products = campaign_products(session, spec)
     first = None
     if spec.type not in (CampaignType.transactional.value, CampaignType.retention.value):
         first = first_send_time(spec, now)

@@ -1,37 +1,28 @@
-"""Social channels of a campaign: plan the posts, publish them, read their metrics.
+"""Publishing a campaign's social rows through the channel adapters.
 
-A campaign's post platforms (``channels.facebook|instagram|tiktok`` and any plugin
-channel registered under the entry point ``umkm.channels``) become outbox rows like
-email does: one delivery per opted-in product (``per: product``) or one round-up
-(``per: campaign``), attributed to the business whose product it features.
-``channels.whatsapp`` in ``share_kit`` mode makes one ready-to-forward kit for the
-shared group (Pasal 7(2)a), written to the outbox and kept on its ``SocialPost``;
-``cloud_api`` mode sends approved templates to customers with WhatsApp consent (their
-phone is the recipient), and a free-form text only inside the 24-hour window a customer
-opens by writing to us (:func:`record_whatsapp_inbound` keeps that time and honours
-opt-out keywords at once).
-
-Sending goes through the channel registry: the sandbox adapter (embedded default, JSON
-files under ``var/outbox/<channel>/``) or the real adapters with credentials from
+Sending goes through :mod:`engine.outbox.adapters`: the sandbox adapter (embedded default,
+JSON files under ``var/outbox/<channel>/``) or the real adapters with credentials from
 :mod:`engine.social.accounts`. Provider state (Instagram container id, TikTok publish id) is
 checkpointed in ``social_post`` before the next irreversible step, so a killed worker
 never publishes twice. An account that is cooling down or must be reconnected holds
-only its own deliveries back, without spending their attempts.
+only its own deliveries back, without spending their attempts. The share kit is written to
+the outbox and kept on its ``SocialPost``; WhatsApp ``cloud_api`` sends approved templates
+to customers who still consent, and a free-form text only inside the 24-hour window
+(:mod:`engine.social.inbound`). Every post and message is attributed to the UMKM whose
+products it carried.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from channels import ChannelKind, EngagementMetric, channel_names
 from channels.base import (
     AccountCredentials,
     OutboundMessage,
@@ -41,171 +32,35 @@ from channels.base import (
     TokenSet,
 )
 from engine.campaign.audience import newest_consent_granted
-from engine.campaign.catalog import CatalogProduct, eligible_products
-from engine.campaign.fields import CHANNEL_KEYS
-from engine.campaign.schema import (
-    CampaignSpec,
-    Products,
-    SocialChannel,
-    WhatsAppChannel,
-    WhatsAppTemplate,
-)
+from engine.campaign.catalog import CatalogProduct
+from engine.campaign.schema import WhatsAppTemplate
+from engine.common.i18n import t
 from engine.config import Settings
 from engine.db import session_factory
 from engine.message.templating import TemplateProblem, jinja_env, render_checked
 from engine.models import (
-    CampaignRun,
-    Consent,
-    ConsentChannel,
     ConsentPurpose,
     Customer,
     Delivery,
     DeliveryProduct,
-    DeliveryStatus,
-    EngagementEvent,
     Product,
     SocialAccount,
     SocialPost,
     Suppression,
-    SuppressionReason,
+    aware,
     utcnow,
 )
 from engine.outbox import adapters
-from engine.outbox.materialize import materialize_audience
 from engine.social import accounts
+from engine.social.inbound import WA_WINDOW, last_inbound
+from engine.social.plan import SHARE_KIT_RECIPIENT, WHATSAPP, campaign_products, post_channel
+from engine.social.sharekit import build_share_kit
 
-log = logging.getLogger(__name__)
-
-WHATSAPP = "whatsapp"
-SHARE_KIT_RECIPIENT = "whatsapp:share-kit"
-MAX_POSTS_PER_CHANNEL = 50
-METRICS_WINDOW = timedelta(days=30)
 # A paused account is looked at again this often (no attempt is spent meanwhile);
 # reconnecting it makes its deliveries due at once (engine.social.accounts.wake_deliveries).
 RECONNECT_RECHECK = timedelta(minutes=15)
-WA_LAST_INBOUND = "whatsapp_last_inbound_at"
-WA_WINDOW = timedelta(hours=24)
-NOT_CONNECTED = "akun belum tersambung"
 
 
-def post_platforms(spec: CampaignSpec) -> list[str]:
-    """Every channel of a spec that publishes posts: all but email and WhatsApp."""
-    not_posts = channel_names(ChannelKind.EMAIL, ChannelKind.MESSAGE, plugins=False)
-    return [name for name in spec.channel_names if name not in not_posts]
-
-
-def post_channel(spec: CampaignSpec, name: str) -> SocialChannel | None:
-    """The ``channels.<name>`` block of a post platform, built-in or plugin."""
-    if name in CHANNEL_KEYS:
-        config = getattr(spec.channels, name)
-        return config if isinstance(config, SocialChannel) else None
-    return spec.channels.plugins.get(name)
-
-
-# ----------------------------------------------------------------------------- planning
-def campaign_products(session: Session, spec: CampaignSpec) -> list[CatalogProduct]:
-    """The campaign's catalog: the same filters for planning, sending and previews."""
-    products = spec.products or Products()
-    return eligible_products(
-        session, campaign_key=spec.id, campaign_tags=spec.tags,
-        opt_in=products.opt_in, category=products.category,
-        kecamatan=products.kecamatan, max_price=products.max_price,
-        featured=products.featured or ())
-
-
-def _account_key(session: Session, platform: str, owner: str, business_id: int | None,
-                 settings: Settings) -> str | None:
-    """The account that will post; in sandbox mode a missing account is fine."""
-    row = accounts.find(session, platform, owner, business_id)
-    if row is not None:
-        return accounts.key_of(row)
-    if settings.social_mode == "sandbox":
-        return accounts.account_key(platform, owner, business_id)
-    return None
-
-
-def materialize_posts(session: Session, run: CampaignRun, spec: CampaignSpec,
-                      settings: Settings, now: datetime | None = None) -> int:
-    """Outbox rows for every social channel of the campaign; returns how many."""
-    platforms = post_platforms(spec)
-    whatsapp = spec.channels.whatsapp
-    if not platforms and not whatsapp:
-        return 0
-    products = campaign_products(session, spec)
-    rows: list[Delivery] = []
-    for platform in platforms:
-        config = post_channel(spec, platform)
-        assert config is not None  # post_platforms lists configured channels only
-        rows += _post_rows(session, run, platform, config, products, settings)
-    added = 0
-    if whatsapp and whatsapp.mode == "share_kit":
-        rows.append(_row(run, WHATSAPP, SHARE_KIT_RECIPIENT, None,
-                         {"product_ids": [p.id for p in products]}, None))
-    elif whatsapp:
-        added = _whatsapp_audience(session, run, spec, whatsapp, settings, now or utcnow())
-    wanted = [*platforms, WHATSAPP]
-    existing = set(session.scalars(select(Delivery.recipient).where(
-        Delivery.run_id == run.id, Delivery.channel.in_(wanted))))
-    fresh = [r for r in rows if r.recipient not in existing]
-    session.add_all(fresh)
-    session.flush()
-    return len(fresh) + added
-
-
-def _post_rows(session: Session, run: CampaignRun, platform: str, config: SocialChannel,
-               products: Sequence[CatalogProduct], settings: Settings) -> list[Delivery]:
-    owner = config.account
-    rows = []
-    if config.per == "product":
-        for product in products[:MAX_POSTS_PER_CHANNEL]:
-            business = product.business_id if owner == "business" else None
-            key = _account_key(session, platform, owner, business, settings)
-            rows.append(_row(run, platform, f"{platform}:{key or owner}:p{product.id}",
-                             product.business_id, {"product_id": product.id, "account": key},
-                             None if key else NOT_CONNECTED))
-        return rows
-    if not products:
-        return rows  # a round-up of nothing is not posted
-    key = _account_key(session, platform, "dinas", None, settings)
-    businesses = {p.business_id for p in products}
-    business_id = products[0].business_id if len(businesses) == 1 else None
-    rows.append(_row(run, platform, f"{platform}:{key or 'dinas'}:campaign", business_id,
-                     {"product_ids": [p.id for p in products[:10]], "account": key},
-                     None if key else NOT_CONNECTED))
-    return rows
-
-
-def _whatsapp_audience(session: Session, run: CampaignRun, spec: CampaignSpec,
-                       config: WhatsAppChannel, settings: Settings, now: datetime) -> int:
-    """``cloud_api``: one row per audience member with WhatsApp consent (by phone)."""
-    before = _count(session, run.id, WHATSAPP)
-    materialize_audience(session, run, spec, now, channel=WHATSAPP)
-    key = _account_key(session, WHATSAPP, config.account, None, settings)
-    values: dict[str, Any] = {"context": {"account": key}}
-    if key is None:
-        values.update(status=DeliveryStatus.skipped, error=NOT_CONNECTED)
-    session.execute(update(Delivery).where(
-        Delivery.run_id == run.id, Delivery.channel == WHATSAPP,
-        Delivery.status == DeliveryStatus.pending).values(**values)
-        .execution_options(synchronize_session=False))
-    session.flush()
-    return _count(session, run.id, WHATSAPP) - before
-
-
-def _count(session: Session, run_id: int, channel: str) -> int:
-    return int(session.execute(select(func.count()).select_from(Delivery).where(
-        Delivery.run_id == run_id, Delivery.channel == channel)).scalar_one())
-
-
-def _row(run: CampaignRun, channel: str, recipient: str, business_id: int | None,
-         context: dict[str, Any], skip_reason: str | None) -> Delivery:
-    return Delivery(run_id=run.id, channel=channel, recipient=recipient,
-                    business_id=business_id, context=context,
-                    status=DeliveryStatus.skipped if skip_reason else DeliveryStatus.pending,
-                    error=skip_reason)
-
-
-# ----------------------------------------------------------------------------- hooks
 class DbSocialHooks:
     """:class:`channels.base.SocialHooks` backed by the database (own short transactions,
     so a checkpoint is durable before the adapter takes its next irreversible step).
@@ -263,6 +118,7 @@ class DbSocialHooks:
 
 
 def _credentials(session: Session, key: str | None) -> AccountCredentials | None:
+    """The account's tokens, or None when it is gone or unusable (it must be reconnected)."""
     if not key:
         return None
     try:
@@ -271,7 +127,7 @@ def _credentials(session: Session, key: str | None) -> AccountCredentials | None
         return None
 
 
-def _account_blocked(session: Session, key: str | None, now: datetime) -> datetime | None:
+def account_blocked(session: Session, key: str | None, now: datetime) -> datetime | None:
     """When an account may post again (cool-down or reconnect), or None if it may now."""
     if not key:
         return None
@@ -282,21 +138,19 @@ def _account_blocked(session: Session, key: str | None, now: datetime) -> dateti
     session.refresh(row)  # another worker may have paused it a moment ago
     if row.status == accounts.STATUS_NEEDS_RECONNECT:
         return now + RECONNECT_RECHECK
-    until = _aware(row.cooldown_until)
+    until = aware(row.cooldown_until)
     return until if until and until > now else None
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 # ----------------------------------------------------------------------------- payloads
 def _caption(template: str, context: dict[str, Any]) -> str:
+    """A plain-text caption (no HTML escaping); a broken template raises TemplateProblem."""
     tpl = jinja_env(autoescape=False).get_template(template)
     return render_checked(tpl, context, template).strip()
 
 
 def _base(ctx: Any) -> dict[str, Any]:
+    """The part of the run's context a caption may use: never a recipient's data."""
     return {k: v for k, v in ctx.base_context.items() if k in ("campaign", "offer", "dinas")}
 
 
@@ -334,8 +188,7 @@ def build_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogPr
 
 def share_kit_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogProduct],
                       settings: Settings) -> dict[str, Any]:
-    from engine.social.sharekit import build_share_kit
-
+    """The shared group's kit (Pasal 7(2)a): one text and card list for every product."""
     chosen = [products[int(i)].as_context(settings.base_url)
               for i in delivery.context.get("product_ids", []) if int(i) in products]
     kit = build_share_kit(ctx.base_context["campaign"], chosen, ctx.base_context.get("offer"),
@@ -346,17 +199,9 @@ def share_kit_payload(ctx: Any, delivery: Delivery, products: Mapping[int, Catal
 
 
 def _first_name(customer: Customer | None) -> str:
+    """How a WhatsApp message greets the customer; "Kak" when no name is known."""
     name = (customer.name if customer else "").strip()
     return name.split()[0] if name else "Kak"
-
-
-def last_inbound(customer: Customer | None) -> datetime | None:
-    """When the customer last wrote to us on WhatsApp (opens the 24-hour window)."""
-    value = ((customer.attributes or {}) if customer else {}).get(WA_LAST_INBOUND)
-    try:
-        return _aware(datetime.fromisoformat(str(value))) if value else None
-    except ValueError:
-        return None
 
 
 def _whatsapp_blocked(session: Session, rows: Sequence[Delivery]) -> dict[int, str]:
@@ -441,6 +286,7 @@ class SocialBatch:
 
 
 def _kind(d: Delivery) -> str:
+    """How a row is sent: a share kit (sandbox only), a WhatsApp message or a post."""
     if d.recipient == SHARE_KIT_RECIPIENT:
         return "share_kit"
     return "message" if d.channel == WHATSAPP else "post"
@@ -458,7 +304,7 @@ def send_social(session: Session, ctx: Any, rows: Sequence[Delivery], settings: 
     session.commit()  # no open write of ours may block the hooks' own transactions
     for (platform, key, kind), group in groups.items():
         live = settings.social_mode != "sandbox" and kind != "share_kit"
-        blocked = _account_blocked(session, key, now) if live else None
+        blocked = account_blocked(session, key, now) if live else None
         if blocked is None and live and _credentials(session, key) is None:
             blocked = now + RECONNECT_RECHECK
         if blocked is not None:
@@ -483,6 +329,7 @@ def send_social(session: Session, ctx: Any, rows: Sequence[Delivery], settings: 
 def _payloads(session: Session, ctx: Any, kind: str, group: Sequence[Delivery],
               catalog: Mapping[int, CatalogProduct], settings: Settings, now: datetime,
               batch: SocialBatch) -> dict[int, dict[str, Any]]:
+    """The payload of each row of one group; rows that cannot be built go to ``batch``."""
     if kind == "message":
         payloads, skipped = whatsapp_payloads(session, ctx, group, settings, now)
         batch.skipped.update(skipped)
@@ -496,7 +343,7 @@ def _payloads(session: Session, ctx: Any, kind: str, group: Sequence[Delivery],
             batch.results.append(SendResult(d.id, SendStatus.PERMANENT, error=exc.message))
             continue
         if payload is None:
-            batch.skipped[d.id] = "produk tidak lagi ikut kampanye"
+            batch.skipped[d.id] = t("social.product_withdrawn", lang="id")
             continue
         payloads[d.id] = payload
     return payloads
@@ -509,7 +356,7 @@ def _settle(session: Session, sessions: sessionmaker[Session], batch: SocialBatc
     if any(r.status is SendStatus.AUTH for r in sent) and key:
         reason = next(r.error for r in sent if r.status is SendStatus.AUTH)
         accounts.mark_needs_reconnect(session, key, reason or "auth")
-    paused_until = _account_blocked(session, key, now) if key else None
+    paused_until = account_blocked(session, key, now) if key else None
     payloads = {m.delivery_id: m.payload for m in messages}
     attributed: list[tuple[int, Mapping[str, Any]]] = []
     for result in sent:
@@ -584,149 +431,3 @@ def _attribute(sessions: sessionmaker[Session],
         if rows:
             s.execute(insert(DeliveryProduct), rows)
             s.commit()
-
-
-# ----------------------------------------------------------------------------- WhatsApp inbound
-@dataclass
-class InboundSummary:
-    """What :func:`record_whatsapp_inbound` did with one webhook."""
-
-    messages: int = 0
-    opt_outs: int = 0
-    unknown_numbers: int = 0
-
-
-def _phone_candidates(wa_id: str) -> list[str]:
-    digits = "".join(ch for ch in wa_id if ch.isdigit())
-    found = [digits, f"+{digits}"]
-    if digits.startswith("62"):
-        found.append("0" + digits[2:])
-    return found
-
-
-def record_whatsapp_inbound(session: Session, events: Iterable[Any],
-                            now: datetime | None = None) -> InboundSummary:
-    """Apply parsed Cloud API webhook events (``channels.whatsapp.parse_webhook``).
-
-    Every customer message opens the 24-hour service window (its time is kept on
-    ``Customer.attributes``); an opt-out keyword withdraws WhatsApp marketing consent
-    at once (UU 27/2022: withdrawal stops processing) and suppresses the number, so
-    pending and future messages to it are skipped. Commits.
-    """
-    now = now or utcnow()
-    summary = InboundSummary()
-    for event in events:
-        if getattr(event, "kind", None) != "message":
-            continue
-        summary.messages += 1
-        customer = session.scalars(select(Customer).where(
-            Customer.phone.in_(_phone_candidates(event.wa_id)))).first()
-        if customer is None:
-            summary.unknown_numbers += 1
-        else:
-            _note_inbound(customer, event.timestamp)
-        if event.opt_out:
-            summary.opt_outs += 1
-            _opt_out(session, customer, event, now)
-    session.commit()
-    return summary
-
-
-def _note_inbound(customer: Customer, at: datetime) -> None:
-    previous = last_inbound(customer)
-    if previous is None or at > previous:
-        customer.attributes = {**(customer.attributes or {}), WA_LAST_INBOUND: at.isoformat()}
-
-
-def _opt_out(session: Session, customer: Customer | None, event: Any, now: datetime) -> None:
-    address = customer.phone if customer and customer.phone else event.wa_id
-    if customer is not None:
-        session.add(Consent(customer_id=customer.id, channel=ConsentChannel.whatsapp,
-                            purpose=ConsentPurpose.marketing, granted=False,
-                            source="whatsapp:opt-out", recorded_at=now))
-    exists = session.scalars(select(Suppression.id).where(
-        Suppression.channel == WHATSAPP, Suppression.address == address)).first()
-    if exists is None:
-        session.add(Suppression(channel=WHATSAPP, address=address,
-                                reason=SuppressionReason.unsubscribed,
-                                detail=f"WhatsApp: {str(event.text or '')[:200]}"))
-    session.flush()
-
-
-# ----------------------------------------------------------------------------- metrics
-def poll_metrics(settings: Settings, now: datetime | None = None, *,
-                 min_interval: timedelta | None = None) -> int:
-    """Read insights of recent posts; one snapshot event per metric (reports take the
-    latest snapshot per post and metric, never the sum).
-
-    ``min_interval``: posts read less than this long ago are left alone (the beat calls
-    this every tick; each post is read at most once per interval). Accounts that are
-    cooling down or must be reconnected are not called at all.
-    """
-    now = now or utcnow()
-    sessions = session_factory(settings)
-    stored = 0
-    with sessions() as session:
-        posts = [p for p in session.scalars(select(SocialPost).where(
-            SocialPost.provider_post_id.is_not(None), SocialPost.published_at >= now -
-            METRICS_WINDOW, SocialPost.platform != WHATSAPP)) if _poll_due(p, now, min_interval)]
-        groups: dict[tuple[str, int | None], list[SocialPost]] = {}
-        for post in posts:
-            groups.setdefault((post.platform, post.account_id), []).append(post)
-        for (platform, account_id), group in groups.items():
-            stored += _poll_group(session, sessions, settings, platform, account_id, group, now)
-        session.commit()
-    return stored
-
-
-def _poll_due(post: SocialPost, now: datetime, min_interval: timedelta | None) -> bool:
-    """Never read, read ``min_interval`` ago, or read "in the future" (clock reset)."""
-    if min_interval is None:
-        return True
-    try:
-        last = _aware(datetime.fromisoformat(str((post.raw or {}).get("metrics_polled_at"))))
-    except ValueError:
-        return True
-    return last is None or last > now or now - last >= min_interval
-
-
-def _poll_group(session: Session, sessions: sessionmaker[Session], settings: Settings,
-                platform: str, account_id: int | None, group: Sequence[SocialPost],
-                now: datetime) -> int:
-    account = session.get(SocialAccount, account_id) if account_id else None
-    live = settings.social_mode != "sandbox"
-    if live and (account is None or _account_blocked(session, accounts.key_of(account), now)):
-        return 0
-    credentials = accounts.credentials(account) if account and live else None
-    hooks = DbSocialHooks(sessions, platform, 0, now)
-    stored = 0
-    try:
-        with adapters.social_adapter(platform, credentials, hooks, settings) as adapter:
-            if adapter.capabilities.metrics:
-                metrics = adapter.fetch_metrics([p.provider_post_id or "" for p in group])
-                stored = _store_metrics(session, group, metrics, now)
-    except Exception:
-        log.warning("metrics of %s account %s failed", platform, account_id, exc_info=True)
-    for post in group:
-        post.raw = {**(post.raw or {}), "metrics_polled_at": now.isoformat()}
-    return stored
-
-
-def _store_metrics(session: Session, posts: Sequence[SocialPost],
-                   metrics: Sequence[EngagementMetric], now: datetime) -> int:
-    by_provider = {p.provider_post_id: p for p in posts}
-    run_of = dict(session.execute(select(Delivery.id, Delivery.run_id).where(
-        Delivery.id.in_([p.delivery_id for p in posts if p.delivery_id]))).tuples().all())
-    count = 0
-    for metric in metrics:
-        post = by_provider.get(metric.provider_post_id)
-        if post is None:
-            continue
-        observed = metric.observed_at.isoformat() if metric.observed_at else None
-        session.add(EngagementEvent(
-            type=str(metric.type), channel=post.platform, post_id=post.id,
-            delivery_id=post.delivery_id, run_id=run_of.get(post.delivery_id or -1),
-            business_id=post.business_id, product_id=post.product_id, value=float(metric.count),
-            occurred_at=now, raw={**dict(metric.raw), "observed_at": observed}))
-        count += 1
-    return count
