@@ -7,6 +7,7 @@ with their ``[[ ]]`` compile-time delimiters), ``ConfigurationError("...")`` in 
 
 from __future__ import annotations
 
+import ast
 import re
 import string
 from pathlib import Path
@@ -82,6 +83,39 @@ def test_no_module_keeps_a_message_table() -> None:
                  for package in ("engine", "web", "channels")
                  for path in sorted((ROOT / package).rglob("*.py"))
                  if table.search(path.read_text(encoding="utf-8"))]
+    assert not offenders, "texts belong in the .po catalogs: " + ", ".join(offenders)
+
+
+def _per_language_dicts(source: str) -> list[int]:
+    """Lines of ``{"id": ..., "en": ...}`` or ``dict(id=..., en=...)``: a message table in code.
+
+    The syntax tree is read, not the text, so a docstring that shows the shape (as
+    engine/common/i18n.py's :func:`register` does for plugins) is not a table.
+    """
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Dict):
+            keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "dict":
+            keys = {k.arg for k in node.keywords}
+        else:
+            continue
+        if set(messages.LANGS) <= keys:
+            found.append(node.lineno)
+    return found
+
+
+def test_a_per_language_dict_is_recognised() -> None:
+    source = '"""Shape: {"id": ..., "en": ...}."""\nA = {"id": "Pesan", "en": "Messages"}\n' \
+        'B = dict(id="Pesan", en="Messages")\nC = {"id": 1}\n'
+    assert _per_language_dicts(source) == [2, 3]
+
+
+def test_no_module_keeps_a_per_language_dict() -> None:
+    offenders = [f"{path.relative_to(ROOT)}:{line}"
+                 for package in ("engine", "web", "channels")
+                 for path in sorted((ROOT / package).rglob("*.py"))
+                 for line in _per_language_dicts(path.read_text(encoding="utf-8"))]
     assert not offenders, "texts belong in the .po catalogs: " + ", ".join(offenders)
 
 

@@ -16,10 +16,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.campaign.catalog import eligible_products
+from engine.campaign.schema import CampaignSpec, Offer, Products
 from engine.common.errors import BadRequest, NotFound
 from engine.common.formatting import WITA
 from engine.common.i18n import t
@@ -129,6 +131,42 @@ def _run_or_404(db: Session, run_id: int) -> CampaignRun:
 # --- share kit and reports ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _KitSpec:
+    """What the share kit reads of a campaign spec: its tags, product filters and offer."""
+
+    tags: list[str]
+    products: Products
+    offer: Offer | None
+
+
+def _kit_spec(campaign: Campaign) -> _KitSpec | None:
+    """The typed spec parts a share kit needs; ``None`` when they cannot be read.
+
+    A stored spec is validated again (:meth:`CampaignSpec.from_storage`), but a row written
+    by an older schema (or a partial test spec) may no longer pass as a whole; then its
+    ``products`` and ``offer`` blocks are read one by one, absent ones taking their defaults
+    (the campaign's tags, every opted-in product, no offer), so the kit still shows what it
+    can. Product filters that do not validate give no kit: guessing them could offer a
+    product the campaign does not carry.
+    """
+    stored = dict(campaign.spec or {})
+    try:
+        spec = CampaignSpec.from_storage(stored)
+    except ValidationError:
+        try:
+            products = Products.model_validate(stored.get("products") or {})
+        except ValidationError:
+            return None
+        try:
+            offer = Offer.model_validate(stored["offer"]) if stored.get("offer") else None
+        except ValidationError:
+            offer = None
+        return _KitSpec(list(campaign.tags or []), products, offer)
+    return _KitSpec(spec.tags or list(campaign.tags or []), spec.products or Products(),
+                    spec.offer)
+
+
 def share_kit(db: Session, campaign: Campaign, base_url: str) -> ShareKit | None:
     """The WhatsApp share kit of a campaign, built from its live catalogue.
 
@@ -138,23 +176,21 @@ def share_kit(db: Session, campaign: Campaign, base_url: str) -> ShareKit | None
     """
     if campaign.type == CampaignType.transactional:
         return None
-    spec = campaign.spec or {}
-    products_spec = spec.get("products") or {}
-    try:
-        catalog = eligible_products(
-            db, campaign_key=campaign.key, campaign_tags=spec.get("tags") or campaign.tags or [],
-            opt_in=products_spec.get("opt_in", "required"),
-            category=products_spec.get("category"), kecamatan=products_spec.get("kecamatan"),
-            max_price=products_spec.get("max_price"),
-            featured=products_spec.get("featured") or (),
-        )
-    except ValueError:  # a spec stored by an older schema: show no kit rather than fail
+    spec = _kit_spec(campaign)
+    if spec is None:  # a spec stored by an older schema: show no kit rather than fail
         return None
+    products = spec.products
+    catalog = eligible_products(
+        db, campaign_key=campaign.key, campaign_tags=spec.tags, opt_in=products.opt_in,
+        category=products.category, kecamatan=products.kecamatan,
+        max_price=products.max_price, featured=products.featured or (),
+    )
     if not catalog:
         return None
+    offer = (spec.offer.model_dump(mode="json", by_alias=True, exclude_none=True)
+             if spec.offer else None)
     return build_share_kit({"id": campaign.key, "name": campaign.name},
-                           [p.as_context(base_url) for p in catalog], spec.get("offer"),
-                           base_url)
+                           [p.as_context(base_url) for p in catalog], offer, base_url)
 
 
 def report_table(db: Session, period: str, by: str) -> tuple[Report | None, str | None]:

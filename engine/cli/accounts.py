@@ -38,12 +38,9 @@ def connect_command(
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)
     with db_session() as session:
-        try:
-            row = accounts.connect(session, platform=platform, external_id=external_id,
-                                   name=name, access_token=token, refresh_token=refresh_token,
-                                   expires_at=expires_at, business_id=business)
-        except accounts.AccountError as exc:
-            fail(escape(str(exc)))
+        row = accounts.connect(session, platform=platform, external_id=external_id,
+                               name=name, access_token=token, refresh_token=refresh_token,
+                               expires_at=expires_at, business_id=business)
         console.print(t("acct.cli.connected", key=accounts.key_of(row), name=escape(name)))
 
 

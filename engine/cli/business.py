@@ -52,13 +52,15 @@ def ensure_database() -> None:
 
 @contextmanager
 def db_session() -> Iterator[Session]:
-    """A migrated database session; service errors become a clear message and exit 1."""
+    """A migrated database session; other errors become a clear message and exit 1.
+
+    Engine refusals (:class:`~engine.common.errors.EngineError`) are printed by the CLI's
+    one handler (:class:`engine.cli.app.EngineErrorGroup`); what is caught here is not one.
+    """
     try:
         ensure_database()
         with session_scope() as session:
             yield session
-    except businesses.BusinessError as exc:
-        fail(escape(str(exc)))
     except (MissingSecretKey, ValueError) as exc:  # e.g. a NIK encrypted with another key
         fail(escape(str(exc)))
 

@@ -16,16 +16,16 @@ from rich.table import Table
 
 from engine.cli.app import app, console, fail
 from engine.cli.business import db_session
-from engine.common.i18n import get_lang, t
+from engine.common.i18n import t
 from engine.reporting.build import DEFAULT_ATTRIBUTION_DAYS, Report, build_report
 from engine.reporting.csv_export import report_csv
 from engine.reporting.html import period_title, render_report_html
 from engine.reporting.metrics import (
     METRICS,
     REPORT_METRICS,
-    SECTIONS,
     dimension_label,
     format_metric,
+    section_label,
 )
 from engine.reporting.periods import parse_period
 
@@ -99,12 +99,12 @@ _COLUMNS_PER_TABLE = 6  # keeps a table readable on an 80-column terminal
 
 
 def _print_table(report: Report, by: str, section: str, keys: list[str]) -> None:
-    table = Table(title=t("report.cli.title", section=SECTIONS[section][get_lang()],
+    table = Table(title=t("report.cli.title", section=section_label(section),
                           period=period_title(report.period), by=by),
                   title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column(by, min_width=12, overflow="fold")
     for key in keys:
-        table.add_column(METRICS[key].label[get_lang()], justify="right")
+        table.add_column(METRICS[key].label(), justify="right")
     for row in report.rows:
         table.add_row(escape(row.label), *[format_metric(k, row.values[k]) for k in keys])
     table.add_row(f"[bold]{t('report.total')}[/]",

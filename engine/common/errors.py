@@ -18,6 +18,7 @@ The tree (HTTP status in brackets; classes defined elsewhere are named by module
           │    ├── engine.social.accounts.AccountError (+ValueError)
           │    └── engine.umkm.users.UserError
           ├── NotFound [404]                    nothing matches the reference
+          │    ├── engine.delivery.control.RunNotFound (+LookupError)
           │    ├── engine.umkm.apikeys.UnknownBusiness (+LookupError)
           │    └── engine.umkm.businesses.NotFoundError
           ├── Conflict [409]                    refused by the current state of the data

@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from engine.common.errors import NotFound
 from engine.models import Campaign, CampaignRun, Delivery, DeliveryStatus, RunStatus, utcnow
 from engine.outbox.rows import counts_by_status
 
 
-class RunNotFound(LookupError):
-    pass
+class RunNotFound(NotFound, LookupError):
+    """No campaign or run answers to the reference a person typed (``umkm campaign ...``)."""
 
 
 @dataclass
@@ -51,7 +52,7 @@ def find_runs(session: Session, ref: str | int) -> list[CampaignRun]:
             return [run]
     campaign = session.scalars(select(Campaign).where(Campaign.key == str(ref))).one_or_none()
     if campaign is None:
-        raise RunNotFound(str(ref))
+        raise RunNotFound("ops.status.unknown", ref=str(ref))
     return list(session.scalars(
         select(CampaignRun).where(CampaignRun.campaign_id == campaign.id)
         .order_by(CampaignRun.id.desc())

@@ -25,7 +25,7 @@ def report_csv(report: Report, *, decimal_comma: bool = False, lang: str | None 
     sep = ";" if decimal_comma else ","
     header = ["ID", dimension_label(report.by, lang)]
     for key in report.metrics:
-        label = METRICS[key].label[lang]
+        label = METRICS[key].label(lang)
         header.append(f"{label} (%)" if METRICS[key].kind == "ratio" else label)
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=sep, lineterminator="\r\n")

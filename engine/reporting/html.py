@@ -36,9 +36,9 @@ from engine.reporting.metrics import (
     INDICATOR_METRICS,
     METRICS,
     REPORT_METRICS,
-    SECTIONS,
     dimension_label,
     format_metric,
+    section_label,
 )
 from engine.reporting.periods import Period, parse_period
 from engine.umkm import wilayah
@@ -138,7 +138,7 @@ def _legend(series: list[Series], x: float, y: float) -> str:
         color = SERIES_COLORS.get(s.key, "#1f5f8b")
         parts.append(f'<rect class="legend-key" x="{x}" y="{y - 9}" width="10" height="10" '
                      f'fill="{color}"/>')
-        label = METRICS[s.key].label[get_lang()]
+        label = METRICS[s.key].label()
         parts.append(_text(x + 14, y, label, "legend"))
         x += 24 + 7 * len(label)
     return "".join(parts)
@@ -253,14 +253,14 @@ def render_report_html(
     channel_cats = [(str(r.key), r.label) for r in channels.rows]
     channel_charts = [
         bar_chart(f"channel-{m}", channel_cats, m,
-                  [float(r.values[m] or 0) for r in channels.rows], METRICS[m].label[lang])
+                  [float(r.values[m] or 0) for r in channels.rows], METRICS[m].label(lang))
         for m in ("sent", "unique_clicks", "social_reach")
     ]
     top = _top_rows(businesses)
     top_cats = [(str(r.key), r.label) for r in top]
     top_charts = [
         bar_chart(f"top-{m}", top_cats, m, [float(r.values[m] or 0) for r in top],
-                  METRICS[m].label[lang])
+                  METRICS[m].label(lang))
         for m in ("order_value", "unique_clicks", "sent")
     ]
     sections = {
@@ -273,9 +273,9 @@ def render_report_html(
         by_label=dimension_label(by), days=attribution_days, owner=owner, report=main,
         summary_keys=("sent", "delivered", "unique_opens", "unique_clicks", "ctr",
                       "social_reach", "leads", "orders", "order_value"),
-        metrics=METRICS, sections=sections, section_names=SECTIONS,
+        metrics=METRICS, sections=sections, section_label=section_label,
         trend_chart=trend_chart, channel_charts=channel_charts, top_charts=top_charts,
         has_top=bool(top), kecamatan_cells=kecamatan_cells(kecamatan, indicators),
-        map_metric=METRICS["sent"].label[lang], indicators=indicators,
+        map_metric=METRICS["sent"].label(lang), indicators=indicators,
         indicator_keys=INDICATOR_METRICS, regency=wilayah.regency_name(),
     )

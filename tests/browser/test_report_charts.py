@@ -92,7 +92,7 @@ def test_report_charts_render_offline_in_chromium(
 
     # Every metric definition is printed in the report itself.
     definitions = page.eval_on_selector_all("dl.defs dd", "els => els.map(e => e.textContent)")
-    assert definitions == [m.definition["id"] for m in METRICS.values()]
+    assert definitions == [m.definition("id") for m in METRICS.values()]
     page.close()
 
 
