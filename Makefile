@@ -37,7 +37,7 @@ test: install
 faults: install
 	@bash scripts/ensure-system-deps.sh
 	@mkdir -p var/test-logs
-	HYPOTHESIS_PROFILE=faults-long $(PY) -m pytest -q tests/faults tests/test_workers_integration.py -m "slow or not slow" $(PYTEST_ARGS) --log-file=var/test-logs/faults.log --log-file-level=DEBUG
+	HYPOTHESIS_PROFILE=faults-long $(PY) -m pytest -q tests/faults tests/delivery/test_workers_integration.py -m "slow or not slow" $(PYTEST_ARGS) --log-file=var/test-logs/faults.log --log-file-level=DEBUG
 	$(PY) -m tests.check_logs var/test-logs
 
 lint: install

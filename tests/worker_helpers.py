@@ -1,4 +1,4 @@
-"""Helpers for the worker integration tests (tests/test_workers_integration.py).
+"""Helpers for the worker integration tests (tests/delivery/test_workers_integration.py).
 
 The world of one test: a migrated PostgreSQL database shared by the test process and
 the real ``celery worker`` subprocesses, a Redis broker, the loopback SMTP server, and

@@ -12,7 +12,7 @@ the transactional mail, so a retried API call never sends a second mail.
 Validation errors are FastAPI's 422 with field paths (``loc``); the checks this module
 adds itself (unknown SKU, missing contact, dates) answer in Bahasa Indonesia.  Every
 status code a route can return is declared in its decorator: the OpenAPI spec at
-``/openapi.json`` is tested by property-based fuzzing (``tests/test_api_fuzz.py``).
+``/openapi.json`` is tested by property-based fuzzing (``tests/web/test_api_fuzz.py``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from engine.config import Settings
 from engine.db import session_scope
 from engine.reporting.html import render_report_html
 from engine.reporting.metrics import METRICS
-from tests.test_reports import build_history
+from tests.reporting.test_reports import build_history
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from tests.factories import (
 )
 from web.app import create_app
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 DOMAIN = "umkm.ttskab.go.id"
 SECRET = "rahasia-webhook-uji-123"
 

@@ -57,7 +57,7 @@ from tests.factories import (
     make_run,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def utc(*args: int) -> datetime:

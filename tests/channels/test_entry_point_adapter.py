@@ -28,7 +28,7 @@ from engine.social import accounts
 from tests.factories import NOW, make_business, make_optin, make_product
 from tests.fake_http import FakeHTTPServer, Recorded, Reply
 
-PLUGINS = Path(__file__).resolve().parent / "plugins"
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 CAMPAIGN = """\
 version: 1
 id: pengumuman-desa-tenun

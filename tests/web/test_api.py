@@ -23,7 +23,7 @@ from engine.umkm.apikeys import business_for_api_key, issue_api_key
 from tests.factories import make_business, make_customer, make_product, make_suppression
 from web.app import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -20,8 +20,8 @@ from engine.campaign.schema import CampaignSpec, spec_hash
 from engine.cli.app import app
 from engine.message.templating import template_exists
 
-ROOT = Path(__file__).resolve().parent.parent
-BROKEN = Path(__file__).resolve().parent / "campaigns_broken"
+ROOT = Path(__file__).resolve().parents[2]
+BROKEN = Path(__file__).resolve().parents[1] / "campaigns_broken"
 EXAMPLES = ROOT / "campaigns"
 EXPECTED: dict[str, Any] = json.loads((BROKEN / "expected.json").read_text(encoding="utf-8"))
 runner = CliRunner()

@@ -55,7 +55,7 @@ from tests.worker_helpers import (
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 WorldFactory = Callable[..., World]
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONFIRMED = REPO / "campaigns" / "transactional-order-confirmed.yaml"
 SUCCEEDED = re.compile(
     r"Task workers\.tasks\.send_batch\[[^\]]+\] succeeded in [0-9.]+s: (\{[^}]*\})")

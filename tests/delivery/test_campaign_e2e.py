@@ -63,7 +63,7 @@ from tests.factories import (
 )
 from tests.smtp_server import ReceivedMessage, Rule, ScriptedSMTPServer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOMAIN = "umkm.ttskab.go.id"
 SELECTOR = "umkm2026"
 BASE_URL = "https://umkm.ttskab.go.id"

@@ -184,7 +184,7 @@ def test_umkm_demo_runs_twice_and_never_prints_a_nik(sqlite_settings: Settings) 
 
 # --- ops files ---------------------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENGINE_SERVICES = ("migrate", "web", "worker", "beat")
 
 

@@ -240,7 +240,7 @@ def test_resume_of_a_running_run_sends_the_rest_once(
 def test_cancel_deactivates_a_trigger_campaign_that_never_fired(
     db: Session, tmp_path: Path
 ) -> None:
-    path = Path(__file__).resolve().parent.parent / "campaigns" / \
+    path = Path(__file__).resolve().parents[2] / "campaigns" / \
         "transactional-order-confirmed.yaml"
     launched = umkm("campaign", "launch", str(path))
     assert "Kampanye transaksi-pesanan-dikonfirmasi aktif" in launched.output

@@ -76,7 +76,7 @@ from tests.fake_tiktok import fake_tiktok_fixture as fake_tiktok_fixture
 from tests.fake_whatsapp import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeWhatsApp
 from tests.fake_whatsapp import fake_whatsapp_fixture as fake_whatsapp_fixture
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BASE_URL = "https://umkm.ttskab.go.id"
 PAGE, IG_USER, TT_OPEN_ID = "104857600", "17841400000000001", "tt-open-id-dinas"
 FB_TOKEN, IG_TOKEN = "EAAB-page-token-dinas", "EAAB-ig-token-dinas"

@@ -33,7 +33,7 @@ from tests.factories import make_business, make_customer, make_order, make_produ
 from web.app import create_app
 
 SECRET = "rahasia-fuzz-0123456789"
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 # Raw bodies of the webhook: real DSN/ARF samples, a plain mail, and arbitrary bytes.
 schemathesis.openapi.media_type("message/rfc822", st.one_of(
     st.sampled_from([p.read_bytes() for p in sorted(DATA.glob("*.eml"))]), st.binary()))
@@ -104,7 +104,7 @@ def _seeded_app(settings: Settings) -> Iterator[None]:
                                  HealthCheck.too_slow, HealthCheck.filter_too_much])
 def test_api_honours_its_spec(case: Any) -> None:
     # Our real credentials replace the random ones generated from the security schemes
-    # (missing and wrong keys are covered by tests/test_api.py).
+    # (missing and wrong keys are covered by tests/web/test_api.py).
     headers = {**(case.headers or {}), **_auth}
     case.call_and_validate(headers=headers, checks=[
         not_a_server_error, status_code_conformance, response_schema_conformance])

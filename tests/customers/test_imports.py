@@ -496,7 +496,7 @@ def test_killed_import_keeps_only_whole_batches_and_rerun_completes(
 
 
 def test_documented_example_files_import_cleanly(businesses: Settings) -> None:
-    examples = Path(__file__).resolve().parent.parent / "docs" / "examples"
+    examples = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
     customers = import_customers(examples / "customers.csv")
     orders = import_orders(examples / "orders.csv")

@@ -30,10 +30,10 @@ from engine.models import (
 )
 from tests.factories import make_consent, make_customer, make_delivery, make_suppression
 from tests.smtp_server import ScriptedSMTPServer
-from tests.test_tracking_web import make_world
+from tests.web.test_tracking_web import make_world
 from web.app import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 

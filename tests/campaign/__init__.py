@@ -1,0 +1,1 @@
+"""Campaign specs: schema, loader, audience, catalog and the campaign CLI."""

@@ -1,0 +1,1 @@
+"""Channel adapters against fake servers that speak the platforms' protocols."""

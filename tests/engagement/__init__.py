@@ -1,0 +1,1 @@
+"""Tracking tokens and bounces."""

@@ -1,0 +1,1 @@
+"""One message: MJML render, MIME and DKIM."""

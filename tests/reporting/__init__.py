@@ -1,0 +1,1 @@
+"""Pasal 15 reports and their downloads."""

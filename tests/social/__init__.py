@@ -1,0 +1,1 @@
+"""Social posts, share kit and social accounts."""

@@ -1,0 +1,1 @@
+"""UMKM businesses and Pasal 10 eligibility."""

@@ -1,0 +1,1 @@
+"""The web app: API, portal, dashboard, showcase, tracking routes, security."""
