@@ -1,11 +1,15 @@
 """Login, logout, sessions, CSRF and role checks for the portal and the dashboard.
 
-Sessions are a cookie signed with the engine secret (itsdangerous, key
-``derived_key("session")``), so no session table is needed and any number of web
-processes accept it. The cookie holds the user id, a per-session CSRF token and a
-fingerprint of the password hash: changing a password ends every other session.
-It is ``HttpOnly``, ``SameSite=Lax`` and ``Secure`` when ``BASE_URL`` is https, and it
-expires 12 hours after login (renewed while in use).
+Sessions live in the database (:mod:`engine.umkm.sessions`): the cookie carries only
+an opaque random id, so it reveals nothing about the user, and the server can end a
+session at any time. Logout, a password change and disabling the account revoke
+sessions, after which a copied cookie is refused. The cookie is ``HttpOnly``,
+``SameSite=Lax`` and ``Secure`` when ``BASE_URL`` is https; a session lasts 12 hours
+from login and ends earlier after 2 idle hours.
+
+A visitor who has not logged in gets the same kind of random id with no database row;
+their CSRF token is an HMAC of that id under the engine secret, so pre-login forms are
+protected without storing anything per visitor.
 
 Every router of the portal, the dashboard and the showcase uses :class:`SessionRoute`
 (session and language per request, HTML error pages) and the :func:`csrf_protect`
@@ -13,106 +17,96 @@ dependency, which rejects every unsafe request whose form lacks the session's to
 except the RFC 8058 one-click ``/u/*``, the token-authenticated ``/api/*`` and the
 provider ``/webhooks/*``.
 
-Failed logins are rate-limited per username and client address (5 in 15 minutes) from
-the audit log, so the limit holds across web processes and leaves a trail for staff.
+Logins are throttled by atomic database counters (:mod:`engine.umkm.login_limit`) per
+user name, per client address and globally, raised *before* the password is verified,
+so parallel guesses cannot slip past the limit; failures also go to the audit log.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
-import time
+import re
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.common.crypto import derived_key
 from engine.common.i18n import SUPPORTED, set_lang, t
 from engine.config import Settings
 from engine.db import session_factory
-from engine.models import AuditLog, Role, User, utcnow
-from engine.umkm import users
+from engine.models import AuditLog, Role, User
+from engine.umkm import login_limit, sessions, users
 from web.pages import render
 
 SESSION_COOKIE = "umkm_sesi"
 LANG_COOKIE = "umkm_lang"
-SESSION_MAX_AGE = 12 * 3600
-SESSION_RENEW_AFTER = 3600
+SESSION_MAX_AGE = int(sessions.SESSION_LIFETIME.total_seconds())
 CSRF_FIELD = "csrf_token"
 CSRF_EXEMPT_PREFIXES = ("/u/", "/api/", "/webhooks/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-LOGIN_MAX_FAILURES = 5
-LOGIN_WINDOW = timedelta(minutes=15)
+LOGIN_MAX_FAILURES = login_limit.PER_USERNAME
+LOGIN_WINDOW = login_limit.WINDOW
+_COOKIE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 
 
 
-# --- the signed session ------------------------------------------------------------------
+# --- the session of a request ---------------------------------------------------------
 
 
 @dataclass
 class WebSession:
-    """What the signed cookie carries; authorisation always re-reads the user row."""
+    """The session of one request: the cookie id, its CSRF token and, when logged in, who.
 
+    Authorisation always re-reads the user row; ``username``/``role`` only feed the menu.
+    """
+
+    raw_id: str
     csrf: str
     user_id: int | None = None
-    fingerprint: str = ""
     username: str = ""
     role: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"c": self.csrf, "u": self.user_id, "f": self.fingerprint,
-                "n": self.username, "r": self.role}
+    @classmethod
+    def anonymous(cls, raw_id: str | None = None) -> WebSession:
+        """A visitor's session: a random id (kept if given) and a token bound to it."""
+        rid = raw_id or sessions.new_raw_id()
+        return cls(raw_id=rid, csrf=anonymous_csrf(rid))
 
     @classmethod
-    def from_dict(cls, data: Any) -> WebSession | None:
-        if not isinstance(data, dict) or not isinstance(data.get("c"), str):
-            return None
-        uid = data.get("u")
-        return cls(csrf=data["c"], user_id=uid if isinstance(uid, int) else None,
-                   fingerprint=str(data.get("f") or ""), username=str(data.get("n") or ""),
-                   role=str(data.get("r") or ""))
-
-    @classmethod
-    def anonymous(cls) -> WebSession:
-        return cls(csrf=secrets.token_urlsafe(32))
-
-    @classmethod
-    def for_user(cls, user: User) -> WebSession:
-        """A brand-new session (new CSRF token too): no fixation of a pre-login cookie."""
-        return cls(csrf=secrets.token_urlsafe(32), user_id=user.id,
-                   fingerprint=users.session_fingerprint(user), username=user.username,
-                   role=user.role.value)
+    def of(cls, active: sessions.ActiveSession) -> WebSession:
+        return cls(raw_id=active.raw_id, csrf=active.csrf, user_id=active.user_id,
+                   username=active.username, role=active.role)
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(derived_key("session"), salt="umkm-web-session")
+def anonymous_csrf(raw_id: str) -> str:
+    """CSRF token of a not-logged-in visitor: derivable only with the engine secret."""
+    return hmac.new(derived_key("csrf-anonymous"), raw_id.encode(), hashlib.sha256).hexdigest()
 
 
-def read_session(raw: str | None) -> tuple[WebSession | None, float]:
-    """The session in a cookie value and its age in seconds; ``None`` if absent/forged/old."""
-    if not raw:
-        return None, 0.0
-    try:
-        data, signed_at = _serializer().loads(raw, max_age=SESSION_MAX_AGE,
-                                              return_timestamp=True)
-    except BadSignature:  # also SignatureExpired
-        return None, 0.0
-    return WebSession.from_dict(data), time.time() - signed_at.timestamp()
+def read_session(request: Request) -> tuple[WebSession | None, bool]:
+    """The request's session from its cookie id, and whether the cookie must be replaced.
 
-
-def dump_session(session: WebSession) -> str:
-    value: str = _serializer().dumps(session.as_dict())
-    return value
+    ``None`` when there is no (well-formed) cookie. A cookie naming a revoked, expired or
+    idle session yields a fresh anonymous session and ``True``, so the dead id is dropped.
+    """
+    raw = request.cookies.get(SESSION_COOKIE) or ""
+    if not _COOKIE_ID_RE.match(raw):
+        return None, False
+    with session_factory(settings_of(request))() as db:
+        active, known = sessions.lookup_session(db, raw)
+        db.commit()
+    if active is not None:
+        return WebSession.of(active), False
+    if known:
+        return WebSession.anonymous(), True
+    return WebSession.anonymous(raw), False
 
 
 def replace_session(request: Request, session: WebSession) -> None:
@@ -183,12 +177,10 @@ def _start_page_request(request: Request, issue: bool) -> None:
     """Language and session of this request, kept in ``request.state`` for the response."""
     lang, switched = _language(request)
     set_lang(lang)
-    session, age = read_session(request.cookies.get(SESSION_COOKIE))
+    session, replace = read_session(request)
     request.state.web_session = session or WebSession.anonymous()
     request.state.csrf_token = request.state.web_session.csrf
-    request.state.session_dirty = (session is None and issue) or (
-        session is not None and age > SESSION_RENEW_AFTER
-    )
+    request.state.session_dirty = (session is None and issue) or replace
     request.state.lang_cookie = lang if switched else None
 
 
@@ -217,7 +209,7 @@ def _secure(request: Request) -> bool:
 
 
 def _set_session_cookie(request: Request, response: Response) -> None:
-    response.set_cookie(SESSION_COOKIE, dump_session(web_session(request)),
+    response.set_cookie(SESSION_COOKIE, web_session(request).raw_id,
                         max_age=SESSION_MAX_AGE, httponly=True, samesite="lax",
                         secure=_secure(request), path="/")
 
@@ -292,13 +284,12 @@ async def csrf_protect(request: Request) -> None:
 
 
 def current_user(request: Request, db: Session = Depends(get_db)) -> User | None:
-    """The logged-in, active user whose password has not changed since login, else None."""
+    """The logged-in, active user of this request's (server-validated) session, else None."""
     session = web_session(request)
     if not session.user_id:
         return None
     user = db.get(User, session.user_id)
-    if (user is None or not user.active
-            or not hmac.compare_digest(users.session_fingerprint(user), session.fingerprint)):
+    if user is None or not user.active:
         replace_session(request, WebSession.anonymous())
         return None
     return user
@@ -330,7 +321,7 @@ def require_admin(user: User = Depends(require_user)) -> User:
     return user
 
 
-# --- login rate limit (from the audit log) ------------------------------------------------
+# --- login throttling and audit -------------------------------------------------------
 
 
 def client_ip(request: Request) -> str:
@@ -342,25 +333,18 @@ def _attempt_key(username: str, ip: str) -> str:
     return hashlib.sha256(f"{users.normalize_username(username)}|{ip}".encode()).hexdigest()
 
 
-def recent_failures(db: Session, username: str, ip: str) -> int:
-    """Failed logins for this username+address in the window, since the last success."""
-    key = _attempt_key(username, ip)
-    since = utcnow() - LOGIN_WINDOW
-    last_ok = db.scalar(select(func.max(AuditLog.at)).where(
-        AuditLog.entity == "login", AuditLog.entity_id == key, AuditLog.action == "auth.login"))
-    query = select(func.count()).select_from(AuditLog).where(
-        AuditLog.entity == "login", AuditLog.entity_id == key,
-        AuditLog.action == "auth.login_failed", AuditLog.at >= since)
-    if last_ok is not None:
-        query = query.where(AuditLog.at > last_ok)
-    return int(db.scalar(query) or 0)
-
-
 def _record_attempt(db: Session, username: str, ip: str, ok: bool) -> None:
+    """The audit trail of a verified login (one row per password actually checked)."""
     db.add(AuditLog(actor=users.normalize_username(username)[:120] or "-",
                     action="auth.login" if ok else "auth.login_failed", entity="login",
                     entity_id=_attempt_key(username, ip), detail={"ip": ip}))
-    db.commit()
+    db.flush()
+
+
+def _throttled(request: Request, context: dict[str, Any]) -> HTMLResponse:
+    minutes = int(LOGIN_WINDOW.total_seconds() // 60)
+    return page(request, "login.html", {**context, "error": t("auth.too_many", minutes=minutes)},
+                status_code=429, headers={"Retry-After": str(minutes * 60)})
 
 
 def safe_next(target: str | None) -> str | None:
@@ -397,24 +381,36 @@ def login_submit(
     db: Session = Depends(get_db),
 ) -> Response:
     ip = client_ip(request)
+    name = users.normalize_username(username)
     context = {"next": safe_next(next) or "", "username": username[:120]}
-    if recent_failures(db, username, ip) >= LOGIN_MAX_FAILURES:
-        minutes = int(LOGIN_WINDOW.total_seconds() // 60)
-        return page(request, "login.html",
-                    {**context, "error": t("auth.too_many", minutes=minutes)},
-                    status_code=429, headers={"Retry-After": str(minutes * 60)})
+    verdict = login_limit.count_attempt(db, name, ip)
+    db.commit()  # the counts are visible to every other request before any hash is checked
+    if not verdict.allowed:
+        return _throttled(request, context)
     user = users.authenticate(db, username, password)
     if user is None:
         _record_attempt(db, username, ip, ok=False)
+        db.commit()
         return page(request, "login.html", {**context, "error": t("auth.failed")},
                     status_code=401)
+    login_limit.record_success(db, name, ip)
     _record_attempt(db, username, ip, ok=True)
-    replace_session(request, WebSession.for_user(user))
+    previous = web_session(request)
+    if previous.user_id:  # logging in again over an old session ends that one
+        sessions.revoke_session(db, previous.raw_id)
+    active = sessions.create_session(db, user)
+    db.commit()
+    replace_session(request, WebSession.of(active))
     return RedirectResponse(safe_next(next) or home_for(user), status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
+def logout(request: Request, db: Session = Depends(get_db)) -> Response:
+    """Revoke the session in the database: a copy of the cookie is worthless afterwards."""
+    session = web_session(request)
+    if session.user_id:
+        sessions.revoke_session(db, session.raw_id)
+        db.commit()
     replace_session(request, WebSession.anonymous())
     return RedirectResponse("/", status_code=303)
 
@@ -442,6 +438,7 @@ def password_submit(
         db.rollback()
         return page(request, "login_password.html", {"error": str(exc), "done": False},
                     status_code=400)
+    active = sessions.create_session(db, user)  # every older session was just revoked
     db.commit()
-    replace_session(request, WebSession.for_user(user))
+    replace_session(request, WebSession.of(active))
     return page(request, "login_password.html", {"error": None, "done": True})

@@ -11,7 +11,6 @@ the unit of work. Errors are :class:`UserError` with a message ready to show.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from functools import lru_cache
 
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from engine.common.errors import BadRequest
 from engine.models import AuditLog, Business, Role, User
+from engine.umkm.sessions import revoke_user_sessions
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
@@ -146,10 +146,12 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 def set_password(session: Session, user: User, new_password: str, *, actor: str = "cli") -> None:
-    """Replace the password (admin reset); existing sessions die with the old hash."""
+    """Replace the password (admin reset or own change) and end every session of the user:
+    whoever knew the old password may hold a cookie; the caller may open a new session."""
     check_password_policy(new_password, user.username)
     user.password_hash = hasher().hash(new_password)
     session.flush()
+    revoke_user_sessions(session, user.id)
     _audit(session, actor, "user.password", user, {})
 
 
@@ -176,17 +178,13 @@ def set_active(session: Session, user: User, active: bool, *, actor: str) -> Non
     """Disable (or re-enable) an account; its history stays in the audit log."""
     user.active = active
     session.flush()
+    if not active:  # a disabled account must not stay logged in anywhere
+        revoke_user_sessions(session, user.id)
     _audit(session, actor, "user.enable" if active else "user.disable", user, {})
 
 
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(func.lower(User.username))))
-
-
-def session_fingerprint(user: User) -> str:
-    """Changes whenever the password does: a session cookie carries it, so changing the
-    password (or an admin reset) logs out every other session of that user."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
 
 def is_staff(user: User) -> bool:
