@@ -22,17 +22,21 @@ and ``templates/``)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, update_wrapper
 from pathlib import Path
+from types import BuiltinMethodType, MethodType
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
 
 from engine.common import formatting
 from engine.common.i18n import t
+from engine.message import guarded_filters, limits
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -56,18 +60,19 @@ class TemplateProblem(Exception):
 
 
 MAX_POWER = 1_000
-MAX_SEQUENCE = 100_000
+MAX_SEQUENCE = limits.MAX_SEQUENCE
 MAX_INT_BITS = 4_096
 
 
-
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
-    """The sandbox plus size limits: ``"a" * 10**9`` or ``9**9**9`` in a subject must fail
-    fast at validate time instead of eating the worker's memory or CPU."""
+    """The sandbox plus size limits: ``"a" * 10**9``, ``9**9**9``, ``'%0200000000d' % 1``
+    or ``'{:>200000000}'.format(1)`` in a subject must fail fast at validate time instead
+    of eating the worker's memory or CPU (see :mod:`engine.message.limits`)."""
 
-    intercepted_binops = frozenset(["*", "**"])
+    intercepted_binops = frozenset(["*", "**", "%", "+"])
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        limits.check_time()
         if operator == "**":
             if isinstance(right, int | float) and abs(right) > MAX_POWER:
                 raise SecurityError(f"exponent {right} > {MAX_POWER}")
@@ -75,19 +80,57 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
                     abs(left).bit_length() * right > MAX_INT_BITS:
                 raise SecurityError(f"a number of more than {MAX_INT_BITS} bits")
             return left**right
-        for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int) and \
-                    len(seq) * count > MAX_SEQUENCE:
-                raise SecurityError(f"sequence of {len(seq) * count} items")
+        if operator == "%":
+            if isinstance(left, str):
+                limits.check_percent_format(left, right)
+            return left % right
+        if operator == "+":
+            limits.check_add(left, right)
+            return left + right
+        limits.check_repeat(left, right)
+        limits.check_repeat(right, left)
         return left * right
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """String methods that can build huge values are checked before they run."""
+        limits.check_time()
         owner = getattr(__obj, "__self__", None)
         name = getattr(__obj, "__name__", "")
-        if isinstance(owner, str) and name in _SIZED_STR_METHODS:
+        if isinstance(owner, str) and name == "join":
+            args = guarded_filters.check_str_join(owner, args)
+        elif isinstance(owner, str) and name in _SIZED_STR_METHODS:
             _check_str_call(owner, name, args)
         return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Jinja's ``str.format``/``format_map`` wrapper with a width-checking formatter."""
+        if not isinstance(value, MethodType | BuiltinMethodType) or \
+                value.__name__ not in ("format", "format_map"):
+            return None
+        f_self: Any = value.__self__
+        if not isinstance(f_self, str):
+            return None
+        str_type: type[str] = type(f_self)
+        is_map = value.__name__ == "format_map"
+        formatter: guarded_filters.BoundedFormatter = (
+            guarded_filters.BoundedEscapeFormatter(self, escape=f_self.escape)
+            if isinstance(f_self, Markup) else guarded_filters.BoundedFormatter(self))
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                kwargs, args = args[0], ()
+            return str_type(formatter.vformat(f_self, args, kwargs))
+
+        return update_wrapper(wrapper, value)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Every parsed template gets its loops and ``~`` routed through the guards."""
+        tree = super()._parse(source, name, filename)
+        guarded = guarded_filters.LimitGuards().visit(tree)
+        assert isinstance(guarded, nodes.Template)
+        return guarded
 
 
 _SIZED_STR_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "replace"})
@@ -148,6 +191,8 @@ def _build_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
 
     env.filters["replace"] = pass_eval_context(_bounded_replace)
     env.filters["center"] = _bounded_center
+    env.filters.update(guarded_filters.FILTERS)
+    env.globals.update(guarded_filters.GLOBALS)
     env.filters["rupiah"] = formatting.rupiah
     env.filters["tanggal"] = formatting.tanggal
     env.filters["tanggal_pendek"] = formatting.tanggal_pendek
@@ -183,9 +228,12 @@ def render_checked(template: Template, context: dict[str, Any], name: str | None
     from jinja2 import TemplateError, UndefinedError
 
     try:
-        return template.render(context)
+        with limits.render_budget():
+            return _render_bounded(template, context)
     except UndefinedError as exc:
         raise TemplateProblem(t("tpl.undefined", detail=exc.message), template=name) from exc
+    except limits.TemplateLimit as exc:
+        raise TemplateProblem(t("tpl.too_big", detail=exc), template=name) from exc
     except SecurityError as exc:
         raise TemplateProblem(t("tpl.forbidden", detail=exc), template=name) from exc
     except (MemoryError, OverflowError, RecursionError) as exc:
@@ -194,6 +242,15 @@ def render_checked(template: Template, context: dict[str, Any], name: str | None
             ArithmeticError) as exc:
         raise TemplateProblem(t("tpl.error", detail=f"{type(exc).__name__}: {exc}"),
                               template=name) from exc
+
+
+def _render_bounded(template: Template, context: dict[str, Any]) -> str:
+    """``template.render`` with the output counted chunk by chunk (MAX_OUTPUT_BYTES)."""
+    ctx = template.new_context(context)
+    try:
+        return limits.bounded_join(template.root_render_func(ctx))
+    except Exception:
+        template.environment.handle_exception()
 
 
 def template_exists(name: str) -> bool:
