@@ -83,6 +83,9 @@ class Verification(StrEnum):
     pending = "pending"
     verified = "verified"
     rejected = "rejected"
+    # The name, NIB, owner or kecamatan changed after registration: held out of the showcase
+    # and every catalogue until an admin checks it again (see engine.umkm.eligibility.hold).
+    changed = "changed"
 
 
 class ConsentChannel(StrEnum):

@@ -45,7 +45,15 @@ from engine.reporting.periods import ReportError
 from engine.social.sharekit import ShareKit, build_share_kit
 from engine.umkm import businesses, wilayah
 from engine.umkm.eligibility import Verdict
-from web.auth import SessionRoute, csrf_protect, get_db, page, require_staff, settings_of
+from web.auth import (
+    SessionRoute,
+    csrf_protect,
+    get_db,
+    page,
+    require_admin,
+    require_staff,
+    settings_of,
+)
 from web.downloads import current_month, report_file
 from web.pages import verdict_of
 
@@ -252,6 +260,10 @@ def account_health(db: Session, now: datetime | None = None) -> list[AccountHeal
 # --- verification ----------------------------------------------------------------------------
 
 
+# Both need an admin's decision: new registrations and businesses whose identity changed.
+AWAITING = (Verification.pending, Verification.changed)
+
+
 @dataclass(frozen=True)
 class QueueItem:
     business: Business
@@ -279,8 +291,10 @@ def decide(db: Session, business: Business, *, approve: bool, binaan: bool,
     Rejecting also withdraws binaan status, so the cached Pasal 10 verdict fails and the
     business leaves every catalogue and the public showcase at once.
     """
-    businesses.set_binaan(db, business, binaan if approve else False, actor, group=group)
+    # The decision first: set_binaan refreshes the cached verdict, which reads it (a business
+    # held for a changed identity becomes eligible again only once it is verified).
     business.verification = Verification.verified if approve else Verification.rejected
+    businesses.set_binaan(db, business, binaan if approve else False, actor, group=group)
     db.add(AuditLog(actor=actor, action="business.verify", entity="business",
                     entity_id=str(business.id),
                     detail={"decision": business.verification.value, "binaan": business.binaan,
@@ -304,7 +318,7 @@ def home(request: Request, msg: str = "", db: Session = Depends(get_db)) -> HTML
         if run.campaign_id not in names:
             names[run.campaign_id] = run.report.campaign_name
     pending = db.scalar(select(func.count()).select_from(Business)
-                        .where(Business.verification == Verification.pending)) or 0
+                        .where(Business.verification.in_(AWAITING))) or 0
     return page(request, "dinas_home.html", {
         "campaigns": campaigns, "runs": runs, "event_types": EVENT_TYPES,
         "status_label": status_label, "message": msg[:200], "pending": int(pending),
@@ -377,8 +391,9 @@ def verify_business(
     business_id: int,
     action: str = Form(""), binaan: str = Form(""), binaan_group: str = Form(""),
     note: str = Form(""),
-    user: User = Depends(require_staff), db: Session = Depends(get_db),
+    user: User = Depends(require_admin), db: Session = Depends(get_db),
 ) -> Response:
+    """Approve or reject: a ``dinas_admin`` decision; staff see the queue read-only."""
     business = db.get(Business, business_id)
     if business is None:
         raise NotFound("auth.not_found")

@@ -310,7 +310,7 @@ def update_own_business(db: Session, user: User, business: Business, form: Busin
     for key, value in values.items():
         setattr(business, key, value)
     if any(k in changed for k in (*IDENTITY_FIELDS, "nik")):
-        business.verification = Verification.pending
+        business.verification = Verification.changed  # held until an admin checks it again
     verdict = businesses.refresh_eligibility(db, business)
     _audit(db, user, "business.update", "business", business.id,
            {"fields": sorted(changed), "eligible": verdict.eligible})

@@ -2,6 +2,13 @@
 
 Why its own module: the CSV is an export format with spreadsheet quirks (separators,
 decimal comma, no thousands separators), independent of how the numbers are built.
+
+Formula injection (OWASP "CSV Injection"): a text cell starting with ``=``, ``+``, ``-``,
+``@``, tab or CR is run as a formula by Excel/LibreOffice, so a business named
+``=HYPERLINK(...)`` would become a live link in a staff download. Every *text* cell
+(header, ID, group label) goes through :func:`neutralise`, which prefixes ``'``. Metric
+cells are not text: :func:`_csv_value` formats them from numbers, so a negative value
+there is a real number and is written as-is for the spreadsheet to compute with.
 """
 
 from __future__ import annotations
@@ -29,13 +36,21 @@ def report_csv(report: Report, *, decimal_comma: bool = False, lang: str | None 
         header.append(f"{label} (%)" if METRICS[key].kind == "ratio" else label)
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=sep, lineterminator="\r\n")
-    writer.writerow(header)
+    writer.writerow([neutralise(cell) for cell in header])
     total = ReportRow("", t("report.total", lang), report.totals)
     for row in [*report.rows, total]:
         key = "" if row.key is None else str(row.key)
-        writer.writerow([key, row.label,
+        writer.writerow([neutralise(key), neutralise(row.label),
                          *[_csv_value(k, row.values[k], decimal_comma) for k in report.metrics]])
     return buffer.getvalue().encode("utf-8-sig")
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """Text a spreadsheet shows as typed: a leading ``'`` stops formula evaluation."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def _csv_value(key: str, value: Value, decimal_comma: bool) -> str:

@@ -27,13 +27,14 @@ from urllib.parse import urlparse
 from engine.common import crypto
 from engine.common.formatting import WITA
 from engine.common.i18n import t
-from engine.models import Business, Category, Product
+from engine.models import Business, Category, Product, Verification
 from engine.umkm import wilayah
 
 OK, WARNING, FAIL = "ok", "warning", "fail"
 CRITERIA = ("nib", "nik", "domisili", "binaan", "produk")
 CATEGORIES = tuple(c.value for c in Category)
 TTS_NIK_PREFIX = "5302"
+HOLD = "verifikasi"  # not a Pasal 10 criterion: see hold()
 
 
 
@@ -148,7 +149,7 @@ def check_business(
 ) -> Verdict:
     """The verdict of a stored business; the NIK is decrypted only in memory."""
     nik = crypto.decrypt(business.owner_nik_enc, purpose="nik") if business.owner_nik_enc else ""
-    return evaluate(
+    verdict = evaluate(
         nib=business.nib,
         nik=nik,
         kecamatan_code=business.kecamatan_code,
@@ -157,6 +158,21 @@ def check_business(
         today=today,
         lang=lang,
     )
+    held = hold(business, lang)
+    return verdict if held is None else Verdict((*verdict.criteria, held))
+
+
+def hold(business: Business, lang: str | None = None) -> Criterion | None:
+    """A failing ``verifikasi`` entry while a changed identity awaits the Dinas, else ``None``.
+
+    Not a Pasal 10 criterion, so it only appears when it blocks: the five criteria judge
+    the data, but a new name or NIB nobody has checked must not reach the showcase or a
+    campaign on the strength of the business's earlier approval. Businesses never
+    re-identified (pending new registrations, verified ones) are judged as before.
+    """
+    if business.verification != Verification.changed:
+        return None
+    return Criterion(HOLD, FAIL, t("elig.verifikasi.changed", lang))
 
 
 # --- identifiers ------------------------------------------------------------------

@@ -40,7 +40,7 @@ def seed(live: LiveServer) -> int:
             session, name=BUSINESS, nib="9120000012345", owner_name="Yuliana Tanesib",
             nik=NIK_A, kecamatan_code="53.02.01", whatsapp="081234567890", actor="test")
         make_user(session, OWNER, Role.umkm_owner, business.id)
-        make_user(session, STAFF, Role.dinas_staff)
+        make_user(session, STAFF, Role.dinas_admin)  # approving is an admin decision (issue 13)
         make_customer(session, email=READER, name="Maria Fallo", marketing=True,
                       at=utcnow() - timedelta(days=30))
         session.commit()

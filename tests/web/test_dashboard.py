@@ -133,7 +133,7 @@ def _pending_business(world: World) -> int:
 
 def test_verification_queue_approve_confirms_binaan(world: World) -> None:
     bid = _pending_business(world)
-    staff = world.client("staf")
+    staff = world.client("admin")  # verifying is an admin decision (issue 13)
     page = staff.get("/dinas/verifikasi").text
     assert "Anyaman Oenino" in page and "5302**********01" in page
     assert "5302014107920001" not in page
@@ -155,7 +155,7 @@ def test_verification_queue_approve_confirms_binaan(world: World) -> None:
 
 
 def test_rejecting_a_business_removes_it_from_the_showcase(world: World) -> None:
-    staff = world.client("staf")
+    staff = world.client("admin")  # verifying is an admin decision (issue 13)
     visitor = world.client()
     assert visitor.get(f"/produk/{world.ids['product_a']}").status_code == 200
     response = staff.post(f"/dinas/usaha/{world.ids['business_a']}/verifikasi", data={
@@ -168,7 +168,7 @@ def test_rejecting_a_business_removes_it_from_the_showcase(world: World) -> None
         assert business.verification == Verification.rejected
         assert not business.binaan and not business.eligible
         audit = session.scalars(select(AuditLog).where(AuditLog.action == "business.verify")).one()
-        assert audit.actor == "staf" and audit.detail["note"] == "NIB tidak sesuai OSS"
+        assert audit.actor == "admin" and audit.detail["note"] == "NIB tidak sesuai OSS"
     assert visitor.get(f"/produk/{world.ids['product_a']}").status_code == 404
     bad = staff.post(f"/dinas/usaha/{world.ids['business_b']}/verifikasi",
                      data={"csrf_token": csrf(staff, "/dinas"), "action": "hapus"})

@@ -121,7 +121,7 @@ def test_owner_updates_business_and_identity_changes_need_review_again(world: Wo
         business = session.get(Business, world.ids["business_a"])
         assert business is not None
         assert business.name == "Tenun Ina A Jaya"
-        assert business.verification == Verification.pending
+        assert business.verification == Verification.changed  # held until re-verified
 
 
 # --- products ------------------------------------------------------------------------------

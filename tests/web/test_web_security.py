@@ -378,8 +378,11 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
     product = {"name": "Sambal Lu'at Ina", "category": "makanan_olahan", "price": "25.000",
                "description": "Sambal khas Timor.", "in_stock": "1",
                "image_url": "https://umkm.ttskab.go.id/media/sambal.jpg"}
-    business = {"name": "Tenun Ina A Baru", "nib": "9130000000777", "owner_name": "Ina A",
-                "nik": "", "kecamatan_code": "53.02.01", "whatsapp": "081234567890"}
+    with sec.world.session() as session:  # contact data only: a new identity would hold the
+        own = session.get(Business, sec.ids["business_a"])  # business and refuse the opt-in
+        assert own is not None
+        business = {"name": own.name, "nib": own.nib, "owner_name": own.owner_name,
+                    "nik": "", "kecamatan_code": own.kecamatan_code, "whatsapp": "081234567890"}
     return {
         "/login": (None, {"username": "pemilik-a", "password": PASSWORD, "next": ""}, 303),
         "/logout": ("pemilik-a", {}, 303),
@@ -392,7 +395,7 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         "/portal/produk/{product_id}/tarik": ("pemilik-a", {"target": "t:semua-produk"}, 200),
         "/dinas/run/{run_id}/jeda": ("staf", {}, 303),
         "/dinas/run/{run_id}/lanjut": ("staf", {}, 303),
-        "/dinas/usaha/{business_id}/verifikasi": ("staf", {"action": "reject", "note": "x"},
+        "/dinas/usaha/{business_id}/verifikasi": ("admin", {"action": "reject", "note": "x"},
                                                   303),
     }
 
