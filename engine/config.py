@@ -121,11 +121,21 @@ class Settings:
     broker_visibility_timeout: int = 3 * 3600
     # Maildir that receives bounces and complaints (RFC 3464 / ARF); empty = not polled.
     bounce_maildir: str = ""
+    # Largest request body the web app reads (bytes); bigger bodies get 413 while streaming.
+    max_body_bytes: int = 1024 * 1024
+    # Deepest nesting of a JSON request body ({ and [); deeper bodies get 422.
+    max_json_depth: int = 64
 
     @property
     def embedded(self) -> bool:
         """True when no broker is configured: web, worker and beat share one process."""
         return not self.redis_url
+
+    @property
+    def production(self) -> bool:
+        """True when social channels are live: webhooks then act on real customers, so
+        their secrets are required (sandbox mode keeps working with no setup)."""
+        return self.social_mode != "sandbox"
 
     @property
     def effective_database_url(self) -> str:

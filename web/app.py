@@ -13,10 +13,15 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 
-from engine.common.errors import EngineError
+from engine.common.errors import BadRequest, EngineError
+from engine.common.production import check_production_settings
 from engine.config import Settings, get_settings
 from web.auth import error_page, finish_page_response
+from web.bounce_routes import MAX_RAW_BYTES
+from web.headers import SecurityHeaders
+from web.limits import BodyLimits
 from web.pages import STATIC_DIR
 
 log = logging.getLogger(__name__)
@@ -31,7 +36,11 @@ ROUTER_MODULES = (
     "web.portal",            # UMKM owner portal
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
+    "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally
 )
+# Routes whose bodies may be bigger than ``max_body_bytes`` (raw bounce mails), with
+# room for the route's own, more precise 413.
+BODY_LIMIT_OVERRIDES = {"/webhooks/bounce": MAX_RAW_BYTES + 64 * 1024}
 
 
 API_PREFIX = "/api/"
@@ -52,16 +61,40 @@ def engine_error_response(request: Request, exc: Exception) -> Response:
     return finish_page_response(request, error_page(request, str(exc), exc.http_status))
 
 
+# SQLSTATE of PostgreSQL's "bigint out of range" (numeric_value_out_of_range).
+NUMERIC_OUT_OF_RANGE = "22003"
+
+
+def number_out_of_range_response(request: Request, exc: Exception) -> Response:
+    """A number beyond the database's 64-bit integers (``/produk/99999999999999999999999``):
+    400 with a plain explanation, never a 500 from the driver.
+
+    SQLite's driver raises ``OverflowError`` before the query runs, PostgreSQL answers
+    SQLSTATE 22003; any other data error stays a server error.
+    """
+    if isinstance(exc, DataError) and \
+            getattr(exc.orig, "sqlstate", None) != NUMERIC_OUT_OF_RANGE:
+        raise exc
+    return engine_error_response(request, BadRequest("web.number_out_of_range"))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    check_production_settings(settings)
     app = FastAPI(
         title="UMKM TTS — mesin pemasaran multi-kanal",
         version="0.1.0",
         description="API Dinas Koperasi & UMKM Kabupaten Timor Tengah Selatan "
                     "(Perbup TTS 17/2025).",
+        docs_url=None, redoc_url=None, openapi_url=None,
     )
     app.state.settings = settings
     app.add_exception_handler(EngineError, engine_error_response)
+    app.add_exception_handler(OverflowError, number_out_of_range_response)
+    app.add_exception_handler(DataError, number_out_of_range_response)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes,
+                       max_depth=settings.max_json_depth, overrides=BODY_LIMIT_OVERRIDES)
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for name in ROUTER_MODULES:
         try:

@@ -3,12 +3,15 @@
 ``GET`` answers Meta's subscription check: ``hub.mode=subscribe`` with the verify token
 configured in ``UMKM_WA_VERIFY_TOKEN`` gets ``hub.challenge`` back as plain text.
 
-``POST`` receives customer messages and delivery statuses. When ``UMKM_WA_APP_SECRET``
-is set, the ``X-Hub-Signature-256`` HMAC of the raw body must match it (Meta signs every
-webhook with the app secret); then every message opens that customer's 24-hour window
-and an opt-out keyword (``BERHENTI``, ``STOP``...) withdraws WhatsApp consent at once
-(:func:`engine.social.inbound.record_whatsapp_inbound`). Unknown shapes are acknowledged with
-200 and ignored, because Meta keeps retrying a webhook that fails.
+``POST`` receives customer messages and delivery statuses. The ``X-Hub-Signature-256``
+HMAC of the raw body must match ``UMKM_WA_APP_SECRET`` (Meta signs every webhook with the
+app secret); it fails closed: with no secret configured only a sandbox installation
+(``SOCIAL_MODE=sandbox``, the default) accepts unsigned posts, because a forged
+``BERHENTI`` would otherwise withdraw a real customer's consent. Then every message
+opens that customer's 24-hour window and an opt-out keyword (``BERHENTI``, ``STOP``...)
+withdraws WhatsApp consent at once (:func:`engine.social.inbound.record_whatsapp_inbound`).
+Unknown shapes are acknowledged with 200 and ignored, because Meta keeps retrying a
+webhook that fails.
 """
 
 from __future__ import annotations
@@ -48,6 +51,19 @@ def verify_subscription(
     return PlainTextResponse(t("wa.hook.bad_verify"), status_code=403)
 
 
+def signed_as_required(request: Request, body: bytes) -> bool:
+    """A valid signature when a secret is set; without one, only in sandbox mode.
+
+    Production without a secret refuses every post (``create_app`` already refuses to
+    start that way; this keeps the route closed if it is ever built otherwise).
+    """
+    settings = request.app.state.settings
+    secret = settings.whatsapp_app_secret.get()
+    if not secret:
+        return not settings.production
+    return verify_signature(body, request.headers.get(SIGNATURE_HEADER), secret)
+
+
 @router.post("/webhooks/whatsapp", summary="Terima pesan dan status WhatsApp",
              responses={200: {"description": "Diterima (pesan dicatat, opt-out diterapkan)."},
                         403: {"description": "Tanda tangan X-Hub-Signature-256 tidak sah."},
@@ -56,12 +72,11 @@ async def receive(request: Request) -> Response:
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         return JSONResponse({"detail": t("wa.hook.too_large")}, status_code=413)
-    secret = request.app.state.settings.whatsapp_app_secret.get()
-    if secret and not verify_signature(body, request.headers.get(SIGNATURE_HEADER), secret):
+    if not signed_as_required(request, body):
         return JSONResponse({"detail": t("wa.hook.bad_signature")}, status_code=403)
     try:
         payload = json.loads(body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     events = parse_webhook(payload) if isinstance(payload, dict) else []
     if not events:
