@@ -5,6 +5,13 @@ Authentication is ``Authorization: Bearer <key>`` with the business's own key
 or change only its own orders (another business's order is simply "not found", which
 also does not reveal that it exists).
 
+Customers are shared by every business and the Dinas, so the API never tells a business
+more about a person than it already knows (issue 13): an order response echoes only the
+contact details the caller sent in that request (``GET`` returns none), a phone number
+is never used to link a customer whose email differs from the one sent, and consent a
+business records cannot lift a withdrawal the person made
+(:func:`engine.customers.consent.grant_by_business` answers 409).
+
 An order event (confirmed, shipped, invoiced) becomes an :class:`OrderEvent` row once
 per order and kind; the beat (``engine.delivery.scheduler.trigger_order_events``) turns it into
 the transactional mail, so a retried API call never sends a second mail.
@@ -262,8 +269,13 @@ def _order_of(db: Session, business: Business, ref: str) -> Order:
     return order
 
 
-def _order_out(db: Session, order: Order) -> OrderOut:
-    customer = db.get(Customer, order.customer_id)
+def _order_out(db: Session, order: Order, supplied: CustomerIn | None = None) -> OrderOut:
+    """The order; its contact details only as ``supplied`` by this request (else none).
+
+    Why not the stored customer's: the customer may be shared and may hold an email or
+    phone this business never had; echoing it would let anyone with a key harvest
+    addresses by guessing phone numbers.
+    """
     rows = db.execute(
         select(OrderItem, Product.sku, Product.name).join(Product,
                                                          Product.id == OrderItem.product_id)
@@ -274,8 +286,8 @@ def _order_out(db: Session, order: Order) -> OrderOut:
         ref=order.external_ref, status=str(order.status), ordered_at=_aware(order.ordered_at),
         total=order.total, courier=order.shipping_courier,
         tracking_number=order.tracking_number,
-        customer=CustomerOut(email=customer.email if customer else None,
-                             phone=customer.phone if customer else None),
+        customer=CustomerOut(email=supplied.email if supplied else None,
+                             phone=supplied.phone if supplied else None),
         lines=[OrderLineOut(sku=sku, name=name, quantity=item.quantity,
                             unit_price=item.unit_price, subtotal=item.quantity * item.unit_price)
                for item, sku, name in rows],
@@ -288,14 +300,23 @@ def _event_out(event: OrderEvent) -> OrderEventOut:
 
 
 def _find_customer(db: Session, data: CustomerIn) -> Customer | None:
+    """By email, else by phone, but never a phone holder whose email differs from the one
+    sent (that would attach the order, and its mail, to another person)."""
     if data.email:
         found = db.scalars(select(Customer).where(
             func.lower(Customer.email) == data.email)).first()
         if found is not None:
             return found
     if data.phone:
-        return db.scalars(select(Customer).where(Customer.phone == data.phone)).first()
+        by_phone = db.scalars(select(Customer).where(Customer.phone == data.phone)).first()
+        if by_phone is not None and (not data.email or not by_phone.email):
+            return by_phone
     return None
+
+
+def _phone_taken(db: Session, phone: str | None) -> bool:
+    return bool(phone) and db.scalars(
+        select(Customer.id).where(Customer.phone == phone)).first() is not None
 
 
 def _customer_for(db: Session, data: CustomerIn) -> Customer:
@@ -305,7 +326,9 @@ def _customer_for(db: Session, data: CustomerIn) -> Customer:
     if found is not None:
         return found
     name = data.name or (data.email.split("@", 1)[0] if data.email else "Pelanggan")
-    customer = Customer(email=data.email, phone=data.phone, name=name,
+    # A phone that already belongs to someone else is not copied onto the new customer.
+    phone = None if _phone_taken(db, data.phone) else data.phone
+    customer = Customer(email=data.email, phone=phone, name=name,
                         kecamatan_code=data.kecamatan_code)
     try:
         with db.begin_nested():
@@ -372,7 +395,7 @@ def upsert_order(
         total += price * line.quantity
     order.total = total
     db.commit()
-    return _order_out(db, order)
+    return _order_out(db, order, payload.customer)
 
 
 @router.get(
@@ -428,14 +451,19 @@ def add_order_event(
     "/customers/{email}/consent", response_model=ConsentOut, status_code=201,
     summary="Catat persetujuan atau penarikan persetujuan pelanggan (UU 27/2022)",
     responses={201: {"description": "Dicatat (riwayat persetujuan bersifat tambah-saja)."},
+               409: {"model": ErrorOut, "description":
+                     "Pelanggan sendiri telah menarik persetujuan; hanya ia yang dapat "
+                     "memulihkannya lewat tautan konfirmasi. Tidak ada yang diubah."},
                **_BAD_BODY, **_UNAUTHORIZED, **_NOT_FOUND, **_INVALID},
 )
 def record_customer_consent(
     email: EmailPath, payload: ConsentIn,
     business: Business = Depends(current_business), db: Session = Depends(get_session),
 ) -> ConsentOut:
-    """Only for customers who ordered from this business; a renewed marketing consent
-    lifts an 'unsubscribed' suppression, never a bounce or complaint."""
+    """Only for customers who ordered from this business.  A renewed marketing consent
+    lifts only a withdrawal this business recorded itself; a withdrawal the person made
+    (unsubscribe, WhatsApp BERHENTI, complaint) answers 409 and changes nothing: the
+    person lifts it through the confirmed opt-in link the Dinas sends."""
     address = email.lower()
     customer = db.scalars(
         select(Customer).where(func.lower(Customer.email) == address,
@@ -443,13 +471,15 @@ def record_customer_consent(
                                    Order.business_id == business.id)))).first()
     if customer is None:
         raise NotFound("api.customer_not_found", email=address)
-    source = f"api:{business.id}:{payload.source}"
     purpose = ConsentPurpose(payload.purpose)
     lifted = False
     if payload.granted:
-        row, lifted = consent.grant(db, customer, payload.channel, source, purpose=purpose)
+        row, lifted = consent.grant_by_business(db, customer, payload.channel, business.id,
+                                                payload.source, purpose=purpose)
     else:
-        row = consent.withdraw(db, customer, payload.channel, source, purpose=purpose)
+        row = consent.withdraw(db, customer, payload.channel,
+                               consent.business_source(business.id, payload.source),
+                               purpose=purpose)
     db.commit()
     return ConsentOut(email=address, channel=payload.channel, purpose=payload.purpose,
                       granted=row.granted, source=row.source,

@@ -8,7 +8,10 @@ Security rules of this module:
 * ``GET /u/...`` never changes anything (mail gateways fetch every link); the
   one-click ``POST`` (body ``List-Unsubscribe=One-Click``, no cookies) unsubscribes at
   once and answers 200 without a redirect; the page's own form is protected by a token
-  derived from the unsubscribe token (an HMAC), since no cookie session exists here.
+  derived from the unsubscribe token (an HMAC), since no cookie session exists here;
+* ``/u/konfirmasi/<token>`` is the confirmed opt-in (:mod:`engine.customers.optin`):
+  ``GET`` shows the page, only the page's ``POST`` lifts the person's own suppression; a
+  tampered link is a 404 page, an expired one a 410 page.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sqlalchemy.orm import Session
 from engine.common.crypto import derived_key
 from engine.common.formatting import jam, tanggal
 from engine.common.i18n import t
-from engine.customers import consent
+from engine.customers import consent, optin
 from engine.db import session_factory
 from engine.engagement import events
 from engine.engagement.tracking import InvalidToken, TokenData, parse_token
@@ -282,3 +285,65 @@ def _apply_form(request: Request, db: Session, target: UnsubscribeTarget,
             t(f"unsub.channel.{c}") for c in result.granted)))
     ctx.update(title=t("unsub.saved_title"), message=" ".join(notes))
     return render(request, "unsubscribe_done.html", ctx)
+
+
+# ----------------------------------------------------------------------------- confirmed opt-in
+CONFIRM_FORM_PURPOSE = "confirm-opt-in-form"
+
+
+def confirm_form_token(token: str) -> str:
+    """The CSRF value of the confirmation form: bound to its token, no cookie needed."""
+    key = derived_key(CONFIRM_FORM_PURPOSE)
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+
+
+def _confirmation_refused(request: Request, error: optin.InvalidConfirmation) -> HTMLResponse:
+    """404 for a tampered or unknown link, 410 for an expired one; never a redirect."""
+    if not error.expired:
+        return not_found_page(request)
+    response = render(request, "unsubscribe_invalid.html",
+                      {"title": t("optin.expired_title"), "message": t("optin.expired")},
+                      status_code=410)
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _confirm_context(token: str, found: optin.Confirmation, done: bool) -> dict[str, Any]:
+    return {"title": t("optin.done_title" if done else "optin.title"), "token": token,
+            "form_token": confirm_form_token(token), "done": done,
+            "address": mask_address(found.address),
+            "channel_label": t(f"unsub.channel.{found.channel}")}
+
+
+@router.get("/u/konfirmasi/{token}")
+def confirm_page(token: str, request: Request, db: Session = Depends(get_session)) -> Response:
+    """The confirmation page; GET never changes anything (link scanners fetch links)."""
+    try:
+        found = optin.verify(db, token)
+    except optin.InvalidConfirmation as error:
+        return _confirmation_refused(request, error)
+    response = render(request, "confirm_opt_in.html", _confirm_context(token, found, False))
+    response.headers.update(NO_STORE)
+    return response
+
+
+@router.post("/u/konfirmasi/{token}")
+async def confirm_post(token: str, request: Request) -> Response:
+    """The person pressed the button: their own suppression is lifted, consent recorded
+    with source ``confirmed_opt_in`` (the only path that undoes a person's withdrawal)."""
+    form = await request.form()
+    sent = str(form.get(FORM_TOKEN_FIELD) or "")
+    with session_factory(request.app.state.settings)() as db:
+        try:
+            found = optin.verify(db, token)
+        except optin.InvalidConfirmation as error:
+            return _confirmation_refused(request, error)
+        if not hmac.compare_digest(sent.encode(), confirm_form_token(token).encode()):
+            return render(request, "unsubscribe_invalid.html",
+                          {"title": t("optin.title"), "message": t("optin.form_invalid")},
+                          status_code=403)
+        consent.confirm_opt_in(db, found.customer, found.channel)
+        db.commit()
+        response = render(request, "confirm_opt_in.html", _confirm_context(token, found, True))
+    response.headers.update(NO_STORE)
+    return response

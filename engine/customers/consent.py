@@ -10,6 +10,14 @@ the address even when it was planned into a run before the withdrawal.
 Suppression reasons have a severity: a complaint or hard bounce is never downgraded to
 "unsubscribed" by a later unsubscribe (transactional mail still goes to unsubscribed
 addresses, but never to addresses that bounce or complain).
+
+Who may lift a withdrawal (issue 13): customers and consent are shared by every
+business, so a business must not undo what the *person* said.  A withdrawal the person
+made (one-click or page unsubscribe, WhatsApp ``BERHENTI``, a complaint) is lifted only
+by the person through a confirmed opt-in (:func:`confirm_opt_in`, the link of
+:mod:`engine.customers.optin`).  A business may record consent it collected
+(:func:`grant_by_business`) only while no withdrawal stands that someone other than this
+business recorded; otherwise it is refused with a :class:`Conflict` and nothing changes.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine.common.errors import Conflict
 from engine.models import (
     Category,
     Consent,
@@ -41,6 +50,9 @@ _SEVERITY = {
 }
 CATEGORIES = tuple(c.value for c in Category)
 CHANNELS = (ConsentChannel.email.value, ConsentChannel.whatsapp.value)
+SOURCE_CONFIRMED_OPT_IN = "confirmed_opt_in"
+# Suppressions only the person can undo (a bounce is the mailbox's, never lifted here).
+_PERSON_REASONS = (SuppressionReason.unsubscribed, SuppressionReason.complained)
 
 
 # ----------------------------------------------------------------------------- consent rows
@@ -156,6 +168,89 @@ def withdraw(session: Session, customer: Customer, channel: str, source: str, *,
     if address and ConsentPurpose(purpose) == ConsentPurpose.marketing:
         suppress(session, channel, address, SuppressionReason.unsubscribed, detail=source)
     return row
+
+
+# ----------------------------------------------------------------------------- who may lift
+def business_source(business_id: int, label: str) -> str:
+    """The source of a row a business asserted through the API: ``api:<id>:<label>``.
+
+    Why the id first and a closing colon: a row proves which business asserted it, and
+    no label can make business 1's row look like business 12's (``api:1:`` is not a
+    prefix of ``api:12:``).
+    """
+    return f"api:{business_id}:{label}"
+
+
+def _asserted_by(source: str | None, business_id: int) -> bool:
+    """Whether ``source`` is a row this business itself recorded through the API."""
+    return bool(source) and str(source).startswith(business_source(business_id, ""))
+
+
+def standing_withdrawal(session: Session, customer: Customer, channel: str,
+                        business_id: int) -> str | None:
+    """The source of a marketing withdrawal on ``channel`` that this business may not undo.
+
+    Why both places are read: the consent row in force is the person's statement, the
+    suppression is what dispatch obeys, and either may be the person's (a WhatsApp
+    opt-out suppresses a number even when the newer consent row is a business's).
+    A withdrawal this same business recorded is its own to correct; a complaint always
+    stands.  ``None`` means the business may record the consent it collected.
+    """
+    current = latest_consent(session, customer.id, channel)
+    if current is not None and not current.granted and \
+            not _asserted_by(current.source, business_id):
+        return current.source
+    address = address_for(customer, channel)
+    row = find_suppression(session, channel, address) if address else None
+    if row is None or SuppressionReason(row.reason) not in _PERSON_REASONS:
+        return None
+    if SuppressionReason(row.reason) == SuppressionReason.unsubscribed and \
+            _asserted_by(row.detail, business_id):
+        return None
+    return row.detail or str(row.reason)
+
+
+def grant_by_business(session: Session, customer: Customer, channel: str, business_id: int,
+                      label: str, *, purpose: ConsentPurpose | str = ConsentPurpose.marketing
+                      ) -> tuple[Consent, bool]:
+    """Record marketing consent a business says it collected, unless the person withdrew.
+
+    Raises :class:`Conflict` (409, nothing written) when a withdrawal stands that the
+    person made or another party recorded: only the person lifts it, by the confirmed
+    opt-in link the Dinas sends (:func:`engine.customers.optin.confirmation_url`).
+    """
+    if ConsentPurpose(purpose) == ConsentPurpose.marketing and \
+            standing_withdrawal(session, customer, channel, business_id) is not None:
+        raise Conflict("consent.withdrawn_by_person", channel=channel)
+    return grant(session, customer, channel, business_source(business_id, label),
+                 purpose=purpose)
+
+
+def lift_person_suppression(session: Session, channel: str, address: str) -> bool:
+    """Remove an ``unsubscribed`` or ``complained`` suppression (the person's own opt-in).
+
+    Why complaints too: the complaint was the person's act, and the confirmed opt-in is
+    the person's newer one.  Bounces and manual blocks stay.
+    """
+    row = find_suppression(session, channel, address)
+    if row is None or SuppressionReason(row.reason) not in _PERSON_REASONS:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def confirm_opt_in(session: Session, customer: Customer, channel: str) -> tuple[Consent, bool]:
+    """The person confirmed the opt-in link: consent with source ``confirmed_opt_in``.
+
+    Only the web route of a verified confirmation token calls this; returns the row and
+    whether a suppression was lifted.
+    """
+    row = record_consent(session, customer, channel, ConsentPurpose.marketing, True,
+                         SOURCE_CONFIRMED_OPT_IN)
+    address = address_for(customer, channel)
+    lifted = bool(address) and lift_person_suppression(session, channel, str(address))
+    return row, lifted
 
 
 # ----------------------------------------------------------------------------- unsubscribe
