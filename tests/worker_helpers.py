@@ -112,6 +112,13 @@ class World:
             assert run is not None
             return run.status.value
 
+    def wait_finished(self, run_id: int, timeout: float = 60) -> None:
+        """The run is marked finished by the worker right after it records its last batch,
+        a moment after the rows settle: wait for that commit instead of racing it."""
+        wait_for(lambda: self.run_status(run_id) == "finished", timeout,
+                 f"run {run_id} to be finished (it was {self.run_status(run_id)!r} at the start)",
+                 step=0.1)
+
     def deliveries(self, run_id: int) -> dict[str, Delivery]:
         with self.session() as session:
             rows = list(session.scalars(select(Delivery).where(Delivery.run_id == run_id)))

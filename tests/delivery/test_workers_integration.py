@@ -94,7 +94,7 @@ def test_5000_recipients_through_two_workers_each_get_exactly_one_message(
     assert len(received) == 5000
     assert set(received.values()) == {1}
     assert set(received) == set(w.deliveries(run_id))
-    assert w.run_status(run_id) == "finished"
+    w.wait_finished(run_id)
     # both workers did part of the work
     for i in range(2):
         assert "succeeded" in workers.logs(i), workers.logs(i)[-2000:]
@@ -140,7 +140,7 @@ def assert_all_sent_duplicates_only_in_flight(w: World, run_id: int, counts: dic
     duplicated = {r for r, n in received.items() if n > 1}
     assert duplicated <= in_flight, duplicated - in_flight
     assert_each_duplicate_shares_one_message_id(w, run_id, duplicated)
-    assert w.run_status(run_id) == "finished"
+    w.wait_finished(run_id)
 
 
 # ----------------------------------------------------------------------------- crash
@@ -177,7 +177,7 @@ def test_sigkill_mid_batch_duplicates_only_in_flight_with_one_message_id(
     assert duplicated <= in_flight, duplicated - in_flight
     assert len(duplicated) <= BATCH_SIZE  # prefetch 1, concurrency 1: one batch
     assert_each_duplicate_shares_one_message_id(w, run_id, duplicated)
-    assert w.run_status(run_id) == "finished"
+    w.wait_finished(run_id)
 
 
 # ----------------------------------------------------------------------------- broker loss
@@ -243,7 +243,7 @@ def test_pause_resume_and_graceful_restart_send_no_duplicates(
     received = per_recipient(w.smtp.messages)
     assert set(received) == set(w.deliveries(run_id))
     assert set(received.values()) == {1}, "duplicates after pause/resume or restart"
-    assert w.run_status(run_id) == "finished"
+    w.wait_finished(run_id)
 
 
 def test_two_dispatchers_for_the_same_run_send_each_message_once(
@@ -276,7 +276,7 @@ def test_two_dispatchers_for_the_same_run_send_each_message_once(
     assert sum(r["claimed"] for r in results) == 1000  # each delivery claimed once
     assert all(d.attempts == 1 for d in w.deliveries(run_id).values())
     assert len(results) >= 2 * len(batches)  # the duplicate hand-overs really ran
-    assert w.run_status(run_id) == "finished"
+    w.wait_finished(run_id)
 
 
 # ----------------------------------------------------------------------------- SMTP replies
@@ -327,7 +327,7 @@ def test_451_is_retried_and_delivered_550_fails_alone_rest_recorded(
         assert [o for r, o in attempts if r == address] == ["550 5.1.1 Mailbox tidak ada"]
     rows = w.deliveries(run_id)
     assert all(rows[a].status.value == "sent" and rows[a].attempts == 2 for a in later)
-    assert w.run_status(run_id) == "finished"
+    w.wait_finished(run_id)
 
 
 # ----------------------------------------------------------------------------- triggers
@@ -431,7 +431,7 @@ def test_order_confirmation_overtakes_a_running_5000_bulk_campaign(
     assert bulk_after >= 1000, f"only {bulk_after} bulk messages were still to go"
     message = next(m for m in w.smtp.messages if m.rcpt_tos == ["maria@contoh.id"])
     assert ref in str(message.message["Subject"])
-    assert w.run_status(bulk_id) == "finished"
+    w.wait_finished(bulk_id)
 
 
 # ----------------------------------------------------------------------------- more broker faults
@@ -483,7 +483,7 @@ def test_task_outliving_the_visibility_timeout_is_redelivered_but_sends_nothing_
     results = handled(workers)
     assert sum(r["claimed"] for r in results) == BATCH_SIZE  # the copies claimed nothing
     assert all(d.attempts == 1 for d in w.deliveries(run_id).values())
-    assert w.run_status(run_id) == "finished"
+    w.wait_finished(run_id)
 
 
 def test_two_beats_at_once_start_the_run_once_and_send_each_message_once(
@@ -528,7 +528,7 @@ def test_two_beats_at_once_start_the_run_once_and_send_each_message_once(
         assert len(runs) == 2, "a beat created a second run"  # the promo + one confirmation
     ticks = sum(workers.logs(i).count("workers.tasks.beat_sweeper") for i in range(2))
     assert ticks >= 10
-    assert w.run_status(run_id) == "finished"
+    w.wait_finished(run_id)
 
 
 def handled(workers: WorkerGroup) -> list[dict[str, int]]:
