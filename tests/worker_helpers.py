@@ -147,14 +147,18 @@ class World:
                      on_poll: Callable[[], object] | None = None, step: float = 0.5,
                      ) -> dict[str, int]:
         """Wait until nothing of the run is pending or sending (calling ``on_poll``,
-        e.g. a beat tick, in between); fail with the counts and worker hint if not."""
+        e.g. a beat tick, in between). The deadline follows progress: it fails only when the
+        counts have not moved for ``timeout`` seconds, so a loaded machine is not a failure."""
         deadline = time.monotonic() + timeout
+        last: dict[str, int] | None = None
         while True:
             counts = self.counts(run_id)
             if counts["pending"] == 0 and counts["sending"] == 0:
                 return counts
+            if counts != last:
+                last, deadline = counts, time.monotonic() + timeout
             if time.monotonic() > deadline:
-                raise AssertionError(f"run {run_id} not settled after {timeout:.0f} s: "
+                raise AssertionError(f"run {run_id} made no progress for {timeout:.0f} s: "
                                      f"{counts}")
             if on_poll is not None:
                 on_poll()
