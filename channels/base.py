@@ -30,16 +30,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Generic, NamedTuple, Protocol, Self, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, cast
 
 from babel.messages.pofile import read_po
 
 from channels.metrics import EngagementMetric
+from channels.tokens import TokenExchange, TokenSet, refresh_once
 
 log = logging.getLogger(__name__)
 
@@ -207,55 +208,6 @@ class AccountCredentials:
     refresh_token: str | None = field(default=None, repr=False)
     expires_at: datetime | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-class TokenSet(NamedTuple):
-    """An access token with the refresh token and expiry that came with it.
-
-    A tuple so that ``access, refresh, expires_at = tokens`` reads naturally; ``repr``
-    hides both tokens because a TokenSet can end up in a log line or a traceback.
-    """
-
-    access_token: str
-    refresh_token: str | None
-    expires_at: datetime | None
-
-    def __repr__(self) -> str:
-        return f"TokenSet(expires_at={self.expires_at!r})"
-
-
-# Performs the provider's refresh call: refresh token in, the new set out (raises a
-# ChannelError when the provider refuses).
-TokenExchange = Callable[[str], TokenSet]
-
-
-def refresh_once(stored: TokenSet | None, stale_refresh_token: str, exchange: TokenExchange,
-                 now: datetime | None = None) -> tuple[TokenSet, bool]:
-    """Decide, under the account's lock, whether a refresh still has to reach the provider.
-
-    Refresh tokens that rotate (TikTok) die at their first use, so when the stored set
-    already carries another refresh token, a worker that loaded the same credentials
-    refreshed first: its set is returned and the provider is not called (calling it with
-    the stale token would only earn ``invalid_grant`` and a false "reconnect").  Otherwise
-    the newest refresh token known is exchanged, also when the stored set is newer but its
-    access token has expired as well.  Returns the set and whether it is a new one that
-    the caller must store before letting go of the lock.
-    """
-    if stored is None or not stored.refresh_token:
-        return exchange(stale_refresh_token), True
-    if stored.refresh_token != stale_refresh_token and _usable(stored, now):
-        return stored, False
-    return exchange(stored.refresh_token), True
-
-
-def _usable(tokens: TokenSet, now: datetime | None) -> bool:
-    """Whether the access token has not expired yet (an unknown expiry counts as usable)."""
-    expires = tokens.expires_at
-    if expires is None:
-        return True
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)
-    return expires > (now or datetime.now(UTC))
 
 
 class SocialHooks(Protocol):
@@ -496,14 +448,31 @@ class ChannelAdapter(ABC, Generic[PayloadT, ResponseT]):
         except ChannelError as exc:
             return self._result_from_error(message, exc)
 
-    def send_batch(self, messages: Iterable[OutboundMessage]) -> list[SendResult]:
-        """Send every message, in order, one result each (same order as the input)."""
+    def send_batch(self, messages: Iterable[OutboundMessage],
+                   gate: SendGate | None = None) -> list[SendResult]:
+        """Send every message, in order, one result each (same order as the input).
+
+        ``gate`` is asked before each message (the engine checks its lease, a pause, a
+        cancel, the send window, a shutdown): a reason from it stops the batch there,
+        and that message and the rest come back :func:`stopped` (never tried, no attempt
+        spent), except :data:`LEASE_LOST`, which skips only that one message.
+        """
         results: list[SendResult] = []
         stopped: dict[str, SendResult] = {}  # account -> the failure that stopped it
+        halted: str | None = None
         for message in messages:
             cause = stopped.get(message.account)
             if cause is not None:
                 results.append(_not_attempted(message, cause))
+                continue
+            if halted is None and gate is not None:
+                reason = gate(message)
+                if reason == LEASE_LOST:
+                    results.append(stopped_result(message, LEASE_LOST))
+                    continue
+                halted = reason
+            if halted is not None:
+                results.append(stopped_result(message, halted))
                 continue
             try:
                 result = self.send(message)
@@ -575,6 +544,21 @@ def pick(options: Mapping[str, Any], *names: str) -> dict[str, Any]:
     one place each default is written.
     """
     return {name: options[name] for name in names if name in options}
+
+
+# Asked before each message of a batch: None to send it, or why the batch stops there.
+SendGate = Callable[[OutboundMessage], "str | None"]
+LEASE_LOST = "lease_lost"  # this message is no longer the caller's to send (only it)
+
+
+def stopped_result(message: OutboundMessage, reason: str) -> SendResult:
+    """The answer for a message the gate kept back: never tried, so no attempt spent."""
+    return SendResult(
+        message.delivery_id,
+        SendStatus.TRANSIENT,
+        error=f"tidak dicoba: {reason}",
+        raw={"not_attempted": True, "stopped": reason},
+    )
 
 
 def _not_attempted(message: OutboundMessage, cause: SendResult) -> SendResult:

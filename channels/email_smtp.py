@@ -21,6 +21,12 @@ Reply classes (RFC 5321 §4.2.1):
 - other 5xx (550, 553, 554, ...): permanent, for this recipient only;
 - a dropped connection or a timeout: transient; the next message reconnects.
 
+Relay-wide temporary refusals (issue 14) hold the untried rest of the batch back
+*without spending attempts*: 421 at any stage (the relay closes),
+:data:`DEFERRALS_BEFORE_STOP` deferrals in a row at MAIL or RCPT (it defers every
+recipient), and a relay that cannot be reached at all.  A single deferred message still
+spends one attempt.
+
 Nothing blocks forever: every socket operation has ``timeout`` seconds.
 """
 
@@ -30,7 +36,7 @@ import logging
 import re
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -44,6 +50,7 @@ from channels.base import (
     ConfigurationError,
     OutboundMessage,
     PermanentChannelError,
+    SendGate,
     SendResult,
     SendStatus,
     SocialHooks,
@@ -58,6 +65,10 @@ AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
 # rest of the batch: a hanging relay then costs two timeouts per batch, not one per
 # message (250 x 30 s would hold a worker for two hours).
 TIMEOUTS_BEFORE_STOP = 2
+# MAIL/RCPT deferrals (4xx) in a row, none accepted in between, after which the relay
+# counts as deferring everything: those recipients and the rest of the batch are held back
+# without spending an attempt (a greylisting or overloaded relay is not their fault).
+DEFERRALS_BEFORE_STOP = 3
 _QUEUE_ID = re.compile(r"queued as\s+<?([\w.@-]+)>?", re.IGNORECASE)
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
 _BARE_LF = re.compile(rb"\r?\n")
@@ -125,6 +136,17 @@ def classify_smtp_exception(exc: smtplib.SMTPException) -> ChannelError:
     if isinstance(exc, smtplib.SMTPResponseException):
         return error_for_reply("reply", exc.smtp_code, exc.smtp_error)
     return TransientChannelError(f"galat SMTP: {exc}", raw={"exception": type(exc).__name__})
+
+
+def _give_back_deferrals(results: list[SendResult], stop: int) -> None:
+    """Turn the RCPT deferrals right before ``results[stop]`` into not-attempted ones."""
+    i = stop - 1
+    while i >= 0 and results[i].raw.get("deferral"):
+        old = results[i]
+        results[i] = SendResult(old.delivery_id, old.status, error=old.error,
+                                raw={**old.raw, "not_attempted": True, "relay_wide": True},
+                                retry_after=old.retry_after, affects_account=True)
+        i -= 1
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -228,6 +250,7 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         self._conn: smtplib.SMTP | None = None
         self._on_connection = 0
         self._timeouts_in_a_row = 0
+        self._deferrals_in_a_row = 0
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], *,
@@ -270,6 +293,9 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
             self.stats.failed += 1
             if not exc.raw.get("timeout"):
                 self._timeouts_in_a_row = 0  # the relay answered (even if it refused)
+            wide = self._relay_wide(exc)
+            if wide is not None:
+                raise wide from exc
             raise
         except BaseException:
             self._discard()  # the session is in an unknown state: never reuse it
@@ -278,7 +304,38 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
             self._after_message(conn)
         self.stats.sent += 1
         self._timeouts_in_a_row = 0
+        self._deferrals_in_a_row = 0
         return reply
+
+    def _relay_wide(self, exc: ChannelError) -> TransientChannelError | None:
+        """The refusal as a relay-wide deferral (no attempt spent, the batch held back),
+        or None when it concerns this recipient only."""
+        code, stage = exc.raw.get("code"), exc.raw.get("stage")
+        if not isinstance(exc, TransientChannelError) or not isinstance(code, int):
+            self._deferrals_in_a_row = 0
+            return None
+        if code != 421:
+            if stage not in ("mail", "rcpt"):
+                return None
+            self._deferrals_in_a_row += 1
+            exc.raw["deferral"] = True
+            if self._deferrals_in_a_row < DEFERRALS_BEFORE_STOP:
+                return None
+        self._deferrals_in_a_row = 0
+        return TransientChannelError(exc.message, raw={**exc.raw, "relay_wide": True,
+                                                       "not_attempted": True},
+                                     retry_after=exc.retry_after, affects_account=True)
+
+    def send_batch(self, messages: Iterable[OutboundMessage],
+                   gate: SendGate | None = None) -> list[SendResult]:
+        """As the base class; a relay found deferring every recipient also gives back
+        the recipients it deferred just before it was recognised (no attempt spent)."""
+        results = super().send_batch(messages, gate)
+        for i, result in enumerate(results):
+            if result.raw.get("relay_wide") and result.raw.get("deferral"):
+                _give_back_deferrals(results, i)
+                break
+        return results
 
     def parse(self, message: OutboundMessage, response: SmtpReply) -> SendResult:
         queued = _QUEUE_ID.search(response.text)
@@ -460,10 +517,11 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
 
     @staticmethod
     def _account_down(where: str, detail: str) -> TransientChannelError:
-        """The relay is unreachable: the rest of the batch would fail the same way."""
+        """The relay is unreachable: the rest of the batch would fail the same way, and
+        nothing of this message left either (no attempt spent)."""
         return TransientChannelError(
             f"tidak dapat terhubung ke server SMTP {where}: {detail}",
-            raw={"stage": "connect", "detail": detail},
+            raw={"stage": "connect", "detail": detail, "not_attempted": True},
             affects_account=True,
         )
 

@@ -45,7 +45,6 @@ from channels.base import (
     SendResult,
     SendStatus,
     SocialHooks,
-    TokenSet,
     TransientChannelError,
 )
 from channels.http import HttpChannel, nothing_sent
@@ -62,6 +61,7 @@ from channels.tiktok_posts import (
     photo_init_body,
     video_init_body,
 )
+from channels.tokens import TokenSet
 
 log = logging.getLogger(__name__)
 

@@ -100,8 +100,16 @@ class Settings:
     batch_size: int = 250
     max_attempts: int = 5
     error_budget: float = 0.2
-    # A delivery stuck in `sending` this long belonged to a dead worker: back to pending.
+    # A claim is a lease of this many seconds, renewed by its worker while it works; the
+    # sweeper requeues only `sending` rows whose lease expired (a dead worker's), so a
+    # slow worker is never doubled and a crash is recovered within about one lease.
+    lease_seconds: int = 90
+    # Rows claimed before leases existed (no lease_until) count as a dead worker's after
+    # this long in `sending`.
     stale_after_seconds: int = 600
+    # After a relay-wide temporary refusal (421, 451 on MAIL, every RCPT deferred, the
+    # relay unreachable) the untried rest of a batch waits this long, no attempt spent.
+    relay_retry_seconds: float = 60.0
     # Pending ids handed to the broker are handed again only after this grace period.
     enqueue_grace_seconds: int = 300
     # Shared SMTP rate limit for all workers (messages/second; 0 = unlimited).

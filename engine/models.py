@@ -365,6 +365,11 @@ class Delivery(Base):
     # message may have been lost (older than its grace period), not every pending row.
     enqueued_at: Mapped[datetime | None] = mapped_column()
     claimed_at: Mapped[datetime | None] = mapped_column()
+    # The claim's lease (issue 14): who holds the row while it is ``sending`` and until
+    # when. The holder renews it while it works; the sweeper requeues only rows whose
+    # lease expired, and a record or a send is fenced on ``lease_owner``.
+    lease_owner: Mapped[str | None] = mapped_column(String(40))
+    lease_until: Mapped[datetime | None] = mapped_column()
     sent_at: Mapped[datetime | None] = mapped_column()
     message_id: Mapped[str | None] = mapped_column(String(255))
     provider_id: Mapped[str | None] = mapped_column(String(255))

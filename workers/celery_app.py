@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_shutdown
+from celery.signals import task_prerun, worker_process_init, worker_process_shutdown
 from kombu import Queue  # type: ignore[attr-defined]
 
 from engine.config import Settings, get_settings
@@ -142,3 +142,25 @@ def _close_channels(**_: Any) -> None:
     from engine.delivery.context import reset_process_state
 
     reset_process_state()
+
+
+_IN_POOL_CHILD: list[bool] = [False]
+
+
+@worker_process_init.connect
+def _mark_pool_child(**_: Any) -> None:
+    """Only prefork children take over SIGTERM (the main process keeps Celery's own)."""
+    _IN_POOL_CHILD[0] = True
+
+
+@task_prerun.connect
+def _stop_batches_on_sigterm(**_: Any) -> None:
+    """SIGTERM ends the batch in flight within one message (engine.delivery.stopping).
+
+    Installed at the first task, not at process init: billiard resets the child's
+    signal handlers after ``worker_process_init`` has run.
+    """
+    if _IN_POOL_CHILD[0]:
+        from engine.delivery import stopping
+
+        stopping.install_sigterm_handler()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,12 +21,14 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from channels.base import ChannelAdapter, OutboundMessage, SendResult
+from channels.base import ChannelAdapter, OutboundMessage, SendResult, stopped_result
 from engine.campaign.audience import newest_consent_granted
 from engine.campaign.catalog import CatalogProduct
 from engine.campaign.window import in_send_window, next_window_open
 from engine.config import Settings, get_settings
 from engine.db import session_factory
+from engine.delivery import gate as gates
+from engine.delivery import stopping
 from engine.delivery.context import RunContext, customer_contexts, run_context
 from engine.delivery.control import pause
 from engine.engagement.tracking import message_id_for
@@ -65,6 +68,8 @@ class BatchResult:
     failed: int = 0
     skipped: int = 0
     deferred: int = 0
+    lost: int = 0  # rows whose lease was lost before their turn: someone else's now
+    stopped_by: str = ""  # why the batch ended early (pause, cancel, window, shutdown)
     note: str = ""
 
     def as_dict(self) -> dict[str, int]:
@@ -229,8 +234,16 @@ def process_batch(run_id: int, delivery_ids: Sequence[int],
     ``now`` is the clock of the caller (the beat tick, the embedded dispatcher): the
     send window, the due check of retries and the recorded times all use the same
     instant, so a batch listed as due by :func:`due_batches_for_run` is also claimable.
+    The claim is a lease (:mod:`engine.outbox.lease`), renewed while the batch sends and
+    checked with the run's status before every message (:mod:`engine.delivery.gate`).
     """
     settings = settings or get_settings()
+    with stopping.batch_in_progress():
+        return _process_batch(run_id, delivery_ids, settings, now)
+
+
+def _process_batch(run_id: int, delivery_ids: Sequence[int], settings: Settings,
+                   now: datetime | None) -> BatchResult:
     result = BatchResult()
     sessions = session_factory(settings)
     with sessions() as session:
@@ -243,7 +256,10 @@ def process_batch(run_id: int, delivery_ids: Sequence[int],
         if not in_send_window(ctx.spec, clock):
             result.deferred = _defer_outside_window(session, ctx, delivery_ids, clock)
             return result
-        claimed = outbox.claim(session, delivery_ids, clock)
+        started = time.monotonic()
+        owner = outbox.new_owner()
+        claimed = outbox.claim(session, delivery_ids, clock, owner=owner,
+                               lease_seconds=settings.lease_seconds)
         result.claimed = len(claimed)
         if not claimed:
             return result
@@ -256,14 +272,20 @@ def process_batch(run_id: int, delivery_ids: Sequence[int],
         try:
             prepared, blocked = prepare_messages(session, ctx, email_rows, settings)
         except Exception:
-            outbox.release(session, claimed)
+            outbox.release(session, claimed, owner)
             raise
-        results = _send_paced(email_adapter(settings), [p.message for p in prepared], settings)
-        outcomes = _outcomes(prepared, results, blocked)
+        session.commit()  # end the read snapshot: the gate writes on its own connection
+        with gates.open_gate(settings, run_id, ctx.spec, owner, claimed, now,
+                             started, clock) as gate:
+            results = _send_paced(email_adapter(settings), [p.message for p in prepared],
+                                  settings, gate)
+            result.stopped_by = gate.stopped_by or ""
+        outcomes = _outcomes(prepared, results, blocked, _stop_delays(ctx, settings, clock))
+        result.lost = sum(1 for r in results if r.raw.get("stopped") == gates.LEASE_LOST)
         if social_rows:
             outcomes += _social_outcomes(session, ctx, social_rows, settings, clock)
         summary = outbox.record(session, outcomes, attempts, settings.max_attempts,
-                                now or utcnow())
+                                now or utcnow(), owner=owner)
         _attribute(session, prepared, results)
         result.sent, result.retried = summary.sent, summary.retried
         result.failed, result.skipped = summary.failed, summary.skipped
@@ -273,13 +295,23 @@ def process_batch(run_id: int, delivery_ids: Sequence[int],
     return result
 
 
+def _stop_delays(ctx: RunContext, settings: Settings, now: datetime) -> dict[str, float]:
+    """How long rows wait that were never tried, by why they were not: after the
+    window closed until it opens again; after a relay-wide refusal the relay's pause;
+    after a pause or a shutdown not at all (resume and the sweeper hand them over)."""
+    reopen = max(1.0, (next_window_open(ctx.spec, now) - now).total_seconds())
+    return {gates.WINDOW: reopen, gates.PAUSED: 0.0, gates.SHUTDOWN: 0.0,
+            gates.STOPPED: 0.0, "relay": settings.relay_retry_seconds}
+
+
 def _send_paced(adapter: ChannelAdapter[Any, Any], messages: list[OutboundMessage],
-                settings: Settings) -> list[SendResult]:
-    """Send through the shared SMTP rate limit (all workers draw from one bucket)."""
+                settings: Settings, gate: gates.SendGate | None = None) -> list[SendResult]:
+    """Send through the shared SMTP rate limit (all workers draw from one bucket),
+    asking the gate before every message."""
     if not messages:
         return []
     if settings.smtp_rate <= 0:
-        return adapter.send_batch(messages)
+        return adapter.send_batch(messages, gate)
     from engine.outbox.ratelimit import bucket_key, get_rate_limiter
 
     limiter = get_rate_limiter(settings)
@@ -288,9 +320,12 @@ def _send_paced(adapter: ChannelAdapter[Any, Any], messages: list[OutboundMessag
     results: list[SendResult] = []
     for start in range(0, len(messages), step):
         chunk = messages[start:start + step]
+        if gate is not None and gate.stopped_by is not None:
+            results += [stopped_result(m, gate.stopped_by) for m in chunk]
+            continue
         limiter.wait(key, len(chunk), rate=settings.smtp_rate, burst=settings.smtp_burst,
                      max_wait=300.0)
-        results += adapter.send_batch(chunk)
+        results += adapter.send_batch(chunk, gate)
     return results
 
 
@@ -312,12 +347,20 @@ def _social_outcomes(session: Session, ctx: RunContext, rows: Sequence[Delivery]
 
 
 def _outcomes(prepared: Sequence[Prepared], results: Sequence[SendResult],
-              blocked: dict[int, str]) -> list[outbox.Outcome]:
+              blocked: dict[int, str], delays: dict[str, float] | None = None,
+              ) -> list[outbox.Outcome]:
     outcomes = [outbox.Outcome(delivery_id=i, status="skipped", error=reason)
                 for i, reason in blocked.items()]
     by_id = {p.message.delivery_id: p for p in prepared}
     for r in results:
         p = by_id[r.delivery_id]
+        stopped = r.raw.get("stopped")
+        if stopped == gates.LEASE_LOST:
+            continue  # another claim holds the row now: its outcome is not ours to write
+        if stopped == gates.CANCELLED:
+            outcomes.append(outbox.Outcome(delivery_id=r.delivery_id, status="skipped",
+                                           error="dibatalkan"))
+            continue
         if r.raw.get("outcome_unknown"):
             # The server may have accepted it: a resend is a bounded duplicate that
             # receivers and our bounce handling recognise by the same Message-ID.
@@ -326,9 +369,23 @@ def _outcomes(prepared: Sequence[Prepared], results: Sequence[SendResult],
         outcomes.append(outbox.Outcome(
             delivery_id=r.delivery_id, status="deferred" if r.held_back else str(r.status),
             provider_id=r.provider_id,
-            message_id=p.message.message_id, error=r.error, retry_after=r.retry_after,
+            message_id=p.message.message_id, error=r.error,
+            retry_after=_retry_after(r, delays or {}),
             business_id=p.business_id, variant=p.variant))
     return outcomes
+
+
+def _retry_after(result: SendResult, delays: dict[str, float]) -> float | None:
+    """The wait of a held-back row: by the gate's reason, else the relay's own answer,
+    else the relay pause; a tried row keeps what the channel said."""
+    if not result.held_back:
+        return result.retry_after
+    stopped = result.raw.get("stopped")
+    if stopped is not None:
+        return delays.get(str(stopped), 0.0)
+    if result.retry_after is not None:
+        return result.retry_after
+    return delays.get("relay")
 
 
 def _attribute(session: Session, prepared: Sequence[Prepared],

@@ -1,4 +1,4 @@
-"""The outbox state machine (DESIGN §6): claim, record, retry, sweep.
+"""The outbox state machine (DESIGN §6): claim, lease, record, retry, sweep.
 
 The database is the truth; a broker only carries ids. Transitions::
 
@@ -7,16 +7,26 @@ The database is the truth; a broker only carries ids. Transitions::
                           |                 or failed after max attempts
                           |----permanent--> failed (reason kept)
                           |----auth-------> pending (account paused)
-    sending --stale (worker died)--> pending   (sweeper; same Message-ID on resend)
+                          |----held back--> pending (relay-wide refusal, pause, window,
+                          |                          shutdown: no attempt spent)
+    sending --lease expired (worker died)--> pending   (sweeper; same Message-ID on resend)
 
 Claims are atomic (``UPDATE ... WHERE status='pending' RETURNING id``; on PostgreSQL the
 candidate rows are locked ``FOR UPDATE SKIP LOCKED`` first), so two dispatchers working on
 the same ids can never both send one delivery.
+
+A claim is a **lease** (issue 14): it records its owner (a token unique to that claim)
+and an expiry that the owner renews while it works (:func:`renew`).  The sweeper
+requeues only rows whose lease expired, so a slow but living worker is never doubled;
+a worker that lost its lease (it stalled past the expiry and the row was requeued or
+claimed again) finds out at its next renewal and does not send.  Every write of an
+outcome is fenced on the owner: a late answer never overwrites another claim's row.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,8 +69,20 @@ def backoff_delay(attempts: int, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-def claim(session: Session, delivery_ids: Sequence[int], now: datetime | None = None) -> list[int]:
-    """Move the still-pending ids to ``sending``; return those this caller now owns."""
+def new_owner() -> str:
+    """A fencing token for one claim: unique, so a reclaimed row names its new holder."""
+    return secrets.token_hex(12)
+
+
+def claim(session: Session, delivery_ids: Sequence[int], now: datetime | None = None, *,
+          owner: str = "", lease_seconds: float = 90.0) -> list[int]:
+    """Move the still-pending ids to ``sending`` under a lease held by ``owner``;
+    return those this caller now owns.
+
+    ``now`` is the caller's clock (the beat's tick; the demo may run at a chosen
+    instant): the due check and the lease both use it, as the sweeper of that caller
+    reads the lease with the same clock.
+    """
     if not delivery_ids:
         return []
     now = now or utcnow()
@@ -79,7 +101,9 @@ def claim(session: Session, delivery_ids: Sequence[int], now: datetime | None = 
     stmt = (
         update(Delivery)
         .where(where)
-        .values(status=DeliveryStatus.sending, claimed_at=now, attempts=Delivery.attempts + 1)
+        .values(status=DeliveryStatus.sending, claimed_at=now, attempts=Delivery.attempts + 1,
+                lease_owner=owner or None,
+                lease_until=now + timedelta(seconds=lease_seconds))
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )
@@ -88,15 +112,40 @@ def claim(session: Session, delivery_ids: Sequence[int], now: datetime | None = 
     return claimed
 
 
-def release(session: Session, delivery_ids: Iterable[int]) -> None:
+def renew(connection: Connection, delivery_ids: Iterable[int], owner: str,
+          until: datetime) -> set[int]:
+    """Extend the lease of the rows ``owner`` still holds; return exactly those.
+
+    A row missing from the answer was requeued (its lease had expired) or claimed by
+    someone else: its holder must not send it.  ``connection`` is in autocommit (the
+    batch's own session may hold a transaction open).
+    """
+    ids = list(delivery_ids)
+    if not ids:
+        return set()
+    held = connection.execute(
+        update(DELIVERY)
+        .where(DELIVERY.c.id.in_(ids), DELIVERY.c.status == DeliveryStatus.sending.value,
+               DELIVERY.c.lease_owner == owner)
+        .values(lease_until=until)
+        .returning(DELIVERY.c.id)
+    ).scalars()
+    return set(held)
+
+
+def release(session: Session, delivery_ids: Iterable[int], owner: str | None = None) -> None:
     """Hand claimed rows back untouched (run paused or outside its send window)."""
     ids = list(delivery_ids)
     if not ids:
         return
+    where = [Delivery.id.in_(ids), Delivery.status == DeliveryStatus.sending]
+    if owner:
+        where.append(Delivery.lease_owner == owner)
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.sending)
-        .values(status=DeliveryStatus.pending, claimed_at=None, attempts=Delivery.attempts - 1)
+        .where(*where)
+        .values(status=DeliveryStatus.pending, claimed_at=None, attempts=Delivery.attempts - 1,
+                lease_until=None)
         .execution_options(synchronize_session=False)
     )
     session.commit()
@@ -131,11 +180,16 @@ def record(
     attempts: dict[int, int],
     max_attempts: int,
     now: datetime | None = None,
+    *,
+    owner: str = "",
 ) -> RecordSummary:
     """Write every outcome of a batch in a few statements (bulk), then commit.
 
-    Only rows still in ``sending`` are touched, so a row the sweeper already gave to
-    someone else is never overwritten by a late answer.
+    Fenced on the claim: only rows still held by ``owner`` (and still ``sending``) are
+    touched, so a row the sweeper already gave to someone else is never overwritten by
+    a late answer.  A *sent* row is recorded also when the sweeper had put it back to
+    ``pending`` (its lease ran out while the relay answered) and nobody claimed it
+    since: it went out, and recording it is what keeps it from going out twice.
     """
     now = now or utcnow()
     summary = RecordSummary()
@@ -147,7 +201,9 @@ def record(
         if o.status == "deferred":
             summary.deferred += 1
             # Not an attempt: the account is cooling down or must be reconnected.
-            deferred_rows.append({**base, "b_next": now + timedelta(seconds=o.retry_after or 60)})
+            wait = 60.0 if o.retry_after is None else o.retry_after
+            deferred_rows.append({**base, "b_next": now + timedelta(seconds=wait),
+                                  "b_error": (o.error or "")[:2000] or None})
             continue
         if o.status == "sent":
             summary.sent += 1
@@ -167,23 +223,24 @@ def record(
             row = {"b_status": DeliveryStatus.failed, "b_next": None}
         other_rows.append({**base, **row, "b_error": (o.error or o.status)[:2000],
                            "b_msgid": o.message_id})
+    held = _held_by(owner)
     if deferred_rows:
         session.connection().execute(
             update(DELIVERY)
-            .where(DELIVERY.c.id == bindparam("b_id"),
-                   DELIVERY.c.status == DeliveryStatus.sending.value)
+            .where(DELIVERY.c.id == bindparam("b_id"), held)
             .values(status=DeliveryStatus.pending.value, next_attempt_at=bindparam("b_next"),
-                    claimed_at=None, attempts=DELIVERY.c.attempts - 1),
+                    claimed_at=None, attempts=DELIVERY.c.attempts - 1, lease_until=None,
+                    error=func.coalesce(bindparam("b_error"), DELIVERY.c.error)),
             deferred_rows,
         )
     if sent_rows:
-        _mark_sent(session, sent_rows, now)
+        _mark_sent(session, sent_rows, now, owner)
     if other_rows:
         session.connection().execute(
             update(DELIVERY)
-            .where(DELIVERY.c.id == bindparam("b_id"),
-                   DELIVERY.c.status == DeliveryStatus.sending.value)
+            .where(DELIVERY.c.id == bindparam("b_id"), held)
             .values(status=bindparam("b_status"), next_attempt_at=bindparam("b_next"),
+                    lease_until=None,
                     error=bindparam("b_error"), claimed_at=None,
                     message_id=func.coalesce(bindparam("b_msgid"),
                                              DELIVERY.c.message_id)),
@@ -191,6 +248,22 @@ def record(
         )
     session.commit()
     return summary
+
+
+def _held_by(owner: str) -> ColumnElement[bool]:
+    """Still ``sending`` under this claim (any claim when the caller names none)."""
+    sending = DELIVERY.c.status == DeliveryStatus.sending.value
+    return and_(sending, DELIVERY.c.lease_owner == owner) if owner else sending
+
+
+def _sent_fence(owner: str) -> ColumnElement[bool]:
+    """Where a *sent* outcome may be written: held by ``owner``, or put back to
+    ``pending`` by the sweeper with the same owner still on it (not claimed again)."""
+    if not owner:
+        return DELIVERY.c.status == DeliveryStatus.sending.value
+    return and_(DELIVERY.c.lease_owner == owner,
+                DELIVERY.c.status.in_([DeliveryStatus.sending.value,
+                                       DeliveryStatus.pending.value]))
 
 
 SentRow = tuple[int, str | None, str | None, int | None, str | None]
@@ -202,7 +275,8 @@ _SENT_COLUMNS = (column("id", DELIVERY.c.id.type), column("provider_id", String)
 SQLITE_ROWS_PER_STATEMENT = 1000  # 5 parameters a row, far below SQLite's 32,766
 
 
-def _mark_sent(session: Session, rows: Sequence[SentRow], now: datetime) -> None:
+def _mark_sent(session: Session, rows: Sequence[SentRow], now: datetime, owner: str = ""
+               ) -> None:
     """The sent rows of a batch in one ``UPDATE ... FROM``, only rows still in ``sending``.
 
     Why: executemany of 250 single-row updates cost ~15 ms of PostgreSQL per batch
@@ -213,40 +287,42 @@ def _mark_sent(session: Session, rows: Sequence[SentRow], now: datetime) -> None
     list in a CTE, chunked under its parameter limit.
     """
     if is_postgres(session):
-        _mark_sent_postgres(session.connection(), rows, now)
+        _mark_sent_postgres(session.connection(), rows, now, owner)
     else:
-        _mark_sent_sqlite(session.connection(), rows, now)
+        _mark_sent_sqlite(session.connection(), rows, now, owner)
 
 
-def _mark_sent_postgres(connection: Connection, rows: Sequence[SentRow], now: datetime) -> None:
+def _mark_sent_postgres(connection: Connection, rows: Sequence[SentRow], now: datetime,
+                        owner: str) -> None:
     arrays = (cast(bindparam(f"b_{c.name}"), ARRAY(c.type)) for c in _SENT_COLUMNS)
     sent = func.unnest(*arrays).table_valued(*_SENT_COLUMNS).render_derived(name="sent")
     columns = zip(*rows, strict=True)
     params = {f"b_{c.name}": list(column_values)
               for c, column_values in zip(_SENT_COLUMNS, columns, strict=True)}
-    connection.execute(_sent_update(_columns_of(sent), now), params)
+    connection.execute(_sent_update(_columns_of(sent), now, owner), params)
 
 
-def _mark_sent_sqlite(connection: Connection, rows: Sequence[SentRow], now: datetime) -> None:
+def _mark_sent_sqlite(connection: Connection, rows: Sequence[SentRow], now: datetime,
+                      owner: str) -> None:
     """``UPDATE ... FROM`` needs SQLite 3.33; the engine already needs 3.35 for the
     ``UPDATE ... RETURNING`` of its claims, so there is no older path to keep."""
     for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
         chunk = list(rows[start:start + SQLITE_ROWS_PER_STATEMENT])
         sent = values(*_SENT_COLUMNS, name="sent").data(chunk).cte("sent")
-        connection.execute(_sent_update(_columns_of(sent), now))
+        connection.execute(_sent_update(_columns_of(sent), now, owner))
 
 
 def _columns_of(source: FromClause) -> dict[str, ColumnElement[Any]]:
     return {c.name: source.c[c.name] for c in _SENT_COLUMNS}
 
 
-def _sent_update(sent: Mapping[str, ColumnElement[Any]], now: datetime) -> Update:
-    """Rows still in ``sending`` become ``sent`` with the values of ``sent`` (columns of
+def _sent_update(sent: Mapping[str, ColumnElement[Any]], now: datetime, owner: str) -> Update:
+    """Rows this claim holds become ``sent`` with the values of ``sent`` (columns of
     the joined row source, by name)."""
     return (
         update(DELIVERY)
-        .where(DELIVERY.c.id == sent["id"], DELIVERY.c.status == DeliveryStatus.sending.value)
-        .values(status=DeliveryStatus.sent.value, sent_at=now, error=None,
+        .where(DELIVERY.c.id == sent["id"], _sent_fence(owner))
+        .values(status=DeliveryStatus.sent.value, sent_at=now, error=None, lease_until=None,
                 provider_id=sent["provider_id"], message_id=sent["message_id"],
                 business_id=func.coalesce(sent["business_id"], DELIVERY.c.business_id),
                 variant=sent["variant"])
@@ -325,12 +401,22 @@ def pending_batches(
 
 def requeue_stale(session: Session, now: datetime | None = None,
                   stale_after: timedelta = STALE_SENDING_AFTER) -> int:
-    """``sending`` rows whose worker vanished go back to ``pending`` (bounded duplicate)."""
+    """``sending`` rows whose lease expired go back to ``pending`` (their worker is dead
+    or stalled past its lease; it will not send them: it finds out when it renews).
+
+    The owner stays on the row until someone claims it again, so a late *sent* from the
+    stalled worker is still recorded (:func:`_sent_fence`).  ``enqueued_at`` is cleared
+    so the same sweep hands them to the broker at once.  Rows claimed before leases
+    existed (no ``lease_until``) fall back to ``stale_after`` since ``claimed_at``.
+    """
     now = now or utcnow()
+    expired = or_(Delivery.lease_until < now,
+                  and_(Delivery.lease_until.is_(None), Delivery.claimed_at < now - stale_after))
     result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         update(Delivery)
-        .where(Delivery.status == DeliveryStatus.sending, Delivery.claimed_at < now - stale_after)
-        .values(status=DeliveryStatus.pending, claimed_at=None)
+        .where(Delivery.status == DeliveryStatus.sending, expired)
+        .values(status=DeliveryStatus.pending, claimed_at=None, lease_until=None,
+                enqueued_at=None)
         .execution_options(synchronize_session=False)
     )
     session.commit()

@@ -18,7 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from channels import ChannelKind, channel_names, plugin_channels
-from channels.base import AccountCredentials, TokenExchange, TokenSet, refresh_once
+from channels.base import AccountCredentials
+from channels.tokens import TokenExchange, TokenSet, refresh_once
 from engine.common import crypto
 from engine.common.errors import BadRequest
 from engine.models import Delivery, DeliveryStatus, SocialAccount, utcnow

@@ -28,9 +28,8 @@ from channels.base import (
     OutboundMessage,
     SendResult,
     SendStatus,
-    TokenExchange,
-    TokenSet,
 )
+from channels.tokens import TokenExchange, TokenSet
 from engine.campaign.audience import newest_consent_granted
 from engine.campaign.catalog import CatalogProduct
 from engine.campaign.schema import WhatsAppTemplate

@@ -152,14 +152,63 @@ def test_reply_after_data_is_classified_too(smtp_server: ScriptedSMTPServer) -> 
     assert smtp_server.connections == 1
 
 
-def test_421_closes_the_session_and_the_next_message_reconnects(
+def test_421_closes_the_session_and_holds_the_rest_back_without_spending_attempts(
     smtp_server: ScriptedSMTPServer,
 ) -> None:
+    """421 is the relay's own "service not available": not this message's fault, and the
+    next ones would get the same (issue 14: 1,496 attempts spent in 5 s of 421s)."""
     smtp_server.script["busy@example.com"] = "421 4.7.0 too many messages, closing"
     with channel_for(smtp_server) as channel:
         results = channel.send_batch([outbound(1, "busy@example.com"), outbound(2), outbound(3)])
-    assert [r.status for r in results] == [SendStatus.TRANSIENT, SendStatus.SENT, SendStatus.SENT]
+        assert [r.status for r in results] == [SendStatus.TRANSIENT] * 3
+        assert all(r.held_back for r in results)
+        assert results[0].raw["relay_wide"] and results[0].raw["code"] == 421
+        assert channel.stats.connections == 1
+        again = channel.send_batch([outbound(4), outbound(5)])  # the next batch reconnects
+    assert [r.status for r in again] == [SendStatus.SENT] * 2
     assert channel.stats.connections == 2
+
+
+def test_451_to_mail_from_holds_the_whole_batch_back(smtp_server: ScriptedSMTPServer) -> None:
+    smtp_server.script[SENDER] = Rule("451 4.3.0 sender temporarily refused", stage="mail")
+    with channel_for(smtp_server) as channel:
+        results = channel.send_batch([outbound(i) for i in range(1, 6)])
+    assert all(r.held_back and r.status == SendStatus.TRANSIENT for r in results)
+    assert results[0].raw["stage"] == "mail"
+
+
+def test_one_deferred_recipient_spends_its_attempt_and_the_rest_goes_out(
+    smtp_server: ScriptedSMTPServer,
+) -> None:
+    smtp_server.script["grey@example.com"] = "451 4.7.1 greylisted, try later"
+    with channel_for(smtp_server) as channel:
+        results = channel.send_batch([outbound(1, "grey@example.com"), outbound(2), outbound(3)])
+    assert [r.status for r in results] == [SendStatus.TRANSIENT, SendStatus.SENT, SendStatus.SENT]
+    assert not results[0].held_back
+
+
+def test_every_recipient_deferred_is_relay_wide_and_gives_back_the_first_ones(
+    smtp_server: ScriptedSMTPServer,
+) -> None:
+    for i in range(1, 9):
+        smtp_server.script[f"r{i}@example.com"] = "450 4.2.0 mailbox busy, try later"
+    with channel_for(smtp_server) as channel:
+        results = channel.send_batch([outbound(i, f"r{i}@example.com") for i in range(1, 9)])
+    assert all(r.held_back for r in results), [r.raw for r in results]
+    assert len(smtp_server.attempts) == 3  # stopped at the third deferral
+
+
+def test_two_deferrals_then_an_acceptance_spend_two_attempts_and_stop_nothing(
+    smtp_server: ScriptedSMTPServer,
+) -> None:
+    for i in (1, 2, 4, 5):
+        smtp_server.script[f"r{i}@example.com"] = "450 4.2.0 mailbox busy"
+    with channel_for(smtp_server) as channel:
+        results = channel.send_batch([outbound(i, f"r{i}@example.com") for i in range(1, 7)])
+    assert [r.held_back for r in results] == [False] * 6
+    assert [r.status for r in results] == [SendStatus.TRANSIENT, SendStatus.TRANSIENT,
+                                           SendStatus.SENT, SendStatus.TRANSIENT,
+                                           SendStatus.TRANSIENT, SendStatus.SENT]
 
 
 def test_dropped_connection_is_transient_and_the_rest_goes_out(
@@ -212,7 +261,8 @@ def test_unreachable_server_fails_the_batch_fast_and_transient() -> None:
     results = channel.send_batch([outbound(i) for i in range(1, 6)])
     assert [r.status for r in results] == [SendStatus.TRANSIENT] * 5
     assert all(r.affects_account for r in results)
-    assert [r.raw.get("not_attempted", False) for r in results] == [False] + [True] * 4
+    # Nothing left for any of them, the first included: no attempt spent (issue 14).
+    assert [r.held_back for r in results] == [True] * 5
     assert channel.stats.connections == 0
 
 
@@ -342,13 +392,17 @@ def test_451_at_mail_is_transient_and_the_session_goes_on(
     assert smtp_server.recipients() == ["pelanggan2@example.com"]
 
 
-def test_421_at_mail_closes_the_session(smtp_server: ScriptedSMTPServer) -> None:
+def test_421_at_mail_closes_the_session_and_holds_the_batch(
+    smtp_server: ScriptedSMTPServer,
+) -> None:
     smtp_server.script[SENDER] = Rule("421 4.3.2 shutting down", stage="mail", times=1)
     with channel_for(smtp_server) as channel:
         results = channel.send_batch([outbound(1), outbound(2)])
+        assert channel.stats.connections == 1
+        assert channel.send_batch([outbound(3)])[0].ok  # the next batch reconnects
         assert channel.stats.connections == 2
     assert (results[0].status, results[0].raw["stage"]) == (SendStatus.TRANSIENT, "mail")
-    assert results[1].ok
+    assert results[0].held_back and results[1].held_back
 
 
 def test_pipelining_is_not_used_unless_announced(smtp_server: ScriptedSMTPServer) -> None:
