@@ -8,6 +8,7 @@ retry replaces it instead of adding a second one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from abc import abstractmethod
@@ -34,6 +35,9 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+DISK_WIDE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
 class FileChannel(ChannelAdapter[bytes, Path]):
     """Writes each message's bytes to :meth:`file_for` under ``directory``."""
 
@@ -52,7 +56,12 @@ class FileChannel(ChannelAdapter[bytes, Path]):
         try:
             write_atomically(path, payload)
         except OSError as exc:  # disk full, permissions: may heal, keep the delivery
+            # A full or read-only disk refuses every message alike, and the atomic write
+            # left nothing behind: hold the rest back without spending attempts.
+            disk_wide = exc.errno in DISK_WIDE_ERRNOS
             raise TransientChannelError(
-                f"gagal menulis {path}: {exc}", raw={"path": str(path)}
+                f"gagal menulis {path}: {exc}",
+                raw={"path": str(path), "errno": exc.errno, "not_attempted": disk_wide},
+                affects_account=disk_wide,
             ) from exc
         return path

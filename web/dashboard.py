@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from engine.campaign.catalog import eligible_products
 from engine.campaign.schema import CampaignSpec, Offer, Products
 from engine.common.errors import BadRequest, NotFound
-from engine.common.formatting import WITA
+from engine.common.formatting import WITA, jam
 from engine.common.i18n import t
 from engine.delivery import control
 from engine.models import (
@@ -80,10 +80,27 @@ class RunView:
         return " · ".join(f"{delivery_label(k)} {n}"
                           for k, n in sorted(self.report.counts.items()) if n)
 
+    @property
+    def waiting_label(self) -> str:
+        """What waits and until when (a backoff, a lease), and when a stopped run stopped."""
+        w = self.report.waiting
+        if w is None:
+            return ""
+        parts = []
+        if w.retry and w.next_retry_at is not None:
+            parts.append(t("dash.run.waiting_retry", n=w.retry, at=jam(w.next_retry_at),
+                           error=w.retry_error or "-"))
+        if w.leased and w.lease_expires_at is not None:
+            parts.append(t("dash.run.leased", n=w.leased, at=jam(w.lease_expires_at)))
+        if w.last_sent_at is not None and self.report.status in ("paused", "cancelled"):
+            parts.append(t("dash.run.stopped_at", at=jam(w.last_sent_at)))
+        return " · ".join(parts)
+
     def as_json(self) -> dict[str, Any]:
         r = self.report
         return {"id": r.run_id, "status": r.status, "status_label": status_label(r.status),
-                "counts": r.counts, "counts_label": self.counts_label, "done": r.done,
+                "counts": r.counts, "counts_label": self.counts_label,
+                "waiting_label": self.waiting_label, "done": r.done,
                 "total": r.total, "planned": r.planned,
                 "rate_per_minute": r.rate_per_minute,
                 "errors": [{"error": e, "count": n} for e, n in r.errors],

@@ -154,6 +154,21 @@ def dispatch_run(run_id: int, *, wait: bool) -> None:
             process_batch(batch.run_id, batch.delivery_ids)
             progress.update(task, completed=_done(run_id))
     show_status(run_id)
+    fail_if_held_back(run_id)
+
+
+def fail_if_held_back(run_id: int) -> None:
+    """Embedded mode has no worker to come back later: messages left waiting after an
+    error (a full disk, a relay that defers) end the command with exit code 1 and say
+    how many, why, and when ``umkm serve`` (or running the command again) retries."""
+    with db_session() as session:
+        run = _run(session, run_id)
+        waiting = control.waiting_of(session, run.id, utcnow())
+    if run.status.value != "running" or not waiting.retry or not waiting.retry_error:
+        return
+    lang = "id" if _lang_id() else "en"
+    at = jam(waiting.next_retry_at, lang) if waiting.next_retry_at else "-"
+    fail(t("ops.launch.held_back", n=waiting.retry, error=waiting.retry_error, at=at))
 
 
 def _run(session: Session, run_id: int) -> CampaignRun:
@@ -217,6 +232,28 @@ def show_status(run_id: int) -> None:
         console.print(t("ops.status.reason", reason=escape(report.reason)))
     for error, count in report.errors:
         console.print(f"  [red]{count}×[/] {escape(error)}", soft_wrap=True)
+    for line in waiting_lines(report):
+        console.print(line, soft_wrap=True)
+
+
+def waiting_lines(report: control.RunStatusReport) -> list[str]:
+    """What waits and until when: a backoff or a relay's deferral, a worker's lease,
+    and when the run last sent (a paused run says when it stopped)."""
+    waiting = report.waiting
+    if waiting is None:
+        return []
+    lines = []
+    lang = "id" if _lang_id() else "en"
+    if waiting.retry and waiting.next_retry_at is not None:
+        lines.append(t("ops.status.waiting_retry", n=waiting.retry,
+                       at=jam(waiting.next_retry_at, lang),
+                       error=escape(waiting.retry_error or "-")))
+    if waiting.leased and waiting.lease_expires_at is not None:
+        lines.append(t("ops.status.leased", n=waiting.leased,
+                       at=jam(waiting.lease_expires_at, lang)))
+    if waiting.last_sent_at is not None and report.status in ("paused", "cancelled"):
+        lines.append(t("ops.status.stopped_at", at=jam(waiting.last_sent_at, lang)))
+    return lines
 
 
 def _lang_id() -> bool:

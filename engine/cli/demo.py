@@ -183,6 +183,17 @@ def demo_command(
             cause = getattr(exc, "orig", None) or exc  # the driver's own message
             fail(t("demo.error", reason=str(cause).splitlines()[0]))
     report(summary)
+    fail_if_held_back()
+
+
+def fail_if_held_back() -> None:
+    """A write that failed (a full disk) leaves messages pending: say so and exit 1,
+    so a script or a person never takes a half-sent demo for a finished one."""
+    from engine.cli import demo_pipeline
+
+    count, error = demo_pipeline.held_back()
+    if count:
+        fail(t("demo.held_back", n=count, error=error or "-"))
 
 
 def report(summary: DemoSummary) -> None:

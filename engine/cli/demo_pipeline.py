@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from channels import ChannelKind, channel_names
 from engine.campaign.loader import check_files
@@ -29,7 +29,7 @@ from engine.common.i18n import t
 from engine.db import session_scope
 from engine.delivery import beat, scheduler
 from engine.delivery.enqueue import due_batches_for_run
-from engine.models import Campaign, CampaignRun, Delivery, SocialPost, utcnow
+from engine.models import Campaign, CampaignRun, Delivery, DeliveryStatus, SocialPost, utcnow
 
 _LAST: dict[str, Any] = {}
 
@@ -78,6 +78,7 @@ def tick_and_send() -> list[str]:
     from workers.tasks import send_batch
 
     clock: datetime = _LAST.get("clock") or utcnow()
+    retry_held_back_now(clock)
     reports = beat.run_all(now=clock)
     batches = beat.batches_of(reports)
     with session_scope() as session:
@@ -98,6 +99,33 @@ def tick_and_send() -> list[str]:
               recurring=reports["recurring_runs"].count),
             t("dp.sent", sent=counts["sent"], failed=counts["failed"],
               skipped=counts["skipped"], pending=counts["pending"] + counts["sending"])]
+
+
+def retry_held_back_now(clock: datetime) -> int:
+    """Rows a failed write held back are due again at this run of the demo.
+
+    The demo has no worker that comes back after the backoff: the person running it
+    again (after freeing disk space) is the signal to retry, at once.
+    """
+    with session_scope() as session:
+        result = session.execute(
+            update(Delivery)
+            .where(Delivery.status == DeliveryStatus.pending, Delivery.error.is_not(None),
+                   Delivery.next_attempt_at > clock)
+            .values(next_attempt_at=clock)
+            .execution_options(synchronize_session=False))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def held_back() -> tuple[int, str | None]:
+    """Rows still pending after an error once the demo sent everything due: how many,
+    and their most common error (a full disk says ``No space left on device``)."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(Delivery.error, func.count())
+            .where(Delivery.status == DeliveryStatus.pending, Delivery.error.is_not(None))
+            .group_by(Delivery.error).order_by(func.count().desc())).all()
+    return sum(int(n) for _, n in rows), (str(rows[0][0]) if rows else None)
 
 
 def _delivery_counts() -> Counter[str]:

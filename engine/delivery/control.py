@@ -1,7 +1,10 @@
 """Run control and progress: pause, resume, cancel, status (CLI and dashboard share it).
 
-Pausing is a database state: workers check it before claiming, so a paused run stops
-within one batch and resumes without duplicates (``sent`` rows are never claimed again).
+Pausing is a database state: workers check it before every message (the send gate,
+:mod:`engine.delivery.gate`), so a paused run stops within one message per worker and
+resumes without duplicates (``sent`` rows are never claimed again).  The report also
+says what waits and until when: rows in a backoff or held back by the relay, and rows
+under a worker's lease (recovered when the lease runs out if that worker died).
 """
 
 from __future__ import annotations
@@ -21,6 +24,24 @@ class RunNotFound(NotFound, LookupError):
     """No campaign or run answers to the reference a person typed (``umkm campaign ...``)."""
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """What of a run is not moving right now, and when it will.
+
+    ``retry``: pending rows whose next attempt is later (a backoff, a relay that defers,
+    a closed send window), the earliest of those times and their most common error.
+    ``leased``: rows a worker holds, and when the first of those leases expires.
+    ``last_sent_at``: when the run last sent (a paused run says when it stopped).
+    """
+
+    retry: int
+    next_retry_at: datetime | None
+    retry_error: str | None
+    leased: int
+    lease_expires_at: datetime | None
+    last_sent_at: datetime | None
+
+
 @dataclass
 class RunStatusReport:
     run_id: int
@@ -34,6 +55,7 @@ class RunStatusReport:
     eta: timedelta | None
     scheduled_at: datetime | None
     errors: list[tuple[str, int]] = field(default_factory=list)
+    waiting: Waiting | None = None
 
     @property
     def done(self) -> int:
@@ -81,7 +103,26 @@ def status_report(
     ).all()]
     return RunStatusReport(run.id, campaign.key, campaign.name, run.status.value,
                            run.status_reason, counts, run.planned, float(recent), eta,
-                           run.scheduled_at, errors)
+                           run.scheduled_at, errors, waiting_of(session, run.id, now))
+
+
+def waiting_of(session: Session, run_id: int, now: datetime) -> Waiting:
+    """The rows of a run that wait, and until when (see :class:`Waiting`)."""
+    later = [Delivery.run_id == run_id, Delivery.status == DeliveryStatus.pending,
+             Delivery.next_attempt_at > now]
+    retry, next_at = session.execute(
+        select(func.count(), func.min(Delivery.next_attempt_at)).where(*later)).one()
+    error = session.execute(
+        select(Delivery.error).where(*later, Delivery.error.is_not(None))
+        .group_by(Delivery.error).order_by(func.count().desc()).limit(1)).scalar()
+    leased, expires = session.execute(
+        select(func.count(), func.min(Delivery.lease_until))
+        .where(Delivery.run_id == run_id, Delivery.status == DeliveryStatus.sending)).one()
+    last_sent = session.execute(
+        select(func.max(Delivery.sent_at)).where(Delivery.run_id == run_id,
+                                                 Delivery.status == DeliveryStatus.sent)
+    ).scalar()
+    return Waiting(int(retry), next_at, error, int(leased), expires, last_sent)
 
 
 def pause(session: Session, run: CampaignRun, reason: str) -> bool:

@@ -5,7 +5,7 @@ worker subprocesses claim, render and send into the loopback SMTP server, then c
 what a recipient would see (how many mails, which Message-ID) and what the outbox says.
 Workers use the wall clock; time-dependent engine steps (retention, retries) get an
 explicit ``now`` in this process. The crash and broker-loss tests shrink
-``STALE_AFTER_SECONDS`` / ``ENQUEUE_GRACE_SECONDS`` so the sweeper acts within seconds;
+``LEASE_SECONDS`` / ``ENQUEUE_GRACE_SECONDS`` so the sweeper acts within seconds;
 the SMTP server is slowed a little (``SMTP_DELAY``) so a batch is in flight long enough
 to be hit.
 """
@@ -147,7 +147,7 @@ def assert_all_sent_duplicates_only_in_flight(w: World, run_id: int, counts: dic
 def test_sigkill_mid_batch_duplicates_only_in_flight_with_one_message_id(
     world: WorldFactory, celery_workers: CeleryWorkers,
 ) -> None:
-    w = world(STALE_AFTER_SECONDS="8", ENQUEUE_GRACE_SECONDS="2")
+    w = world(LEASE_SECONDS="8", ENQUEUE_GRACE_SECONDS="2")
     w.smtp.delay = SMTP_DELAY
     run_id = w.promo("promo-sigkill", 1200)
     workers = celery_workers.start(2, w.env)
@@ -184,7 +184,7 @@ def test_sigkill_mid_batch_duplicates_only_in_flight_with_one_message_id(
 def test_redis_restart_without_persistence_loses_nothing(
     world: WorldFactory, celery_workers: CeleryWorkers, private_redis: RedisServer,
 ) -> None:
-    w = world(redis_url=private_redis.url, STALE_AFTER_SECONDS="8",
+    w = world(redis_url=private_redis.url, LEASE_SECONDS="8",
               ENQUEUE_GRACE_SECONDS="2")
     w.smtp.delay = SMTP_DELAY
     run_id = w.promo("promo-redis-restart", 1500)

@@ -12,6 +12,7 @@
           set(row, '[data-field=status]', run.status_label);
           set(row, '[data-field=progress]', run.done + ' / ' + run.total);
           set(row, '[data-field=counts]', run.counts_label);
+          set(row, '[data-field=waiting]', run.waiting_label);
           Object.keys(run.engagement).forEach(function (k) { set(row, '[data-event=' + k + ']', run.engagement[k]); });
         });
       }).catch(function () {});
