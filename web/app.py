@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # Router modules, in order; each exposes ``router`` (an APIRouter).
 ROUTER_MODULES = (
+    "web.optin_routes",      # /u/berlangganan-lagi (before /u/{token})
     "web.tracking_routes",   # /t/o, /t/c, /u (RFC 8058), preference centre
     "web.bounce_routes",     # bounce/complaint webhook
     "web.whatsapp_routes",   # WhatsApp Cloud API webhook: opt-outs, 24-hour window
