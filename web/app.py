@@ -35,6 +35,7 @@ ROUTER_MODULES = (
     "web.api",               # JSON API (order events, consent), OpenAPI
     "web.auth",              # login/logout, sessions, CSRF
     "web.portal",            # UMKM owner portal
+    "web.users_admin",       # /dinas/pengguna: accounts (dinas_admin only)
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally
