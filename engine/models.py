@@ -519,3 +519,22 @@ class LoginAttempt(Base):
     attempt_key: Mapped[str] = mapped_column(String(80), primary_key=True)
     window_start: Mapped[datetime] = mapped_column()
     hits: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OptinLinkSend(Base):
+    """One confirmed-opt-in link sent to a (customer, channel): the rate limit's memory.
+
+    Why a table: the limit must hold across CLI runs, web processes and restarts, or
+    the self-service form could be used to flood a person who left with links.
+    """
+
+    __tablename__ = "optin_link_send"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    requested_by: Mapped[str] = mapped_column(String(120))
+
+    __table_args__ = (Index("ix_optin_link_send_customer_channel_sent",
+                            "customer_id", "channel", "sent_at"),)

@@ -28,12 +28,14 @@ log = logging.getLogger(__name__)
 
 # Router modules, in order; each exposes ``router`` (an APIRouter).
 ROUTER_MODULES = (
+    "web.optin_routes",      # /u/berlangganan-lagi (before /u/{token})
     "web.tracking_routes",   # /t/o, /t/c, /u (RFC 8058), preference centre
     "web.bounce_routes",     # bounce/complaint webhook
     "web.whatsapp_routes",   # WhatsApp Cloud API webhook: opt-outs, 24-hour window
     "web.api",               # JSON API (order events, consent), OpenAPI
     "web.auth",              # login/logout, sessions, CSRF
     "web.portal",            # UMKM owner portal
+    "web.users_admin",       # /dinas/pengguna: accounts (dinas_admin only)
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally

@@ -30,6 +30,7 @@ from engine.campaign.fields import (
     shown,
 )
 from engine.campaign.schema import Content, Offer, plugin_channels
+from engine.campaign.template_static import static_problems, template_source
 from engine.common.i18n import t
 from engine.message import templating
 from engine.message.render import check_email_template
@@ -126,6 +127,9 @@ def _expression(source: Any, path: Loc, ctx: dict[str, Any]) -> list[Finding]:
     if not isinstance(source, str) or not source:
         return []  # wrong types and empty text are reported by the schema
     field = ".".join(str(p) for p in path[1:] if p != "channels")
+    for static in static_problems(source):  # every branch, not only the sampled one
+        return [Finding(path, t("campaign.expression_problem", field=field, problem=t(
+            "campaign.static_limit", line=static.lineno, detail=static.message)))]
     try:
         rendered = templating.render_checked(templating.compile_string(source), ctx)
     except templating.TemplateProblem as problem:
@@ -145,6 +149,10 @@ def _email_template(name: Any, path: Loc, ctx: dict[str, Any]) -> list[Finding]:
         return []  # the schema reports it
     if not templating.template_exists(name):
         return [Finding(path, _missing_template(name))]
+    for static in static_problems(template_source(name) or ""):
+        return [Finding(path, t("campaign.template_problem", name=name,
+                                where=t("campaign.template_line", line=static.lineno),
+                                problem=static.message))]
     try:
         check_email_template(name, ctx)
     except templating.TemplateProblem as problem:

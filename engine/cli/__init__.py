@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "engine.cli.bounces",
     "engine.cli.apikeys",
     "engine.cli.users",
+    "engine.cli.customers",
     "engine.cli.serve",
 )
 

@@ -33,6 +33,7 @@ from engine.delivery.context import RunContext, customer_contexts, run_context
 from engine.delivery.control import pause
 from engine.engagement.tracking import message_id_for
 from engine.message.render import render_email
+from engine.message.templating import TemplateProblem
 from engine.models import (
     Business,
     CampaignRun,
@@ -55,6 +56,9 @@ from engine.social import publish
 log = logging.getLogger(__name__)
 
 ERROR_BUDGET_MIN_SAMPLE = 50
+# A reason in ``blocked`` with this prefix is a render refusal of that one recipient (a
+# template limit met only with their data): a permanent failure, not a skip.
+RENDER_FAILED = "template:"
 _DELIVERY_PRODUCT: Table = DeliveryProduct.__table__  # type: ignore[assignment]
 
 
@@ -198,7 +202,12 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
         context["unsubscribe_url"] = unsubscribe
         context["preferences_url"] = unsubscribe
         variant, compiled = ctx.variant_for(d.recipient)
-        rendered = render_email(compiled, context, delivery_tracker)
+        try:
+            rendered = render_email(compiled, context, delivery_tracker)
+        except TemplateProblem as problem:  # this recipient only; the batch goes on
+            where = f"{problem.template}: " if problem.template else ""
+            blocked[d.id] = f"{RENDER_FAILED} {where}{problem.message}"[:500]
+            continue
         message_id = d.message_id or message_id_for(d.id, ctx.run_id, ctx.domain)
         raw = ctx.skeleton.build(
             to_addr=d.recipient, to_name=context["customer"]["name"], subject=rendered.subject,
@@ -349,7 +358,8 @@ def _social_outcomes(session: Session, ctx: RunContext, rows: Sequence[Delivery]
 def _outcomes(prepared: Sequence[Prepared], results: Sequence[SendResult],
               blocked: dict[int, str], delays: dict[str, float] | None = None,
               ) -> list[outbox.Outcome]:
-    outcomes = [outbox.Outcome(delivery_id=i, status="skipped", error=reason)
+    outcomes = [outbox.Outcome(delivery_id=i, error=reason, status="permanent"
+                               if reason.startswith(RENDER_FAILED) else "skipped")
                 for i, reason in blocked.items()]
     by_id = {p.message.delivery_id: p for p in prepared}
     for r in results:
