@@ -16,7 +16,7 @@ import ast
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,10 +25,7 @@ import redis
 from sqlalchemy import select, update
 
 from engine.common.formatting import WITA
-from engine.config import reset_settings
-from engine.db import dispose_engines
 from engine.delivery import control, scheduler
-from engine.delivery.context import reset_process_state
 from engine.delivery.enqueue import due_batches_for_run
 from engine.models import (
     CampaignRun,
@@ -39,14 +36,12 @@ from engine.models import (
     RunStatus,
     utcnow,
 )
-from tests.conftest import _truncate_pg
 from tests.factories import make_business, make_customer, make_order, make_product
 from tests.services import BeatFactory, CeleryWorkers, RedisServer, WorkerGroup
-from tests.smtp_server import Rule, ScriptedSMTPServer
+from tests.smtp_server import Rule
 from tests.worker_helpers import (
     BATCH_SIZE,
     World,
-    make_world,
     message_ids,
     per_recipient,
     wait_for,
@@ -59,22 +54,6 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIRMED = REPO / "campaigns" / "transactional-order-confirmed.yaml"
 SUCCEEDED = re.compile(
     r"Task workers\.tasks\.send_batch\[[^\]]+\] succeeded in [0-9.]+s: (\{[^}]*\})")
-
-
-@pytest.fixture
-def world(pg_database: str, clean_redis: str, smtp_server: ScriptedSMTPServer,
-          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorldFactory]:
-    """``world(redis_url=None, **ENV)``: an empty PostgreSQL, Redis and SMTP, wired."""
-    _truncate_pg(pg_database)
-
-    def build(redis_url: str | None = None, **env: str) -> World:
-        return make_world(env, pg_database, redis_url or clean_redis, smtp_server,
-                          tmp_path, monkeypatch)
-
-    yield build
-    reset_process_state()
-    dispose_engines()
-    reset_settings()
 
 
 def test_5000_recipients_through_two_workers_each_get_exactly_one_message(
