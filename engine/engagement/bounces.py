@@ -38,9 +38,9 @@ from engine.engagement.bounce_parse import (
     MESSAGE_ID_RE,
     Analysis,
     AnalysisKind,
-    NoticeKind,
     NotAReport,
     Notice,
+    NoticeKind,
     address,
     fallback_analysis,
     kind_of,
@@ -129,11 +129,9 @@ def _sisimai_analysis(raw: bytes) -> Analysis | None:
         reason = str(record.get("reason") or "undefined")
         if reason in ("delivered", "vacation"):
             continue
-        message_id = str(record.get("messageid") or "")
-        message_id = f"<{message_id}>" if message_id and not message_id.startswith("<") \
-            else message_id or None
-        recipient = address(str(record.get("recipient") or "")) if not verp else (
-            address(str(record.get("recipient") or "")))
+        bare_id = str(record.get("messageid") or "").strip("<>")
+        message_id = f"<{bare_id}>" if bare_id else None
+        recipient = address(str(record.get("recipient") or ""))
         if reason == "feedback":
             notices.append(Notice(kind="complaint", recipient=recipient, message_id=message_id,
                                   feedback_type=str(record.get("feedbacktype") or "abuse")

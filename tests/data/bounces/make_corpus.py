@@ -120,7 +120,8 @@ def amazon_ses(r: str, st: str, code: str, d: str, n: int) -> str:
              f"recipients:\n{r}")
     return dsn("MAILER-DAEMON@amazonses.com", "Delivery Status Notification (Failure)",
                human, r, st, f"{code} {d}", n, mta="a27-11.smtp-out.us-west-2.amazonses.com",
-               extra="X-SES-Outgoing: 2026.12.01-54.240.27.11\nFeedback-ID: 1.us-west-2.x:AmazonSES\n",
+               extra="X-SES-Outgoing: 2026.12.01-54.240.27.11\n"
+               "Feedback-ID: 1.us-west-2.x:AmazonSES\n",
                boundary="=_dYqP2K7Ts")
 
 
@@ -193,7 +194,7 @@ def gmail(r: str, st: str, code: str, d: str, n: int) -> str:
             + original(r, n))
 
 
-def google_groups(r: str, st: str, code: str, d: str, n: int) -> str:
+def google_groups(r: str, st: str, code: str, d: str, n: int) -> tuple[str, str]:
     group = r.split("@")[0] + "@googlegroups.com"
     return (head("Mail Delivery Subsystem <mailer-daemon@googlemail.com>",
                  "Delivery Status Notification (Failure)",
