@@ -14,6 +14,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# Sisimai (Perl) reads bounces of every MTA layout; engine/engagement/sisimai_bridge.py
+# talks to it through scripts/sisimai_bridge.pl (without it the Python fallback is used).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libsisimai-perl \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, in their own layer: rebuilt only when pyproject.toml changes.
 COPY pyproject.toml README.md ./
 RUN mkdir -p engine channels workers web \

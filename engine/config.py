@@ -118,6 +118,12 @@ class Settings:
     beat_interval_seconds: float = 30.0
     # Soft bounces (different deliveries, 30 days) before an address is suppressed.
     soft_bounce_limit: int = 3
+    # ...counted within this many days (older soft bounces have cleared by themselves).
+    soft_bounce_window_days: int = 30
+    # VERP: envelope sender bounce+<signed delivery token>@<this domain> per message, so
+    # any bounce names its delivery (docs/bounces.md: MX, SPF, DMARC alignment).
+    # "" = off (envelope sender = From address); "auto" = the sender's own domain.
+    bounce_domain: str = ""
     # Shared secret of the bounce webhook (X-Webhook-Secret); empty = webhook off.
     bounce_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
     # WhatsApp Cloud API webhook: the Meta app secret (X-Hub-Signature-256 check) and the

@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Sisimai classifies bounces of every MTA layout (engine/engagement/sisimai_bridge.py).
+perl -MSisimai -e 1 >/dev/null 2>&1 || need+=(libsisimai-perl)
 if [ "${1:-}" = "--bench" ]; then
   command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
 fi

@@ -24,6 +24,7 @@ from engine.campaign.personalize import Recommender
 from engine.campaign.schema import CampaignSpec, Content
 from engine.config import Settings
 from engine.db import session_factory
+from engine.engagement import bounce_verp
 from engine.engagement.tracking import DbLinkRegistry, RunTracker
 from engine.message.mime import MessageSkeleton
 from engine.message.render import CompiledEmail, compile_email
@@ -57,8 +58,17 @@ class RunContext:
     domain: str
     envelope_from: str
     signer: Any = None
+    # VERP domain (settings.bounce_domain resolved); "" = one envelope sender for all.
+    bounce_domain: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
     product_contexts: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def return_path(self, delivery_id: int, recipient: str) -> str:
+        """The envelope sender of one message: a signed VERP address when a bounce
+        domain is configured, so any bounce names its delivery (docs/bounces.md)."""
+        if not self.bounce_domain:
+            return self.envelope_from
+        return bounce_verp.return_path(delivery_id, recipient, self.bounce_domain)
 
     def product_context(self, product: CatalogProduct, base_url: str) -> dict[str, Any]:
         """The template dict of a product, built once per run instead of per recipient.
@@ -191,7 +201,16 @@ def build_run_context(session: Session, run: CampaignRun, settings: Settings) ->
         tracker=tracker, catalog=catalog, recommender=recommender,
         per_message=per_message(spec), base_context=base_context,
         domain=domain, envelope_from=from_addr, signer=_load_signer(settings),
+        bounce_domain=bounce_domain(settings, from_addr),
     )
+
+
+def bounce_domain(settings: Settings, from_addr: str) -> str:
+    """``bounce_domain``: "" off, "auto" the sender's domain, else that domain."""
+    value = settings.bounce_domain.strip().lower()
+    if value == "auto":
+        return from_addr.rpartition("@")[2].lower()
+    return value
 
 
 def run_context(session: Session, run: CampaignRun, settings: Settings) -> RunContext:

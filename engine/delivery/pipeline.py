@@ -217,7 +217,7 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
         business_id = products[0].business_id if products else d.business_id
         prepared.append(Prepared(
             OutboundMessage(delivery_id=d.id, recipient=d.recipient, payload=raw,
-                            message_id=message_id, envelope_from=ctx.envelope_from,
+                            message_id=message_id, envelope_from=ctx.return_path(d.id, d.recipient),
                             account="email", crlf_only=True),  # engine.message.mime output
             products, business_id, variant))
     return prepared, blocked

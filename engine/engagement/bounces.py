@@ -19,15 +19,11 @@ per delivery, so reading the same notice twice changes nothing.
 
 from __future__ import annotations
 
-import email
 import logging
 import mailbox
-import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import Message
-from email.parser import HeaderParser
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 
@@ -37,45 +33,37 @@ from sqlalchemy.orm import Session
 from engine.config import Settings
 from engine.customers import consent
 from engine.db import session_scope
-from engine.engagement import events
+from engine.engagement import bounce_verp, events, sisimai_bridge
+from engine.engagement.bounce_parse import (
+    MESSAGE_ID_RE,
+    Analysis,
+    AnalysisKind,
+    NotAReport,
+    Notice,
+    NoticeKind,
+    address,
+    fallback_analysis,
+    kind_of,
+    one_line,
+    parse_report,
+    with_analyser,
+)
+from engine.engagement.bounce_reasons import decide_reason
+from engine.engagement.bounce_verp import find_token
 from engine.engagement.tracking import message_id_for
 from engine.models import Customer, Delivery, SuppressionReason, utcnow
 
 log = logging.getLogger(__name__)
 
-NoticeKind = Literal["hard", "soft", "complaint"]
+AnalysisKindT = AnalysisKind
 OutcomeAction = Literal["suppressed", "counted", "duplicate", "ignored"]
+__all__ = ["MESSAGE_ID_RE", "Analysis", "NotAReport", "Notice", "NoticeKind", "Outcome",
+           "analyse", "apply_notice", "handle_raw", "parse_report", "process_maildir"]
 
 DEFAULT_SOFT_LIMIT = 3
 SOFT_WINDOW = timedelta(days=30)
 PROCESSED_FOLDER = "processed"
 UNRECOGNISED_FOLDER = "unrecognised"
-# 5.2.2 mailbox full: permanent by its class, temporary in practice (ESPs agree).
-_SOFT_PERMANENT = {"5.2.2"}
-
-MESSAGE_ID_RE = re.compile(
-    r"<umkm\.(\d{1,19})\.(\d{1,19})\.([0-9a-f]{16})@([A-Za-z0-9.-]{1,253})>")
-_STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_NOT_ADDR = r"[^@\s<>\x00-\x1f\x7f]+"
-_EMAIL_RE = re.compile(rf"^{_NOT_ADDR}@{_NOT_ADDR}\.{_NOT_ADDR}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class NotAReport(ValueError):
-    """A mail that is neither a delivery-status nor a feedback report (auto-reply, spam)."""
-
-
-@dataclass(frozen=True)
-class Notice:
-    """One recipient's bounce or one complaint, as the report states it."""
-
-    kind: NoticeKind
-    recipient: str | None
-    message_id: str | None = None
-    status: str | None = None
-    action: str | None = None
-    diagnostic: str | None = None
-    feedback_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,130 +85,86 @@ def configured_soft_limit() -> int:
     return limit if limit > 0 else DEFAULT_SOFT_LIMIT
 
 
-# ----------------------------------------------------------------------------- parsing
-def _address(field_value: str | None) -> str | None:
-    """``rfc822; Budi@Example.net`` or ``<budi@example.net>`` -> ``budi@example.net``."""
-    if not field_value:
+def configured_soft_window() -> timedelta:
+    """The window soft bounces are counted in (``SOFT_BOUNCE_WINDOW_DAYS``, default 30)."""
+    from engine.config import get_settings
+
+    days = get_settings().soft_bounce_window_days
+    return timedelta(days=days) if days > 0 else SOFT_WINDOW
+
+
+# ----------------------------------------------------------------------------- analysing
+# Sisimai's catch-all verdicts, which its diagnostic text often makes precise: "5.0.0
+# No such user here" is an unknown user even though Sisimai 4 files it as "filtered".
+_VAGUE = frozenset({"undefined", "onhold", "filtered", "securityerror", "expired",
+                    "systemerror"})
+
+
+def refine_reason(reason: str, status: str | None, diagnostic: str | None) -> str:
+    """Sisimai's reason, unless it is vague and the diagnostic names a specific one."""
+    if reason not in _VAGUE:
+        return reason
+    ours = decide_reason(None if (status or "").endswith(".0.900") or (status or "")
+                         .endswith(".0.910") else status, diagnostic)
+    return ours if ours not in ("undefined", "onhold") else reason
+
+
+def _sisimai_analysis(raw: bytes) -> Analysis | None:
+    """Sisimai's verdict, or None when it has nothing to say or failed."""
+    try:
+        records = sisimai_bridge.bridge().analyse(raw)
+    except sisimai_bridge.BridgeError:
+        log.warning("Sisimai failed; using the fallback parser", exc_info=True)
         return None
-    value = str(field_value).strip()
-    if ";" in value:
-        kind, value = value.split(";", 1)
-        if kind.strip().lower() not in ("rfc822", ""):
-            return None
-    address = parseaddr(value.strip())[1].strip().lower()
-    return address if _EMAIL_RE.match(address) else None
-
-
-def _status(value: str | None) -> str | None:
-    found = _STATUS_RE.search(str(value or ""))
-    return ".".join(found.groups()) if found else None
-
-
-def _one_line(value: str | None, limit: int = 500) -> str | None:
-    if not value:
+    if not records:
         return None
-    return " ".join(_CONTROL.sub(" ", str(value)).split())[:limit] or None
-
-
-def _blocks(part: Message) -> list[Message]:
-    """The header blocks of a message/delivery-status or message/feedback-report part."""
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return [p for p in payload if isinstance(p, Message)]
-    text = payload if isinstance(payload, str) else ""
-    if part.get("Content-Transfer-Encoding", "").lower() in ("base64", "quoted-printable"):
-        decoded = part.get_payload(decode=True)
-        text = decoded.decode("utf-8", "replace") if isinstance(decoded, bytes) else text
-    chunks = re.split(r"\r?\n\s*\r?\n", text.strip())
-    return [HeaderParser().parsestr(chunk) for chunk in chunks if chunk.strip()]
-
-
-def _original_message_id(report: Message, raw_text: str) -> str | None:
-    """Our Message-ID from the returned original, else anywhere in the report."""
-    for part in report.walk():
-        ctype = part.get_content_type()
-        headers: Message | None = None
-        if ctype == "message/rfc822":
-            inner = part.get_payload()
-            first = inner[0] if isinstance(inner, list) and inner else None
-            headers = first if isinstance(first, Message) else None
-        elif ctype == "text/rfc822-headers":
-            payload = part.get_payload(decode=True)
-            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-            headers = HeaderParser().parsestr(text)
-        if headers is not None and headers.get("Message-ID"):
-            found = MESSAGE_ID_RE.search(str(headers["Message-ID"]))
-            if found:
-                return found.group(0)
-    found = MESSAGE_ID_RE.search(raw_text)
-    return found.group(0) if found else None
-
-
-def _classify(action: str, status: str | None) -> NoticeKind | None:
-    if action == "delayed":
-        return "soft"
-    if action != "failed":
-        return None  # delivered, relayed, expanded: not a bounce
-    if status is None or (status.startswith("5.") and status not in _SOFT_PERMANENT):
-        return "hard"
-    return "soft"
-
-
-def _dsn_notices(report: Message, raw_text: str) -> list[Notice]:
-    part = next((p for p in report.walk()
-                 if p.get_content_type() == "message/delivery-status"), None)
-    if part is None:
-        raise NotAReport("laporan tanpa bagian message/delivery-status")
-    message_id = _original_message_id(report, raw_text)
+    reasons = {str(r.get("reason", "")) for r in records}
+    if reasons <= {"vacation"}:
+        return Analysis("auto-reply", analyser="sisimai")
+    if reasons <= {"delivered"}:
+        return Analysis("delivered", analyser="sisimai")
+    verp = find_token(raw.decode("utf-8", "replace"))
     notices = []
-    for block in _blocks(part)[1:]:  # the first block is per-message
-        action = str(block.get("Action", "")).strip().lower()
-        status = _status(block.get("Status"))
-        kind = _classify(action, status)
-        if kind is None:
+    for record in records:
+        reason = str(record.get("reason") or "undefined")
+        if reason in ("delivered", "vacation"):
             continue
-        recipient = _address(block.get("Original-Recipient")) or _address(
-            block.get("Final-Recipient"))
-        notices.append(Notice(kind=kind, recipient=recipient, message_id=message_id,
-                              status=status, action=action,
-                              diagnostic=_one_line(block.get("Diagnostic-Code"))))
-    return notices
+        bare_id = str(record.get("messageid") or "").strip("<>")
+        message_id = f"<{bare_id}>" if bare_id else None
+        recipient = address(str(record.get("recipient") or ""))
+        if reason == "feedback":
+            notices.append(Notice(kind="complaint", recipient=recipient, message_id=message_id,
+                                  feedback_type=str(record.get("feedbacktype") or "abuse")
+                                  .lower(), reason="feedback", analyser="sisimai",
+                                  verp=verp))
+            continue
+        status = str(record.get("deliverystatus") or "") or None
+        diagnostic = one_line(str(record.get("diagnosticcode") or ""))
+        reason = refine_reason(reason, status, diagnostic)
+        notices.append(Notice(kind=kind_of(reason), recipient=recipient,
+                              message_id=message_id, status=status,
+                              action=str(record.get("action") or "failed"),
+                              diagnostic=diagnostic, reason=reason, analyser="sisimai",
+                              verp=verp))
+    kind: AnalysisKindT = "complaint" if all(n.kind == "complaint" for n in notices) \
+        else "bounce"
+    return Analysis(kind, tuple(notices), "sisimai")
 
 
-def _arf_notices(report: Message, raw_text: str) -> list[Notice]:
-    part = next((p for p in report.walk()
-                 if p.get_content_type() == "message/feedback-report"), None)
-    if part is None:
-        raise NotAReport("laporan tanpa bagian message/feedback-report")
-    fields = _blocks(part)
-    block = fields[0] if fields else Message()
-    feedback_type = str(block.get("Feedback-Type", "abuse")).strip().lower()
-    if feedback_type not in ("abuse", "fraud", "virus", "other"):
-        return []  # not-spam, auth-failure reports: no complaint from the recipient
-    recipient = _address(block.get("Original-Rcpt-To"))
-    return [Notice(kind="complaint", recipient=recipient,
-                   message_id=_original_message_id(report, raw_text),
-                   feedback_type=feedback_type)]
-
-
-def parse_report(raw: bytes | str) -> list[Notice]:
-    """The notices of one DSN or ARF mail; :class:`NotAReport` for anything else.
-
-    A DSN may list several recipients, each its own notice; successful delivery
-    reports give an empty list.
-    """
+def analyse(raw: bytes | str, *, use_sisimai: bool | None = None) -> Analysis:
+    """What one mail is: standard DSN/ARF by our fast path, the rest by Sisimai when it
+    is installed, else by our plain-text fallback.  Never raises on odd input."""
     data = raw.encode("utf-8", "replace") if isinstance(raw, str) else raw
-    message = email.message_from_bytes(data)
-    raw_text = data.decode("utf-8", "replace")
-    for part in message.walk():
-        if part.get_content_type() != "multipart/report":
-            continue
-        report_type = str(part.get_param("report-type") or "").lower()
-        if report_type == "delivery-status":
-            return _dsn_notices(part, raw_text)
-        if report_type == "feedback-report":
-            return _arf_notices(part, raw_text)
-    raise NotAReport("bukan laporan pengiriman (DSN) maupun laporan keluhan (ARF)")
+    fast = fallback_analysis(data, text_layouts=False)
+    if fast.kind != "not-a-bounce" and (fast.notices or fast.kind != "complaint"):
+        return with_analyser(fast, "fallback")
+    if sisimai_bridge.available() if use_sisimai is None else use_sisimai:
+        found = _sisimai_analysis(data)
+        if found is not None and found.notices:
+            return with_analyser(found, "sisimai")
+        if found is not None:
+            return found
+    return with_analyser(fallback_analysis(data), "fallback")
 
 
 # ----------------------------------------------------------------------------- applying
@@ -237,6 +181,14 @@ def delivery_for_message_id(session: Session, message_id: str | None) -> Deliver
     if delivery is None or delivery.run_id != int(run_id):
         return None
     if delivery.message_id and delivery.message_id != expected:
+        return None
+    return delivery
+
+
+def delivery_for_verp(session: Session, token: tuple[int, str]) -> Delivery | None:
+    """The delivery a VERP return path names, only when its MAC verifies."""
+    delivery = session.get(Delivery, token[0])
+    if delivery is None or not bounce_verp.verify(token[0], token[1], delivery.recipient):
         return None
     return delivery
 
@@ -265,7 +217,12 @@ def apply_notice(session: Session, notice: Notice, *, source: str = "dsn",
                  now: datetime | None = None, soft_limit: int | None = None) -> Outcome:
     """Record the event and suppress as the policy says (see the module docstring)."""
     now = now or utcnow()
-    delivery = delivery_for_message_id(session, notice.message_id)
+    if notice.verp is not None:
+        delivery = delivery_for_verp(session, notice.verp)
+        if delivery is None:  # a forged or mangled return path: act on nothing
+            return Outcome(notice.kind, "ignored", None, None, "token VERP tidak sah")
+    else:
+        delivery = delivery_for_message_id(session, notice.message_id)
     address = (delivery.recipient if delivery is not None else notice.recipient) or ""
     delivery_id = delivery.id if delivery is not None else None
     if not address:
@@ -285,26 +242,37 @@ def apply_notice(session: Session, notice: Notice, *, source: str = "dsn",
     if notice.kind == "hard":
         event = events.record_bounce(session, delivery, facts, hard=True, at=now)
         consent.suppress(session, "email", address, SuppressionReason.bounced,
-                         detail=f"{source}: {notice.status or 'hard'} {notice.diagnostic or ''}"
-                         .strip())
+                         detail=f"{source}: {notice.reason or notice.status or 'hard'} "
+                         f"{notice.status or ''} {notice.diagnostic or ''}".strip()[:500])
         return Outcome("hard", "suppressed" if event else "duplicate", address, delivery_id)
     event = events.record_bounce(session, delivery, facts, hard=False, at=now)
     if event is None:
         return Outcome("soft", "duplicate", address, delivery_id)
     limit = soft_limit or configured_soft_limit()
-    count = events.soft_bounces_since(session, address, now - SOFT_WINDOW)
+    window = configured_soft_window()
+    count = events.soft_bounces_since(session, address, now - window)
     if count >= limit:
         consent.suppress(session, "email", address, SuppressionReason.bounced,
-                         detail=f"{source}: {count} soft bounce dalam 30 hari")
+                         detail=f"{source}: {count} soft bounce dalam {window.days} hari "
+                         f"({notice.reason or notice.status or 'soft'})")
         return Outcome("soft", "suppressed", address, delivery_id, f"{count}/{limit}")
     return Outcome("soft", "counted", address, delivery_id, f"{count}/{limit}")
 
 
 def handle_raw(session: Session, raw: bytes | str, *, source: str = "dsn",
                now: datetime | None = None, soft_limit: int | None = None) -> list[Outcome]:
-    """Parse one report and apply each notice (raises :class:`NotAReport`)."""
+    """Analyse one mail and apply each notice (raises :class:`NotAReport` for mail that
+    is no bounce or complaint; a delivered report gives no outcome)."""
     return [apply_notice(session, notice, source=source, now=now, soft_limit=soft_limit)
-            for notice in parse_report(raw)]
+            for notice in notices_of(raw)]
+
+
+def notices_of(raw: bytes | str) -> list[Notice]:
+    """The notices :func:`analyse` finds; :class:`NotAReport` when it is no report."""
+    analysis = analyse(raw)
+    if analysis.kind in ("bounce", "complaint", "delivered"):
+        return list(analysis.notices)
+    raise NotAReport(f"bukan laporan pantulan maupun keluhan ({analysis.kind})")
 
 
 # ----------------------------------------------------------------------------- Maildir
@@ -322,9 +290,11 @@ class MaildirReport:
     unrecognised: int = 0
     errors: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
+    by_reason: Counter[str] = field(default_factory=Counter)
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, reason: str = "") -> None:
         self.outcomes.append(outcome)
+        self.by_reason[reason or outcome.kind] += 1
         if outcome.kind == "hard":
             self.hard += 1
         elif outcome.kind == "soft":
@@ -378,7 +348,7 @@ def process_maildir(path: str | Path, settings: Settings | None = None, *,
             continue
         report.messages += 1
         try:
-            notices = parse_report(raw)
+            notices = notices_of(raw)
         except NotAReport:
             report.unrecognised += 1
             _move(box, key, raw, unrecognised)
@@ -391,7 +361,7 @@ def process_maildir(path: str | Path, settings: Settings | None = None, *,
             log.exception("bounce %s could not be applied; left in the inbox", key)
             report.errors += 1
             continue
-        for outcome in outcomes:
-            report.add(outcome)
+        for notice, outcome in zip(notices, outcomes, strict=True):
+            report.add(outcome, notice.reason)
         _move(box, key, raw, processed)
     return report

@@ -21,6 +21,8 @@ from engine.models import (
     ConsentChannel,
     ConsentPurpose,
     Customer,
+    Delivery,
+    DeliveryStatus,
     Suppression,
     SuppressionReason,
     aware,
@@ -30,6 +32,10 @@ from engine.social.plan import WHATSAPP
 
 WA_LAST_INBOUND = "whatsapp_last_inbound_at"
 WA_WINDOW = timedelta(hours=24)
+# Cloud API errors that mean the number cannot receive WhatsApp at all (not on WhatsApp,
+# blocked, unreachable): suppressed like a hard bounce.  Others (131047 outside the 24 h
+# window, 131049 Meta's per-user marketing limit) only fail that one message.
+WA_UNREACHABLE = frozenset({131026})
 
 
 @dataclass
@@ -39,6 +45,8 @@ class InboundSummary:
     messages: int = 0
     opt_outs: int = 0
     unknown_numbers: int = 0
+    failed: int = 0
+    unreachable: int = 0
 
 
 def _phone_candidates(wa_id: str) -> list[str]:
@@ -63,6 +71,9 @@ def record_whatsapp_inbound(session: Session, events: Iterable[Any],
     now = now or utcnow()
     summary = InboundSummary()
     for event in events:
+        if getattr(event, "kind", None) == "status":
+            _status(session, event, summary)
+            continue
         if getattr(event, "kind", None) != "message":
             continue
         summary.messages += 1
@@ -109,3 +120,33 @@ def last_inbound(customer: Customer | None) -> datetime | None:
         return aware(datetime.fromisoformat(str(value))) if value else None
     except ValueError:
         return None
+
+
+def _status(session: Session, event: Any, summary: InboundSummary) -> None:
+    """A ``failed`` status turns our sent delivery failed (with Meta's error code), so
+    reports stop counting it as sent; an unreachable number is suppressed."""
+    if event.status != "failed":
+        return
+    errors = list(event.errors or ())
+    code = int(errors[0].get("code") or 0) if errors and str(
+        errors[0].get("code", "")).isdigit() else 0
+    title = str(errors[0].get("title") or errors[0].get("message") or "") if errors else ""
+    delivery = session.scalars(select(Delivery).where(
+        Delivery.provider_id == event.message_id, Delivery.channel == WHATSAPP)).first() \
+        if event.message_id else None
+    if delivery is None:
+        return
+    summary.failed += 1
+    delivery.status = DeliveryStatus.failed
+    delivery.error = f"whatsapp {code}: {title}"[:500]
+    if code not in WA_UNREACHABLE:
+        return
+    summary.unreachable += 1
+    address = delivery.recipient
+    exists = session.scalars(select(Suppression.id).where(
+        Suppression.channel == WHATSAPP, Suppression.address == address)).first()
+    if exists is None:
+        session.add(Suppression(channel=WHATSAPP, address=address,
+                                reason=SuppressionReason.bounced,
+                                detail=f"WhatsApp {code}: {title}"[:200]))
+    session.flush()
