@@ -282,7 +282,7 @@ def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None
     """Every GET route, each hostile target in every usual redirect parameter."""
     client = sec.client(username)
     ids = {"product_id": str(sec.ids["product_a"]), "campaign_id": str(sec.ids["campaign"]),
-           "ref": "INV-1"}
+           "ref": "INV-1", "digest": "0" * 64, "name": "square.jpg"}
     tokens = {"/t/c/": make_click_token(sec.ids["delivery"], sec.ids["link"]),
               "/t/o/": make_open_token(sec.ids["delivery"]),
               "/u/": make_unsubscribe_token(sec.ids["delivery"])}
