@@ -35,6 +35,7 @@ ROUTER_MODULES = (
     "web.api",               # JSON API (order events, consent), OpenAPI
     "web.auth",              # login/logout, sessions, CSRF
     "web.portal",            # UMKM owner portal
+    "web.portal_products",   # owner portal: archive and delete a product
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally
