@@ -139,6 +139,16 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # Deepest nesting of a JSON request body ({ and [); deeper bodies get 422.
     max_json_depth: int = 64
+    # Product photos (engine.media): where they are kept ("local" folder or "s3"), the
+    # folder (empty = var/media), the largest upload in bytes and in pixels (checked from
+    # the header, before decoding: decompression bombs), and photos fetched from a URL.
+    media_store: str = "local"
+    media_dir: str = ""
+    media_max_bytes: int = 15 * 1024 * 1024
+    media_max_pixels: int = 40_000_000
+    media_fetch_timeout: float = 15.0
+    # Tests only: let the URL fetch reach 127.0.0.1 (never private or link-local ranges).
+    media_fetch_allow_loopback: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -154,6 +164,10 @@ class Settings:
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{Path(self.var_dir) / 'umkm.db'}"
+
+    @property
+    def media_root(self) -> Path:
+        return Path(self.media_dir) if self.media_dir else Path(self.var_dir) / "media"
 
     @property
     def secret_key_file(self) -> Path:

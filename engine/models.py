@@ -196,6 +196,8 @@ class Product(Base):
     in_stock: Mapped[bool] = mapped_column(Boolean, default=True)
     certifications: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Archived by its owner: kept for the reports of past campaigns, shown nowhere.
+    archived_at: Mapped[datetime | None] = mapped_column()
 
     business: Mapped[Business] = relationship(back_populates="products")
 

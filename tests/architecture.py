@@ -27,8 +27,8 @@ PACKAGES = ("engine", "channels", "web", "workers")
 
 # Lowest first: a package may import its own floor and the floors below it, never above.
 ENGINE_LAYERS = (
-    "ground", "common", "umkm", "customers", "engagement", "message", "campaign", "outbox",
-    "social", "delivery", "reporting", "demo", "cli",
+    "ground", "common", "media", "umkm", "customers", "engagement", "message", "campaign",
+    "outbox", "social", "delivery", "reporting", "demo", "cli",
 )
 # The ground floor: settings, database, models and the package itself.
 GROUND = frozenset({"engine", "engine.config", "engine.db", "engine.models"})

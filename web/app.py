@@ -22,6 +22,7 @@ from web.auth import error_page, finish_page_response
 from web.bounce_routes import MAX_RAW_BYTES
 from web.headers import SecurityHeaders
 from web.limits import BodyLimits
+from web.media_routes import upload_limit_overrides
 from web.pages import STATIC_DIR
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,11 @@ ROUTER_MODULES = (
     "web.auth",              # login/logout, sessions, CSRF
     "web.portal",            # UMKM owner portal
     "web.users_admin",       # /dinas/pengguna: accounts (dinas_admin only)
+    "web.portal_products",   # owner portal: archive and delete a product
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally
+    "web.media_routes",      # /media/<sha256>/<size>.jpg product photos, /favicon.ico
 )
 # Routes whose bodies may be bigger than ``max_body_bytes`` (raw bounce mails), with
 # room for the route's own, more precise 413.
@@ -95,7 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OverflowError, number_out_of_range_response)
     app.add_exception_handler(DataError, number_out_of_range_response)
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes,
-                       max_depth=settings.max_json_depth, overrides=BODY_LIMIT_OVERRIDES)
+                       max_depth=settings.max_json_depth, overrides={
+                           **BODY_LIMIT_OVERRIDES,
+                           **upload_limit_overrides(settings.media_max_bytes)})
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for name in ROUTER_MODULES:

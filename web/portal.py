@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -24,6 +24,8 @@ from engine.common import crypto
 from engine.common.errors import BadRequest, NotFound
 from engine.common.i18n import get_lang, t
 from engine.customers.cells import normalize_phone
+from engine.media.errors import MediaError
+from engine.media.intake import photo_from_form, read_upload
 from engine.models import (
     AuditLog,
     Business,
@@ -41,7 +43,7 @@ from engine.models import (
 )
 from engine.umkm import businesses, users, wilayah
 from engine.umkm.eligibility import Verdict, nib_problem, nik_problem, product_problems
-from web.auth import SessionRoute, csrf_protect, get_db, page, require_owner
+from web.auth import SessionRoute, csrf_protect, get_db, page, require_owner, settings_of
 from web.downloads import current_month, report_file
 from web.pages import verdict_of
 
@@ -347,6 +349,19 @@ def update_product(db: Session, user: User, product: Product, form: ProductForm)
     _audit(db, user, "product.update", "product", product.id, {"name": name})
 
 
+def take_photo(request: Request, form: ProductForm, photo: UploadFile | None,
+               fetch: bool) -> None:
+    """Store an uploaded photo (or fetch the URL when asked) and point the form at it.
+
+    The file's name and declared type are ignored: only its content is judged.
+    """
+    settings = settings_of(request)
+    data = read_upload(photo.file, settings) if photo is not None else None
+    stored = photo_from_form(settings, data, form.image_url, fetch=fetch)
+    if stored:
+        form.image_url = stored
+
+
 # --- routes ----------------------------------------------------------------------------------
 
 router = APIRouter(prefix="/portal", route_class=SessionRoute,
@@ -437,7 +452,8 @@ def product_create(
     request: Request,
     name: str = Form(""), category: str = Form(""), price: str = Form(""),
     description: str = Form(""), image_url: str = Form(""), in_stock: str = Form(""),
-    certifications: list[str] = Form([]),
+    certifications: list[str] = Form([]), photo: UploadFile | None = File(None),
+    fetch_photo: str = Form(""),
     user: User = Depends(require_owner), db: Session = Depends(get_db),
 ) -> Response:
     business = own_business_or_redirect(db, user)
@@ -445,9 +461,10 @@ def product_create(
                        certifications)
     try:
         values = _product_values(form)
-        product = businesses.add_product(db, business, **values)
+        take_photo(request, form, photo, bool(fetch_photo))
+        product = businesses.add_product(db, business, **{**values, "image_url": form.image_url})
         _audit(db, user, "product.create", "product", product.id, {"name": product.name})
-    except (FormError, businesses.BusinessError) as exc:
+    except (FormError, businesses.BusinessError, MediaError) as exc:
         db.rollback()
         return _product_page(request, None, form, str(exc), db=db, status_code=400)
     db.commit()
@@ -468,15 +485,18 @@ def product_update(
     request: Request, product_id: int,
     name: str = Form(""), category: str = Form(""), price: str = Form(""),
     description: str = Form(""), image_url: str = Form(""), in_stock: str = Form(""),
-    certifications: list[str] = Form([]),
+    certifications: list[str] = Form([]), photo: UploadFile | None = File(None),
+    fetch_photo: str = Form(""),
     user: User = Depends(require_owner), db: Session = Depends(get_db),
 ) -> Response:
     product = own_product(db, user, product_id)
     form = ProductForm(name, category, price, description, image_url, bool(in_stock),
                        certifications)
     try:
+        _product_values(form)  # a typing mistake is refused before a photo is stored
+        take_photo(request, form, photo, bool(fetch_photo))
         update_product(db, user, product, form)
-    except (FormError, businesses.BusinessError) as exc:
+    except (FormError, businesses.BusinessError, MediaError) as exc:
         db.rollback()
         product = own_product(db, user, product_id)
         return _product_page(request, product, form, str(exc), db=db, status_code=400)

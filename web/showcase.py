@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.campaign.catalog import CATEGORIES, CatalogProduct, listing_complete
@@ -33,6 +33,7 @@ from web.auth import PublicRoute, csrf_protect, get_db, page, settings_of
 
 PAGE_SIZE = 24
 MAX_PAGE = 1000
+MAX_QUERY = 80
 
 
 
@@ -72,11 +73,28 @@ def _item(product: Product, business: Business) -> ShowcaseItem:
     )
 
 
+def _search(query: str) -> Any:
+    """Product name, business name or kecamatan name containing ``query`` (any case).
+
+    Kecamatan names are not in the database (codes are), so the matching codes are
+    looked up in the wilayah table first. LIKE wildcards typed by the visitor are literal.
+    """
+    needle = query.casefold()
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    codes = [code for code, name in wilayah.kecamatan_list() if needle in name.casefold()]
+    return or_(func.lower(Product.name).like(pattern, escape="\\"),
+               func.lower(Business.name).like(pattern, escape="\\"),
+               Business.kecamatan_code.in_(codes))
+
+
 def catalogue(db: Session, *, category: str | None, kecamatan: str | None, page_no: int,
-              page_size: int = PAGE_SIZE) -> tuple[list[ShowcaseItem], int]:
+              page_size: int = PAGE_SIZE, query: str = "") -> tuple[list[ShowcaseItem], int]:
     """One page of the public catalogue and the total count (newest products first)."""
     conditions = [Business.eligible.is_(True), Product.in_stock.is_(True), listing_complete(),
                   _opted_in()]
+    if query:
+        conditions.append(_search(query))
     if category:
         conditions.append(Product.category == category)
     if kecamatan:
@@ -126,19 +144,22 @@ def _clean_filters(category: str, kecamatan: str) -> tuple[str | None, str | Non
 @router.get("/", response_class=HTMLResponse)
 @router.get("/produk", response_class=HTMLResponse)
 def product_list(request: Request, kategori: str = "", kecamatan: str = "", hal: int = 1,
-                 db: Session = Depends(get_db)) -> HTMLResponse:
+                 q: str = "", db: Session = Depends(get_db)) -> HTMLResponse:
     category, kec = _clean_filters(kategori, kecamatan)
+    query = " ".join(q.split())[:MAX_QUERY]
     page_no = min(max(hal, 1), MAX_PAGE)
-    items, total = catalogue(db, category=category, kecamatan=kec, page_no=page_no)
+    items, total = catalogue(db, category=category, kecamatan=kec, page_no=page_no,
+                             query=query)
     pages = max(1, -(-total // PAGE_SIZE))
-    filters = {k: v for k, v in (("kategori", category), ("kecamatan", kec)) if v}
+    filters = {k: v for k, v in (("q", query), ("kategori", category), ("kecamatan", kec))
+               if v}
 
     def page_url(n: int) -> str:
         return "/produk?" + urlencode({**filters, "hal": n})
 
     return page(request, "showcase_list.html", {
         "items": items, "total": total, "page_no": page_no, "pages": pages,
-        "category": category, "kecamatan": kec, "categories": CATEGORIES,
+        "category": category, "kecamatan": kec, "categories": CATEGORIES, "query": query,
         "kecamatan_options": wilayah.kecamatan_list(), "page_url": page_url,
     })
 

@@ -57,7 +57,9 @@ class CatalogProduct:
             "name": self.name,
             "price": self.price,
             "description": self.description,
-            "image_url": self.image_url,
+            # A stored photo is a site path; mail clients and social platforms need it whole.
+            "image_url": (url_base.rstrip("/") + self.image_url
+                          if self.image_url.startswith("/") else self.image_url),
             "url": self.url(url_base),
             "category": self.category,
             "business": {
@@ -78,6 +80,7 @@ def _filled(
 def listing_complete() -> ColumnElement[bool]:
     """A product that can be shown: name, description, category, price and image."""
     return and_(
+        Product.archived_at.is_(None),
         _filled(Product.name),
         _filled(Product.description),
         Product.category.in_(CATEGORIES),

@@ -34,7 +34,8 @@ FLAWS: dict[str, str] = {
     "not_binaan": "Pasal 10(1)b: bukan binaan Dinas",
     "outside_tts": "Pasal 10(1)d: berdomisili di Kota Kupang, bukan di TTS",
     "invalid_nib": "Pasal 10(1)a: NIB tidak 13 digit",
-    "incomplete_product": "Pasal 10(1)c: satu produk tanpa foto dan deskripsi",
+    "incomplete_product": "Pasal 10(1)c: satu produk draf (tanpa foto dan deskripsi): tidak "
+                          "tampil, usahanya tetap layak",
     "nik_not_tts": "Pasal 10(1)e: NIK terbit di luar TTS (5304), alamat di TTS: peringatan",
 }
 

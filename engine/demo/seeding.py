@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from engine.config import get_settings
 from engine.demo.catalog import CATALOG
 from engine.demo.dataset import (
     DEMO_ACTOR,
@@ -27,6 +28,7 @@ from engine.demo.dataset import (
     DemoSummary,
 )
 from engine.demo.generator import generate
+from engine.demo.pictures import store_picture
 from engine.models import (
     AuditLog,
     Business,
@@ -94,9 +96,11 @@ def _persist_businesses(
             annual_sales=demo.annual_sales, actor=DEMO_ACTOR,
         )
         for p in demo.products:
+            # The dataset names a photo; the seed draws it and stores it in our media store.
+            photo = store_picture(get_settings(), p.name) if p.image_url else None
             products[demo.key, p.sku] = service.add_product(
                 session, business, name=p.name, category=p.category, price=p.price,
-                description=p.description, image_url=p.image_url, sku=p.sku,
+                description=p.description, image_url=photo, sku=p.sku,
                 in_stock=p.in_stock, certifications=p.certifications,
             )
         if demo.flaw == "invalid_nib":

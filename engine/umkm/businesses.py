@@ -26,9 +26,14 @@ from engine.models import (
     AuditLog,
     Business,
     Category,
+    DeliveryProduct,
+    EngagementEvent,
+    OrderItem,
     Product,
     ProductOptIn,
     SizeClass,
+    SocialPost,
+    TrackedLink,
     utcnow,
 )
 from engine.umkm import wilayah
@@ -435,3 +440,44 @@ def _audit(
         AuditLog(actor=actor, action=action, entity=entity, entity_id=str(entity_id), detail=detail)
     )
     session.flush()
+
+
+# --- archive and delete --------------------------------------------------------------------
+
+
+def set_archived(session: Session, product: Product, archived: bool, actor: str) -> None:
+    """Hide a product everywhere (showcase, campaigns, the verdict) or show it again.
+
+    Archiving keeps the row, so the reports of past campaigns still name the product.
+    """
+    product.archived_at = utcnow() if archived else None
+    session.add(AuditLog(actor=actor, action="product.archive" if archived else
+                         "product.unarchive", entity="product", entity_id=str(product.id),
+                         detail={"name": product.name}))
+    session.flush()
+    refresh_eligibility(session, product.business)
+
+
+def _has_history(session: Session, product: Product) -> bool:
+    """Whether a delivery, an order, a link, an event or a post refers to the product."""
+    for model in (DeliveryProduct, OrderItem, TrackedLink, EngagementEvent, SocialPost):
+        column = model.__table__.c.product_id
+        if session.scalar(select(column).where(column == product.id).limit(1)) is not None:
+            return True
+    return False
+
+
+def delete_product(session: Session, product: Product, actor: str) -> None:
+    """Delete a product that nothing refers to yet; one with history must be archived,
+    or the Pasal 15 reports of past campaigns would lose what they counted."""
+    if _has_history(session, product):
+        raise DuplicateError("portal.product_has_history")
+    business = product.business
+    for row in session.scalars(select(ProductOptIn).where(ProductOptIn.product_id == product.id)):
+        session.delete(row)
+    session.add(AuditLog(actor=actor, action="product.delete", entity="product",
+                         entity_id=str(product.id), detail={"name": product.name}))
+    session.delete(product)
+    session.flush()
+    session.expire(business, ["products"])
+    refresh_eligibility(session, business)

@@ -154,7 +154,8 @@ def check_business(
         nik=nik,
         kecamatan_code=business.kecamatan_code,
         binaan=bool(business.binaan),
-        products=list(business.products if products is None else products),
+        products=[p for p in (business.products if products is None else products)
+                  if p.archived_at is None],  # an archived product is neither shown nor judged
         today=today,
         lang=lang,
     )
@@ -269,18 +270,28 @@ def _binaan(binaan: bool, lang: str | None) -> Criterion:
 
 
 def _products(products: Sequence[ProductInfo], lang: str | None) -> Criterion:
+    """At least one complete product; incomplete ones are drafts, named, never a failure.
+
+    Why drafts do not fail the business: an owner adding a fourth product must not take
+    the three finished ones off the showcase and out of every campaign until the photo is
+    taken. A draft is simply not shown (the catalog query skips incomplete listings).
+    """
     if not products:
         return Criterion("produk", FAIL, t("elig.produk.none", lang))
-    incomplete = []
+    drafts = []
     for position, product in enumerate(products, start=1):
         problems = product_problems(product, lang)
         if problems:
             label = (product.name or "").strip() or t("elig.produk.unnamed", lang, n=position)
-            incomplete.append(f"{label} ({', '.join(problems)})")
-    if incomplete:
-        items = "; ".join(incomplete)
+            drafts.append(f"{label} ({', '.join(problems)})")
+    complete = len(products) - len(drafts)
+    items = "; ".join(drafts)
+    if not complete:
         return Criterion("produk", FAIL, t("elig.produk.incomplete", lang, items=items))
-    return Criterion("produk", OK, t("elig.produk.ok", lang, count=len(products)))
+    if drafts:
+        return Criterion("produk", OK, t("elig.produk.ok_drafts", lang, count=complete,
+                                         items=items))
+    return Criterion("produk", OK, t("elig.produk.ok", lang, count=complete))
 
 
 def product_problems(p: ProductInfo, lang: str | None = None) -> list[str]:

@@ -82,8 +82,8 @@ def kecamatan_name(code: str | None) -> str | None:
 
 
 def kecamatan_list() -> list[tuple[str, str]]:
-    """Every TTS kecamatan as ``(code, name)`` in code order (for forms and CLI help)."""
-    return sorted(_table().kecamatan.items())
+    """Every TTS kecamatan as ``(code, name)``, alphabetical by name: people pick by name."""
+    return sorted(_table().kecamatan.items(), key=lambda item: (item[1].casefold(), item[0]))
 
 
 def find_kecamatan(text: str | None) -> str | None:

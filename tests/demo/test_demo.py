@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from engine.cli.app import app
 from engine.common.formatting import WITA
 from engine.config import Settings, env_name, load_settings
+from engine.db import session_factory
 from engine.demo.dataset import OPT_IN_TAGS, TENUN_CAMPAIGN, DemoDataset
 from engine.demo.generator import generate
 from engine.demo.seeding import seed_demo
@@ -30,13 +32,13 @@ from engine.models import (
 )
 from engine.umkm import wilayah
 from engine.umkm.eligibility import nib_problem, nik_problem
+from web.app import create_app
 
 REF = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09.00 WITA
 EXPECTED_FAILURE = {
     "not_binaan": "binaan",
     "outside_tts": "domisili",
     "invalid_nib": "nib",
-    "incomplete_product": "produk",
 }
 _DATA: dict[int, DemoDataset] = {}
 
@@ -77,7 +79,8 @@ def test_businesses_are_many_spread_over_tts_and_well_formed() -> None:
                 assert p.image_url.startswith("https://umkm.ttskab.go.id/media/")
     assert sum(1 for b in businesses for p in b.products if not p.in_stock) >= 2
     flaws = Counter(b.flaw for b in businesses if b.flaw)
-    assert flaws == Counter({f: 1 for f in (*EXPECTED_FAILURE, "nik_not_tts")})
+    assert flaws == Counter({f: 1 for f in (*EXPECTED_FAILURE, "incomplete_product",
+                                            "nik_not_tts")})
 
 
 def test_customers_use_reserved_domains_and_have_mixed_consent() -> None:
@@ -135,6 +138,8 @@ def test_seed_shows_each_flaw_as_its_criterion_and_is_idempotent(db: Session) ->
         else:
             assert stored["eligible"] and stored["failures"] == [], demo.name
             assert stored["warnings"] == (["nik"] if demo.flaw == "nik_not_tts" else [])
+        if demo.flaw == "incomplete_product":  # a draft, not a failure (Pasal 10 huruf c)
+            assert "Draf" in stored["criteria"][-1]["message"], stored
 
     opted = db.execute(
         select(Business.name, Product.category, ProductOptIn.campaign_key, ProductOptIn.is_tag)
@@ -142,7 +147,8 @@ def test_seed_shows_each_flaw_as_its_criterion_and_is_idempotent(db: Session) ->
         .join(Business, Business.id == Product.business_id)
     ).all()
     assert {name for name, *_ in opted} == {
-        b.name for b in data().businesses if b.flaw in (None, "nik_not_tts")
+        b.name for b in data().businesses
+        if b.flaw in (None, "nik_not_tts", "incomplete_product")  # a draft: the rest is shown
     }
     assert {key for _, _, key, is_tag in opted if is_tag} == set(OPT_IN_TAGS)
     assert {cat for _, cat, key, _ in opted if key == TENUN_CAMPAIGN} == {"kerajinan_tangan"}
@@ -227,3 +233,20 @@ def test_demo_clock_moves_a_night_run_to_the_next_send_window() -> None:
     assert demo_clock(specs, early) == datetime(2026, 11, 29, 8, 0, tzinfo=wita)
     day = datetime(2026, 11, 28, 10, 15, tzinfo=wita)
     assert demo_clock(specs, day) == day
+
+
+def test_every_showcase_picture_of_the_demo_is_served_from_media(settings: Settings) -> None:
+    with session_factory(settings)() as session:
+        seed_demo(session, reference=REF)
+        session.commit()
+        urls = [u for u in session.scalars(select(Product.image_url)) if u]
+    assert urls and all(u.startswith("/media/") for u in urls)
+    with TestClient(create_app(settings)) as client:
+        page = client.get("/produk").text
+        shown = set(re.findall(r'<img[^>]+src="([^"]+)"', page))
+        assert shown and shown <= {*urls, *(u.replace("square", "thumb") for u in urls),
+                                   "/static/no-photo.svg"}
+        for url in shown | set(urls):
+            response = client.get(url)
+            assert response.status_code == 200, url
+            assert response.headers["content-type"] in ("image/jpeg", "image/svg+xml"), url

@@ -151,11 +151,11 @@ def test_product_errors_are_explained(world: World) -> None:
     response = post_form(client, "/portal/produk/baru", {**PRODUCT_FORM, "category": "mebel"})
     assert response.status_code == 400
     assert "Kategori 'mebel' tidak dikenal" in html.unescape(response.text)
-    # An incomplete product is accepted, and the verdict says what is missing.
+    # An incomplete product is accepted as a draft, and the owner sees what is missing.
     response = post_form(client, "/portal/produk/baru", {**PRODUCT_FORM, "image_url": ""})
     assert response.status_code == 303
     page = client.get("/portal").text
-    assert "Informasi produk belum lengkap" in page and "URL foto" in page
+    assert "Draf: belum tampil" in page and "URL foto" in page
 
 
 # --- opt-in ---------------------------------------------------------------------------------

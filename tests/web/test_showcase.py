@@ -169,3 +169,26 @@ def test_incomplete_listing_is_not_a_landing_page(world: World) -> None:
         session.commit()
     # The cached verdict still says "eligible"; the listing itself is checked on every view.
     assert world.client().get(f"/produk/{world.ids['product_b']}").status_code == 404
+
+
+@pytest.mark.parametrize(("query", "shown", "hidden"), [
+    ("madu hutan", "Madu Hutan Mollo", "Tenun Tenun Ina A"),      # product name, any case
+    ("TENUN INA", "Tenun Tenun Ina A", "Madu Hutan Mollo"),       # business name
+    ("mollo utara", "Madu Hutan Mollo", "Tenun Tenun Ina A"),     # kecamatan by its name
+    ("kota soe", "Tenun Tenun Ina A", "Madu Hutan Mollo"),
+])
+def test_search_matches_product_business_and_kecamatan_names(world: World, query: str,
+                                                             shown: str, hidden: str) -> None:
+    page = world.client().get("/produk", params={"q": query}).text
+    assert shown in page and hidden not in page
+    assert f'value="{query}"' in page
+
+
+def test_search_wildcards_are_literal_and_names_not_codes_are_shown(world: World) -> None:
+    page = world.client().get("/produk", params={"q": "%"}).text
+    assert "Tenun Tenun Ina A" not in page and "Madu Hutan Mollo" not in page
+    listing = world.client().get("/produk").text
+    assert "Kota Soe" in listing and "53.02.01 " not in listing
+    options = re.findall(r'<option value="53\.02\.\d\d"[^>]*>([^<]+)</option>', listing)
+    assert options == sorted(options, key=str.casefold) and "Ki&#39;e" in options
+    assert 'rel="icon" href="/favicon.ico"' in listing

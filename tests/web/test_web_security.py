@@ -282,7 +282,7 @@ def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None
     """Every GET route, each hostile target in every usual redirect parameter."""
     client = sec.client(username)
     ids = {"product_id": str(sec.ids["product_a"]), "campaign_id": str(sec.ids["campaign"]),
-           "ref": "INV-1"}
+           "ref": "INV-1", "digest": "0" * 64, "name": "square.jpg"}
     tokens = {"/t/c/": make_click_token(sec.ids["delivery"], sec.ids["link"]),
               "/t/o/": make_open_token(sec.ids["delivery"]),
               "/u/": make_unsubscribe_token(sec.ids["delivery"])}
@@ -393,6 +393,8 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         "/portal/produk/{product_id}": ("pemilik-a", {**product, "name": "Tenun Baru"}, 303),
         "/portal/produk/{product_id}/ikut": ("pemilik-a", {"target": "c:promo-pekan"}, 200),
         "/portal/produk/{product_id}/tarik": ("pemilik-a", {"target": "t:semua-produk"}, 200),
+        "/portal/produk/{product_id}/arsip": ("pemilik-a", {"archived": "0"}, 303),
+        "/portal/produk/{product_id}/hapus": ("pemilik-a", {}, 409),  # has history: archive
         "/dinas/run/{run_id}/jeda": ("staf", {}, 303),
         "/dinas/run/{run_id}/lanjut": ("staf", {}, 303),
         "/dinas/usaha/{business_id}/verifikasi": ("admin", {"action": "reject", "note": "x"},
@@ -446,6 +448,7 @@ def _owner_post_body(template: str) -> dict[str, Any]:
                                         "image_url": "https://umkm.ttskab.go.id/media/x.jpg"},
         "/portal/produk/{product_id}/ikut": {"target": "c:promo-pekan"},
         "/portal/produk/{product_id}/tarik": {"target": "t:semua-produk"},
+        "/portal/produk/{product_id}/arsip": {"archived": "1"},
     }.get(template, {})
 
 

@@ -1,0 +1,1 @@
+"""Product photos: uploads checked by content, normalised, stored by content address."""

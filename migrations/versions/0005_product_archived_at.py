@@ -1,0 +1,27 @@
+"""products archived by their owner (product.archived_at)
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-02 15:00:00
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0005'
+down_revision: str | None = '0004'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('product', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('archived_at', sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('product', schema=None) as batch_op:
+        batch_op.drop_column('archived_at')

@@ -1,0 +1,1 @@
+"""Tests of the product photo pipeline (engine.media) and its web edges."""
