@@ -53,6 +53,7 @@ class SendGate:
         self._reconnect = reconnect
         self._clock = clock
         self.stopped_by: str | None = None
+        self.stopped_at: datetime | None = None  # the gate's clock when it stopped
         self.checks = 0
 
     def __call__(self, message: OutboundMessage) -> str | None:
@@ -68,7 +69,8 @@ class SendGate:
     def _check(self, message: OutboundMessage) -> str | None:
         reason = self._batch_reason()
         if reason is not None:
-            self.stopped_by = self.stopped_by or reason
+            if self.stopped_by is None:
+                self.stopped_by, self.stopped_at = reason, self._clock()
             return reason
         if not self.lease.holds(message.delivery_id):
             return LEASE_LOST

@@ -289,12 +289,15 @@ def _process_batch(run_id: int, delivery_ids: Sequence[int], settings: Settings,
             results = _send_paced(email_adapter(settings), [p.message for p in prepared],
                                   settings, gate)
             result.stopped_by = gate.stopped_by or ""
-        outcomes = _outcomes(prepared, results, blocked, _stop_delays(ctx, settings, clock))
+            stopped_at = gate.stopped_at
+        record_at = now or utcnow()
+        delays = _stop_delays(ctx, settings, stopped_at or record_at, record_at)
+        outcomes = _outcomes(prepared, results, blocked, delays)
         result.lost = sum(1 for r in results if r.raw.get("stopped") == gates.LEASE_LOST)
         if social_rows:
             outcomes += _social_outcomes(session, ctx, social_rows, settings, clock)
         summary = outbox.record(session, outcomes, attempts, settings.max_attempts,
-                                now or utcnow(), owner=owner)
+                                record_at, owner=owner)
         _attribute(session, prepared, results)
         result.sent, result.retried = summary.sent, summary.retried
         result.failed, result.skipped = summary.failed, summary.skipped
@@ -304,11 +307,14 @@ def _process_batch(run_id: int, delivery_ids: Sequence[int], settings: Settings,
     return result
 
 
-def _stop_delays(ctx: RunContext, settings: Settings, now: datetime) -> dict[str, float]:
-    """How long rows wait that were never tried, by why they were not: after the
-    window closed until it opens again; after a relay-wide refusal the relay's pause;
-    after a pause or a shutdown not at all (resume and the sweeper hand them over)."""
-    reopen = max(1.0, (next_window_open(ctx.spec, now) - now).total_seconds())
+def _stop_delays(ctx: RunContext, settings: Settings, stopped_at: datetime,
+                 now: datetime) -> dict[str, float]:
+    """How long rows wait that were never tried (counted from ``now``, the time they
+    are recorded at), by why they were not: after the window closed (at
+    ``stopped_at``, by the gate's clock) until it opens again; after a relay-wide
+    refusal the relay's pause; after a pause or a shutdown not at all (resume and the
+    sweeper hand them over)."""
+    reopen = max(1.0, (next_window_open(ctx.spec, stopped_at) - now).total_seconds())
     return {gates.WINDOW: reopen, gates.PAUSED: 0.0, gates.SHUTDOWN: 0.0,
             gates.STOPPED: 0.0, "relay": settings.relay_retry_seconds}
 
