@@ -153,3 +153,74 @@ def test_a_lease_renews_before_two_thirds_are_gone_and_drops_rows_it_lost(
         assert not lease.holds(ids[1])
         assert lease.lost == {ids[1]} and lease.held == frozenset({ids[0]})
         assert not lease.holds(12345678)  # never claimed
+
+
+def test_a_claim_takes_only_rows_due_by_now_and_stamps_its_time(db: Session) -> None:
+    due = _pending(db, 1, next_attempt_at=NOW)
+    later = _pending(db, 1, next_attempt_at=NOW + timedelta(seconds=1))
+    assert outbox.claim(db, due + later, NOW, owner="A", lease_seconds=30) == due
+    assert aware(_row(db, due[0]).claimed_at) == NOW
+    assert _row(db, later[0]).status == DeliveryStatus.pending
+
+
+def test_the_stale_timer_is_only_for_rows_without_a_lease_and_only_for_sending(
+    db: Session,
+) -> None:
+    leased, done = _pending(db, 1), _pending(db, 1)
+    long_ago = NOW - timedelta(hours=1)
+    _set(db, leased[0], status=DeliveryStatus.sending, claimed_at=long_ago,
+         lease_until=NOW + timedelta(seconds=30), lease_owner="A")
+    _set(db, done[0], status=DeliveryStatus.sent, claimed_at=long_ago)
+    assert outbox.requeue_stale(db, NOW, timedelta(minutes=10)) == 0
+    assert _row(db, done[0]).status == DeliveryStatus.sent
+    outbox.requeue_stale(db, NOW + timedelta(seconds=31))
+    row = _row(db, leased[0])
+    assert row.status == DeliveryStatus.pending and row.claimed_at is None
+
+
+def test_renew_touches_only_the_ids_it_is_given(db: Session) -> None:
+    ids = _pending(db, 2)
+    outbox.claim(db, ids, NOW, owner="A", lease_seconds=30)
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        assert outbox.renew(conn, ids[:1], "A", NOW + timedelta(minutes=5)) == {ids[0]}
+    assert aware(_row(db, ids[1]).lease_until) == NOW + timedelta(seconds=30)
+
+
+def test_release_clears_the_claim(db: Session) -> None:
+    ids = _pending(db, 1)
+    outbox.claim(db, ids, NOW, owner="A", lease_seconds=30)
+    outbox.release(db, ids, "A")
+    row = _row(db, ids[0])
+    assert row.claimed_at is None and row.lease_until is None
+
+
+def test_an_owner_less_record_writes_any_sending_row_and_a_fenced_one_no_settled_row(
+    db: Session,
+) -> None:
+    ids = _pending(db, 2)
+    outbox.claim(db, ids, NOW, owner="A", lease_seconds=30)
+    outbox.record(db, [outbox.Outcome(ids[0], "sent", message_id="<a@x>")], {ids[0]: 1}, 5, NOW)
+    assert _row(db, ids[0]).status == DeliveryStatus.sent
+    _set(db, ids[1], status=DeliveryStatus.skipped)  # cancelled meanwhile
+    outbox.record(db, [outbox.Outcome(ids[1], "sent", message_id="<b@x>")], {ids[1]: 1}, 5,
+                  NOW, owner="A")
+    assert _row(db, ids[1]).status == DeliveryStatus.skipped
+
+
+def test_a_lease_counts_its_renewals_and_keeps_every_row_it_lost(db: Session) -> None:
+    ids = _pending(db, 3)
+    outbox.claim(db, ids, NOW, owner="A", lease_seconds=9)
+    clock = _Clock()
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        lease = Lease("A", ids, 0.5, lambda: conn, claimed_at=NOW, clock=clock)
+        assert lease.seconds == 1.0  # never shorter than a second
+        lease = Lease("A", ids, 9, lambda: conn, claimed_at=NOW, clock=clock)
+        assert lease.remaining() == 9.0  # started now when not told otherwise
+        _set(db, ids[1], lease_owner="B")
+        clock.now += 4.0
+        lease.holds(ids[0])
+        assert lease.remaining() == 9.0 and lease.renewals == 1
+        _set(db, ids[2], lease_owner="B")
+        clock.now += 4.0
+        lease.holds(ids[0])
+        assert lease.renewals == 2 and lease.lost == {ids[1], ids[2]}
