@@ -224,3 +224,32 @@ def test_a_lease_counts_its_renewals_and_keeps_every_row_it_lost(db: Session) ->
         clock.now += 4.0
         lease.holds(ids[0])
         assert lease.renewals == 2 and lease.lost == {ids[1], ids[2]}
+
+
+def test_record_retries_below_the_attempt_cap_fails_at_it_and_counts_exactly(
+    db: Session,
+) -> None:
+    ids = _pending(db, 7, message_id="<kept@x>")
+    outbox.claim(db, ids, NOW, owner="A", lease_seconds=30)
+    attempts = {i: 1 for i in ids} | {ids[1]: 5, ids[3]: 5}
+    outcomes = [outbox.Outcome(ids[0], "transient", error="451 nanti", retry_after=40),
+                outbox.Outcome(ids[1], "transient", error="451 lagi"),   # at the cap
+                outbox.Outcome(ids[2], "auth", error="535", retry_after=10),
+                outbox.Outcome(ids[3], "auth", error="535"),             # at the cap
+                outbox.Outcome(ids[4], "skipped", error="consent_withdrawn"),
+                outbox.Outcome(ids[5], "permanent", error="x" * 5000)]
+    summary = outbox.record(db, outcomes, attempts, 5, NOW, owner="A")
+    assert (summary.retried, summary.failed, summary.skipped, summary.sent) == (2, 3, 1, 0)
+    rows = [_row(db, i) for i in ids]
+    assert [r.status for r in rows] == [
+        DeliveryStatus.pending, DeliveryStatus.failed, DeliveryStatus.pending,
+        DeliveryStatus.failed, DeliveryStatus.skipped, DeliveryStatus.failed,
+        DeliveryStatus.sending]  # the last one had no outcome: untouched
+    assert aware(rows[0].next_attempt_at) == NOW + timedelta(seconds=40)
+    assert aware(rows[2].next_attempt_at) == NOW + timedelta(seconds=10)
+    assert rows[1].next_attempt_at is None and rows[4].next_attempt_at is None
+    assert rows[0].error == "451 nanti" and rows[4].error == "consent_withdrawn"
+    assert rows[5].error == "x" * 2000
+    assert {r.message_id for r in rows} == {"<kept@x>"}
+    assert all(r.lease_until is None and r.claimed_at is None for r in rows[:6])
+    assert rows[6].lease_until is not None
