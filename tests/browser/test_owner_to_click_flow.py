@@ -71,6 +71,7 @@ def test_owner_product_reaches_a_reader_and_the_click_is_counted(
     owner.fill("#price", "Rp 350.000")
     owner.fill("#description", "Selimut tenun ikat motif Amanuban, pewarna alami.")
     owner.fill("#image_url", PHOTO)
+    owner.uncheck("input[name=fetch_photo]")  # keep the URL as typed (no network here)
     owner.check("input[name=certifications][value=SNI]")
     owner.locator("form[action='/portal/produk/baru'] button[type=submit]").click()
     expect(owner).to_have_url(re.compile(r"/portal/produk/\d+\?saved=1$"))

@@ -8,6 +8,7 @@ threshold of :class:`engine.outbox.lease.Lease`, the owner fence of every write.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ from engine.outbox.lease import Lease
 from tests.factories import NOW, make_campaign, make_customer, make_delivery, make_run
 
 
-def _pending(db: Session, n: int, **fields: object) -> list[int]:
+def _pending(db: Session, n: int, **fields: Any) -> list[int]:
     run = make_run(db, make_campaign(db))
     ids = [make_delivery(db, run, make_customer(db), status="pending", **fields).id
            for _ in range(n)]

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from engine.campaign.loader import load_campaign
-from engine.cli import app
+from engine.cli.app import app
 from engine.config import Settings
 from engine.db import session_scope
 from engine.delivery import gate, pipeline, scheduler

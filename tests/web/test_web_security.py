@@ -52,6 +52,7 @@ from engine.models import (
     User,
     utcnow,
 )
+from engine.umkm import users
 from tests.conftest import TEST_SECRET
 from tests.factories import make_campaign, make_customer, make_delivery, make_run
 from tests.web_helpers import (
@@ -399,13 +400,26 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         "/dinas/run/{run_id}/lanjut": ("staf", {}, 303),
         "/dinas/usaha/{business_id}/verifikasi": ("admin", {"action": "reject", "note": "x"},
                                                   303),
+        "/dinas/pengguna": ("admin", {"username": "staf-baru", "role": "dinas_staff",
+                                      "password": "Kuat-sekali-2026", "business_id": ""}, 200),
+        "/dinas/pengguna/{user_id}/sandi": ("admin", {"password": "Sandi-baru-2026"}, 200),
+        "/dinas/pengguna/{user_id}/umkm": ("admin", {"business_id": ""}, 400),
+        "/dinas/pengguna/{user_id}/status": ("admin", {"active": "0"}, 200),
     }
+
+
+def _target_user(sec: Sec) -> int:
+    """An account only the user-management cases touch (disabling it ends nobody's test)."""
+    with sec.world.session() as session:
+        user = users.create_user(session, "sasaran-csrf", PASSWORD, "dinas_staff")
+        session.commit()
+        return int(user.id)
 
 
 def test_every_form_route_rejects_a_missing_or_foreign_csrf_token(sec: Sec) -> None:
     cases = _csrf_cases(sec)
     ids = {"product_id": str(sec.ids["product_a"]), "run_id": str(sec.ids["run"]),
-           "business_id": str(sec.ids["business_b"])}
+           "business_id": str(sec.ids["business_b"]), "user_id": str(_target_user(sec))}
     protected = [(m, p) for m, p in routes(sec.app)
                  if m not in ("GET", "HEAD", "OPTIONS") and not p.startswith(CSRF_EXEMPT)]
     assert {p for _, p in protected} == set(cases), "a form route without a CSRF case"
