@@ -399,6 +399,11 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         "/dinas/run/{run_id}/lanjut": ("staf", {}, 303),
         "/dinas/usaha/{business_id}/verifikasi": ("admin", {"action": "reject", "note": "x"},
                                                   303),
+        "/daftar": (None, {"contact": "calon.pemilik@contoh.id"}, 303),
+        "/daftar/kode": (None, {"code": "000000"}, 400),  # this browser asked for no code
+        "/daftar/akun": (None, {"username": "calon", "password": PASSWORD,
+                                "password2": PASSWORD}, 303),  # no verified code: back
+        "/portal/kirim-verifikasi": ("pemilik-a", {}, 409),  # already in the queue
     }
 
 
