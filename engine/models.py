@@ -83,6 +83,9 @@ class Verification(StrEnum):
     pending = "pending"
     verified = "verified"
     rejected = "rejected"
+    # Registered by its owner in the portal, not yet sent for verification ("Kirim untuk
+    # verifikasi" moves it to pending); never in the Dinas queue until then.
+    draft = "draft"
     # The name, NIB, owner or kecamatan changed after registration: held out of the showcase
     # and every catalogue until an admin checks it again (see engine.umkm.eligibility.hold).
     changed = "changed"
@@ -521,6 +524,28 @@ class LoginAttempt(Base):
     attempt_key: Mapped[str] = mapped_column(String(80), primary_key=True)
     window_start: Mapped[datetime] = mapped_column()
     hits: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SignupCode(Base):
+    """A one-time code of an owner's sign-up (issue 16): only its HMAC is stored.
+
+    Bound to the browser session that asked for it (``session_hash``), so a code read
+    elsewhere cannot finish somebody else's sign-up; ``user_id`` is set when the account
+    was made, which is how a contact is known to be taken and where notices go.
+    """
+
+    __tablename__ = "signup_code"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    contact: Mapped[str] = mapped_column(String(254), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    session_hash: Mapped[str] = mapped_column(String(64), index=True)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    verified_at: Mapped[datetime | None] = mapped_column()
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
 
 
 class OptinLinkSend(Base):

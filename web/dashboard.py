@@ -25,7 +25,7 @@ from engine.campaign.schema import CampaignSpec, Offer, Products
 from engine.common.errors import BadRequest, NotFound
 from engine.common.formatting import WITA, jam
 from engine.common.i18n import t
-from engine.delivery import control
+from engine.delivery import control, owner_notice
 from engine.models import (
     AuditLog,
     Business,
@@ -43,7 +43,7 @@ from engine.reporting.build import DIMENSIONS, Report, build_report
 from engine.reporting.metrics import metric_label
 from engine.reporting.periods import ReportError
 from engine.social.sharekit import ShareKit, build_share_kit
-from engine.umkm import businesses, wilayah
+from engine.umkm import wilayah
 from engine.umkm.eligibility import Verdict
 from web.auth import (
     SessionRoute,
@@ -301,24 +301,6 @@ def verification_queue(db: Session, state: Verification) -> list[QueueItem]:
     return items
 
 
-def decide(db: Session, business: Business, *, approve: bool, binaan: bool,
-           group: str | None, note: str | None, actor: str) -> None:
-    """Approve (confirming or setting binaan) or reject a business.
-
-    Rejecting also withdraws binaan status, so the cached Pasal 10 verdict fails and the
-    business leaves every catalogue and the public showcase at once.
-    """
-    # The decision first: set_binaan refreshes the cached verdict, which reads it (a business
-    # held for a changed identity becomes eligible again only once it is verified).
-    business.verification = Verification.verified if approve else Verification.rejected
-    businesses.set_binaan(db, business, binaan if approve else False, actor, group=group)
-    db.add(AuditLog(actor=actor, action="business.verify", entity="business",
-                    entity_id=str(business.id),
-                    detail={"decision": business.verification.value, "binaan": business.binaan,
-                            "note": (note or "")[:500]}))
-    db.flush()
-
-
 # --- routes ----------------------------------------------------------------------------------
 
 router = APIRouter(prefix="/dinas", route_class=SessionRoute,
@@ -405,7 +387,7 @@ def verification(request: Request, status: str = "pending", msg: str = "",
 
 @router.post("/usaha/{business_id}/verifikasi")
 def verify_business(
-    business_id: int,
+    request: Request, business_id: int,
     action: str = Form(""), binaan: str = Form(""), binaan_group: str = Form(""),
     note: str = Form(""),
     user: User = Depends(require_admin), db: Session = Depends(get_db),
@@ -417,9 +399,9 @@ def verify_business(
     if action not in ("approve", "reject"):
         raise BadRequest("dash.bad_action")
     approve = action == "approve"
-    decide(db, business, approve=approve, binaan=bool(binaan), group=binaan_group or None,
-           note=note, actor=user.username)
-    db.commit()
+    owner_notice.decide_and_notify(db, settings_of(request), business, approve=approve,
+                                   binaan=bool(binaan), group=binaan_group or None, note=note,
+                                   actor=user.username)
     message = t("dash.approved" if approve else "dash.rejected", name=business.name)
     return RedirectResponse("/dinas/verifikasi?" + urlencode({"msg": message}),
                             status_code=303)

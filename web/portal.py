@@ -41,7 +41,7 @@ from engine.models import (
     Verification,
     utcnow,
 )
-from engine.umkm import businesses, users, wilayah
+from engine.umkm import businesses, users, verification, wilayah
 from engine.umkm.eligibility import Verdict, nib_problem, nik_problem, product_problems
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_owner, settings_of
 from web.downloads import current_month, report_file
@@ -273,6 +273,8 @@ def register_own_business(db: Session, user: User, form: BusinessForm, nik: str)
         business = businesses.register_business(db, nik=nik, actor=user.username, **values)
     except businesses.DuplicateError:
         raise FormError(t("portal.duplicate_nib")) from None
+    # The owner's own registration waits as a draft until they send it for verification.
+    business.verification = Verification.draft
     users.link_business(db, user, business.id, actor=user.username)
     return business
 
@@ -311,7 +313,9 @@ def update_own_business(db: Session, user: User, business: Business, form: Busin
         changed.append("nik")
     for key, value in values.items():
         setattr(business, key, value)
-    if any(k in changed for k in (*IDENTITY_FIELDS, "nik")):
+    # A draft or rejected business is not in the queue: it stays so until the owner sends it.
+    if any(k in changed for k in (*IDENTITY_FIELDS, "nik")) and \
+            business.verification not in verification.SUBMITTABLE:
         business.verification = Verification.changed  # held until an admin checks it again
     verdict = businesses.refresh_eligibility(db, business)
     _audit(db, user, "business.update", "business", business.id,
@@ -390,7 +394,8 @@ def overview(request: Request, saved: str = "", user: User = Depends(require_own
     return page(request, "portal_home.html", {
         "business": business, "verdict": verdict_of(business), "products": products,
         "problems": problems, "kecamatan": wilayah.kecamatan_name(business.kecamatan_code),
-        "saved": bool(saved),
+        "saved": bool(saved), "decision": verification.latest_decision(db, business),
+        "submittable": business.verification in verification.SUBMITTABLE,
     })
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -124,38 +125,56 @@ def _sender(settings: Settings) -> tuple[str, str, str]:
     return name, addr, domain
 
 
-def build_email(settings: Settings, customer: Customer, address: str, url: str,
-                send_id: int) -> OutboundMessage:
-    """A small plain + HTML mail in the current language carrying the link."""
+@dataclass(frozen=True)
+class Link:
+    """A link in a small mail: the bare URL in the text part, a button in the HTML part."""
+
+    url: str
+    label: str
+
+
+def build_small_mail(settings: Settings, address: str, to_name: str | None, subject: str,
+                     parts: Sequence[str | Link], *, tag: str, send_id: int
+                     ) -> OutboundMessage:
+    """A small transactional plain + HTML mail (opt-in link, sign-up code, owner notice)."""
     name, addr, domain = _sender(settings)
     skeleton = MessageSkeleton(from_addr=addr, from_name=name or None, domain=domain)
-    greeting = t("optin.mail.greeting", name=(customer.name or "").split(" ")[0] or "Kak")
-    body = t("optin.mail.body")
-    ignore = t("optin.mail.ignore")
-    text = f"{greeting}\r\n\r\n{body}\r\n\r\n{url}\r\n\r\n{ignore}\r\n"
-    link = html.escape(url, quote=True)
-    page = (f"<p>{html.escape(greeting)}</p><p>{html.escape(body)}</p>"
-            f'<p><a href="{link}">{html.escape(t("optin.button"))}</a></p>'
-            f"<p>{html.escape(ignore)}</p>")
-    message_id = f"<optin-{send_id}.{secrets.token_hex(6)}@{domain}>"
-    raw = skeleton.build(to_addr=address, to_name=customer.name or None,
-                         subject=t("optin.mail.subject"), text=text, html=page,
+    text = "".join(f"{p.url if isinstance(p, Link) else p}\r\n\r\n" for p in parts)
+    page = "".join(
+        f'<p><a href="{html.escape(p.url, quote=True)}">{html.escape(p.label)}</a></p>'
+        if isinstance(p, Link) else f"<p>{html.escape(p)}</p>" for p in parts)
+    message_id = f"<{tag}-{send_id}.{secrets.token_hex(6)}@{domain}>"
+    raw = skeleton.build(to_addr=address, to_name=to_name, subject=subject,
+                         text=text.rstrip("\r\n") + "\r\n", html=page,
                          message_id=message_id)
     return OutboundMessage(delivery_id=send_id, recipient=address, payload=raw,
                            message_id=message_id, envelope_from=addr, account="email",
                            crlf_only=True)
 
 
-def _transmit(settings: Settings, customer: Customer, channel: str, address: str,
-              url: str, send_id: int) -> str | None:
+def build_email(settings: Settings, customer: Customer, address: str, url: str,
+                send_id: int) -> OutboundMessage:
+    """A small plain + HTML mail in the current language carrying the link."""
+    greeting = t("optin.mail.greeting", name=(customer.name or "").split(" ")[0] or "Kak")
+    return build_small_mail(settings, address, customer.name or None, t("optin.mail.subject"),
+                            [greeting, t("optin.mail.body"), Link(url, t("optin.button")),
+                             t("optin.mail.ignore")], tag="optin", send_id=send_id)
+
+
+def transmit(settings: Settings, channel: str, address: str, *,
+             mail: Callable[[], OutboundMessage], wa_text: str, kind: str, tag: str,
+             send_id: int) -> str | None:
+    """Send one small message by email (configured adapter) or WhatsApp (sandbox only).
+
+    Raises :class:`SendFailed` when the channel refused it, ``BadRequest`` when the
+    channel cannot carry it here (a live WhatsApp template is not configured for it).
+    """
     if channel == "email":
-        message = build_email(settings, customer, address, url, send_id)
-        results = email_adapter(settings).send_batch([message])
+        results = email_adapter(settings).send_batch([mail()])
     elif channel == "whatsapp" and settings.social_mode == "sandbox":
-        text = t("optin.wa.text", url=url)
         wa = OutboundMessage(delivery_id=send_id, recipient=address, account="dinas",
-                             payload={"to": address, "text": text, "kind": "confirm_opt_in"},
-                             message_id=f"optin-{send_id}")
+                             payload={"to": address, "text": wa_text, "kind": kind},
+                             message_id=f"{tag}-{send_id}")
         with sandbox_adapter(settings, "whatsapp") as adapter:
             results = adapter.send_batch([wa])
     else:
@@ -165,6 +184,14 @@ def _transmit(settings: Settings, customer: Customer, channel: str, address: str
         raise SendFailed("optin.send.failed", channel=channel,
                          error=str(result.error if result else "-")[:200])
     return result.provider_id
+
+
+def _transmit(settings: Settings, customer: Customer, channel: str, address: str,
+              url: str, send_id: int) -> str | None:
+    return transmit(settings, channel, address,
+                    mail=lambda: build_email(settings, customer, address, url, send_id),
+                    wa_text=t("optin.wa.text", url=url), kind="confirm_opt_in", tag="optin",
+                    send_id=send_id)
 
 
 def send_confirmation(session: Session, settings: Settings, customer: Customer,

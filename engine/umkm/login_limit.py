@@ -50,10 +50,15 @@ def address_key(address: str) -> str:
     return "addr:" + hashlib.sha256(address.encode()).hexdigest()[:40]
 
 
-def bump(db: Session, key: str, now: datetime | None = None) -> int:
-    """Atomically count one attempt for ``key`` and return the count in its window."""
+def bump(db: Session, key: str, now: datetime | None = None,
+         window: timedelta = WINDOW) -> int:
+    """Atomically count one attempt for ``key`` and return the count in its window.
+
+    Other throttles (the owner sign-up) share the table with their own key prefixes and
+    windows, so no second counter table is needed.
+    """
     at = now or utcnow()
-    stale = LoginAttempt.window_start < at - WINDOW
+    stale = LoginAttempt.window_start < at - window
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     upsert = insert(LoginAttempt).values(attempt_key=key, window_start=at, hits=1)

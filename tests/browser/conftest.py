@@ -187,9 +187,10 @@ class Contexts:
     opened: list[Any] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
 
-    def new(self) -> Any:
+    def new(self, width: int = 1280, height: int = 900) -> Any:
+        """A context of a ``width`` x ``height`` window (a phone: 390 x 844)."""
         context = self.browser.new_context(user_agent=DESKTOP_UA, locale="id-ID",
-                                           viewport={"width": 1280, "height": 900})
+                                           viewport={"width": width, "height": height})
         context.set_default_timeout(10_000)
         context.route("**/*", self._only_live_server)
         self.opened.append(context)

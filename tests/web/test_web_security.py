@@ -405,6 +405,11 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         "/dinas/pengguna/{user_id}/sandi": ("admin", {"password": "Sandi-baru-2026"}, 200),
         "/dinas/pengguna/{user_id}/umkm": ("admin", {"business_id": ""}, 400),
         "/dinas/pengguna/{user_id}/status": ("admin", {"active": "0"}, 200),
+        "/daftar": (None, {"contact": "calon.pemilik@contoh.id"}, 303),
+        "/daftar/kode": (None, {"code": "000000"}, 400),  # this browser asked for no code
+        "/daftar/akun": (None, {"username": "calon", "password": PASSWORD,
+                                "password2": PASSWORD}, 303),  # no verified code: back
+        "/portal/kirim-verifikasi": ("pemilik-a", {}, 409),  # already in the queue
     }
 
 
