@@ -56,6 +56,7 @@ def test_the_sweeper_requeues_only_expired_leases(db: Session) -> None:
     outbox.claim(db, ids, NOW, owner="A", lease_seconds=30)
     expiry = NOW + timedelta(seconds=30)
     assert outbox.requeue_stale(db, expiry) == 0  # at the expiry itself: still held
+    _set(db, ids[0], enqueued_at=NOW)
     assert outbox.requeue_stale(db, expiry + timedelta(seconds=1)) == 3
     row = _row(db, ids[0])
     assert row.status == DeliveryStatus.pending
@@ -202,6 +203,10 @@ def test_an_owner_less_record_writes_any_sending_row_and_a_fenced_one_no_settled
     outbox.claim(db, ids, NOW, owner="A", lease_seconds=30)
     outbox.record(db, [outbox.Outcome(ids[0], "sent", message_id="<a@x>")], {ids[0]: 1}, 5, NOW)
     assert _row(db, ids[0]).status == DeliveryStatus.sent
+    late = _pending(db, 1)
+    outbox.claim(db, late, NOW, owner="A", lease_seconds=30)
+    outbox.record(db, [outbox.Outcome(late[0], "permanent", error="550")], {late[0]: 1}, 5, NOW)
+    assert _row(db, late[0]).status == DeliveryStatus.failed
     _set(db, ids[1], status=DeliveryStatus.skipped)  # cancelled meanwhile
     outbox.record(db, [outbox.Outcome(ids[1], "sent", message_id="<b@x>")], {ids[1]: 1}, 5,
                   NOW, owner="A")
