@@ -170,11 +170,11 @@ def seed_catalog(db: Session) -> Catalog:
     ineligible = make_business(db, name="Usaha Belum Terverifikasi", eligible=False)
     products = [
         make_product(db, tenun, name="Selendang Tenun Buna", price=350_000,
-                     image_url="https://umkm.ttskab.go.id/media/selendang.jpg"),
+                     image_url=f"/media/{'a1' * 32}/square.jpg"),
         make_product(db, tenun, name="Sarung Tenun Ikat", price=750_000,
-                     image_url="https://umkm.ttskab.go.id/media/sarung.jpg"),
+                     image_url=f"/media/{'b2' * 32}/square.jpg"),
         make_product(db, anyaman, name="Tas Anyaman Lontar", price=125_000,
-                     image_url="https://umkm.ttskab.go.id/media/tas.jpg"),
+                     image_url=f"/media/{'c3' * 32}/square.jpg"),
     ]
     for product in products:
         make_optin(db, product, CAMPAIGN_ID)
