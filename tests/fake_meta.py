@@ -119,6 +119,7 @@ class FakeMeta:
         self.container_script: deque[list[str]] = deque()
         self.expired_tokens: set[str] = set()
         self.usage_headers: dict[str, str] = {}
+        self.retired_metrics: set[str] = set()  # Meta removed them: error 100 from now on
         # Public host -> loopback server of the photos (tests.fake_media); None: undeclared.
         self.media_hosts: dict[str, str] | None = None
         self._queues: dict[tuple[str, str], deque[Canned]] = {}
@@ -315,7 +316,7 @@ class FakeMeta:
         names = [m for m in metric.split(",") if m]
         is_post = "_" in node
         valid = FB_POST_METRICS if is_post else IG_MEDIA_METRICS
-        bad = [m for m in names if m not in valid]
+        bad = [m for m in names if m not in valid or m in self.retired_metrics]
         if not names or bad:
             return graph_error(100, message=f"(#100) metric[0] must be one of the following "
                                f"values: {', '.join(sorted(valid))}; got {bad}")
