@@ -16,7 +16,7 @@ from engine.cli.business import db_session
 from engine.common.i18n import t
 from engine.config import get_settings
 from engine.social.media import media_problems
-from engine.social.plan import campaign_products, post_platforms
+from engine.social.plan import campaign_products, post_platforms, tiktok_privacy_problems
 
 campaign = sub("campaign", "Kampanye dari berkas YAML: validasi, rencana, pratinjau, peluncuran.")
 
@@ -67,7 +67,8 @@ def validate_command(
 def _with_media_checks(
     results: dict[Path, tuple[CampaignSpec | None, list[CampaignError]]],
 ) -> dict[Path, tuple[CampaignSpec | None, list[CampaignError]]]:
-    """Refuse a post channel whose products have no photo the platform accepts.
+    """Refuse a post channel whose products have no photo the platform accepts, and a
+    TikTok privacy the configured app may not use.
 
     Only this needs the database (the catalog); a file with no post channel is checked
     offline as before.
@@ -79,8 +80,8 @@ def _with_media_checks(
     settings = get_settings()
     with db_session() as session:
         for path, spec in wanted.items():
-            problems = media_problems(campaign_products(session, spec),
-                                      post_platforms(spec), settings)
+            problems = tiktok_privacy_problems(spec, settings) + media_problems(
+                campaign_products(session, spec), post_platforms(spec), settings)
             if problems:
                 results[path] = (None, [CampaignError(str(path), 1, 1, p) for p in problems])
     return results

@@ -32,7 +32,7 @@ from channels.base import (
 from channels.tokens import TokenExchange, TokenSet
 from engine.campaign.audience import newest_consent_granted
 from engine.campaign.catalog import CatalogProduct
-from engine.campaign.schema import WhatsAppTemplate
+from engine.campaign.schema import TikTokChannel, WhatsAppTemplate
 from engine.common.i18n import t
 from engine.config import Settings
 from engine.db import session_factory
@@ -162,8 +162,16 @@ def build_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogPr
     withdrew the opt-in, or the business lost eligibility): that post is not made.
     """
     config = post_channel(ctx.spec, delivery.channel)
+    payload = _payload_of(ctx, delivery, products, settings,
+                          config.template if config else "social/promo.j2")
+    if payload is not None and isinstance(config, TikTokChannel):
+        payload |= {"privacy_level": config.privacy, "consent": config.consent}
+    return payload
+
+
+def _payload_of(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogProduct],
+                settings: Settings, template: str) -> dict[str, Any] | None:
     tracker = ctx.tracker.for_delivery(delivery.id)
-    template = config.template if config else "social/promo.j2"
     product_id = delivery.context.get("product_id")
     if product_id is not None:
         if int(product_id) not in products:

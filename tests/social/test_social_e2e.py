@@ -97,6 +97,8 @@ channels:
 {channels}
 """
 PER_PRODUCT = "  {name}: {{template: social/promo.j2, per: product}}"
+TIKTOK_PUBLIC = ("  tiktok: {template: social/promo.j2, per: product, privacy: PUBLIC_TO_EVERYONE,"
+                 " consent: true}")
 
 
 # ----------------------------------------------------------------------------- the world
@@ -454,7 +456,9 @@ def test_metrics_are_stored_per_business_and_polled_by_the_beat(
     catalog = seed_catalog(world.db)
     connect_meta(world.db)
     connect_tiktok(world.db, fake_tiktok)
-    run_id = world.launch(world.spec(["facebook", "instagram", "tiktok"]))
+    run_id = world.launch(world.spec("\n".join([
+        PER_PRODUCT.format(name="facebook"), PER_PRODUCT.format(name="instagram"),
+        TIKTOK_PUBLIC])))
     world.run(run_id)
     for n, post in enumerate(fb_posts(fake_meta), start=1):
         fake_meta.engagement[post["id"]] = {"reactions": 10 * n, "comments": n, "shares": 2}
