@@ -222,18 +222,26 @@ class FacebookChannel(MetaChannel[FacebookPost]):
                 log.info("facebook: no metrics for %s: %s", post_id, exc)
                 continue
             metrics.extend(_field_metrics(post_id, fields, now))
-            try:
-                insights = client.get(
-                    f"{post_id}/insights", metric=",".join(POST_INSIGHT_METRICS)
-                )
-            except PermanentChannelError as exc:
-                log.info("facebook: no insights for %s: %s", post_id, exc)
-                continue
-            for name, (count, entry) in insight_values(insights).items():
-                kind = POST_INSIGHT_METRICS.get(name) or MetricType.from_provider(name)
-                if kind is not None:
-                    metrics.append(EngagementMetric(kind, count, post_id, now, entry))
+            metrics.extend(_insight_metrics(client, post_id, now))
         return metrics
+
+
+def _insight_metrics(client: MetaGraphClient, post_id: str,
+                     now: datetime) -> list[EngagementMetric]:
+    """One ``/insights`` call per metric: Graph refuses a whole call (error 100, invalid
+    metric) when Meta retires one of its metrics, which would void the others too."""
+    metrics: list[EngagementMetric] = []
+    for metric in POST_INSIGHT_METRICS:
+        try:
+            insights = client.get(f"{post_id}/insights", metric=metric)
+        except PermanentChannelError as exc:
+            log.info("facebook: no %s for %s: %s", metric, post_id, exc)
+            continue
+        for name, (count, entry) in insight_values(insights).items():
+            kind = POST_INSIGHT_METRICS.get(name) or MetricType.from_provider(name)
+            if kind is not None:
+                metrics.append(EngagementMetric(kind, count, post_id, now, entry))
+    return metrics
 
 
 def _field_metrics(

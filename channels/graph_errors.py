@@ -10,10 +10,16 @@ adapter does not need facebook-sdk.
 Verdicts for Pages and Instagram (DESIGN §7)::
 
     190, 102, subcodes 458-467 / 492        AuthChannelError (reconnect the account)
+    10, 200-299 (a permission is missing)   AuthChannelError (reconnect, granting it)
     4, 17, 32, 613, 341, 80001..            TransientChannelError, whole account, cool-down
     368 (temporarily blocked)               TransientChannelError, whole account
     1, 2, is_transient, HTTP 5xx            TransientChannelError
-    10, 100, 200-299, 506 (duplicate), ..   PermanentChannelError (this post only)
+    100, 506 (duplicate), ..                PermanentChannelError (this post only)
+
+Why a missing permission pauses the account instead of failing the post: every other
+post of that account would be refused the same way, so failing them one by one spends a
+whole batch (issue 17); once someone reconnects granting the permission, the posts that
+waited go out. The WhatsApp adapter treats 10 the same way.
 
 A POST that may have reached Meta without us seeing the answer (read timeout, dropped
 connection) raises :class:`OutcomeUnknownError`: callers must check before posting again.
@@ -45,7 +51,8 @@ THROTTLE_CODES = frozenset({APP_THROTTLE, 17, 32, 341, 613, *range(80000, 80015)
 BLOCKED_CODES = frozenset({368})
 TRANSIENT_CODES = frozenset({1, 2})
 DUPLICATE_POST = 506
-PERMANENT_CODES = frozenset({10, INVALID_PARAMETER, DUPLICATE_POST, *PERMISSION_CODES})
+PERMISSION_DENIED = 10
+PERMANENT_CODES = frozenset({INVALID_PARAMETER, DUPLICATE_POST})
 
 # The SDK puts the token in the query string; requests' exception texts quote the URL.
 _TOKEN_IN_TEXT = re.compile(r"(access_token=)[^&\s'\"]+")
@@ -102,6 +109,9 @@ def classify_graph_error(
     message = f"Meta: {redact(text)}" + (f" (kode {code})" if code is not None else "")
     if code in AUTH_CODES or subcode in AUTH_SUBCODES:
         return AuthChannelError(f"{message}; akun perlu dihubungkan ulang", raw=raw)
+    if code == PERMISSION_DENIED or code in PERMISSION_CODES:
+        return AuthChannelError(
+            f"{message}; izin akun kurang, hubungkan ulang dengan izin itu", raw=raw)
     if code in THROTTLE_CODES:
         return TransientChannelError(
             f"{message}; akun sedang dibatasi Meta", raw=raw,

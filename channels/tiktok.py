@@ -198,7 +198,8 @@ class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
             log.info("tiktok: delivery %s resumes publish %s", message.delivery_id, checkpointed)
             return self._await_publish(checkpointed, privacy_level=None, resumed=True)
         creator = self.creator_info()
-        level = choose_privacy_level(creator.privacy_level_options, audited=self.audited)
+        level = choose_privacy_level(creator.privacy_level_options, audited=self.audited,
+                                     requested=payload.privacy_level, consent=payload.consent)
         check_duration(payload, creator)
         publish_id, level = self._init_with_fallback(payload, creator, level)
         self.hooks.checkpoint(message.delivery_id, {"publish_id": publish_id})
@@ -228,6 +229,13 @@ class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
     def creator_info(self) -> CreatorInfo:
         """Query what the creator allows right now (called before every post)."""
         return CreatorInfo.from_api(self._call(API_CREATOR_INFO, {}))
+
+    def public_post_ids(self, publish_id: str) -> tuple[str, ...]:
+        """``status/fetch`` again for a published post: a public post only gets its id
+        (``publicaly_available_post_id``, TikTok's spelling) once moderation is done,
+        often well after ``PUBLISH_COMPLETE``; until then this is empty."""
+        data = self._call(API_STATUS, {"publish_id": publish_id})
+        return tuple(str(p) for p in data.get("publicaly_available_post_id") or ())
 
     def fetch_metrics(self, provider_post_ids: Sequence[str]) -> list[EngagementMetric]:
         """Counts of published videos through ``video/query``.

@@ -15,8 +15,7 @@ from typing import Any, Literal
 from channels.base import PermanentChannelError
 
 SELF_ONLY = "SELF_ONLY"
-# Widest audience first: what an audited app picks among the creator's options.
-AUDITED_PREFERENCE = (
+PRIVACY_LEVELS = (
     "PUBLIC_TO_EVERYONE",
     "FOLLOWER_OF_CREATOR",
     "MUTUAL_FOLLOW_FRIENDS",
@@ -43,6 +42,8 @@ class TikTokPost:
     disable_duet: bool = False
     disable_stitch: bool = False
     attribution: dict[str, Any] = field(default_factory=dict)
+    privacy_level: str | None = None  # chosen per campaign (``channels.tiktok.privacy``)
+    consent: bool = False  # the staff's explicit consent to post publicly
 
     @classmethod
     def from_payload(cls, payload: object) -> TikTokPost:
@@ -73,6 +74,8 @@ class TikTokPost:
             disable_duet=bool(payload.get("disable_duet")),
             disable_stitch=bool(payload.get("disable_stitch")),
             attribution={k: payload.get(k) for k in ("product_id", "business_id")},
+            privacy_level=str(payload["privacy_level"]) if payload.get("privacy_level") else None,
+            consent=payload.get("consent") is True,
         )
 
 
@@ -114,24 +117,34 @@ class PublishOutcome:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def choose_privacy_level(options: Sequence[str], *, audited: bool) -> str:
-    """Pick the privacy level for a post, only ever from the creator's current options.
+def choose_privacy_level(options: Sequence[str], *, audited: bool,
+                         requested: str | None = None, consent: bool = False) -> str:
+    """The privacy level of a post, only ever one of the creator's current options.
 
-    Unaudited apps may only post ``SELF_ONLY`` (TikTok forces private visibility until
-    the audit); audited apps take the widest audience the creator offers.
+    TikTok's Direct Post rules: an unaudited app posts ``SELF_ONLY`` and nothing else;
+    an audited app must let the user pick the level for each post, with **no default**,
+    and must have the user's explicit consent. The campaign's ``channels.tiktok``
+    carries that choice (``privacy``, ``consent``); nothing is guessed here.
     """
     if not audited:
+        if requested not in (None, SELF_ONLY):
+            raise PermanentChannelError(UNAUDITED_TEXT, raw={"requested": requested})
         if SELF_ONLY in options:
             return SELF_ONLY
         raise PermanentChannelError(UNAUDITED_TEXT, raw={"privacy_level_options": list(options)})
-    for level in AUDITED_PREFERENCE:
-        if level in options:
-            return level
-    if options:
-        return options[0]
-    raise PermanentChannelError(
-        "TikTok tidak memberikan pilihan privasi untuk akun ini", raw={"privacy_level_options": []}
-    )
+    if requested is None:
+        raise PermanentChannelError(
+            "TikTok: pilih privasi postingan di kampanye (channels.tiktok.privacy); "
+            "tidak ada pilihan bawaan", raw={"privacy_level_options": list(options)})
+    if not consent:
+        raise PermanentChannelError(
+            "TikTok: persetujuan eksplisit untuk memposting belum diberikan "
+            "(channels.tiktok.consent: true)", raw={"requested": requested})
+    if requested not in options:
+        raise PermanentChannelError(
+            f"TikTok: privasi {requested} tidak ditawarkan akun ini (pilihan: "
+            f"{', '.join(options) or '-'})", raw={"privacy_level_options": list(options)})
+    return requested
 
 
 def _media_urls(payload: Mapping[str, Any]) -> tuple[str, ...]:

@@ -38,6 +38,9 @@ from engine.models import (
 )
 
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09.00 WITA, a convenient fixed "now"
+# A stored photo as engine.media keeps it (the site path of its square JPEG variant).
+PHOTO = "/media/" + "ab" * 32 + "/square.jpg"
+
 DEFAULT_NIK = "5302014107920001"
 _seq = itertools.count(1)
 T = TypeVar("T")
@@ -89,7 +92,7 @@ def make_product(
     category: str = "kerajinan_tangan",
     price: int = 150_000,
     description: str | None = "Produk asli Timor Tengah Selatan.",
-    image_url: str | None = "https://umkm.ttskab.go.id/media/produk.jpg",
+    image_url: str | None = PHOTO,
     in_stock: bool = True,
     sku: str | None = None,
     **fields: Any,

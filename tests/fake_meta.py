@@ -39,6 +39,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from tests.fake_media import fetch, instagram_ratio_ok
+
 FB_POST_METRICS = frozenset({
     "post_media_view", "post_total_media_view_unique", "post_clicks",
     "post_reactions_by_type_total",
@@ -117,6 +119,9 @@ class FakeMeta:
         self.container_script: deque[list[str]] = deque()
         self.expired_tokens: set[str] = set()
         self.usage_headers: dict[str, str] = {}
+        self.retired_metrics: set[str] = set()  # Meta removed them: error 100 from now on
+        # Public host -> loopback server of the photos (tests.fake_media); None: undeclared.
+        self.media_hosts: dict[str, str] | None = None
         self._queues: dict[tuple[str, str], deque[Canned]] = {}
         self._ids = itertools.count(1001)
         self._lock = threading.RLock()
@@ -226,6 +231,8 @@ class FakeMeta:
     def _create_photo(self, page: str, p: dict[str, str]) -> Canned:
         if not p.get("url"):
             return graph_error(324, message="(#324) Requires upload file")
+        if fetch(p["url"], self.media_hosts).problem:
+            return graph_error(324, 2069019, "(#324) Missing or invalid image file")
         answer = self._create_post(page, p.get("caption", ""), photo_url=p["url"])
         if answer.status != 200:
             return answer
@@ -236,12 +243,30 @@ class FakeMeta:
             return graph_error(100, 2207053, "The media type VIDEO is not supported; use REELS")
         if not (p.get("image_url") or p.get("video_url")):
             return graph_error(100, message="(#100) The parameter image_url is required.")
+        if p.get("image_url"):
+            problem = self._instagram_image(p["image_url"])
+            if problem is not None:
+                return problem
         statuses = self.container_script.popleft() if self.container_script else ["FINISHED"]
         container = self.new_id("c")
         self.containers[container] = {"ig_user": ig_user, "statuses": list(statuses),
                                       "polls": 0, "caption": p.get("caption", ""),
                                       "published": False, "params": dict(p)}
         return Canned(body={"id": container})
+
+    def _instagram_image(self, url: str) -> Canned | None:
+        """Instagram fetches the photo at once: JPEG only, aspect ratio 4:5 to 1.91:1."""
+        fetched = fetch(url, self.media_hosts)
+        if fetched.problem:
+            return graph_error(9004, 2207052, "(#9004) Media download has failed. The "
+                               "media URI doesn't meet our requirements.")
+        if fetched.format != "JPEG":
+            return graph_error(36001, 2207005, "The image format is not supported.")
+        if not instagram_ratio_ok(fetched):
+            return graph_error(36003, 2207009, f"The submitted image with aspect ratio "
+                               f"('{fetched.width}/{fetched.height}',) cannot be published. "
+                               "Please submit an image with a valid aspect ratio.")
+        return None
 
     def container_status(self, container: str) -> str:
         box = self.containers[container]
@@ -291,7 +316,7 @@ class FakeMeta:
         names = [m for m in metric.split(",") if m]
         is_post = "_" in node
         valid = FB_POST_METRICS if is_post else IG_MEDIA_METRICS
-        bad = [m for m in names if m not in valid]
+        bad = [m for m in names if m not in valid or m in self.retired_metrics]
         if not names or bad:
             return graph_error(100, message=f"(#100) metric[0] must be one of the following "
                                f"values: {', '.join(sorted(valid))}; got {bad}")

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.fake_http import FakeHTTPServer, Recorded, Reply
+from tests.fake_media import fetch
 
 CREATOR_INFO = "/v2/post/publish/creator_info/query/"
 VIDEO_INIT = "/v2/post/publish/video/init/"
@@ -55,6 +56,7 @@ ERROR_STATUS: dict[str, int] = {
     "reached_active_user_cap": 403,
     "unaudited_client_can_only_post_to_private_accounts": 403,
     "url_ownership_unverified": 403,
+    "file_format_check_failed": 400,
     "internal_error": 500,
 }
 
@@ -70,6 +72,7 @@ class Publish:
     statuses: deque[str]
     fail_reason: str = ""
     video_id: str = ""
+    moderation_polls: int = 0  # PUBLISH_COMPLETE answers still without a public id
 
 
 @dataclass
@@ -93,6 +96,12 @@ class FakeTikTok(FakeHTTPServer):
     publishes: dict[str, Publish] = field(default_factory=dict)
     videos: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_statuses: tuple[str, ...] = ("PROCESSING_DOWNLOAD", "PUBLISH_COMPLETE")
+    # Public host -> loopback server of the photos (tests.fake_media); None: not declared.
+    media_hosts: dict[str, str] | None = None
+    # Domains verified in the TikTok developer portal; None: the declared media hosts.
+    verified_domains: set[str] | None = None
+    # How many status polls a public post stays in moderation (no public id yet).
+    moderation_polls: int = 0
 
     def __post_init__(self) -> None:
         FakeHTTPServer.__init__(self)
@@ -213,14 +222,36 @@ class FakeTikTok(FakeHTTPServer):
             return self.error("invalid_params", "bad source_info for PHOTO")
         if len(info.get("title") or "") > 90:
             return self.error("invalid_params", "title longer than 90 characters")
-        return self._ok({"publish_id": self._new_publish("photo", info["privacy_level"], body)})
+        return self._pull_photos(images, info["privacy_level"], body)
+
+    def _pull_photos(self, images: list[Any], level: str, body: dict[str, Any]) -> Reply:
+        """PULL_FROM_URL as documented: only from a verified domain, JPEG or WEBP only."""
+        verified = self.verified_domains if self.verified_domains is not None else (
+            set(self.media_hosts) if self.media_hosts is not None else None)
+        formats = []
+        for url in images:
+            fetched = fetch(str(url), self.media_hosts)
+            if fetched.problem in ("relative", "private"):
+                return self.error("invalid_params", f"photo_images must be public URLs: {url}")
+            host = str(url).split("/")[2]
+            if (verified is not None and host not in verified) or fetched.problem:
+                return self.error("url_ownership_unverified",
+                                  "Please verify the ownership of the domain or URL prefix")
+            formats.append(fetched.format)
+        publish_id = self._new_publish("photo", level, body)
+        if any(f not in ("JPEG", "WEBP") for f in formats):
+            publish = self.publishes[publish_id]
+            publish.statuses = deque(["FAILED"])
+            publish.fail_reason = "file_format_check_failed"
+        return self._ok({"publish_id": publish_id})
 
     def _new_publish(self, kind: str, level: str, body: dict[str, Any]) -> str:
         statuses, reason = (self._scripts.popleft() if self._scripts
                             else (list(self.default_statuses), ""))
         publish_id = f"{'v' if kind == 'video' else 'p'}_pub_url~v2-1.{next(self._ids)}"
         self.publishes[publish_id] = Publish(publish_id, kind, level, body, deque(statuses),
-                                             fail_reason=reason)
+                                             fail_reason=reason,
+                                             moderation_polls=self.moderation_polls)
         return publish_id
 
     def _status(self, request: Recorded) -> Reply:
@@ -232,7 +263,10 @@ class FakeTikTok(FakeHTTPServer):
                                 "downloaded_bytes": 1048576}
         if status == "FAILED":
             data["fail_reason"] = publish.fail_reason or "internal"
-        if status == "PUBLISH_COMPLETE":
+        if status == "PUBLISH_COMPLETE" and publish.moderation_polls > 0:
+            publish.moderation_polls -= 1  # complete, but still in moderation: no id yet
+            data["publicaly_available_post_id"] = []
+        elif status == "PUBLISH_COMPLETE":
             data["publicaly_available_post_id"] = self._public_ids(publish)
         return self._ok(data)
 

@@ -317,6 +317,21 @@ class SocialChannel(Strict):
     per: Literal["product", "campaign"] = "campaign"
 
 
+TikTokPrivacy = Literal["PUBLIC_TO_EVERYONE", "FOLLOWER_OF_CREATOR", "MUTUAL_FOLLOW_FRIENDS",
+                        "SELF_ONLY"]
+
+
+class TikTokChannel(SocialChannel):
+    """TikTok's Direct Post rules: an audited app posts at the privacy level the user
+    chose for this content (no default) with their explicit consent; an unaudited app
+    posts ``SELF_ONLY`` only. ``umkm campaign validate`` checks both against the
+    configured app (``TIKTOK_AUDITED``); the adapter checks the level against the
+    creator's current options before each post."""
+
+    privacy: TikTokPrivacy | None = None
+    consent: bool = False
+
+
 class WhatsAppTemplate(Strict):
     """An approved Cloud API message template; its body takes two parameters, the
     customer's first name ({{1}}) and the tracked product/campaign link ({{2}})."""
@@ -361,7 +376,7 @@ class Channels(Strict):
     email: EmailChannel | None = None
     facebook: SocialChannel | None = None
     instagram: SocialChannel | None = None
-    tiktok: SocialChannel | None = None
+    tiktok: TikTokChannel | None = None
     whatsapp: WhatsAppChannel | None = None
     _plugins: dict[str, SocialChannel] = PrivateAttr(default_factory=dict)
 

@@ -12,7 +12,11 @@ import typer
 from engine.campaign.loader import CampaignError, check_files
 from engine.campaign.schema import CampaignSpec
 from engine.cli.app import console, sub
+from engine.cli.business import db_session
 from engine.common.i18n import t
+from engine.config import get_settings
+from engine.social.media import media_problems
+from engine.social.plan import campaign_products, post_platforms, tiktok_privacy_problems
 
 campaign = sub("campaign", "Kampanye dari berkas YAML: validasi, rencana, pratinjau, peluncuran.")
 
@@ -40,7 +44,7 @@ def validate_command(
 ) -> None:
     """Periksa berkas kampanye: skema, aturan per jenis, template dan ekspresi Jinja."""
     paths, missing = expand_paths(files)
-    results = check_files(paths)
+    results = _with_media_checks(check_files(paths))
     total = len(missing)
     for error in missing:
         console.print(str(error), markup=False, highlight=False, soft_wrap=True)
@@ -58,6 +62,29 @@ def validate_command(
         raise typer.Exit(1)
     console.print(t("campaign.cli.summary_ok", files=len(results)), style="green",
                   highlight=False)
+
+
+def _with_media_checks(
+    results: dict[Path, tuple[CampaignSpec | None, list[CampaignError]]],
+) -> dict[Path, tuple[CampaignSpec | None, list[CampaignError]]]:
+    """Refuse a post channel whose products have no photo the platform accepts, and a
+    TikTok privacy the configured app may not use.
+
+    Only this needs the database (the catalog); a file with no post channel is checked
+    offline as before.
+    """
+    wanted = {path: spec for path, (spec, _e) in results.items()
+              if spec is not None and post_platforms(spec)}
+    if not wanted:
+        return results
+    settings = get_settings()
+    with db_session() as session:
+        for path, spec in wanted.items():
+            problems = tiktok_privacy_problems(spec, settings) + media_problems(
+                campaign_products(session, spec), post_platforms(spec), settings)
+            if problems:
+                results[path] = (None, [CampaignError(str(path), 1, 1, p) for p in problems])
+    return results
 
 
 def _valid_line(path: Path, spec: CampaignSpec) -> str:

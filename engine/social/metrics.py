@@ -8,7 +8,7 @@ so the reports of Pasal 15 can take the latest snapshot per post and metric.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -55,8 +55,8 @@ def poll_metrics(settings: Settings, now: datetime | None = None, *,
 
 def _poll_due(post: SocialPost, now: datetime, min_interval: timedelta | None) -> bool:
     """Never read, read ``min_interval`` ago, or read "in the future" (clock reset)."""
-    if min_interval is None:
-        return True
+    if min_interval is None or _in_moderation(post):
+        return True  # a post TikTok still moderates is asked again at every beat
     try:
         last = aware(datetime.fromisoformat(str((post.raw or {}).get("metrics_polled_at"))))
     except ValueError:
@@ -77,6 +77,9 @@ def _poll_group(session: Session, sessions: sessionmaker[Session], settings: Set
     stored = 0
     try:
         with adapters.social_adapter(platform, credentials, hooks, settings) as adapter:
+            resolve = getattr(adapter, "public_post_ids", None)
+            if callable(resolve):
+                _resolve_public_ids(group, resolve)
             if adapter.capabilities.metrics:
                 metrics = adapter.fetch_metrics([p.provider_post_id or "" for p in group])
                 stored = _store_metrics(session, group, metrics, now)
@@ -85,6 +88,30 @@ def _poll_group(session: Session, sessions: sessionmaker[Session], settings: Set
     for post in group:
         post.raw = {**(post.raw or {}), "metrics_polled_at": now.isoformat()}
     return stored
+
+
+def _in_moderation(post: SocialPost) -> bool:
+    """A public TikTok post still known only by its publish id (no public id yet)."""
+    result = (post.raw or {}).get("result") or {}
+    return (post.platform == "tiktok" and not str(post.provider_post_id or "").isdigit()
+            and bool(result.get("privacy_level")) and result.get("privacy_level") != "SELF_ONLY")
+
+
+def _resolve_public_ids(group: Sequence[SocialPost],
+                        resolve: Callable[[str], Sequence[str]]) -> None:
+    """Ask again for the public id of posts TikTok was still moderating; once it comes,
+    the post is known by it and its metrics can be read (issue 17)."""
+    for post in group:
+        if not _in_moderation(post):
+            continue
+        publish_id = str(post.provider_post_id)
+        ids = resolve(publish_id)
+        raw = dict(post.raw or {})
+        raw["status_polls"] = int(raw.get("status_polls") or 0) + 1
+        if ids:
+            raw["publish_id"] = publish_id
+            post.provider_post_id = str(ids[0])
+        post.raw = raw
 
 
 def _store_metrics(session: Session, posts: Sequence[SocialPost],

@@ -23,7 +23,13 @@ from sqlalchemy.orm import Session
 from channels import ChannelKind, channel_names
 from engine.campaign.catalog import CatalogProduct, eligible_products
 from engine.campaign.fields import CHANNEL_KEYS
-from engine.campaign.schema import CampaignSpec, Products, SocialChannel, WhatsAppChannel
+from engine.campaign.schema import (
+    CampaignSpec,
+    Products,
+    SocialChannel,
+    TikTokChannel,
+    WhatsAppChannel,
+)
 from engine.common.i18n import t
 from engine.config import Settings
 from engine.models import CampaignRun, Delivery, DeliveryStatus, utcnow
@@ -53,6 +59,27 @@ def post_channel(spec: CampaignSpec, name: str) -> SocialChannel | None:
         config = getattr(spec.channels, name)
         return config if isinstance(config, SocialChannel) else None
     return spec.channels.plugins.get(name)
+
+
+def tiktok_privacy_problems(spec: CampaignSpec, settings: Settings) -> list[str]:
+    """What TikTok would refuse in ``channels.tiktok`` for the configured app.
+
+    Audited (``TIKTOK_AUDITED``): the privacy level must be chosen (no default) and the
+    consent given; unaudited: only ``SELF_ONLY`` may be asked for.
+    """
+    config = spec.channels.tiktok
+    if not isinstance(config, TikTokChannel):
+        return []
+    if not settings.tiktok_audited:
+        if config.privacy not in (None, "SELF_ONLY"):
+            return [t("social.tiktok_unaudited", privacy=config.privacy)]
+        return []
+    problems = []
+    if config.privacy is None:
+        problems.append(t("social.tiktok_privacy_required"))
+    if not config.consent:
+        problems.append(t("social.tiktok_consent_required"))
+    return problems
 
 
 def campaign_products(session: Session, spec: CampaignSpec) -> list[CatalogProduct]:

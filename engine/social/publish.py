@@ -32,7 +32,7 @@ from channels.base import (
 from channels.tokens import TokenExchange, TokenSet
 from engine.campaign.audience import newest_consent_granted
 from engine.campaign.catalog import CatalogProduct
-from engine.campaign.schema import WhatsAppTemplate
+from engine.campaign.schema import TikTokChannel, WhatsAppTemplate
 from engine.common.i18n import t
 from engine.config import Settings
 from engine.db import session_factory
@@ -52,6 +52,7 @@ from engine.models import (
 from engine.outbox import adapters
 from engine.social import accounts
 from engine.social.inbound import WA_WINDOW, last_inbound
+from engine.social.media import MediaUnfit, post_media_url
 from engine.social.plan import SHARE_KIT_RECIPIENT, WHATSAPP, campaign_products, post_channel
 from engine.social.sharekit import build_share_kit
 
@@ -161,8 +162,16 @@ def build_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogPr
     withdrew the opt-in, or the business lost eligibility): that post is not made.
     """
     config = post_channel(ctx.spec, delivery.channel)
+    payload = _payload_of(ctx, delivery, products, settings,
+                          config.template if config else "social/promo.j2")
+    if payload is not None and isinstance(config, TikTokChannel):
+        payload |= {"privacy_level": config.privacy, "consent": config.consent}
+    return payload
+
+
+def _payload_of(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogProduct],
+                settings: Settings, template: str) -> dict[str, Any] | None:
     tracker = ctx.tracker.for_delivery(delivery.id)
-    template = config.template if config else "social/promo.j2"
     product_id = delivery.context.get("product_id")
     if product_id is not None:
         if int(product_id) not in products:
@@ -171,7 +180,8 @@ def build_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogPr
         link = str(tracker.track(product["url"], product=product))
         product = {**product, "url": link}
         caption = _caption(template, {**_base(ctx), "product": product, "products": [product]})
-        return {"caption": caption, "media_url": product["image_url"], "media_type": "image",
+        media = post_media_url(product["image_url"], delivery.channel, settings)
+        return {"caption": caption, "media_url": media, "media_type": "image",
                 "link": link, "product_id": product["id"],
                 "business_id": product["business"]["id"]}
     chosen = [products[int(i)].as_context(settings.base_url)
@@ -180,7 +190,8 @@ def build_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogPr
         return None
     chosen = [{**p, "url": str(tracker.track(p["url"], product=p))} for p in chosen]
     caption = _caption(template, {**_base(ctx), "product": None, "products": chosen})
-    return {"caption": caption, "media_url": chosen[0]["image_url"], "media_type": "image",
+    media = post_media_url(chosen[0]["image_url"], delivery.channel, settings)
+    return {"caption": caption, "media_url": media, "media_type": "image",
             "link": chosen[0]["url"], "product_id": None, "business_id": delivery.business_id,
             "product_ids": [p["id"] for p in chosen]}
 
@@ -340,6 +351,9 @@ def _payloads(session: Session, ctx: Any, kind: str, group: Sequence[Delivery],
                 else build_payload(ctx, d, catalog, settings)
         except TemplateProblem as exc:
             batch.results.append(SendResult(d.id, SendStatus.PERMANENT, error=exc.message))
+            continue
+        except MediaUnfit as exc:
+            batch.results.append(SendResult(d.id, SendStatus.PERMANENT, error=exc.message("id")))
             continue
         if payload is None:
             batch.skipped[d.id] = t("social.product_withdrawn", lang="id")

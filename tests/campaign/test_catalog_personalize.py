@@ -13,6 +13,7 @@ from engine.customers.consent import mute_categories
 from engine.models import Product
 from tests.factories import (
     NOW,
+    PHOTO,
     make_business,
     make_customer,
     make_optin,
@@ -59,7 +60,7 @@ def test_catalog_keeps_only_complete_in_stock_opted_in_products_of_eligible_umkm
     assert entry == {
         "id": ok.id, "name": "Selendang Amanuban", "price": 350_000,
         "description": "Produk asli Timor Tengah Selatan.",
-        "image_url": "https://umkm.ttskab.go.id/media/produk.jpg",
+        "image_url": "https://umkm.ttskab.go.id" + PHOTO,
         "url": f"https://umkm.ttskab.go.id/produk/{ok.id}", "category": "kerajinan_tangan",
         "business": {"id": good.id, "name": "Tenun Ina Lopo", "kecamatan": "Amanuban Tengah",
                      "whatsapp": "6281234567890"},

@@ -110,6 +110,7 @@ def test_plugin_channel_posts_a_campaign_through_the_engine(
         campaign_file: Path, board: FakeBoard) -> None:
     install_plugin(tmp_path / "site", monkeypatch)
     monkeypatch.setenv("SOCIAL_MODE", "live")
+    monkeypatch.setenv("BASE_URL", "https://umkm.ttskab.go.id")  # photos must be public
     reset_settings()
     reset_process_state()
     live = get_settings()

@@ -145,7 +145,10 @@ def test_unusable_payloads_fail_alone_without_a_call(
         (Canned(status=502, body="<html>Bad Gateway</html>"), SendStatus.TRANSIENT, False, False),
         (Canned(status=500, body={}), SendStatus.TRANSIENT, False, False),
         (graph_error(100, message="(#100) Invalid parameter"), SendStatus.PERMANENT, False, False),
-        (graph_error(200, message="(#200) Permissions error"), SendStatus.PERMANENT, False, False),
+        (graph_error(200, message="(#200) Permissions error"), SendStatus.AUTH, True, False),
+        (graph_error(10, message="(#10) Permission denied"), SendStatus.AUTH, True, False),
+        (graph_error(230, message="(#230) Requires pages_read_engagement permission"),
+         SendStatus.AUTH, True, False),
         (graph_error(506, message="(#506) Duplicate status message"),
          SendStatus.PERMANENT, False, False),
     ],
@@ -311,8 +314,11 @@ def test_metrics_use_todays_names_and_keep_the_raw_payload(fake_meta: FakeMeta) 
     assert {m.provider_post_id for m in metrics} == {post_id}
     view = next(m for m in metrics if m.type is MetricType.VIEW)
     assert view.raw["name"] == "post_media_view" and view.observed_at is not None
-    (insights_call,) = fake_meta.calls("GET", f"{post_id}/insights")
-    assert "impressions" not in insights_call.params["metric"]
+    calls = fake_meta.calls("GET", f"{post_id}/insights")
+    asked = [c.params["metric"] for c in calls]  # one metric per call (issue 17)
+    assert sorted(asked) == sorted(["post_media_view", "post_total_media_view_unique",
+                                    "post_clicks"])
+    assert not any("impressions" in m for m in asked)
 
 
 def test_metrics_without_insights_still_report_engagement(fake_meta: FakeMeta) -> None:

@@ -42,6 +42,8 @@ PHOTO = {"caption": "Tenun ikat Amanuban\nHarga Rp 350.000", "media_type": "imag
 VIDEO = {"caption": "Madu hutan Mollo #umkmtts", "media_type": "video",
          "media_url": "https://umkm.example/media/madu.mp4", "duration_sec": 45,
          "product_id": 8, "business_id": 4}
+# What an audited app posts: the level chosen in the campaign, with explicit consent.
+PUBLIC = {**VIDEO, "privacy_level": "PUBLIC_TO_EVERYONE", "consent": True}
 
 
 class Sleeps(list[float]):
@@ -109,8 +111,8 @@ def test_video_post_audited_is_public_and_returns_the_public_post_id(
     fake_tiktok.audited = True
     channel, _ = make(fake_tiktok, MemorySocialHooks(), audited=True)
     with channel:
-        first = channel.send(message(VIDEO, 1))
-        second = channel.send(message(VIDEO, 2))
+        first = channel.send(message(PUBLIC, 1))
+        second = channel.send(message(PUBLIC, 2))
 
     assert first.ok and second.ok
     body = init_body(fake_tiktok, VIDEO_INIT, 0)
@@ -124,23 +126,32 @@ def test_video_post_audited_is_public_and_returns_the_public_post_id(
     assert fake_tiktok.count(CONTENT_INIT) == 0
 
 
-def test_audited_app_on_a_private_account_uses_the_widest_offered_level(
+def test_audited_app_posts_only_the_campaigns_level_if_the_creator_offers_it(
     fake_tiktok: FakeTikTok,
 ) -> None:
     fake_tiktok.audited = True
     fake_tiktok.creator["privacy_level_options"] = [
         "FOLLOWER_OF_CREATOR", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
     channel, _ = make(fake_tiktok, MemorySocialHooks(), audited=True)
-    assert channel.send(message(VIDEO)).ok
+    refused = channel.send(message(PUBLIC))
+    assert refused.status is SendStatus.PERMANENT and "tidak ditawarkan" in (refused.error or "")
+    assert fake_tiktok.count(VIDEO_INIT) == 0
+    chosen = {**PUBLIC, "privacy_level": "FOLLOWER_OF_CREATOR"}
+    assert channel.send(message(chosen, 2)).ok
     assert init_body(fake_tiktok, VIDEO_INIT)["post_info"]["privacy_level"] == "FOLLOWER_OF_CREATOR"
 
 
 def test_choose_privacy_level_only_from_options() -> None:
     options = ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
     assert choose_privacy_level(options, audited=False) == "SELF_ONLY"
-    assert choose_privacy_level(options, audited=True) == "PUBLIC_TO_EVERYONE"
-    assert choose_privacy_level(["MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"], audited=True) \
-        == "MUTUAL_FOLLOW_FRIENDS"
+    with pytest.raises(PermanentChannelError, match="tidak ada pilihan bawaan"):
+        choose_privacy_level(options, audited=True)  # no default for audited apps
+    with pytest.raises(PermanentChannelError, match="persetujuan"):
+        choose_privacy_level(options, audited=True, requested="PUBLIC_TO_EVERYONE")
+    assert choose_privacy_level(options, audited=True, requested="MUTUAL_FOLLOW_FRIENDS",
+                                consent=True) == "MUTUAL_FOLLOW_FRIENDS"
+    with pytest.raises(PermanentChannelError, match="belum lolos audit"):
+        choose_privacy_level(options, audited=False, requested="PUBLIC_TO_EVERYONE")
     with pytest.raises(PermanentChannelError, match="belum lolos audit"):
         choose_privacy_level(["PUBLIC_TO_EVERYONE"], audited=False)
 
@@ -295,7 +306,7 @@ def test_spam_risk_is_transient_with_a_long_cool_down(fake_tiktok: FakeTikTok, c
 def test_unaudited_rejection_falls_back_to_self_only_once(fake_tiktok: FakeTikTok) -> None:
     # configured as audited, but TikTok has not audited the app (yet)
     channel, _ = make(fake_tiktok, MemorySocialHooks(), audited=True)
-    result = channel.send(message(VIDEO))
+    result = channel.send(message(PUBLIC))
     assert result.ok, result.error
     levels = [r.json()["post_info"]["privacy_level"] for r in fake_tiktok.calls(VIDEO_INIT)]
     assert levels == ["PUBLIC_TO_EVERYONE", "SELF_ONLY"]
@@ -307,7 +318,7 @@ def test_unaudited_rejection_without_a_private_option_is_permanent_in_indonesian
 ) -> None:
     fake_tiktok.creator["privacy_level_options"] = ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS"]
     channel, _ = make(fake_tiktok, MemorySocialHooks(), audited=True)
-    result = channel.send(message(VIDEO))
+    result = channel.send(message(PUBLIC))
     assert result.status is SendStatus.PERMANENT
     assert "belum lolos audit" in (result.error or "")
     assert fake_tiktok.count(VIDEO_INIT) == 1
@@ -488,7 +499,7 @@ def test_fetch_metrics_maps_video_counts_to_the_engagement_vocabulary(
 ) -> None:
     fake_tiktok.audited = True
     channel, _ = make(fake_tiktok, MemorySocialHooks(), audited=True)
-    posted = channel.send(message(VIDEO))
+    posted = channel.send(message(PUBLIC))
     assert posted.provider_id is not None
     fake_tiktok.videos[posted.provider_id].update(
         view_count=1200, like_count=85, comment_count=9, share_count=4)

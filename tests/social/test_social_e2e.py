@@ -97,6 +97,8 @@ channels:
 {channels}
 """
 PER_PRODUCT = "  {name}: {{template: social/promo.j2, per: product}}"
+TIKTOK_PUBLIC = ("  tiktok: {template: social/promo.j2, per: product, privacy: PUBLIC_TO_EVERYONE,"
+                 " consent: true}")
 
 
 # ----------------------------------------------------------------------------- the world
@@ -170,11 +172,11 @@ def seed_catalog(db: Session) -> Catalog:
     ineligible = make_business(db, name="Usaha Belum Terverifikasi", eligible=False)
     products = [
         make_product(db, tenun, name="Selendang Tenun Buna", price=350_000,
-                     image_url="https://umkm.ttskab.go.id/media/selendang.jpg"),
+                     image_url=f"/media/{'a1' * 32}/square.jpg"),
         make_product(db, tenun, name="Sarung Tenun Ikat", price=750_000,
-                     image_url="https://umkm.ttskab.go.id/media/sarung.jpg"),
+                     image_url=f"/media/{'b2' * 32}/square.jpg"),
         make_product(db, anyaman, name="Tas Anyaman Lontar", price=125_000,
-                     image_url="https://umkm.ttskab.go.id/media/tas.jpg"),
+                     image_url=f"/media/{'c3' * 32}/square.jpg"),
     ]
     for product in products:
         make_optin(db, product, CAMPAIGN_ID)
@@ -454,7 +456,9 @@ def test_metrics_are_stored_per_business_and_polled_by_the_beat(
     catalog = seed_catalog(world.db)
     connect_meta(world.db)
     connect_tiktok(world.db, fake_tiktok)
-    run_id = world.launch(world.spec(["facebook", "instagram", "tiktok"]))
+    run_id = world.launch(world.spec("\n".join([
+        PER_PRODUCT.format(name="facebook"), PER_PRODUCT.format(name="instagram"),
+        TIKTOK_PUBLIC])))
     world.run(run_id)
     for n, post in enumerate(fb_posts(fake_meta), start=1):
         fake_meta.engagement[post["id"]] = {"reactions": 10 * n, "comments": n, "shares": 2}
