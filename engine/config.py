@@ -147,6 +147,15 @@ class Settings:
     media_max_bytes: int = 15 * 1024 * 1024
     media_max_pixels: int = 40_000_000
     media_fetch_timeout: float = 15.0
+    # MEDIA_STORE=s3: any S3-compatible bucket (AWS, MinIO, Wasabi...). The endpoint is
+    # empty for AWS itself; keys empty = boto3's own chain (env, profile, instance role).
+    # Photos are still served through /media/ on this site unless a public base URL is set.
+    media_s3_bucket: str = ""
+    media_s3_endpoint_url: str = ""
+    media_s3_region: str = ""
+    media_s3_access_key: Secret = field(default_factory=lambda: Secret(""))
+    media_s3_secret_key: Secret = field(default_factory=lambda: Secret(""))
+    media_s3_public_base_url: str = ""
     # Tests only: let the URL fetch reach 127.0.0.1 (never private or link-local ranges).
     media_fetch_allow_loopback: bool = False
 
@@ -311,7 +320,8 @@ class WhatsAppSettings(ChannelSettings, channel="whatsapp"):
 
 
 _SECRET_FIELDS = {"secret_key", "smtp_password", "tiktok_client_secret",
-                  "bounce_webhook_secret", "whatsapp_app_secret", "whatsapp_verify_token"}
+                  "bounce_webhook_secret", "whatsapp_app_secret", "whatsapp_verify_token",
+                  "media_s3_access_key", "media_s3_secret_key"}
 # Keys whose plain upper-case name would collide with standard variables (LANG is the
 # system locale) or that deployments already know under a prefixed name.
 _ENV_NAMES = {"lang": "UMKM_LANG", "soft_bounce_limit": "UMKM_SOFT_BOUNCE_LIMIT",

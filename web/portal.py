@@ -46,6 +46,7 @@ from engine.umkm.eligibility import Verdict, nib_problem, nik_problem, product_p
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_owner, settings_of
 from web.downloads import current_month, report_file
 from web.pages import verdict_of
+from web.portal_campaigns import campaigns_of
 
 CERTIFICATION_CHOICES = ("PIRT", "halal", "BPOM", "SNI")
 EVENT_COLUMNS = ("open", "click", "lead")
@@ -393,7 +394,8 @@ def overview(request: Request, saved: str = "", user: User = Depends(require_own
     problems = {p.id: product_problems(p, get_lang()) for p in products}
     return page(request, "portal_home.html", {
         "business": business, "verdict": verdict_of(business), "products": products,
-        "problems": problems, "kecamatan": wilayah.kecamatan_name(business.kecamatan_code),
+        "problems": problems, "campaigns": campaigns_of(db, products),
+        "kecamatan": wilayah.kecamatan_name(business.kecamatan_code),
         "saved": bool(saved), "decision": verification.latest_decision(db, business),
         "submittable": business.verification in verification.SUBMITTABLE,
     })
@@ -441,6 +443,7 @@ def _product_page(request: Request, product: Product | None, form: ProductForm,
         "certification_choices": CERTIFICATION_CHOICES,
         "choices": opt_in_choices(db, product) if product else [],
         "problems": product_problems(product, get_lang()) if product else [],
+        "campaigns": campaigns_of(db, [product]).get(product.id, []) if product else [],
     }, status_code=status_code)
 
 

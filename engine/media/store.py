@@ -3,37 +3,22 @@
 Keys are ``<sha256>/<size>.jpg`` and nothing else (:func:`valid_key`): a key never
 comes from a file name, so ``../../x.jpg`` cannot name a place on disk, and a URL under
 ``/media/`` that is not such a key is a 404 before any file is touched. The local folder
-is the default (embedded mode); an S3-compatible bucket is named by ``MEDIA_STORE=s3`` but
-not built yet, so it fails loudly at start instead of losing photos.
+is the default (embedded mode); an S3-compatible bucket is ``MEDIA_STORE=s3``
+(:mod:`engine.media.s3`, imported only then so the local mode never loads boto3). Any
+other name fails loudly instead of losing photos.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from engine.config import Settings
 from engine.media.errors import MediaStoreNotConfigured
-from engine.media.images import DEFAULT_SIZE, SIZES, Limits, Photo, normalise
-
-URL_PREFIX = "/media/"
-_KEY = re.compile(r"[0-9a-f]{64}/(" + "|".join(SIZES) + r")\.jpg")
-
-
-def valid_key(key: str) -> bool:
-    return bool(_KEY.fullmatch(key))
-
-
-def variant_key(digest: str, size: str = DEFAULT_SIZE) -> str:
-    return f"{digest}/{size}.jpg"
-
-
-def photo_path(digest: str, size: str = DEFAULT_SIZE) -> str:
-    """The site path of one size of a stored photo (what ``Product.image_url`` holds)."""
-    return URL_PREFIX + variant_key(digest, size)
+from engine.media.images import Limits, Photo, normalise
+from engine.media.keys import URL_PREFIX, photo_path, valid_key, variant_key
 
 
 class MediaStore(Protocol):
@@ -87,10 +72,13 @@ class LocalStore:
 
 
 def media_store(settings: Settings) -> MediaStore:
-    """The store the settings name; an S3 bucket is refused until it is implemented."""
+    """The store the settings name; an unknown name is refused."""
     kind = (settings.media_store or "local").strip().lower()
     if kind == "local":
         return LocalStore(settings.media_root)
+    if kind == "s3":
+        from engine.media.s3 import s3_store
+        return s3_store(settings)
     raise MediaStoreNotConfigured("media.store_not_configured", store=kind)
 
 

@@ -257,7 +257,7 @@ def _domicile(kecamatan_code: str, lang: str | None) -> Criterion:
         return Criterion("domisili", FAIL, t("elig.dom.format", lang, code=_echo(raw)))
     name = wilayah.kecamatan_name(code)
     if name is not None:
-        return Criterion("domisili", OK, t("elig.dom.ok", lang, name=name, code=code))
+        return Criterion("domisili", OK, t("elig.dom.ok", lang, name=name))
     if code.startswith(wilayah.REGENCY_CODE + "."):
         return Criterion("domisili", FAIL, t("elig.dom.unknown", lang, code=code))
     return Criterion("domisili", FAIL, t("elig.dom.outside", lang, code=code))

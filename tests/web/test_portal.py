@@ -67,7 +67,8 @@ def test_owner_registers_business_and_sees_every_pasal_10_reason(world: World) -
     # Not yet binaan and no products: both reasons are listed, with what is fine.
     assert "Belum ditetapkan sebagai UMKM binaan Dinas" in page
     assert "Belum ada produk" in page
-    assert "Berdomisili di Kecamatan Mollo Utara" in page
+    assert "Berdomisili di Kecamatan Mollo Utara, Kabupaten TTS" in page
+    assert "Mollo Utara (53.02" not in page
     assert "belum dikirim untuk verifikasi" in page  # a draft until the owner sends it (issue 16)
     form_page = client.get("/portal/usaha").text
     assert NEW_NIK not in form_page and "5302**********04" in form_page
