@@ -84,7 +84,7 @@ def test_owner_product_reaches_a_reader_and_the_click_is_counted(
                 product.in_stock) == (350_000, "kerajinan_tangan", PHOTO, ["SNI"], True)
 
     # --- joining the campaign is refused until the Dinas approves the business ----------
-    choice = owner.locator("#kampanye li", has_text=CAMPAIGN_NAME)
+    choice = owner.locator("#kampanye li.row", has_text=CAMPAIGN_NAME)
     choice.get_by_role("button", name="Ikutkan").click()
     refusal = owner.get_by_role("alert")
     expect(refusal).to_contain_text("Produk belum dapat diikutkan")
