@@ -89,9 +89,8 @@ def create(request: Request, username: str = Form(""), role: str = Form(""),
     except EngineError as exc:
         return _refused(request, db, exc)
     db.commit()
-    message = t("users.created", username=user.username)
-    if generated:
-        message += " " + t("users.one_time", username=user.username, password=secret)
+    message = _with_one_time(t("users.created", username=user.username), user.username,
+                             secret if generated else None)
     return _listing(request, db, message=message)
 
 
@@ -107,10 +106,17 @@ def reset_password(request: Request, user_id: int, password: str = Form(""),
     except EngineError as exc:
         return _refused(request, db, exc)
     db.commit()
-    message = t("users.password_set", username=target.username)
-    if not password:
-        message += " " + t("users.one_time", username=target.username, password=secret)
+    message = _with_one_time(t("users.password_set", username=target.username),
+                             target.username, None if password else secret)
     return _listing(request, db, message=message)
+
+
+def _with_one_time(message: str, username: str, generated: str | None) -> str:
+    """The confirmation, plus the generated password when the admin typed none (shown
+    once, here, never stored in clear)."""
+    if generated is None:
+        return message
+    return message + " " + t("users.one_time", username=username, password=generated)
 
 
 @router.post("/{user_id}/umkm", response_class=HTMLResponse)

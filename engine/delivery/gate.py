@@ -54,7 +54,6 @@ class SendGate:
         self._clock = clock
         self.stopped_by: str | None = None
         self.stopped_at: datetime | None = None  # the gate's clock when it stopped
-        self.checks = 0
 
     def __call__(self, message: OutboundMessage) -> str | None:
         try:
@@ -77,7 +76,6 @@ class SendGate:
         return None
 
     def _batch_reason(self) -> str | None:
-        self.checks += 1
         if stopping.requested():
             return SHUTDOWN
         status = self.connection.execute(
