@@ -245,7 +245,7 @@ def test_slow_server_hits_the_timeout_instead_of_blocking(smtp_server: ScriptedS
     elapsed = time.monotonic() - started
     channel.close()
 
-    assert elapsed < 3
+    assert elapsed < 5, f"the batch waited {elapsed:.1f} s: the slow reply itself"
     assert results[0].status == SendStatus.TRANSIENT
     assert results[0].raw["timeout"] is True
     assert results[0].raw["stage"] == "rcpt"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import smtplib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -168,6 +170,30 @@ class MailWorld:
         """The SMTP timeout of this process's channel (dispatch has no setting for it)."""
         adapter: Any = email_adapter(self.settings)
         adapter.timeout = seconds
+
+    def short_timeout(self, floor: float = 0.5) -> float:
+        """A timeout that a healthy reply beats on this machine now, set on the channel.
+
+        A test of timeouts needs a timeout short enough to keep the test quick, yet long
+        enough that the server's ordinary replies never hit it; on a machine whose cores
+        are busy with other work, 0.5 s is not always that. The deadline follows the
+        server's own pace: a few plain SMTP sessions are timed and the timeout is many
+        times the slowest, never below ``floor``. Silent replies are held eight times as
+        long, so "the client did not wait for them" stays a structural fact.
+        """
+        slowest = max(self._session_seconds() for _ in range(3))
+        timeout = max(floor, 25 * slowest)
+        self.smtp_timeout(timeout)
+        self.smtp.hold_seconds = 8 * timeout
+        return timeout
+
+    def _session_seconds(self) -> float:
+        """How long one connect, EHLO, NOOP, QUIT with the loopback server takes."""
+        started = time.monotonic()
+        with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=60) as client:
+            client.ehlo()
+            client.noop()
+        return time.monotonic() - started
 
 
 @pytest.fixture

@@ -274,7 +274,7 @@ def test_social_timeout_setting_bounds_a_slow_post_which_is_found_not_reposted(
     first = world.run(run_id)
     elapsed = time.monotonic() - started
 
-    assert elapsed < 2.5, f"the batch waited {elapsed:.1f} s for a slow Graph API"
+    assert elapsed < 3.0, f"the batch waited {elapsed:.1f} s: the slow answer itself"
     assert (first.sent, first.retried) == (2, 1)
     world.run(run_id, NOW + timedelta(hours=1))  # the retry looks the post up first
     assert {d.status.value for d in world.deliveries(run_id, "facebook")} == {"sent"}
