@@ -208,8 +208,24 @@ def opt_in_choices(db: Session, product: Product) -> list[OptInChoice]:
     for key, is_tag in sorted(active):
         value = f"{'t' if is_tag else 'c'}:{key}"
         if value not in offered:
-            choices.append(OptInChoice(value, t("portal.tag", tag=key) if is_tag else key, True))
+            label = t("portal.tag", tag=key) if is_tag else _campaign_name(db, key)
+            choices.append(OptInChoice(value, label, True))
     return choices
+
+
+def _campaign_name(db: Session, key: str) -> str:
+    """An owner reads campaigns by name; the key is shown only if the campaign is gone."""
+    name = db.scalar(select(Campaign.name).where(Campaign.key == key))
+    return str(name) if name else key
+
+
+def _choice_label(db: Session, product: Product, target: str) -> str:
+    """What the owner saw on the button for ``target``, for the notice after the click."""
+    for choice in opt_in_choices(db, product):
+        if choice.value == target:
+            return choice.label
+    key, is_tag = _target(target)
+    return t("portal.tag", tag=key) if is_tag else _campaign_name(db, key)
 
 
 def _target(value: str) -> tuple[str, bool]:
@@ -518,7 +534,9 @@ def product_opt_in(request: Request, product_id: int, target: str = Form(""),
                    db: Session = Depends(get_db)) -> Response:
     product = own_product(db, user, product_id)
     key, is_tag = _target(target)
-    if f"{'t' if is_tag else 'c'}:{key}" not in {c.value for c in opt_in_choices(db, product)}:
+    choices = {c.value: c.label for c in opt_in_choices(db, product)}
+    label = choices.get(f"{'t' if is_tag else 'c'}:{key}")
+    if label is None:
         raise BadRequest("portal.unknown_campaign")
     try:
         businesses.opt_in(db, product, key, actor=user.username, is_tag=is_tag)
@@ -529,7 +547,7 @@ def product_opt_in(request: Request, product_id: int, target: str = Form(""),
                              reasons=exc.reasons)
     db.commit()
     return _product_page(request, product, ProductForm.of(product), None, db=db,
-                         notice=t("portal.opt_in_done", target=key))
+                         notice=t("portal.opt_in_done", target=label))
 
 
 @router.post("/produk/{product_id}/tarik", response_class=HTMLResponse)
@@ -538,10 +556,11 @@ def product_opt_out(request: Request, product_id: int, target: str = Form(""),
                     db: Session = Depends(get_db)) -> Response:
     product = own_product(db, user, product_id)
     key, is_tag = _target(target)
+    label = _choice_label(db, product, target)
     businesses.withdraw_opt_in(db, product, key, user.username, is_tag=is_tag)
     db.commit()
     return _product_page(request, product, ProductForm.of(product), None, db=db,
-                         notice=t("portal.opt_out_done", target=key))
+                         notice=t("portal.opt_out_done", target=label))
 
 
 @router.get("/keterlibatan", response_class=HTMLResponse)

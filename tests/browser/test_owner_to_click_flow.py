@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from engine.models import EngagementEvent, Product, Role, utcnow
 from engine.umkm import businesses
-from tests.browser.conftest import CAMPAIGN_KEY, CAMPAIGN_NAME, CampaignFlow, Contexts, LiveServer
+from tests.browser.conftest import CAMPAIGN_NAME, CampaignFlow, Contexts, LiveServer
 from tests.factories import make_customer
 from tests.web_helpers import NIK_A, PASSWORD, make_user
 
@@ -105,7 +105,7 @@ def test_owner_product_reaches_a_reader_and_the_click_is_counted(
     # --- now the owner's product joins ----------------------------------------------------
     owner.goto(f"{live.url}/portal/produk/{product_id}")
     choice.get_by_role("button", name="Ikutkan").click()
-    expect(owner.get_by_role("status")).to_have_text(f"Produk diikutkan ke {CAMPAIGN_KEY}.")
+    expect(owner.get_by_role("status")).to_have_text(f"Produk diikutkan ke {CAMPAIGN_NAME}.")
     expect(choice).to_contain_text("ikut")
     expect(choice.get_by_role("button")).to_have_text("Tarik")
 

@@ -17,6 +17,27 @@ GPS_LATITUDE = ((9, 1), (51, 1), (0, 1))  # somewhere near Soe: must never be pu
 def jpeg(size: tuple[int, int] = (200, 100), colour: tuple[int, int, int] = (200, 40, 40),
          *, orientation: int | None = None, gps: bool = False) -> bytes:
     """A JPEG whose left half is ``colour`` and right half blue, with optional EXIF."""
+    image, exif = _halves(size, colour, orientation=orientation, gps=gps)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def heic(size: tuple[int, int] = (200, 100), *, orientation: int | None = None,
+         gps: bool = False) -> bytes:
+    """The same picture as :func:`jpeg`, as an iPhone stores it: HEIC with EXIF."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    image, exif = _halves(size, (200, 40, 40), orientation=orientation, gps=gps)
+    out = io.BytesIO()
+    image.save(out, "HEIF", quality=90, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def _halves(size: tuple[int, int], colour: tuple[int, int, int], *,
+            orientation: int | None, gps: bool) -> tuple[Image.Image, Image.Exif]:
+    """Left half ``colour``, right half blue, and the EXIF a phone camera would write."""
     image = Image.new("RGB", size, colour)
     image.paste((20, 40, 220), (size[0] // 2, 0, size[0], size[1]))
     exif = Image.Exif()
@@ -29,9 +50,7 @@ def jpeg(size: tuple[int, int] = (200, 100), colour: tuple[int, int, int] = (200
         gps_ifd[ExifTags.GPS.GPSLatitude] = (9.0, 51.0, 0.0)
         gps_ifd[ExifTags.GPS.GPSLongitudeRef] = "E"
         gps_ifd[ExifTags.GPS.GPSLongitude] = (124.0, 17.0, 0.0)
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=90, exif=exif.tobytes())
-    return out.getvalue()
+    return image, exif
 
 
 def png_rgba(size: tuple[int, int] = (120, 120)) -> bytes:

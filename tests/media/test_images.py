@@ -113,3 +113,18 @@ def test_a_webp_is_accepted() -> None:
     out = io.BytesIO()
     Image.new("RGB", (50, 80), (90, 90, 200)).save(out, "WEBP")
     assert normalise(out.getvalue(), LIMITS).variants["thumb"][:3] == b"\xff\xd8\xff"
+
+
+def test_an_iphone_heic_photo_is_accepted_upright_and_without_its_gps() -> None:
+    """iPhones save gallery photos as HEIC: refusing them would refuse most owners' photos."""
+    heic = corpus.heic((200, 100), orientation=6, gps=True)
+    assert heic[4:12] == b"ftypheic"  # really a HEIC container, not a JPEG renamed
+    assert ExifTags.IFD.GPSInfo in _open(heic).getexif()  # and it really carries GPS
+    photo = normalise(heic, LIMITS)
+    square = _open(photo.variants["square"])
+    assert square.format == "JPEG" and not square.getexif()
+    assert b"KameraHP" not in photo.variants["square"]
+    upright = square.convert("RGB")
+    top, bottom = upright.getpixel((540, 400)), upright.getpixel((540, 700))
+    assert isinstance(top, tuple) and isinstance(bottom, tuple)
+    assert top[0] > 150 and bottom[2] > 150, (top, bottom)

@@ -4,6 +4,7 @@ the rule that an owner reaches ONLY their own business."""
 from __future__ import annotations
 
 import html
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from engine.models import (
     Business,
+    CampaignRun,
     EngagementEvent,
     Product,
     ProductOptIn,
@@ -162,6 +164,13 @@ def test_product_errors_are_explained(world: World) -> None:
 # --- opt-in ---------------------------------------------------------------------------------
 
 
+def _status_text(html: str) -> str:
+    """The notice line of a portal page (``role="status"``)."""
+    found = re.search(r'role="status"[^>]*>(.*?)<', html, re.S)
+    assert found, html[:500]
+    return found.group(1).strip()
+
+
 def test_opt_in_and_out_of_upcoming_campaigns_by_id_and_tag(world: World) -> None:
     with world.session() as session:
         upcoming = make_campaign(session, key="promo-desember", tags=["tenun"])
@@ -180,7 +189,10 @@ def test_opt_in_and_out_of_upcoming_campaigns_by_id_and_tag(world: World) -> Non
     form_page = f"/portal/produk/{pid}"
     response = post_form(client, f"/portal/produk/{pid}/ikut", {"target": "c:promo-desember"},
                          form_page=form_page)
-    assert response.status_code == 200 and "Produk diikutkan ke promo-desember" in response.text
+    # The owner is told the campaign by the name they clicked, never by its key.
+    assert response.status_code == 200
+    assert f"Produk diikutkan ke {upcoming_name}." in response.text
+    assert "promo-desember" not in _status_text(response.text)
     post_form(client, f"/portal/produk/{pid}/ikut", {"target": "t:tenun"}, form_page=form_page)
     response = post_form(client, f"/portal/produk/{pid}/ikut", {"target": "c:promo-lalu"},
                          form_page=form_page)
@@ -192,11 +204,35 @@ def test_opt_in_and_out_of_upcoming_campaigns_by_id_and_tag(world: World) -> Non
     assert ("promo-lalu", False) not in active
     response = post_form(client, f"/portal/produk/{pid}/tarik", {"target": "c:promo-desember"},
                          form_page=form_page)
-    assert response.status_code == 200 and "ditarik dari promo-desember" in response.text
+    assert response.status_code == 200
+    assert f"ditarik dari {upcoming_name}." in _status_text(response.text)
     with world.session() as session:
         row = session.scalars(select(ProductOptIn).where(
             ProductOptIn.product_id == pid, ProductOptIn.campaign_key == "promo-desember")).one()
         assert row.withdrawn_at is not None
+
+
+def test_a_joined_campaign_that_is_no_longer_upcoming_is_withdrawn_by_its_name(
+        world: World) -> None:
+    with world.session() as session:
+        campaign = make_campaign(session, key="promo-natal-lama", tags=[])
+        run = make_run(session, campaign, status=RunStatus.scheduled,
+                       scheduled_at=utcnow() + timedelta(days=3))
+        session.commit()
+        name, run_id = campaign.name, run.id
+    client = world.client("pemilik-a")
+    pid = world.ids["product_a"]
+    form_page = f"/portal/produk/{pid}"
+    post_form(client, f"/portal/produk/{pid}/ikut", {"target": "c:promo-natal-lama"},
+              form_page=form_page)
+    with world.session() as session:
+        session.get_one(CampaignRun, run_id).status = RunStatus.finished
+        session.commit()
+    page = client.get(form_page).text
+    assert name in page
+    response = post_form(client, f"/portal/produk/{pid}/tarik", {"target": "c:promo-natal-lama"},
+                         form_page=form_page)
+    assert _status_text(response.text) == f"Produk ditarik dari {name}."
 
 
 def test_opt_in_refused_with_reasons_for_an_ineligible_business(world: World) -> None:
