@@ -9,7 +9,8 @@ Why each step exists (DESIGN §7, TikTok for Developers docs):
   (the default configuration here) may only post ``SELF_ONLY``; an audited app posts
   ``PUBLIC_TO_EVERYONE`` when it is offered.
 * Photos go through ``content/init`` (``media_type=PHOTO``), videos through
-  ``video/init``; both let TikTok pull the media from our public URL.
+  ``video/init``: photos are pulled by TikTok from our public URL, a local MP4 is sent
+  in chunks with ``FILE_UPLOAD`` (:mod:`channels.tiktok_upload`).
 * The ``publish_id`` is checkpointed through :class:`~channels.base.SocialHooks` right
   after init, before polling: a worker killed in between resumes by polling that id and
   never initialises a second post.
@@ -61,6 +62,7 @@ from channels.tiktok_posts import (
     photo_init_body,
     video_init_body,
 )
+from channels.tiktok_upload import DEFAULT_CHUNK, ChunkPlan, local_video, plan_chunks, upload_chunks
 from channels.tokens import TokenSet
 
 log = logging.getLogger(__name__)
@@ -168,6 +170,8 @@ class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
         sleep: Callable[[float], None] = time.sleep,
         http: httpx.Client | None = None,
         timeout: float = 30.0,
+        chunk_size: int = DEFAULT_CHUNK,
+        upload_timeout: float = 300.0,
     ) -> None:
         super().__init__(http=http, timeout=timeout)
         self.credentials = credentials
@@ -179,6 +183,8 @@ class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
         self.poll_interval = poll_interval
         self.max_polls = max(1, max_polls)
         self._sleep = sleep
+        self.chunk_size = chunk_size
+        self.upload_timeout = upload_timeout  # one chunk over a slow link, not one JSON call
         self._access_token = credentials.access_token
         self._refresh_token = credentials.refresh_token
         self._expires_at = credentials.expires_at
@@ -194,15 +200,24 @@ class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
         """Resume a checkpointed publish, or query the creator, init, checkpoint, poll."""
         state = self.hooks.load_state(message.delivery_id)
         checkpointed = state.get("publish_id")
-        if isinstance(checkpointed, str) and checkpointed:
+        # A publish whose file upload did not finish can never publish: init anew.
+        if isinstance(checkpointed, str) and checkpointed and state.get("uploaded") is not False:
             log.info("tiktok: delivery %s resumes publish %s", message.delivery_id, checkpointed)
             return self._await_publish(checkpointed, privacy_level=None, resumed=True)
+        video = local_video(payload.video_path) if payload.video_path else None
+        plan = plan_chunks(video[1], self.chunk_size) if video else None
         creator = self.creator_info()
         level = choose_privacy_level(creator.privacy_level_options, audited=self.audited,
                                      requested=payload.privacy_level, consent=payload.consent)
         check_duration(payload, creator)
-        publish_id, level = self._init_with_fallback(payload, creator, level)
-        self.hooks.checkpoint(message.delivery_id, {"publish_id": publish_id})
+        data, level = self._init_with_fallback(payload, creator, level, plan)
+        publish_id = str(data["publish_id"])
+        self.hooks.checkpoint(message.delivery_id,
+                              {"publish_id": publish_id, **({"uploaded": False} if plan else {})})
+        if video and plan:
+            upload_chunks(self._client(), str(data.get("upload_url") or ""), video[0], plan,
+                          self.upload_timeout)
+            self.hooks.checkpoint(message.delivery_id, {"uploaded": True})
         return self._await_publish(publish_id, privacy_level=level, resumed=False)
 
     def parse(self, message: OutboundMessage, response: PublishOutcome) -> SendResult:
@@ -259,11 +274,11 @@ class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
 
     # -- posting ----------------------------------------------------------------------
     def _init_with_fallback(
-        self, post: TikTokPost, creator: CreatorInfo, level: str
-    ) -> tuple[str, str]:
+        self, post: TikTokPost, creator: CreatorInfo, level: str, plan: ChunkPlan | None
+    ) -> tuple[dict[str, Any], str]:
         """Init the post; when TikTok says the app is unaudited, retry once privately."""
         try:
-            return self._init(post, creator, level), level
+            return self._init(post, creator, level, plan), level
         except PermanentChannelError as exc:
             if _error_code(exc) != UNAUDITED_CODE:
                 raise
@@ -271,15 +286,18 @@ class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
                 raise PermanentChannelError(UNAUDITED_TEXT, raw=exc.raw) from exc
             log.warning("tiktok %s: app not audited, posting SELF_ONLY", self.credentials.key)
         try:
-            return self._init(post, creator, SELF_ONLY), SELF_ONLY
+            return self._init(post, creator, SELF_ONLY, plan), SELF_ONLY
         except PermanentChannelError as exc:
             if _error_code(exc) == UNAUDITED_CODE:
                 raise PermanentChannelError(UNAUDITED_TEXT, raw=exc.raw) from exc
             raise
 
-    def _init(self, post: TikTokPost, creator: CreatorInfo, level: str) -> str:
+    def _init(self, post: TikTokPost, creator: CreatorInfo, level: str,
+              plan: ChunkPlan | None) -> dict[str, Any]:
+        """The init's ``data`` (``publish_id``, and ``upload_url`` for FILE_UPLOAD)."""
         if post.kind == "video":
-            path, body = API_VIDEO_INIT, video_init_body(post, creator, level)
+            source = plan.source_info() if plan else None
+            path, body = API_VIDEO_INIT, video_init_body(post, creator, level, source)
         else:
             path, body = API_CONTENT_INIT, photo_init_body(post, creator, level)
         data = self._call(path, body, unsafe=True)
@@ -289,7 +307,7 @@ class TikTokChannel(HttpChannel[TikTokPost, PublishOutcome]):
                 "TikTok tidak mengembalikan publish_id; periksa akun sebelum mengirim ulang",
                 raw={"data": data, "outcome_unknown": True},
             )
-        return publish_id
+        return data
 
     def _await_publish(
         self, publish_id: str, *, privacy_level: str | None, resumed: bool

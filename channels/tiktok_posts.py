@@ -44,6 +44,7 @@ class TikTokPost:
     attribution: dict[str, Any] = field(default_factory=dict)
     privacy_level: str | None = None  # chosen per campaign (``channels.tiktok.privacy``)
     consent: bool = False  # the staff's explicit consent to post publicly
+    video_path: str = ""  # a local MP4 sent by FILE_UPLOAD (channels.tiktok_upload)
 
     @classmethod
     def from_payload(cls, payload: object) -> TikTokPost:
@@ -52,7 +53,8 @@ class TikTokPost:
             raise PermanentChannelError("payload TikTok harus berupa dict")
         media_type = payload.get("media_type")
         urls = _media_urls(payload)
-        if not urls:
+        video_path = str(payload.get("video_path") or "") if media_type == "video" else ""
+        if not urls and not video_path:
             raise PermanentChannelError("TikTok membutuhkan foto atau video (media_url kosong)")
         if media_type not in ("image", "video"):
             raise PermanentChannelError(
@@ -76,6 +78,7 @@ class TikTokPost:
             attribution={k: payload.get(k) for k in ("product_id", "business_id")},
             privacy_level=str(payload["privacy_level"]) if payload.get("privacy_level") else None,
             consent=payload.get("consent") is True,
+            video_path=video_path,
         )
 
 
@@ -168,7 +171,9 @@ def check_duration(post: TikTokPost, creator: CreatorInfo) -> None:
         )
 
 
-def video_init_body(post: TikTokPost, creator: CreatorInfo, level: str) -> dict[str, Any]:
+def video_init_body(post: TikTokPost, creator: CreatorInfo, level: str,
+                    source_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``source_info`` is the FILE_UPLOAD chunk plan; without it TikTok pulls the URL."""
     return {
         "post_info": {
             "title": post.caption,
@@ -177,7 +182,8 @@ def video_init_body(post: TikTokPost, creator: CreatorInfo, level: str) -> dict[
             "disable_duet": post.disable_duet or creator.duet_disabled,
             "disable_stitch": post.disable_stitch or creator.stitch_disabled,
         },
-        "source_info": {"source": "PULL_FROM_URL", "video_url": post.media_urls[0]},
+        "source_info": source_info or {"source": "PULL_FROM_URL",
+                                       "video_url": post.media_urls[0]},
     }
 
 

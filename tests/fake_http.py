@@ -78,6 +78,9 @@ class FakeHTTPServer:
             def do_POST(self) -> None:
                 fake._serve(self, "POST")
 
+            def do_PUT(self) -> None:
+                fake._serve(self, "PUT")
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 

@@ -2,7 +2,11 @@
 
 It implements the documented flows and error shapes (TikTok for Developers, API v2):
 ``creator_info/query`` with privacy options, ``video/init`` and ``content/init``
-(PULL_FROM_URL) returning a ``publish_id``, ``status/fetch`` walking a status sequence
+(PULL_FROM_URL) returning a ``publish_id``, ``video/init`` with FILE_UPLOAD returning an
+``upload_url`` that takes the chunks by ``PUT`` and refuses what TikTok's Media Transfer
+Guide forbids (sizes, counts, ``Content-Range``, order, MIME type; a video that is not
+MP4 fails with ``file_format_check_failed``; the status stays PROCESSING_UPLOAD until
+every chunk arrived), ``status/fetch`` walking a status sequence
 (PROCESSING_DOWNLOAD -> PUBLISH_COMPLETE, or FAILED with ``fail_reason``),
 ``video/query`` counts, and ``oauth/token`` refresh with **rotation** (the refresh token
 used is invalidated, so only the newest one works). Errors are
@@ -23,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import itertools
+import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +44,9 @@ CONTENT_INIT = "/v2/post/publish/content/init/"
 STATUS_FETCH = "/v2/post/publish/status/fetch/"
 OAUTH_TOKEN = "/v2/oauth/token/"
 VIDEO_QUERY = "/v2/video/query/"
+UPLOAD = "/upload/video/"
+
+MB = 1024 * 1024
 
 CLIENT_KEY = "fake-client-key"
 CLIENT_SECRET = "fake-client-secret"
@@ -73,6 +81,50 @@ class Publish:
     fail_reason: str = ""
     video_id: str = ""
     moderation_polls: int = 0  # PUBLISH_COMPLETE answers still without a public id
+    upload: Upload | None = None  # FILE_UPLOAD: the chunks TikTok still waits for
+
+
+@dataclass
+class Upload:
+    """One FILE_UPLOAD in progress, as announced by its init."""
+
+    token: str
+    video_size: int
+    chunk_size: int
+    total_chunk_count: int
+    received: int = 0  # bytes, in order
+    chunks: int = 0
+    head: bytes = b""
+
+    @property
+    def complete(self) -> bool:
+        return self.received == self.video_size
+
+    def expected_length(self) -> int:
+        """The final chunk takes the trailing bytes; every other is ``chunk_size``."""
+        final = self.chunks == self.total_chunk_count - 1
+        return self.video_size - self.received if final else self.chunk_size
+
+
+def chunk_rule_problem(video_size: Any, chunk_size: Any, count: Any) -> str | None:
+    """Why TikTok refuses these FILE_UPLOAD init numbers (Media Transfer Guide)."""
+    if not all(isinstance(v, int) and v > 0 for v in (video_size, chunk_size, count)):
+        return "video_size, chunk_size and total_chunk_count are required positive integers"
+    if video_size < 5 * MB:
+        if (chunk_size, count) != (video_size, 1):
+            return "a video under 5 MB must be uploaded whole"
+        return None
+    if not 5 * MB <= chunk_size <= 64 * MB:
+        return "each chunk must be at least 5 MB and at most 64 MB"
+    if count != video_size // chunk_size:
+        return "total_chunk_count must equal video_size / chunk_size rounded down"
+    if not 1 <= count <= 1000:
+        return "between 1 and 1000 chunks"
+    if video_size > 64 * MB and count < 2:
+        return "a video over 64 MB must be uploaded in several chunks"
+    if video_size - (count - 1) * chunk_size > 128 * MB:
+        return "the final chunk may be at most 128 MB"
+    return None
 
 
 @dataclass
@@ -138,6 +190,8 @@ class FakeTikTok(FakeHTTPServer):
     def handle(self, request: Recorded) -> Reply:
         if request.path == OAUTH_TOKEN:
             return self._oauth(request)
+        if request.path == UPLOAD:  # authorised by the upload_url itself, not a bearer
+            return self._upload(request)
         if request.bearer not in self.access_tokens:
             return self.error("access_token_invalid",
                               "The access token is invalid or not found in the request.")
@@ -203,9 +257,53 @@ class FakeTikTok(FakeHTTPServer):
         problem = self._check_post_info(info)
         if problem is not None:
             return problem
+        if source.get("source") == "FILE_UPLOAD":
+            return self._file_upload_init(source, info["privacy_level"], body)
         if source.get("source") != "PULL_FROM_URL" or not source.get("video_url"):
             return self.error("invalid_params", "source_info must be PULL_FROM_URL with video_url")
         return self._ok({"publish_id": self._new_publish("video", info["privacy_level"], body)})
+
+    def _file_upload_init(self, source: dict[str, Any], level: str,
+                          body: dict[str, Any]) -> Reply:
+        size, chunk, count = (source.get(k) for k in
+                              ("video_size", "chunk_size", "total_chunk_count"))
+        problem = chunk_rule_problem(size, chunk, count)
+        if problem is not None:
+            return self.error("invalid_params", problem)
+        publish_id = self._new_publish("video", level, body)
+        token = f"upload-token-{next(self._ids)}"
+        self.publishes[publish_id].upload = Upload(token, int(str(size)), int(str(chunk)),
+                                                   int(str(count)))
+        upload_url = f"{self.url}{UPLOAD}?upload_id={publish_id}&upload_token={token}"
+        return self._ok({"publish_id": publish_id, "upload_url": upload_url})
+
+    def _upload(self, request: Recorded) -> Reply:
+        """One ``PUT`` of a chunk: 206 while chunks are missing, 201 for the last one."""
+        publish = self.publishes.get((request.query.get("upload_id") or [""])[0])
+        token = (request.query.get("upload_token") or [""])[0]
+        upload = publish.upload if publish else None
+        if request.method != "PUT" or upload is None or upload.token != token:
+            return Reply(404, {"error": {"code": "not_found", "message": "unknown upload_url"}})
+        if request.headers.get("content-type") != "video/mp4":
+            return Reply(400, {"error": {"code": "invalid_params",
+                                         "message": "Content-Type must be video/mp4"}})
+        expected = (upload.received, upload.received + upload.expected_length() - 1,
+                    upload.video_size)
+        if upload.complete or _content_range(request) != expected \
+                or len(request.body) != upload.expected_length():
+            return Reply(416, {"error": {"code": "range_not_satisfiable",
+                                         "message": f"expected bytes {expected[0]}-"
+                                                    f"{expected[1]}/{expected[2]}"}})
+        upload.head = upload.head or request.body[:12]
+        upload.received += len(request.body)
+        upload.chunks += 1
+        if not upload.complete:
+            return Reply(206, {})
+        assert publish is not None
+        if upload.head[4:8] != b"ftyp" or upload.head[8:12] == b"qt  ":
+            publish.statuses = deque(["FAILED"])
+            publish.fail_reason = "file_format_check_failed"
+        return Reply(201, {})
 
     def _content_init(self, request: Recorded) -> Reply:
         body = request.json() or {}
@@ -258,6 +356,9 @@ class FakeTikTok(FakeHTTPServer):
         publish = self.publishes.get((request.json() or {}).get("publish_id", ""))
         if publish is None:
             return self.error("invalid_params", "publish_id not found")
+        if publish.upload is not None and not publish.upload.complete:
+            return self._ok({"status": "PROCESSING_UPLOAD",
+                             "uploaded_bytes": publish.upload.received})
         status = publish.statuses.popleft() if len(publish.statuses) > 1 else publish.statuses[0]
         data: dict[str, Any] = {"status": status, "uploaded_bytes": 0,
                                 "downloaded_bytes": 1048576}
@@ -288,6 +389,13 @@ class FakeTikTok(FakeHTTPServer):
         videos = [{k: v for k, v in self.videos[i].items() if k in fields}
                   for i in ids if i in self.videos]
         return self._ok({"videos": videos, "cursor": 0, "has_more": False})
+
+
+def _content_range(request: Recorded) -> tuple[int, int, int] | None:
+    """``bytes first-last/total`` as numbers, or None when malformed."""
+    value = request.headers.get("content-range", "")
+    match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", value)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
 
 
 @pytest.fixture(name="fake_tiktok")

@@ -161,3 +161,16 @@ class Strict(BaseModel):
     """Unknown keys are errors everywhere; dumps use the YAML spelling (``from``)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+_VIDEO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(/[A-Za-z0-9][A-Za-z0-9_-]*)*\.mp4")
+
+
+def check_video_name(value: Any) -> str:
+    """A TikTok video is an MP4 in the media folder's ``videos/``, named relative to it:
+    no ``..`` nor absolute path, so a campaign file cannot point the worker at any file."""
+    if not isinstance(value, str) or not _VIDEO_NAME.fullmatch(value):
+        raise custom_error("campaign.tiktok_video_name", value=shown(value))
+    return value
+
+
+VideoName = Annotated[str, BeforeValidator(check_video_name)]

@@ -271,3 +271,15 @@ def check_files(
         errors.sort(key=lambda e: (e.line, e.column))
         results[path] = (checked.spec if not errors else None, errors)
     return results
+
+
+def locate(path: Path, keys: tuple[str | int, ...]) -> Position:
+    """Where ``keys`` sits in the file (its key, else the nearest enclosing one): checks
+    made after loading (the catalog's photos, the TikTok app) point at the line they are
+    about, like every schema error, instead of at 1:1."""
+    text, _problem = read_text(path)
+    if text is None:
+        return Position(1, 1)
+    source_map = parse(text).source_map
+    found, _complete = source_map.deepest(keys)
+    return source_map.key_or_value(found)

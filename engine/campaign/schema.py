@@ -53,6 +53,7 @@ from engine.campaign.fields import (
     SocialTemplate,
     Strict,
     Text,
+    VideoName,
     check_cron,
     check_hhmm,
     check_slug,
@@ -330,6 +331,7 @@ class TikTokChannel(SocialChannel):
 
     privacy: TikTokPrivacy | None = None
     consent: bool = False
+    video: VideoName | None = None  # an MP4 in MEDIA_DIR/videos/, sent by FILE_UPLOAD
 
 
 class WhatsAppTemplate(Strict):

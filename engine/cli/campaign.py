@@ -9,13 +9,13 @@ from pathlib import Path
 
 import typer
 
-from engine.campaign.loader import CampaignError, check_files
+from engine.campaign.loader import CampaignError, check_files, locate
 from engine.campaign.schema import CampaignSpec
 from engine.cli.app import console, sub
 from engine.cli.business import db_session
 from engine.common.i18n import t
 from engine.config import get_settings
-from engine.social.media import media_problems
+from engine.social.media import Located, media_problems
 from engine.social.plan import campaign_products, post_platforms, tiktok_privacy_problems
 
 campaign = sub("campaign", "Kampanye dari berkas YAML: validasi, rencana, pratinjau, peluncuran.")
@@ -67,8 +67,9 @@ def validate_command(
 def _with_media_checks(
     results: dict[Path, tuple[CampaignSpec | None, list[CampaignError]]],
 ) -> dict[Path, tuple[CampaignSpec | None, list[CampaignError]]]:
-    """Refuse a post channel whose products have no photo the platform accepts, and a
-    TikTok privacy the configured app may not use.
+    """Refuse a post channel whose products have no photo the platform accepts (naming
+    them), a TikTok video that cannot be uploaded and a TikTok privacy the configured
+    app may not use, each at its line in the file.
 
     Only this needs the database (the catalog); a file with no post channel is checked
     offline as before.
@@ -80,11 +81,19 @@ def _with_media_checks(
     settings = get_settings()
     with db_session() as session:
         for path, spec in wanted.items():
-            problems = tiktok_privacy_problems(spec, settings) + media_problems(
-                campaign_products(session, spec), post_platforms(spec), settings)
+            problems: list[Located] = [(("channels", "tiktok"), p)
+                        for p in tiktok_privacy_problems(spec, settings)]
+            problems += media_problems(spec, campaign_products(session, spec),
+                                       post_platforms(spec), settings)
             if problems:
-                results[path] = (None, [CampaignError(str(path), 1, 1, p) for p in problems])
+                errors = [_located(path, keys, message) for keys, message in problems]
+                results[path] = (None, sorted(errors, key=lambda e: (e.line, e.column)))
     return results
+
+
+def _located(path: Path, keys: tuple[str, ...], message: str) -> CampaignError:
+    position = locate(path, keys)
+    return CampaignError(str(path), position.line, position.column, message)
 
 
 def _valid_line(path: Path, spec: CampaignSpec) -> str:

@@ -9,6 +9,11 @@ stored photo has normalised JPEG variants (:mod:`engine.media`): Instagram gets 
 portrait one (1080x1350, 4:5), the other platforms the square one (1080x1080). A photo
 that is not one of ours (an external URL kept from an old import) is refused here, so
 the post fails with a reason the staff can act on instead of a platform's error code.
+
+A TikTok campaign may carry a video instead (``channels.tiktok.video``): an MP4 in the
+media folder's ``videos/``, sent with FILE_UPLOAD (:mod:`channels.tiktok_upload`), so no
+photo is needed there. ``umkm campaign validate`` reports each problem at the line of
+the channel (or its ``video:``) in the YAML.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from channels.tiktok_upload import MAX_VIDEO_BYTES, is_mp4
 from engine.campaign.catalog import CatalogProduct
+from engine.campaign.schema import CampaignSpec, TikTokChannel
 from engine.common.errors import InvalidInput
 from engine.common.i18n import t
 from engine.config import Settings
@@ -72,16 +80,51 @@ def platform_media_url(image_url: str, platform: str, settings: Settings) -> str
     return f"{base.scheme}://{base.netloc}{URL_PREFIX}{match.group(1)}/{size}.jpg"
 
 
-def media_problems(products: Sequence[CatalogProduct], platforms: Sequence[str],
-                   settings: Settings) -> list[str]:
-    """One line per platform naming the products whose photo it would refuse."""
-    problems = []
+Located = tuple[tuple[str, ...], str]  # (path of the YAML key, message)
+
+
+def campaign_video(spec: CampaignSpec) -> str | None:
+    """The campaign's TikTok video name (``channels.tiktok.video``), if any."""
+    config = spec.channels.tiktok
+    return config.video if isinstance(config, TikTokChannel) else None
+
+
+def video_path(name: str, settings: Settings) -> Path:
+    return settings.media_root / "videos" / name
+
+
+def video_problem(name: str, settings: Settings) -> str | None:
+    """Why the campaign's video cannot be uploaded to TikTok, or None."""
+    path = video_path(name, settings)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(12)
+        size = path.stat().st_size
+    except OSError:
+        return t("social.tiktok_video_missing", video=name, folder=str(path.parent))
+    if not is_mp4(head) or not 0 < size <= MAX_VIDEO_BYTES:
+        return t("social.tiktok_video_unfit", video=name)
+    return None
+
+
+def media_problems(spec: CampaignSpec, products: Sequence[CatalogProduct],
+                   platforms: Sequence[str], settings: Settings) -> list[Located]:
+    """Per channel, where in the YAML: the products whose photo the platform would
+    refuse, named; for TikTok with a video, that video's problem instead."""
+    problems: list[Located] = []
+    video = campaign_video(spec)
     for platform in platforms:
+        if platform == "tiktok" and video is not None:
+            problem = video_problem(video, settings)
+            if problem:
+                problems.append((("channels", "tiktok", "video"), problem))
+            continue
         bad = [p.name for p in products
                if platform_media_url(p.image_url, platform, settings) is None]
         if bad:
-            problems.append(t("social.media_unfit", channel=platform,
-                              products=", ".join(bad), base=settings.base_url))
+            problems.append((("channels", platform), t(
+                "social.media_unfit", channel=platform, products=", ".join(bad),
+                base=settings.base_url)))
     return problems
 
 

@@ -52,7 +52,7 @@ from engine.models import (
 from engine.outbox import adapters
 from engine.social import accounts
 from engine.social.inbound import WA_WINDOW, last_inbound
-from engine.social.media import MediaUnfit, post_media_url
+from engine.social.media import MediaUnfit, campaign_video, post_media_url, video_path
 from engine.social.plan import SHARE_KIT_RECIPIENT, WHATSAPP, campaign_products, post_channel
 from engine.social.sharekit import build_share_kit
 
@@ -162,15 +162,18 @@ def build_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogPr
     withdrew the opt-in, or the business lost eligibility): that post is not made.
     """
     config = post_channel(ctx.spec, delivery.channel)
+    video = campaign_video(ctx.spec) if isinstance(config, TikTokChannel) else None
     payload = _payload_of(ctx, delivery, products, settings,
-                          config.template if config else "social/promo.j2")
+                          config.template if config else "social/promo.j2", video is None)
     if payload is not None and isinstance(config, TikTokChannel):
         payload |= {"privacy_level": config.privacy, "consent": config.consent}
+    if payload is not None and video is not None:  # TikTok FILE_UPLOAD, no photo
+        payload |= {"media_type": "video", "video_path": str(video_path(video, settings))}
     return payload
 
 
 def _payload_of(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogProduct],
-                settings: Settings, template: str) -> dict[str, Any] | None:
+                settings: Settings, template: str, photo: bool = True) -> dict[str, Any] | None:
     tracker = ctx.tracker.for_delivery(delivery.id)
     product_id = delivery.context.get("product_id")
     if product_id is not None:
@@ -180,7 +183,8 @@ def _payload_of(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogProd
         link = str(tracker.track(product["url"], product=product))
         product = {**product, "url": link}
         caption = _caption(template, {**_base(ctx), "product": product, "products": [product]})
-        media = post_media_url(product["image_url"], delivery.channel, settings)
+        media = post_media_url(product["image_url"], delivery.channel, settings) if photo \
+            else None
         return {"caption": caption, "media_url": media, "media_type": "image",
                 "link": link, "product_id": product["id"],
                 "business_id": product["business"]["id"]}
@@ -190,7 +194,8 @@ def _payload_of(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogProd
         return None
     chosen = [{**p, "url": str(tracker.track(p["url"], product=p))} for p in chosen]
     caption = _caption(template, {**_base(ctx), "product": None, "products": chosen})
-    media = post_media_url(chosen[0]["image_url"], delivery.channel, settings)
+    media = post_media_url(chosen[0]["image_url"], delivery.channel, settings) if photo \
+        else None
     return {"caption": caption, "media_url": media, "media_type": "image",
             "link": chosen[0]["url"], "product_id": None, "business_id": delivery.business_id,
             "product_ids": [p["id"] for p in chosen]}
