@@ -44,7 +44,7 @@ from tests.conftest import REDIS_URL, service_missing
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_KEY = "umkm:test-session-lock"
 LOCK_TTL = 6 * 3600  # seconds; a crashed session frees its database after this at most
-READY_TIMEOUT = 90.0  # seconds; generous, the machine is shared by many test sessions
+READY_TIMEOUT = 90.0  # seconds a starting process may go without using CPU (wait_while_busy)
 STOP_TIMEOUT = 30.0
 DEFAULT_QUEUES = ("transactional", "bulk", "beat")
 
@@ -88,6 +88,36 @@ def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.05) ->
             return True
         time.sleep(step)
     return check()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process and its reaped children have used, from ``/proc/<pid>/stat``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime..cstime
+
+
+def wait_while_busy(check: Callable[[], bool], pid: int, stall: float,
+                    step: float = 0.1, busy: float = 0.5) -> bool:
+    """Poll ``check`` for as long as process ``pid`` keeps working toward it.
+
+    Starting or stopping a Celery process is CPU work (imports, forks, closing pools); on a
+    machine whose cores are busy with other work it takes longer, not forever. The deadline
+    follows that progress: ``check`` fails only after ``stall`` seconds in which the process
+    used less than ``busy`` seconds of CPU (an idle or hung process does not reset it).
+    """
+    deadline, mark = time.monotonic() + stall, cpu_seconds(pid)
+    while not check():
+        used = cpu_seconds(pid)
+        if used - mark >= busy:
+            deadline, mark = time.monotonic() + stall, used
+        if time.monotonic() > deadline:
+            return check()
+        time.sleep(step)
+    return True
 
 
 def _pid_alive(pid: int) -> bool:
@@ -338,7 +368,9 @@ class _Proc:
             return self.ready_marker.encode() in fh.read()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        ok = wait_until(lambda: self._ready() or not self.alive, timeout, step=0.1)
+        """Wait for the ready line; ``timeout`` is how long the process may stall, not run."""
+        assert self.popen is not None
+        ok = wait_while_busy(lambda: self._ready() or not self.alive, self.popen.pid, timeout)
         if not (ok and self.alive):
             code = self.popen.poll() if self.popen else None
             self.kill(signal.SIGKILL)

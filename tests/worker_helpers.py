@@ -106,6 +106,13 @@ class World:
         counts.update({str(status.value): int(n) for status, n in rows})
         return counts
 
+    def progress(self) -> tuple[int, tuple[tuple[str, int], ...]]:
+        """What moves while the workers work: messages received, and every row's status."""
+        with self.session() as session:
+            rows = session.execute(select(Delivery.status, func.count())
+                                   .group_by(Delivery.status)).all()
+        return len(self.smtp.messages), tuple(sorted((str(s.value), int(n)) for s, n in rows))
+
     def run_status(self, run_id: int) -> str:
         with self.session() as session:
             run = session.get(CampaignRun, run_id)
@@ -117,7 +124,7 @@ class World:
         a moment after the rows settle: wait for that commit instead of racing it."""
         wait_for(lambda: self.run_status(run_id) == "finished", timeout,
                  f"run {run_id} to be finished (it was {self.run_status(run_id)!r} at the start)",
-                 step=0.1)
+                 step=0.1, progress=self.progress)
 
     def deliveries(self, run_id: int) -> dict[str, Delivery]:
         with self.session() as session:
@@ -234,10 +241,23 @@ def message_ids(messages: list[ReceivedMessage], recipient: str) -> set[str]:
     return {m.message_id for m in messages if m.rcpt_tos == [recipient]}
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, step: float = 0.05) -> None:
+def wait_for(check: Callable[[], bool], timeout: float, what: str, step: float = 0.05,
+             progress: Callable[[], object] | None = None) -> None:
+    """Poll ``check``; with ``progress``, ``timeout`` is how long nothing may move.
+
+    On a loaded machine the workers are slower, not stuck: a deadline that follows progress
+    (e.g. :meth:`World.progress`, messages received and rows settled) fails only when the
+    system under test has stopped moving, never because it moved slowly.
+    """
     deadline = time.monotonic() + timeout
+    seen = progress() if progress is not None else None
     while not check():
+        if progress is not None:
+            now = progress()
+            if now != seen:
+                seen, deadline = now, time.monotonic() + timeout
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            still = "made no progress for" if progress is not None else "timed out after"
+            raise AssertionError(f"{still} {timeout:.0f} s waiting for {what}")
         time.sleep(step)
 

@@ -71,7 +71,7 @@ def test_a_relay_slower_than_the_lease_sends_nothing_twice(
     assert_each_exactly_once(w, run_id, 3 * BATCH_SIZE)
     assert all(d.attempts == 1 for d in w.deliveries(run_id).values())
     wait_for(lambda: sum(r.get("sent", 0) for _, r in batch_log(workers)) >= 3 * BATCH_SIZE,
-             30, "the workers' log lines")
+             30, "the workers' log lines", progress=w.progress)
     slowest = max(seconds for seconds, r in batch_log(workers) if r.get("claimed"))
     assert slowest > lease, f"no batch outlived its lease ({slowest:.1f} s): the test is moot"
     w.wait_finished(run_id)
@@ -88,11 +88,12 @@ def test_sigterm_to_the_whole_process_group_mid_batch_sends_nothing_twice(
     run_id = w.promo("promo-sigterm", total)
     workers = celery_workers.start(2, w.env)
     w.enqueue(run_id)
-    wait_for(lambda: len(w.smtp.messages) >= 150, 60, "the first 150 messages")
-    wait_for(lambda: w.counts(run_id)["sending"] > BATCH_SIZE, 30, "both workers mid-batch")
+    wait_for(lambda: len(w.smtp.messages) >= 150, 60, "the first 150 messages", progress=w.progress)
+    wait_for(lambda: w.counts(run_id)["sending"] > BATCH_SIZE, 30, "both workers mid-batch",
+             progress=w.progress)
 
     workers.kill(0, signal.SIGTERM, whole_group=True)
-    wait_for(lambda: not workers.alive(0), 60, "worker 0 to end after SIGTERM")
+    wait_for(lambda: not workers.alive(0), 60, "worker 0 to end after SIGTERM", progress=w.progress)
     assert "WorkerLostError" not in workers.logs(0), "the pool child died mid-batch"
     assert "batch stopped on request" in workers.logs(0), "SIGTERM hit no batch: moot"
     workers.restart(0)
@@ -144,15 +145,17 @@ def test_cancel_mid_batch_lets_at_most_one_message_per_worker_out(
     run_id = w.promo("promo-batal", total)
     celery_workers.start(2, w.env)
     w.enqueue(run_id)
-    wait_for(lambda: len(w.smtp.messages) >= 150, 60, "the first 150 messages")
-    wait_for(lambda: w.counts(run_id)["sending"] > BATCH_SIZE, 30, "both workers mid-batch")
+    wait_for(lambda: len(w.smtp.messages) >= 150, 60, "the first 150 messages", progress=w.progress)
+    wait_for(lambda: w.counts(run_id)["sending"] > BATCH_SIZE, 30, "both workers mid-batch",
+             progress=w.progress)
 
     with w.session() as session:
         run = session.get(CampaignRun, run_id)
         assert run is not None
         control.cancel(session, run, "dibatalkan operator")
     at_click = len(w.smtp.messages)
-    wait_for(lambda: w.counts(run_id)["sending"] == 0, 30, "the batches to stop")
+    wait_for(lambda: w.counts(run_id)["sending"] == 0, 30, "the batches to stop",
+             progress=w.progress)
 
     after = len(w.smtp.messages) - at_click
     assert after <= 2, f"{after} messages went out after the cancel"
@@ -171,14 +174,14 @@ def test_a_run_smaller_than_one_batch_can_be_paused_and_resumed_once(
     run_id = w.promo("promo-jeda-kecil", 150)
     celery_workers.start(2, w.env)
     assert w.enqueue(run_id) == 1
-    wait_for(lambda: len(w.smtp.messages) >= 20, 60, "the first 20 messages")
+    wait_for(lambda: len(w.smtp.messages) >= 20, 60, "the first 20 messages", progress=w.progress)
 
     with w.session() as session:
         run = session.get(CampaignRun, run_id)
         assert run is not None
         assert control.pause(session, run, "dijeda operator")
     at_click = len(w.smtp.messages)
-    wait_for(lambda: w.counts(run_id)["sending"] == 0, 30, "the batch to stop")
+    wait_for(lambda: w.counts(run_id)["sending"] == 0, 30, "the batch to stop", progress=w.progress)
 
     assert len(w.smtp.messages) - at_click <= 1
     paused = w.counts(run_id)

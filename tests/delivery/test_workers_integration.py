@@ -132,13 +132,14 @@ def test_sigkill_mid_batch_duplicates_only_in_flight_with_one_message_id(
     workers = celery_workers.start(2, w.env)
     w.enqueue(run_id)
 
-    wait_for(lambda: len(w.smtp.messages) >= 150, 60, "the first 150 messages")
+    wait_for(lambda: len(w.smtp.messages) >= 150, 60, "the first 150 messages", progress=w.progress)
     wait_for(lambda: len(sending_rows(w, run_id)) > BATCH_SIZE, 10,
-             "both workers holding a batch")
+             "both workers holding a batch", progress=w.progress)
     workers.kill(0, signal.SIGKILL)  # the worker and its pool child, mid-batch
     # The survivor drains the queue; the dead worker's claimed rows stay `sending`.
     wait_for(lambda: w.counts(run_id)["pending"] == 0
-             and w.counts(run_id)["sending"] <= BATCH_SIZE, 60, "the survivor to drain")
+             and w.counts(run_id)["sending"] <= BATCH_SIZE, 60, "the survivor to drain",
+             progress=w.progress)
     time.sleep(1.0)
     in_flight = set(sending_rows(w, run_id))  # what the dead worker held
     assert in_flight, "the kill did not hit a batch in flight"
@@ -170,7 +171,7 @@ def test_redis_restart_without_persistence_loses_nothing(
     celery_workers.start(2, w.env)
     assert w.enqueue(run_id) == 15
 
-    wait_for(lambda: len(w.smtp.messages) >= 200, 60, "the first 200 messages")
+    wait_for(lambda: len(w.smtp.messages) >= 200, 60, "the first 200 messages", progress=w.progress)
     in_flight = set(sending_rows(w, run_id))
     assert restarted_queue_length(private_redis) == 0  # no AOF: every queued batch is gone
     time.sleep(3.0)  # the in-flight batches finish without a broker
@@ -191,14 +192,15 @@ def test_pause_resume_and_graceful_restart_send_no_duplicates(
     workers = celery_workers.start(2, w.env)
     w.enqueue(run_id)
 
-    wait_for(lambda: len(w.smtp.messages) >= 150, 60, "the first 150 messages")
+    wait_for(lambda: len(w.smtp.messages) >= 150, 60, "the first 150 messages", progress=w.progress)
     with w.session() as session:
         run = session.get(CampaignRun, run_id)
         assert run is not None
         assert control.pause(session, run, "dijeda operator")
     time.sleep(0.5)  # a batch that read `running` just before the pause claims now
     # Batches already running finish; every later batch is refused while paused.
-    wait_for(lambda: w.counts(run_id)["sending"] == 0, 30, "in-flight batches to end")
+    wait_for(lambda: w.counts(run_id)["sending"] == 0, 30, "in-flight batches to end",
+             progress=w.progress)
     at_pause = len(w.smtp.messages)
     time.sleep(3.0)
     assert len(w.smtp.messages) == at_pause, "mail sent while paused"
@@ -213,7 +215,8 @@ def test_pause_resume_and_graceful_restart_send_no_duplicates(
         assert run is not None
         assert control.resume(session, run)
     assert w.enqueue(run_id) > 0
-    wait_for(lambda: len(w.smtp.messages) >= at_pause + 300, 60, "sending to resume")
+    wait_for(lambda: len(w.smtp.messages) >= at_pause + 300, 60, "sending to resume",
+             progress=w.progress)
     assert workers.stop_gracefully(1) == 0  # warm shutdown while batches are sending
     workers.restart(1)
 
@@ -244,7 +247,7 @@ def test_two_dispatchers_for_the_same_run_send_each_message_once(
     counts = w.wait_settled(run_id, timeout=90)
     broker = redis.Redis.from_url(w.settings.redis_url)
     wait_for(lambda: broker.llen("bulk") == 0 and len(handled(workers)) >= 2 * len(batches),
-             30, "every handed-over batch to be processed")
+             30, "every handed-over batch to be processed", progress=w.progress)
     time.sleep(1.0)  # the last task's log line
     broker.close()
 
@@ -276,7 +279,7 @@ def test_451_is_retried_and_delivered_550_fails_alone_rest_recorded(
     w.enqueue(run_id)
 
     wait_for(lambda: w.counts(run_id)["sending"] == 0
-             and w.counts(run_id)["sent"] == 290, 60, "the first pass")
+             and w.counts(run_id)["sent"] == 290, 60, "the first pass", progress=w.progress)
     rows = w.deliveries(run_id)
     for address in bad:
         assert rows[address].status.value == "failed"
@@ -393,7 +396,8 @@ def test_order_confirmation_overtakes_a_running_5000_bulk_campaign(
     celery_workers.start(2, w.env)
     beat_process.start(w.env)  # the real beat: every job every second
 
-    wait_for(lambda: len(w.smtp.messages) >= 500, 60, "the bulk campaign to be under way")
+    wait_for(lambda: len(w.smtp.messages) >= 500, 60, "the bulk campaign to be under way",
+             progress=w.progress)
     with w.session() as session:
         order = make_order(session, session.get_one(Customer, buyer.id), [kain], at=utcnow())
         session.add(OrderEvent(order_id=order.id, kind=OrderStatus.confirmed,
@@ -401,7 +405,8 @@ def test_order_confirmation_overtakes_a_running_5000_bulk_campaign(
         session.commit()
         ref = order.external_ref
 
-    wait_for(lambda: "maria@contoh.id" in w.smtp.recipients(), 60, "the order confirmation")
+    wait_for(lambda: "maria@contoh.id" in w.smtp.recipients(), 60, "the order confirmation",
+             progress=w.progress)
     w.wait_settled(bulk_id, timeout=120)
     arrivals = [m.rcpt_tos[0] for m in w.smtp.messages]
     confirmation_at = arrivals.index("maria@contoh.id")
@@ -426,7 +431,7 @@ def test_redis_restart_with_persistence_keeps_the_queue_and_loses_nothing(
     celery_workers.start(2, w.env)
     assert w.enqueue(run_id) == 15
 
-    wait_for(lambda: len(w.smtp.messages) >= 200, 60, "the first 200 messages")
+    wait_for(lambda: len(w.smtp.messages) >= 200, 60, "the first 200 messages", progress=w.progress)
     in_flight = set(sending_rows(w, run_id))
     queued = restarted_queue_length(private_redis)  # SIGTERM: the AOF is written first
     assert queued > 0, "the AOF kept no queued batch: the test is moot"
@@ -449,7 +454,7 @@ def test_task_outliving_the_visibility_timeout_is_redelivered_but_sends_nothing_
     assert w.enqueue(run_id) == 1
 
     wait_for(lambda: any(r["claimed"] == 0 for r in handled(workers)), 60,
-             "a redelivered copy to be handled")
+             "a redelivered copy to be handled", progress=w.progress)
     copy_done_at = len(w.smtp.messages)
     counts = w.wait_settled(run_id, timeout=60)
     time.sleep(3.0)  # later copies, restored again, run and log
@@ -486,14 +491,16 @@ def test_two_beats_at_once_start_the_run_once_and_send_each_message_once(
     workers = celery_workers.start(2, w.env)
     beats = [beat_process.start(w.env), beat_process.start(w.env)]
 
-    wait_for(lambda: len(w.smtp.messages) >= 100, 60, "the beats to start the run")
+    wait_for(lambda: len(w.smtp.messages) >= 100, 60, "the beats to start the run",
+             progress=w.progress)
     with w.session() as session:
         order = make_order(session, session.get_one(Customer, buyer.id), [kain], at=utcnow())
         session.add(OrderEvent(order_id=order.id, kind=OrderStatus.confirmed,
                                occurred_at=utcnow(), source="api"))
         session.commit()
     counts = w.wait_settled(run_id, timeout=120)
-    wait_for(lambda: "maria@contoh.id" in w.smtp.recipients(), 30, "the order confirmation")
+    wait_for(lambda: "maria@contoh.id" in w.smtp.recipients(), 30, "the order confirmation",
+             progress=w.progress)
     time.sleep(3.0)  # a few more ticks of both beats: nothing more may go out
 
     assert all(beat.alive for beat in beats)
