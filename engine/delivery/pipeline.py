@@ -49,6 +49,7 @@ from engine.models import (
     Suppression,
     utcnow,
 )
+from engine.outbox import capcheck
 from engine.outbox import rows as outbox
 from engine.outbox.adapters import email_adapter
 from engine.social import publish
@@ -267,10 +268,14 @@ def _process_batch(run_id: int, delivery_ids: Sequence[int], settings: Settings,
             return result
         started = time.monotonic()
         owner = outbox.new_owner()
-        claimed = outbox.claim(session, delivery_ids, clock, owner=owner,
-                               lease_seconds=settings.lease_seconds)
+        claim = capcheck.claim_within_cap(session, delivery_ids, clock, owner=owner,
+                                          lease_seconds=settings.lease_seconds,
+                                          cap=_cap_of(ctx))
+        claimed, result.skipped = claim.claimed, len(claim.capped)
         result.claimed = len(claimed)
         if not claimed:
+            if claim.capped:
+                outbox.finish_if_done(session, run_id, now)
             return result
         rows = _claimed_rows(session, claimed)
         attempts = {d.id: d.attempts for d in rows}
@@ -300,11 +305,19 @@ def _process_batch(run_id: int, delivery_ids: Sequence[int], settings: Settings,
                                 record_at, owner=owner)
         _attribute(session, prepared, results)
         result.sent, result.retried = summary.sent, summary.retried
-        result.failed, result.skipped = summary.failed, summary.skipped
+        result.failed, result.skipped = summary.failed, result.skipped + summary.skipped
         result.deferred += summary.deferred
         _check_error_budget(session, run, settings)
         outbox.finish_if_done(session, run_id, now)
     return result
+
+
+def _cap_of(ctx: RunContext) -> capcheck.CapRule | None:
+    """The campaign's frequency cap, re-checked at the claim; transactional mail has none."""
+    cap = ctx.spec.audience.frequency_cap
+    if cap is None or ctx.campaign_type == CampaignType.transactional.value:
+        return None
+    return capcheck.CapRule(max=cap.max, per_days=cap.per_days)
 
 
 def _stop_delays(ctx: RunContext, settings: Settings, stopped_at: datetime,
