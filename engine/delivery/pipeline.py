@@ -31,7 +31,9 @@ from engine.delivery import gate as gates
 from engine.delivery import stopping
 from engine.delivery.context import RunContext, customer_contexts, run_context
 from engine.delivery.control import pause
+from engine.delivery.scheduler import OWN_RECEIPT
 from engine.engagement.tracking import message_id_for
+from engine.message.mime import MessageSkeleton
 from engine.message.render import render_email
 from engine.message.templating import TemplateProblem
 from engine.models import (
@@ -198,6 +200,9 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
         context["products"] = [ctx.product_context(p, settings.base_url) for p in products]
         if d.context.get("order_id"):
             context["order"] = _order_context(session, int(d.context["order_id"]))
+        skeleton = ctx.skeleton
+        if d.context.get(OWN_RECEIPT):
+            products, skeleton = [], _own_receipt(ctx, context)
         delivery_tracker = ctx.tracker.for_delivery(d.id)
         unsubscribe = delivery_tracker.unsubscribe_url()
         context["unsubscribe_url"] = unsubscribe
@@ -210,7 +215,7 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
             blocked[d.id] = f"{RENDER_FAILED} {where}{problem.message}"[:500]
             continue
         message_id = d.message_id or message_id_for(d.id, ctx.run_id, ctx.domain)
-        raw = ctx.skeleton.build(
+        raw = skeleton.build(
             to_addr=d.recipient, to_name=context["customer"]["name"], subject=rendered.subject,
             text=rendered.text, html=rendered.html, message_id=message_id,
             list_unsubscribe_url=None if ctx.campaign_type == CampaignType.transactional.value
@@ -222,6 +227,18 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
                             account="email", crlf_only=True),  # engine.message.mime output
             products, business_id, variant))
     return prepared, blocked
+
+
+def _own_receipt(ctx: RunContext, context: dict[str, Any]) -> MessageSkeleton:
+    """A receipt of a business outside the programme (not eligible, Pasal 10): sent as
+    the business's own mail, From its name, with no Dinas header, footer or legal line
+    (the layouts show them only when ``dinas`` is set) and no other UMKM's products."""
+    context["dinas"] = {}
+    context["products"] = []
+    business = (context.get("order") or {}).get("business") or {}
+    return MessageSkeleton(from_addr=ctx.envelope_from,
+                           from_name=str(business.get("name") or "") or None,
+                           domain=ctx.skeleton.domain)
 
 
 # ----------------------------------------------------------------------------- the batch

@@ -32,6 +32,7 @@ from engine.campaign.window import (
 )
 from engine.config import get_settings
 from engine.models import (
+    Business,
     Campaign,
     CampaignRun,
     CampaignType,
@@ -53,6 +54,7 @@ from engine.social.plan import campaign_products, materialize_posts
 # it is marked processed without mailing the customer about an old order.
 TRANSACTIONAL_MAX_AGE = timedelta(hours=48)
 
+OWN_RECEIPT = "own_receipt"  # Delivery.context flag: a receipt outside the programme
 EVENT_KINDS = {"order_confirmed": "confirmed", "order_shipped": "shipped",
                "order_invoiced": "invoiced"}
 
@@ -332,9 +334,16 @@ def _order_event_run(session: Session, campaign: Campaign, event: OrderEvent,
     if not created:
         return None
     run.started_at = now
+    # A business that is not eligible gets its buyer's receipt as its own, outside the
+    # programme (docs/eligibility.md): no UMKM on the row, so no programme figure counts it.
+    business = session.get(Business, order.business_id)
+    own_receipt = business is None or not business.eligible
+    context: dict[str, Any] = {"order_id": order.id, "event": event.kind.value}
+    if own_receipt:
+        context[OWN_RECEIPT] = True
     session.add(Delivery(
         run_id=run.id, channel="email", recipient=customer.email, customer_id=customer.id,
-        business_id=order.business_id, context={"order_id": order.id, "event": event.kind.value},
+        business_id=None if own_receipt else order.business_id, context=context,
         status=DeliveryStatus.skipped if blocked else DeliveryStatus.pending,
         error="suppressed" if blocked else None,
     ))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -25,10 +24,9 @@ from sqlalchemy.orm import Session
 from channels.base import ChannelAdapter
 from engine.campaign.loader import load_campaign
 from engine.common.i18n import t
-from engine.config import Settings, get_settings, reset_settings
+from engine.config import Settings
 from engine.db import session_factory
 from engine.delivery import pipeline, scheduler
-from engine.delivery.context import reset_process_state
 from engine.delivery.enqueue import due_batches_for_run, run_in_process
 from engine.models import Campaign, CampaignRun, CampaignType, Customer, Delivery, DeliveryStatus
 from engine.outbox import capcheck
@@ -68,20 +66,8 @@ channels:
 
 
 @pytest.fixture
-def wired(settings: Settings, smtp_server: ScriptedSMTPServer,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, Session]]:
-    monkeypatch.setenv("SMTP_HOST", smtp_server.host)
-    monkeypatch.setenv("SMTP_PORT", str(smtp_server.port))
-    monkeypatch.setenv("BATCH_SIZE", "7")  # many small batches, so two runs interleave
-    reset_settings()
-    reset_process_state()
-    live = get_settings()
-    session = session_factory(live)()
-    try:
-        yield live, session
-    finally:
-        session.close()
-        reset_process_state()
+def extra_env() -> dict[str, str]:
+    return {"BATCH_SIZE": "7"}  # many small batches, so two runs interleave
 
 
 def _world(db: Session, tmp: Path, heavy: int = 26, fresh: int = 4
@@ -149,9 +135,9 @@ def _check(db: Session, server: ScriptedSMTPServer, runs: list[int], heavy: list
 
 
 def test_two_runs_one_after_the_other_stop_at_the_cap(
-        wired: tuple[Settings, Session], smtp_server: ScriptedSMTPServer,
+        smtp_wired: tuple[Settings, Session], smtp_server: ScriptedSMTPServer,
         tmp_path: Path) -> None:
-    settings, db = wired
+    settings, db = smtp_wired
     runs, heavy, fresh = _world(db, tmp_path)
     first = run_in_process(runs[0], settings, NOW)
     assert (first.sent, first.skipped) == (len(heavy) + len(fresh), 0)
@@ -161,12 +147,12 @@ def test_two_runs_one_after_the_other_stop_at_the_cap(
 
 
 def test_two_runs_sending_at_once_never_exceed_the_cap(
-        wired: tuple[Settings, Session], smtp_server: ScriptedSMTPServer,
+        smtp_wired: tuple[Settings, Session], smtp_server: ScriptedSMTPServer,
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two dispatchers, one per run, released together: the claims race on every
     customer and the per-customer lock decides; still nobody gets a fourth mail.
     Each thread has its own SMTP connection, as each worker process has."""
-    settings, db = wired
+    settings, db = smtp_wired
     own = threading.local()
     opened: list[ChannelAdapter[Any, Any]] = []
 
@@ -203,11 +189,11 @@ def test_two_runs_sending_at_once_never_exceed_the_cap(
 
 
 def test_without_the_claim_check_the_second_run_would_exceed_the_cap(
-        wired: tuple[Settings, Session], tmp_path: Path,
+        smtp_wired: tuple[Settings, Session], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The scenario of the issue really goes over the cap when only the audience
     query guards it (this is what the claim-time check is for)."""
-    settings, db = wired
+    settings, db = smtp_wired
     runs, heavy, _fresh = _world(db, tmp_path, heavy=3, fresh=0)
     assert len(heavy) == 3
     monkeypatch.setattr(pipeline, "_cap_of", lambda ctx: None)
@@ -217,12 +203,12 @@ def test_without_the_claim_check_the_second_run_would_exceed_the_cap(
 
 
 def test_two_claims_counting_at_the_same_instant_take_each_customer_once(
-        wired: tuple[Settings, Session], tmp_path: Path,
+        smtp_wired: tuple[Settings, Session], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The race made deterministic: each claim waits (up to 0.5 s) after counting for
     the other to count too.  Without the per-customer lock both would count "2 of 3"
     and claim; with it the second claim counts only after the first committed."""
-    settings, db = wired
+    settings, db = smtp_wired
     runs, heavy, _fresh = _world(db, tmp_path, heavy=5, fresh=0)
     ids = {run: list(db.scalars(select(Delivery.id).where(Delivery.run_id == run)))
            for run in runs}
