@@ -62,6 +62,16 @@ def latest_cron_occurrence(spec: CampaignSpec, now: datetime) -> datetime | None
     return previous.astimezone(UTC)
 
 
+def next_cron_occurrence(spec: CampaignSpec, after: datetime) -> datetime | None:
+    """The first occurrence of ``schedule.cron`` strictly after ``after`` (UTC), read in
+    the campaign's zone (``0 9 1 * *`` is the 1st at 09:00 WITA), if any cron."""
+    cron = spec.schedule.cron
+    if cron is None:
+        return None
+    following: datetime = croniter(cron, after.astimezone(spec.zone)).get_next(datetime)
+    return following.astimezone(UTC)
+
+
 def local_day(spec: CampaignSpec, at: datetime) -> date:
     """The calendar day of ``at`` in the campaign's zone (daily run keys use it)."""
     return at.astimezone(spec.zone).date()

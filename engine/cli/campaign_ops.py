@@ -33,6 +33,7 @@ from engine.models import Campaign, CampaignRun, Customer, utcnow
 
 STATUS_LABELS = {"pending": "tertunda", "sending": "dikirim", "sent": "terkirim",
                  "failed": "gagal", "skipped": "dilewati"}
+PLAN_PRODUCTS_SHOWN = 15  # the rest of a long catalog is one "... dan N lainnya" line
 RUN_STATUS_LABELS = {"scheduled": "terjadwal", "running": "berjalan", "paused": "dijeda",
                      "finished": "selesai", "cancelled": "dibatalkan"}
 
@@ -74,6 +75,8 @@ def plan_command(file: Path = typer.Argument(..., help="Berkas kampanye YAML."))
     console.print(table)
     if report.first_send is not None:
         console.print(t("ops.plan.first", when=_when(report.first_send)))
+    elif spec.schedule.cron:
+        console.print(t("ops.plan.schedule_over"))
     else:
         trigger = spec.trigger.model_dump(mode="json", exclude_none=True) if spec.trigger else {}
         pairs = ", ".join(f"{k}={v}" for k, v in trigger.items())
@@ -81,9 +84,12 @@ def plan_command(file: Path = typer.Argument(..., help="Berkas kampanye YAML."))
     if spec.type != "transactional":
         if report.products:
             console.print(t("ops.plan.products", n=len(report.products)))
-            for p in report.products[:15]:
+            for p in report.products[:PLAN_PRODUCTS_SHOWN]:
                 console.print(f"  • {escape(p.name)} — {rupiah(p.price)} "
                               f"({escape(p.business_name)})")
+            if len(report.products) > PLAN_PRODUCTS_SHOWN:
+                console.print(t("ops.plan.more_products",
+                                n=len(report.products) - PLAN_PRODUCTS_SHOWN))
         else:
             console.print(f"[yellow]{t('ops.plan.no_products')}[/]")
     console.print(t("ops.plan.channels", channels=", ".join(

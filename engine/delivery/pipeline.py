@@ -31,7 +31,9 @@ from engine.delivery import gate as gates
 from engine.delivery import stopping
 from engine.delivery.context import RunContext, customer_contexts, run_context
 from engine.delivery.control import pause
+from engine.delivery.scheduler import OWN_RECEIPT
 from engine.engagement.tracking import message_id_for
+from engine.message.mime import MessageSkeleton
 from engine.message.render import render_email
 from engine.message.templating import TemplateProblem
 from engine.models import (
@@ -49,6 +51,7 @@ from engine.models import (
     Suppression,
     utcnow,
 )
+from engine.outbox import capcheck
 from engine.outbox import rows as outbox
 from engine.outbox.adapters import email_adapter
 from engine.social import publish
@@ -197,6 +200,9 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
         context["products"] = [ctx.product_context(p, settings.base_url) for p in products]
         if d.context.get("order_id"):
             context["order"] = _order_context(session, int(d.context["order_id"]))
+        skeleton = ctx.skeleton
+        if d.context.get(OWN_RECEIPT):
+            products, skeleton = [], _own_receipt(ctx, context)
         delivery_tracker = ctx.tracker.for_delivery(d.id)
         unsubscribe = delivery_tracker.unsubscribe_url()
         context["unsubscribe_url"] = unsubscribe
@@ -209,7 +215,7 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
             blocked[d.id] = f"{RENDER_FAILED} {where}{problem.message}"[:500]
             continue
         message_id = d.message_id or message_id_for(d.id, ctx.run_id, ctx.domain)
-        raw = ctx.skeleton.build(
+        raw = skeleton.build(
             to_addr=d.recipient, to_name=context["customer"]["name"], subject=rendered.subject,
             text=rendered.text, html=rendered.html, message_id=message_id,
             list_unsubscribe_url=None if ctx.campaign_type == CampaignType.transactional.value
@@ -221,6 +227,18 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
                             account="email", crlf_only=True),  # engine.message.mime output
             products, business_id, variant))
     return prepared, blocked
+
+
+def _own_receipt(ctx: RunContext, context: dict[str, Any]) -> MessageSkeleton:
+    """A receipt of a business outside the programme (not eligible, Pasal 10): sent as
+    the business's own mail, From its name, with no Dinas header, footer or legal line
+    (the layouts show them only when ``dinas`` is set) and no other UMKM's products."""
+    context["dinas"] = {}
+    context["products"] = []
+    business = (context.get("order") or {}).get("business") or {}
+    return MessageSkeleton(from_addr=ctx.envelope_from,
+                           from_name=str(business.get("name") or "") or None,
+                           domain=ctx.skeleton.domain)
 
 
 # ----------------------------------------------------------------------------- the batch
@@ -267,10 +285,14 @@ def _process_batch(run_id: int, delivery_ids: Sequence[int], settings: Settings,
             return result
         started = time.monotonic()
         owner = outbox.new_owner()
-        claimed = outbox.claim(session, delivery_ids, clock, owner=owner,
-                               lease_seconds=settings.lease_seconds)
+        claim = capcheck.claim_within_cap(session, delivery_ids, clock, owner=owner,
+                                          lease_seconds=settings.lease_seconds,
+                                          cap=_cap_of(ctx))
+        claimed, result.skipped = claim.claimed, len(claim.capped)
         result.claimed = len(claimed)
         if not claimed:
+            if claim.capped:
+                outbox.finish_if_done(session, run_id, now)
             return result
         rows = _claimed_rows(session, claimed)
         attempts = {d.id: d.attempts for d in rows}
@@ -300,11 +322,19 @@ def _process_batch(run_id: int, delivery_ids: Sequence[int], settings: Settings,
                                 record_at, owner=owner)
         _attribute(session, prepared, results)
         result.sent, result.retried = summary.sent, summary.retried
-        result.failed, result.skipped = summary.failed, summary.skipped
+        result.failed, result.skipped = summary.failed, result.skipped + summary.skipped
         result.deferred += summary.deferred
         _check_error_budget(session, run, settings)
         outbox.finish_if_done(session, run_id, now)
     return result
+
+
+def _cap_of(ctx: RunContext) -> capcheck.CapRule | None:
+    """The campaign's frequency cap, re-checked at the claim; transactional mail has none."""
+    cap = ctx.spec.audience.frequency_cap
+    if cap is None or ctx.campaign_type == CampaignType.transactional.value:
+        return None
+    return capcheck.CapRule(max=cap.max, per_days=cap.per_days)
 
 
 def _stop_delays(ctx: RunContext, settings: Settings, stopped_at: datetime,

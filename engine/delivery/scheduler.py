@@ -27,10 +27,12 @@ from engine.campaign.window import (
     first_send_time,
     latest_cron_occurrence,
     local_day,
+    next_cron_occurrence,
     next_window_open,
 )
 from engine.config import get_settings
 from engine.models import (
+    Business,
     Campaign,
     CampaignRun,
     CampaignType,
@@ -52,6 +54,7 @@ from engine.social.plan import campaign_products, materialize_posts
 # it is marked processed without mailing the customer about an old order.
 TRANSACTIONAL_MAX_AGE = timedelta(hours=48)
 
+OWN_RECEIPT = "own_receipt"  # Delivery.context flag: a receipt outside the programme
 EVENT_KINDS = {"order_confirmed": "confirmed", "order_shipped": "shipped",
                "order_invoiced": "invoiced"}
 
@@ -214,7 +217,7 @@ def due_recurring(session: Session, now: datetime | None = None) -> list[int]:
         occurrence = _due_occurrence(spec, now)
         if occurrence is None:
             continue
-        key = "cron:" + occurrence.strftime("%Y-%m-%dT%H:%M")
+        key = _cron_key(occurrence)
         run, was_created = get_or_create_run(session, campaign, trigger_key=key,
                                              scheduled_at=occurrence, status=RunStatus.running)
         if was_created:
@@ -223,6 +226,10 @@ def due_recurring(session: Session, now: datetime | None = None) -> list[int]:
             created.append(run.id)
         session.commit()
     return created
+
+
+def _cron_key(occurrence: datetime) -> str:
+    return "cron:" + occurrence.strftime("%Y-%m-%dT%H:%M")
 
 
 def _due_occurrence(spec: CampaignSpec, now: datetime) -> datetime | None:
@@ -327,9 +334,16 @@ def _order_event_run(session: Session, campaign: Campaign, event: OrderEvent,
     if not created:
         return None
     run.started_at = now
+    # A business that is not eligible gets its buyer's receipt as its own, outside the
+    # programme (docs/eligibility.md): no UMKM on the row, so no programme figure counts it.
+    business = session.get(Business, order.business_id)
+    own_receipt = business is None or not business.eligible
+    context: dict[str, Any] = {"order_id": order.id, "event": event.kind.value}
+    if own_receipt:
+        context[OWN_RECEIPT] = True
     session.add(Delivery(
         run_id=run.id, channel="email", recipient=customer.email, customer_id=customer.id,
-        business_id=order.business_id, context={"order_id": order.id, "event": event.kind.value},
+        business_id=None if own_receipt else order.business_id, context=context,
         status=DeliveryStatus.skipped if blocked else DeliveryStatus.pending,
         error="suppressed" if blocked else None,
     ))
@@ -339,16 +353,73 @@ def _order_event_run(session: Session, campaign: Campaign, event: OrderEvent,
 
 
 def plan(session: Session, spec: CampaignSpec, now: datetime | None = None) -> PlanReport:
-    """Audience size after consent, suppression and cap; products; first send time."""
+    """Audience size after consent, suppression and cap; products; next send time; rows
+    per channel.  Nothing is written: the channel counts come from a dry run of the
+    same materialization launch (or, for a cron campaign, the beat) does, rolled back."""
     now = now or utcnow()
     audience = spec.audience.model_dump(mode="json", by_alias=True, exclude_none=True)
     counts = count_audience(session, audience, campaign_type=spec.type, channel="email",
                             now=now)
     products = campaign_products(session, spec)
-    first = None
-    if spec.type not in (CampaignType.transactional.value, CampaignType.retention.value):
-        first = first_send_time(spec, now)
-    channels = dict.fromkeys(spec.channel_names, 0)
-    if "email" in channels:
-        channels["email"] = int(getattr(counts, "total", 0))
+    first = next_send(session, spec, now)
+    channels = dict.fromkeys(spec.channel_names, 0) | dry_run_channels(session, spec, now)
     return PlanReport(spec.id, spec.type, first, counts, products, channels)
+
+
+def next_send(session: Session, spec: CampaignSpec, now: datetime) -> datetime | None:
+    """When the first mail of the campaign will really go out (UTC), or ``None``
+    (triggered types, or a cron schedule with no occurrence left before ``end``).
+
+    A one-off run starts at ``schedule.start`` moved into the window.  A cron campaign
+    is sent by the beat (:func:`due_recurring`): the occurrence that passed less than
+    12 hours ago if its run does not exist yet (sent at the next tick, inside the
+    window), else the next occurrence at or after ``start``, moved into the window.
+    """
+    if spec.type in (CampaignType.transactional.value, CampaignType.retention.value):
+        return None
+    if not spec.schedule.cron:
+        return first_send_time(spec, now)
+    due = _due_occurrence(spec, now)
+    if due is not None and not _occurrence_ran(session, spec, due):
+        return next_window_open(spec, now)
+    start = spec.start_utc()
+    occurrence = next_cron_occurrence(spec, max(now, start - timedelta(seconds=1))
+                                      if start else now)
+    end = spec.end_utc()
+    if occurrence is None or (end is not None and occurrence > end):
+        return None
+    return next_window_open(spec, occurrence)
+
+
+def _occurrence_ran(session: Session, spec: CampaignSpec, occurrence: datetime) -> bool:
+    campaign = session.scalars(select(Campaign).where(Campaign.key == spec.id)).one_or_none()
+    return campaign is not None and _run_by_key(
+        session, campaign.id, _cron_key(occurrence)) is not None
+
+
+def dry_run_channels(session: Session, spec: CampaignSpec, now: datetime) -> dict[str, int]:
+    """Outbox rows per channel that a launch would make now, counted in a scratch
+    transaction that is rolled back (so ``plan`` can never disagree with ``launch``).
+
+    A cron campaign's runs are made by the beat, one email audience per occurrence
+    (:func:`due_recurring`); triggered types make theirs per event: only the audience.
+    """
+    with Session(bind=session.get_bind()) as scratch:
+        try:
+            campaign = upsert_campaign(scratch, spec, None)
+            run = CampaignRun(campaign_id=campaign.id, trigger_key="plan:dry-run",
+                              scheduled_at=now, status=RunStatus.scheduled)
+            scratch.add(run)
+            scratch.flush()
+            one_off = not spec.schedule.cron and spec.type not in (
+                CampaignType.transactional.value, CampaignType.retention.value)
+            if one_off:
+                materialize_channels(scratch, run, spec, now)
+            elif spec.email is not None and spec.type != CampaignType.transactional.value:
+                materialize_audience(scratch, run, spec, now)
+            rows = scratch.execute(select(Delivery.channel, func.count())
+                                   .where(Delivery.run_id == run.id)
+                                   .group_by(Delivery.channel)).tuples().all()
+        finally:
+            scratch.rollback()
+    return {str(channel): int(n) for channel, n in rows}

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     CursorResult,
+    Select,
     String,
     Table,
     Update,
@@ -87,29 +88,39 @@ def claim(session: Session, delivery_ids: Sequence[int], now: datetime | None = 
         return []
     now = now or utcnow()
     ids = list(delivery_ids)
-    due = or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
     if is_postgres(session):
-        locked = (
-            select(Delivery.id)
-            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.pending, due)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+        locked = claimable(ids, now).with_for_update(skip_locked=True).scalar_subquery()
         where: ColumnElement[bool] = Delivery.id.in_(locked)
     else:
-        where = and_(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.pending, due)
+        where = and_(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.pending,
+                     _due(now))
     stmt = (
         update(Delivery)
         .where(where)
-        .values(status=DeliveryStatus.sending, claimed_at=now, attempts=Delivery.attempts + 1,
-                lease_owner=owner or None,
-                lease_until=now + timedelta(seconds=lease_seconds))
+        .values(**claim_values(now, owner, lease_seconds))
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )
     claimed = sorted(session.execute(stmt).scalars())
     session.commit()
     return claimed
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
+
+
+def claimable(ids: Sequence[int], now: datetime) -> Select[tuple[int]]:
+    """The still-pending, due rows among ``ids`` (what a claim may take)."""
+    return select(Delivery.id).where(Delivery.id.in_(list(ids)),
+                                     Delivery.status == DeliveryStatus.pending, _due(now))
+
+
+def claim_values(now: datetime, owner: str, lease_seconds: float) -> dict[str, Any]:
+    """The columns a claim writes: ``sending`` under ``owner``'s lease, one attempt more."""
+    return {"status": DeliveryStatus.sending, "claimed_at": now,
+            "attempts": Delivery.attempts + 1, "lease_owner": owner or None,
+            "lease_until": now + timedelta(seconds=lease_seconds)}
 
 
 def renew(connection: Connection, delivery_ids: Iterable[int], owner: str,
