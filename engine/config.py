@@ -82,7 +82,14 @@ class Settings:
     dkim_key_path: str = ""
     graph_url: str = "https://graph.facebook.com"
     graph_version: str = "v23.0"
+    # Connecting accounts from the dashboard (Facebook Login for a Page): the Meta app's
+    # id and secret, and where Facebook's consent dialog lives (tests: a fake server).
+    meta_app_id: str = ""
+    meta_app_secret: Secret = field(default_factory=lambda: Secret(""))
+    meta_dialog_url: str = "https://www.facebook.com"
     tiktok_url: str = "https://open.tiktokapis.com"
+    # TikTok Login Kit's consent page (tests: a fake server).
+    tiktok_auth_url: str = "https://www.tiktok.com"
     tiktok_client_key: str = ""
     tiktok_client_secret: Secret = field(default_factory=lambda: Secret(""))
     # Unaudited TikTok apps may only post privately (SELF_ONLY); set true after the audit.
@@ -319,7 +326,7 @@ class WhatsAppSettings(ChannelSettings, channel="whatsapp"):
                    settings.whatsapp_app_secret, settings.whatsapp_verify_token)
 
 
-_SECRET_FIELDS = {"secret_key", "smtp_password", "tiktok_client_secret",
+_SECRET_FIELDS = {"secret_key", "smtp_password", "tiktok_client_secret", "meta_app_secret",
                   "bounce_webhook_secret", "whatsapp_app_secret", "whatsapp_verify_token",
                   "media_s3_access_key", "media_s3_secret_key"}
 # Keys whose plain upper-case name would collide with standard variables (LANG is the

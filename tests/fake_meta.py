@@ -12,7 +12,10 @@ and error shapes:
   (``IN_PROGRESS`` -> ``FINISHED``, ``ERROR``, ``EXPIRED``), ``POST /{ig}/media_publish``
   (refused with code 9 / 2207042 once the quota is used), ``GET /{ig}/media``,
   ``GET /{media}/insights`` (``impressions`` and ``plays`` are invalid metrics now);
-- tokens in ``expired_tokens`` get ``190`` / subcode ``463``.
+- tokens in ``expired_tokens`` get ``190`` / subcode ``463``;
+- Facebook Login (:mod:`tests.fake_meta_oauth`): the consent dialog, ``/oauth/access_token``
+  (code and ``fb_exchange_token``), ``/me/accounts``, a page's Instagram account and
+  ``GET /{phone-number-id}``, refusing bad codes, secrets and redirect URIs as Graph does.
 
 Scripting: :meth:`FakeMeta.script` queues canned answers for one ``(method, path)``;
 each canned answer replaces the normal one (``body``), adds headers to it (``headers``
@@ -40,6 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from tests.fake_media import fetch, instagram_ratio_ok
+from tests.fake_meta_oauth import OAUTH_PATHS, MetaOAuth
 
 FB_POST_METRICS = frozenset({
     "post_media_view", "post_total_media_view_unique", "post_clicks",
@@ -122,6 +126,7 @@ class FakeMeta:
         self.retired_metrics: set[str] = set()  # Meta removed them: error 100 from now on
         # Public host -> loopback server of the photos (tests.fake_media); None: undeclared.
         self.media_hosts: dict[str, str] | None = None
+        self.oauth = MetaOAuth(self)  # Facebook Login, pages, phone numbers
         self._queues: dict[tuple[str, str], deque[Canned]] = {}
         self._ids = itertools.count(1001)
         self._lock = threading.RLock()
@@ -173,6 +178,9 @@ class FakeMeta:
             canned = queue.popleft() if queue else None
         if canned is not None and (canned.body is not None or canned.drop):
             return canned
+        if path in OAUTH_PATHS:
+            with self._lock:
+                return self.oauth.exchange(path, params)
         token = params.get("access_token", "")
         if not token:
             answer = graph_error(2500, message="An active access token must be used")
@@ -194,6 +202,9 @@ class FakeMeta:
     def _route(self, method: str, path: str, p: dict[str, str]) -> Canned:
         parts = path.split("/")
         node, edge = parts[0], (parts[1] if len(parts) > 1 else "")
+        owned = self.oauth.route(method, node, edge, p)
+        if owned is not None:
+            return owned
         if method == "POST" and edge == "feed":
             return self._create_post(node, p.get("message", ""), link=p.get("link"))
         if method == "POST" and edge == "photos":
@@ -344,6 +355,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query))
+        authorization = self.headers.get("Authorization", "")
+        if authorization.lower().startswith("bearer ") and "access_token" not in params:
+            params["access_token"] = authorization[7:]  # Graph takes the token either way
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             params.update(parse_qsl(self.rfile.read(length).decode("utf-8")))

@@ -406,3 +406,79 @@ def fake_tiktok_fixture() -> Iterator[FakeTikTok]:
         yield server
     finally:
         server.stop()
+
+
+# === Login Kit (OAuth v2) for the dashboard's "Hubungkan TikTok" (issue 17) ===============
+# Kept apart from the posting API above: the consent page (served here instead of
+# www.tiktok.com), ``grant_type=authorization_code`` at ``/v2/oauth/token/`` and
+# ``/v2/user/info/``. Wrong client secret: ``invalid_client``; unknown, spent or
+# expired code, or a ``redirect_uri`` other than the consent page's: ``invalid_grant``.
+
+from urllib.parse import urlencode  # noqa: E402 - this section's own import
+
+AUTHORIZE = "/v2/auth/authorize/"
+USER_INFO = "/v2/user/info/"
+
+
+@dataclass
+class FakeTikTokLogin(FakeTikTok):
+    """:class:`FakeTikTok` plus the Login Kit endpoints; ``deny`` = the user cancels."""
+
+    deny: bool = False
+    codes: dict[str, str] = field(default_factory=dict)  # code -> redirect_uri
+    display_name: str = "UMKM TTS Resmi"
+    open_id: str = "fake-open-id"
+
+    def handle(self, request: Recorded) -> Reply:
+        if request.path == AUTHORIZE:
+            return self._authorize(request)
+        if request.path == USER_INFO and request.bearer in self.access_tokens:
+            return self._ok({"user": {"open_id": self.open_id,
+                                      "display_name": self.display_name}})
+        return super().handle(request)
+
+    def _authorize(self, request: Recorded) -> Reply:
+        query = {k: v[0] for k, v in request.query.items()}
+        redirect = query.get("redirect_uri", "")
+        if query.get("client_key") != CLIENT_KEY or not redirect \
+                or query.get("response_type") != "code":
+            return Reply(400, {"error": "invalid_request"})
+        answer = {"state": query.get("state", ""), "scopes": query.get("scope", "")}
+        if self.deny:
+            answer |= {"error": "access_denied",
+                       "error_description": "The user denied the authorization"}
+        else:
+            code = f"fake-code-{next(self._ids)}"
+            self.codes[code] = redirect
+            answer["code"] = code
+        return Reply(302, {}, {"Location": f"{redirect}?{urlencode(answer)}"})
+
+    def _oauth(self, request: Recorded) -> Reply:
+        form = request.form()
+        if form.get("grant_type") != "authorization_code":
+            return super()._oauth(request)
+        if form.get("client_key") != CLIENT_KEY or form.get("client_secret") != CLIENT_SECRET:
+            return Reply(401, {"error": "invalid_client",
+                               "error_description": "Client key or secret is incorrect.",
+                               "log_id": "FAKE"})
+        with self._lock:
+            redirect = self.codes.pop(form.get("code", ""), None)
+        if redirect is None or redirect != form.get("redirect_uri"):
+            return Reply(400, {"error": "invalid_grant",
+                               "error_description": "Authorization code is expired or "
+                               "the redirect_uri does not match.", "log_id": "FAKE"})
+        access, refresh = self.issue_tokens()
+        return Reply(200, {
+            "access_token": access, "expires_in": 86400, "open_id": self.open_id,
+            "refresh_expires_in": 31536000, "refresh_token": refresh,
+            "scope": "user.info.basic,video.publish,video.upload", "token_type": "Bearer"})
+
+
+@pytest.fixture(name="fake_tiktok_login")
+def fake_tiktok_login_fixture() -> Iterator[FakeTikTokLogin]:
+    server = FakeTikTokLogin()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -39,6 +39,7 @@ ROUTER_MODULES = (
     "web.signup",            # /daftar: owners sign up on their own; send for verification
     "web.users_admin",       # /dinas/pengguna: accounts (dinas_admin only)
     "web.portal_products",   # owner portal: archive and delete a product
+    "web.accounts_connect",  # /dinas/akun-sosial/hubungkan (before web.dashboard)
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally

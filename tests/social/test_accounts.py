@@ -22,13 +22,14 @@ runner = CliRunner(env={"COLUMNS": "200"})
 TOKEN = "EAABwzLixnjYBO-sangat-rahasia-token-halaman-0042"
 
 
-def cli(*args: str) -> Any:
-    return runner.invoke(app, list(args))
+def cli(*args: str, token: str | None = None) -> Any:
+    """The CLI; ``token`` is typed at the hidden prompt (tokens are never arguments)."""
+    return runner.invoke(app, list(args), input=None if token is None else token + "\n")
 
 
 def test_connect_and_list_never_show_a_full_token(settings: Settings, db: Session) -> None:
     connected = cli("account", "connect", "facebook", "--id", "104857600",
-                    "--name", "Dinas UMKM TTS", "--token", TOKEN)
+                    "--name", "Dinas UMKM TTS", token=TOKEN)
     assert connected.exit_code == 0, connected.output
     assert "facebook:dinas" in connected.output and TOKEN not in connected.output
 
@@ -44,14 +45,14 @@ def test_connect_and_list_never_show_a_full_token(settings: Settings, db: Sessio
 
 def test_connect_rejects_unknown_platforms_and_bad_input_without_traceback(
         settings: Settings) -> None:
-    wrong = cli("account", "connect", "facebok", "--id", "1", "--name", "x", "--token", "t")
+    wrong = cli("account", "connect", "facebok", "--id", "1", "--name", "x", token="t")
     assert wrong.exit_code == 1
     assert "facebook, instagram, tiktok, whatsapp" in wrong.output
     assert "Traceback" not in wrong.output
     expiry = cli("account", "connect", "tiktok", "--id", "open-1", "--name", "x",
-                 "--token", "act.1", "--expires", "besok")
+                 "--expires", "besok", token="act.1")
     assert expiry.exit_code == 1 and "besok" in expiry.output
-    empty = cli("account", "connect", "tiktok", "--id", "open-1", "--name", "x", "--token", " ")
+    empty = cli("account", "connect", "tiktok", "--id", "open-1", "--name", "x", token=" ")
     assert empty.exit_code == 1 and "token akses wajib diisi" in empty.output
 
 
@@ -79,7 +80,7 @@ def test_reconnect_clears_the_pause_and_wakes_only_that_accounts_posts(
     assert view.status == accounts.STATUS_NEEDS_RECONNECT and view.cooling_until is not None
 
     reconnected = cli("account", "connect", "facebook", "--id", "104857600", "--name",
-                      "Dinas", "--token", "EAAB-token-baru-setelah-kedaluwarsa")
+                      "Dinas", token="EAAB-token-baru-setelah-kedaluwarsa")
     assert reconnected.exit_code == 0, reconnected.output
 
     db.expire_all()

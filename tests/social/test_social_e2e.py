@@ -357,7 +357,7 @@ def test_expired_token_pauses_only_that_account_until_it_is_reconnected(
     assert "perlu disambung ulang" in listing.output and FB_TOKEN not in listing.output
     reconnect = CliRunner().invoke(cli_app, [
         "account", "connect", "facebook", "--id", PAGE, "--name", "Dinas UMKM TTS",
-        "--token", "EAAB-page-token-baru"])
+        "--token-file", "-"], input="EAAB-page-token-baru\n")
     assert reconnect.exit_code == 0, reconnect.output
     assert world.account("facebook:dinas").status == accounts.STATUS_OK
 
