@@ -14,8 +14,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
 
-from engine.common.errors import BadRequest
+from engine.campaign import revisions
+from engine.campaign.schema import CampaignSpec
+from engine.common.errors import BadRequest, NotFound
 from engine.common.i18n import t
+from engine.models import AuditLog, CampaignRevision, User
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_staff, settings_of
 from web.headers import CONTENT_SECURITY_POLICY
 from web.studio_check import (
@@ -62,8 +65,11 @@ def campaign_list(request: Request, jenis: str = "", status: str = "", halaman: 
 
 
 @router.get("/baru", response_class=HTMLResponse)
-def new_campaign(request: Request, contoh: str = "") -> HTMLResponse:
-    """The starter gallery, or the editor opened on the chosen starter."""
+def new_campaign(request: Request, contoh: str = "", revisi: str = "",
+                 db: Session = Depends(get_db)) -> HTMLResponse:
+    """The starter gallery, or the editor opened on a starter or a saved revision."""
+    if revisi:
+        return _edit_revision(request, db, revisi)
     if not contoh:
         return page(request, "studio_gallery.html", {
             "starters": [(name, t(f"studio.starter.{name}"),
@@ -73,9 +79,21 @@ def new_campaign(request: Request, contoh: str = "") -> HTMLResponse:
     except BadRequest as exc:
         return page(request, "studio_gallery.html", {"error": str(exc), "starters": []},
                     status_code=400)
-    return page(request, "studio_editor.html", {
-        "yaml": text, "starter": contoh, "starter_label": t(f"studio.starter.{contoh}"),
-    }, headers={"Content-Security-Policy": EDITOR_CSP, **NO_STORE})
+    return _editor(request, text, t(f"studio.starter.{contoh}"))
+
+
+def _editor(request: Request, text: str, label: str) -> HTMLResponse:
+    return page(request, "studio_editor.html", {"yaml": text, "starter_label": label},
+                headers={"Content-Security-Policy": EDITOR_CSP, **NO_STORE})
+
+
+def _edit_revision(request: Request, db: Session, revisi: str) -> HTMLResponse:
+    row = db.get(CampaignRevision, int(revisi)) if revisi.isdigit() and len(revisi) < 19 \
+        else None
+    if row is None:
+        raise NotFound("studio.no_revision", value=revisi[:40])
+    return _editor(request, row.yaml_text,
+                   t("studio.revision_label", key=row.campaign_key, number=row.number))
 
 
 def _bad(exc: BadRequest) -> JSONResponse:
@@ -93,19 +111,59 @@ def check(request: Request, yaml: str = Form(""),
     return JSONResponse(check_json(db, settings_of(request), text), headers=NO_STORE)
 
 
-@router.post("/pratinjau")
-def preview(request: Request, yaml: str = Form(""), penerima: str = Form(""),
-            db: Session = Depends(get_db)) -> JSONResponse:
-    """Email, posts and share kit for a recipient of the audience (or the sample)."""
+def _valid_spec(request: Request, db: Session, yaml: str,
+                fix_key: str) -> tuple[CampaignSpec, str] | JSONResponse:
+    """(spec, text) of the editor's text, or the JSON answer that says what is wrong:
+    a 400 for an oversized text, else the problems to fix first (``fix_key``)."""
     try:
         text = yaml_of(yaml)
-        if penerima and not (penerima.isdigit() and len(penerima) < 19):
-            raise BadRequest("studio.bad_recipient", value=penerima[:40])
     except BadRequest as exc:
         return _bad(exc)
     spec, errors = validate(db, settings_of(request), text, media=False)
     if spec is None:
         return JSONResponse({"ok": False, "errors": [error_json(e) for e in errors],
-                             "error": t("studio.fix_first")}, headers=NO_STORE)
-    return JSONResponse(preview_json(db, spec, int(penerima) if penerima else None),
+                             "error": t(fix_key)}, headers=NO_STORE)
+    return spec, text
+
+
+@router.post("/pratinjau")
+def preview(request: Request, yaml: str = Form(""), penerima: str = Form(""),
+            db: Session = Depends(get_db)) -> JSONResponse:
+    """Email, posts and share kit for a recipient of the audience (or the sample)."""
+    if penerima and not (penerima.isdigit() and len(penerima) < 19):
+        return _bad(BadRequest("studio.bad_recipient", value=penerima[:40]))
+    checked = _valid_spec(request, db, yaml, "studio.fix_first")
+    if isinstance(checked, JSONResponse):
+        return checked
+    return JSONResponse(preview_json(db, checked[0], int(penerima) if penerima else None),
                         headers=NO_STORE)
+
+
+@router.post("/simpan")
+def save(request: Request, yaml: str = Form(""), user: User = Depends(require_staff),
+         db: Session = Depends(get_db)) -> JSONResponse:
+    """Save the editor's text as the campaign's next revision (a valid campaign only)."""
+    checked = _valid_spec(request, db, yaml, "studio.fix_before_save")
+    if isinstance(checked, JSONResponse):
+        return checked
+    spec, text = checked
+    revision, new = revisions.save(db, spec.id, text, user.username)
+    if new:
+        db.add(AuditLog(actor=user.username, action="campaign.save",
+                        entity="campaign_revision", entity_id=str(revision.id),
+                        detail={"campaign": spec.id, "number": revision.number}))
+    db.commit()
+    key = "studio.saved" if new else "studio.unchanged"
+    return JSONResponse({"ok": True, "new": new, "number": revision.number,
+                         "url": f"/dinas/kampanye/revisi/{spec.id}",
+                         "message": t(key, number=revision.number)}, headers=NO_STORE)
+
+
+@router.get("/revisi/{campaign_key}", response_class=HTMLResponse)
+def revision_history(request: Request, campaign_key: str,
+                     db: Session = Depends(get_db)) -> HTMLResponse:
+    """Every saved revision of one campaign, newest first, each diffed with the one before."""
+    views = revisions.history(db, campaign_key[:120])
+    if not views:
+        raise NotFound("studio.no_revisions", key=campaign_key[:120])
+    return page(request, "studio_revisions.html", {"key": campaign_key, "views": views})

@@ -1,6 +1,6 @@
 """The campaign studio in Chromium at 1366 x 768 (issue 18): Dinas staff open a starter,
-introduce an error and see it inline at its line, fix it, and preview the email (phone
-and desktop frames) and the Facebook post for a chosen recipient."""
+introduce an error and see it inline at its line, fix it, preview the email (phone
+and desktop frames) and the Facebook post for a chosen recipient, and save a revision."""
 
 from __future__ import annotations
 
@@ -83,3 +83,7 @@ def test_staff_fix_an_error_inline_and_preview(live_server: LiveServer,
     expect(facebook).to_contain_text(re.compile(r"\d+ dari \d+ karakter"))
     expect(page.locator("#pv-kit")).to_contain_text("Selendang Buna")
     assert not [u for u in contexts.blocked if "cdn" in u]
+    page.get_by_role("button", name="Simpan sebagai revisi").click()
+    expect(page.locator("#save-status")).to_have_text("Tersimpan sebagai revisi 1.")
+    page.get_by_role("link", name="Lihat revisi dan perbedaannya").click()
+    expect(page.locator("article[data-revision='1'] h2")).to_contain_text(STAFF)

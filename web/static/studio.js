@@ -116,7 +116,8 @@
     post(root.dataset.check, {yaml: area.value}).then(function (data) {
       if (mine !== sequence) { return; }
       if (data.httpStatus !== 200) {
-        statusLine.textContent = data.detail || (data.detail && data.detail[0] && data.detail[0].msg) || "";
+        statusLine.textContent = typeof data.detail === "string" ? data.detail : "";
+        statusLine.className = "fail";
         return;
       }
       showProblems(data.errors || []);
@@ -195,6 +196,19 @@
       }).catch(function () { statusLine.textContent = root.dataset.offline; });
   }
 
+  function save() {
+    var saveStatus = document.getElementById("save-status");
+    post(root.dataset.save, {yaml: area.value}).then(function (data) {
+      if (data.httpStatus !== 200) { saveStatus.textContent = data.detail || ""; return; }
+      saveStatus.textContent = data.ok ? data.message : data.error;
+      saveStatus.className = data.ok ? "ok" : "fail";
+      if (!data.ok) { showProblems(data.errors || []); return; }
+      var link = document.getElementById("save-link");
+      link.href = data.url;
+      link.hidden = false;
+    }).catch(function () { saveStatus.textContent = root.dataset.offline; });
+  }
+
   area.addEventListener("input", changed);
   area.addEventListener("scroll", syncScroll);
   area.addEventListener("keydown", function (event) {
@@ -206,6 +220,7 @@
     }
   });
   document.getElementById("preview-button").addEventListener("click", preview);
+  document.getElementById("save-button").addEventListener("click", save);
   render();
   check();
 })();
