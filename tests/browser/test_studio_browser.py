@@ -60,6 +60,9 @@ def test_staff_fix_an_error_inline_and_preview(live_server: LiveServer,
     expect(problem).to_have_attribute("data-column", "5")
     expect(page.locator("#gutter .bad")).to_have_text(str(line))
     expect(page.locator(f"#highlight .y-error[data-line='{line}']")).to_contain_text("subjek")
+    # The coloured copy shows exactly the typed text (no markup leaking into it).
+    shown = page.locator("#highlight").inner_text().rstrip("\n").splitlines()
+    assert [row.rstrip() for row in shown] == [row.rstrip() for row in broken.splitlines()]
     page.locator("#yaml").fill(text)
     expect(page.locator("#check-status")).to_have_text("Kampanye valid.")
     expect(page.locator("#problems li")).to_have_count(0)
@@ -77,6 +80,7 @@ def test_staff_fix_an_error_inline_and_preview(live_server: LiveServer,
         expect(page.locator(frame)).to_have_attribute("sandbox", "")
         expect(page.locator(frame)).to_have_attribute("srcdoc", re.compile("Selendang Buna"))
     expect(page.locator("#pv-phone")).to_have_attribute("width", "390")
+    expect(page.frame_locator("#pv-phone").locator("body")).to_contain_text("Halo Yohana")
     expect(page.locator("#pv-text")).to_contain_text("Yohana")
     facebook = page.locator("#pv-posts article[data-platform=facebook]")
     expect(facebook).to_contain_text("Selendang Buna")

@@ -16,23 +16,39 @@
   var problems = [];
 
   function escapeHtml(text) {
-    return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;");
   }
 
-  // One line of YAML, coloured: comments, keys, strings, numbers/booleans, Jinja.
+  // One line of YAML, coloured: comments, keys, strings, literals, Jinja. Each piece of
+  // the raw line is escaped on its own, so markup is never matched as YAML.
+  var TOKEN = /("(?:[^"\\]|\\.)*"?|'[^']*'?|\{\{.*?\}\}|\b(?:true|false|null)\b|-?\b\d[\d.:-]*)/g;
+  var KEY = /^(\s*(?:-\s+)?)([A-Za-z_][\w.-]*)(:)(?=\s|$)/;
+
+  function span(cls, text) { return '<span class="' + cls + '">' + escapeHtml(text) + "</span>"; }
+
   function colourLine(line) {
     var comment = "";
     var hash = line.search(/(^|\s)#/);
     if (hash >= 0) {
-      comment = '<span class="y-comment">' + escapeHtml(line.slice(hash)) + "</span>";
+      comment = span("y-comment", line.slice(hash));
       line = line.slice(0, hash);
     }
-    var html = escapeHtml(line)
-      .replace(/^(\s*-?\s*)([A-Za-z_][\w.-]*)(:)/, '$1<span class="y-key">$2</span>$3')
-      .replace(/(&quot;|")([^"]*)(")/g, '<span class="y-str">"$2"</span>')
-      .replace(/(\{\{[^}]*\}\})/g, '<span class="y-jinja">$1</span>')
-      .replace(/(:\s+)(true|false|null|-?\d[\d.:-]*)(\s*)$/, '$1<span class="y-lit">$2</span>$3');
-    return html + comment;
+    var html = "";
+    var key = KEY.exec(line);
+    if (key) {
+      html = escapeHtml(key[1]) + span("y-key", key[2]) + ":";
+      line = line.slice(key[0].length);
+    }
+    var last = 0;
+    line.replace(TOKEN, function (token, _group, offset) {
+      html += escapeHtml(line.slice(last, offset));
+      var first = token.charAt(0);
+      html += span(first === '"' || first === "'" ? "y-str" : (first === "{" ? "y-jinja" : "y-lit"), token);
+      last = offset + token.length;
+      return token;
+    });
+    return html + escapeHtml(line.slice(last)) + comment;
   }
 
   function render() {
