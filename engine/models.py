@@ -565,3 +565,23 @@ class OptinLinkSend(Base):
 
     __table_args__ = (Index("ix_optin_link_send_customer_channel_sent",
                             "customer_id", "channel", "sent_at"),)
+
+
+class CampaignRevision(Base):
+    """One saved version of a campaign's YAML (the studio's "Simpan"), by campaign id.
+
+    Why the text and not only the spec: the reviewer reads and diffs what staff wrote,
+    comments included, and the text round-trips to a file in ``campaigns/``. Keyed by the
+    YAML ``id`` because a campaign row exists only once it is launched.
+    """
+
+    __tablename__ = "campaign_revisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_key: Mapped[str] = mapped_column(String(120))
+    number: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(120))
+    yaml_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("campaign_key", "number"),)

@@ -24,6 +24,7 @@ from web.headers import SecurityHeaders
 from web.limits import BodyLimits
 from web.media_routes import upload_limit_overrides
 from web.pages import STATIC_DIR
+from web.studio_check import MAX_BODY_BYTES as STUDIO_MAX_BODY
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,17 @@ ROUTER_MODULES = (
     "web.users_admin",       # /dinas/pengguna: accounts (dinas_admin only)
     "web.portal_products",   # owner portal: archive and delete a product
     "web.accounts_connect",  # /dinas/akun-sosial/hubungkan (before web.dashboard)
+    "web.studio",            # /dinas/kampanye: campaign list, starters, editor, preview
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally
     "web.media_routes",      # /media/<sha256>/<size>.jpg product photos, /favicon.ico
 )
-# Routes whose bodies may be bigger than ``max_body_bytes`` (raw bounce mails), with
-# room for the route's own, more precise 413.
-BODY_LIMIT_OVERRIDES = {"/webhooks/bounce": MAX_RAW_BYTES + 64 * 1024}
+# Routes with their own body limit: bigger than ``max_body_bytes`` (raw bounce mails, with
+# room for the route's own 413), or smaller (the studio's editor checks).
+BODY_LIMIT_OVERRIDES = {"/webhooks/bounce": MAX_RAW_BYTES + 64 * 1024,
+                        "/dinas/kampanye/periksa": STUDIO_MAX_BODY,
+                        "/dinas/kampanye/pratinjau": STUDIO_MAX_BODY}
 
 
 API_PREFIX = "/api/"

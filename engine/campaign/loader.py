@@ -189,6 +189,11 @@ def _check(path: Path) -> _Checked:
         assert problem is not None
         return _Checked(None, [_error(file, problem.position, problem.message)], None,
                         SourceMap())
+    return _check_source(file, text)
+
+
+def _check_source(file: str, text: str) -> _Checked:
+    """Every problem of one campaign text named ``file`` (a path or the editor's name)."""
     document = parse(text)
     found = [(p.position, p.message) for p in document.problems]
     spec: CampaignSpec | None = None
@@ -242,6 +247,13 @@ def load_campaign(path: Path) -> CampaignSpec:
     if checked.spec is None:
         raise CampaignValidationError(checked.errors)
     return checked.spec
+
+
+def check_text(text: str, file: str) -> tuple[CampaignSpec | None, list[CampaignError]]:
+    """Validate a campaign given as text (the browser studio's editor), exactly as
+    ``umkm campaign validate`` validates a file: the spec, or every problem in order."""
+    checked = _check_source(file, text)
+    return checked.spec, checked.errors
 
 
 def validate_files(paths: Iterable[Path]) -> dict[Path, list[CampaignError]]:

@@ -8,6 +8,7 @@ at their UTM-tagged targets; nothing is written to the database.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,27 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "penerima"
 
 
-def _sample_customers(session: Session, spec: CampaignSpec, n: int) -> list[Customer]:
+def _sample_customers(session: Session, spec: CampaignSpec, n: int,
+                      customer_id: int | None = None) -> list[Customer]:
+    """Up to ``n`` audience members; only ``customer_id`` when it is in the audience."""
     audience = spec.audience.model_dump(mode="json", by_alias=True, exclude_none=True)
     ids: list[int] = []
     for batch in iter_audience_ids(session, audience, campaign_type=spec.type, channel="email",
-                                   now=utcnow(), batch_size=n):
-        ids.extend(batch)
-        break
+                                   now=utcnow(), batch_size=n if customer_id is None else 1000):
+        if customer_id is None:
+            ids.extend(batch)
+            break
+        if customer_id in batch:
+            ids = [customer_id]
+            break
     if not ids:
         return []
     return list(session.scalars(select(Customer).where(Customer.id.in_(ids[:n]))))
+
+
+def audience_sample(session: Session, spec: CampaignSpec, n: int) -> list[Customer]:
+    """The first ``n`` audience members (the studio's recipient picker)."""
+    return _sample_customers(session, spec, n)
 
 
 def _variants(spec: CampaignSpec) -> list[tuple[str, str, str]]:
@@ -74,11 +86,11 @@ def _base_context(spec: CampaignSpec, lang: str) -> dict[str, Any]:
 
 
 def _people(session: Session, spec: CampaignSpec, n: int, base: dict[str, Any],
-            base_url: str) -> list[dict[str, Any]]:
+            base_url: str, customer_id: int | None = None) -> list[dict[str, Any]]:
     """Real sample recipients with their recommendations, else the built-in sample."""
     catalog = campaign_products(session, spec)  # the same filters as the real send
     count = per_message(spec)
-    customers = _sample_customers(session, spec, n)
+    customers = _sample_customers(session, spec, n, customer_id)
     recs: dict[int, Any] = {}
     if catalog and customers and spec.type != "newsletter":  # as the run context does
         recs = Recommender.build(session, catalog, utcnow()).for_customers(
@@ -93,23 +105,48 @@ def _people(session: Session, spec: CampaignSpec, n: int, base: dict[str, Any],
     return people
 
 
-def write_previews(session: Session, spec: CampaignSpec, out: Path, n: int) -> list[Path]:
-    """Render every variant for up to ``n`` recipients into ``out``; return the files."""
+@dataclass(frozen=True)
+class EmailPreview:
+    """One variant of the mail for one recipient, as it would be sent."""
+
+    recipient: str
+    variant: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+def render_previews(session: Session, spec: CampaignSpec, n: int,
+                    customer_id: int | None = None) -> list[EmailPreview]:
+    """Every variant for up to ``n`` recipients (or the one audience member
+    ``customer_id``; the built-in sample when it is not in the audience)."""
     settings = get_settings()
-    out.mkdir(parents=True, exist_ok=True)
     base = _base_context(spec, settings.lang if settings.lang in ("id", "en") else "id")
-    people = _people(session, spec, n, base, settings.base_url)
+    people = _people(session, spec, n, base, settings.base_url, customer_id)
     preheader = spec.email.preheader if spec.email else None
     tracker = PreviewTracker(utm(spec))
-    written: list[Path] = []
-    for index, person in enumerate(people, start=1):
+    result: list[EmailPreview] = []
+    for person in people:
         for name, template, subject in _variants(spec):
             compiled = compile_email(template, subject, preheader=preheader)
             rendered = render_email(compiled, {**base, **person}, tracker)
-            stem = f"{index:02d}-{_slug(person['customer']['name'])}-{name}"
-            html_path, text_path = out / f"{stem}.html", out / f"{stem}.txt"
-            html_path.write_text(rendered.html, encoding="utf-8")
-            text_path.write_text(f"Subjek: {rendered.subject}\n\n{rendered.text}",
-                                 encoding="utf-8")
-            written += [html_path, text_path]
+            result.append(EmailPreview(str(person["customer"]["name"]), name,
+                                       rendered.subject, rendered.preheader, rendered.html,
+                                       rendered.text))
+    return result
+
+
+def write_previews(session: Session, spec: CampaignSpec, out: Path, n: int) -> list[Path]:
+    """Render every variant for up to ``n`` recipients into ``out``; return the files."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    index = 0
+    for preview in render_previews(session, spec, n):
+        index += preview.variant == "A"  # variant A comes first for each recipient
+        stem = f"{index:02d}-{_slug(preview.recipient)}-{preview.variant}"
+        html_path, text_path = out / f"{stem}.html", out / f"{stem}.txt"
+        html_path.write_text(preview.html, encoding="utf-8")
+        text_path.write_text(f"Subjek: {preview.subject}\n\n{preview.text}", encoding="utf-8")
+        written += [html_path, text_path]
     return written

@@ -103,6 +103,7 @@ class RenderedEmail:
     subject: str
     html: str
     text: str
+    preheader: str = ""  # shown by the studio's preview next to the subject
 
 
 # --- environments -------------------------------------------------------------------------
@@ -416,7 +417,8 @@ def render_email(
     )
     html = render_checked(compiled.html, ctx, compiled.name)
     text = render_checked(compiled.text, ctx, compiled.text_name)
-    return RenderedEmail(subject, html, _BLANK_LINES.sub("\n\n", text).strip() + "\n")
+    return RenderedEmail(subject, html, _BLANK_LINES.sub("\n\n", text).strip() + "\n",
+                         ctx["preheader"])
 
 
 def check_email_template(name: str, context: dict[str, Any]) -> None:
