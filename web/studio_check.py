@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine.campaign.loader import CampaignError, check_text
+from engine.campaign.loader import CampaignError, check_text, locate_text
 from engine.campaign.schema import CampaignSpec
 from engine.common.errors import BadRequest
 from engine.common.formatting import jam, rupiah, tanggal
@@ -25,8 +25,7 @@ from engine.delivery import scheduler
 from engine.delivery.preview import audience_sample, render_previews
 from engine.delivery.preview_social import post_previews, share_kit_text
 from engine.message.templating import TemplateProblem
-from engine.social.media import media_problems
-from engine.social.plan import campaign_products, post_platforms, tiktok_privacy_problems
+from engine.social.plan import post_platforms, post_problems
 
 EDITOR_FILE = "kampanye.yaml"
 MAX_YAML_CHARS = 200_000
@@ -71,11 +70,16 @@ def validate(db: Session, settings: Settings, text: str, *, media: bool = True
     (``media=False``: without them, as ``umkm campaign preview`` loads a file)."""
     spec, errors = check_text(text, EDITOR_FILE)
     if media and spec is not None and post_platforms(spec):
-        problems = tiktok_privacy_problems(spec, settings) + media_problems(
-            campaign_products(db, spec), post_platforms(spec), settings)
-        errors = [CampaignError(EDITOR_FILE, 1, 1, p) for p in problems]
+        errors = [_located(text, keys, message)
+                  for keys, message in post_problems(db, spec, settings)]
+        errors.sort(key=lambda e: (e.line, e.column))
         spec = spec if not errors else None
     return spec, errors
+
+
+def _located(text: str, keys: tuple[str, ...], message: str) -> CampaignError:
+    position = locate_text(text, keys)
+    return CampaignError(EDITOR_FILE, position.line, position.column, message)
 
 
 def plan_json(db: Session, spec: CampaignSpec) -> dict[str, Any]:

@@ -290,8 +290,11 @@ def locate(path: Path, keys: tuple[str | int, ...]) -> Position:
     made after loading (the catalog's photos, the TikTok app) point at the line they are
     about, like every schema error, instead of at 1:1."""
     text, _problem = read_text(path)
-    if text is None:
-        return Position(1, 1)
+    return Position(1, 1) if text is None else locate_text(text, keys)
+
+
+def locate_text(text: str, keys: tuple[str | int, ...]) -> Position:
+    """:func:`locate` for a campaign given as text (the browser studio's editor)."""
     source_map = parse(text).source_map
     found, _complete = source_map.deepest(keys)
     return source_map.key_or_value(found)

@@ -15,8 +15,7 @@ from engine.cli.app import console, sub
 from engine.cli.business import db_session
 from engine.common.i18n import t
 from engine.config import get_settings
-from engine.social.media import Located, media_problems
-from engine.social.plan import campaign_products, post_platforms, tiktok_privacy_problems
+from engine.social.plan import post_platforms, post_problems
 
 campaign = sub("campaign", "Kampanye dari berkas YAML: validasi, rencana, pratinjau, peluncuran.")
 
@@ -81,10 +80,7 @@ def _with_media_checks(
     settings = get_settings()
     with db_session() as session:
         for path, spec in wanted.items():
-            problems: list[Located] = [(("channels", "tiktok"), p)
-                        for p in tiktok_privacy_problems(spec, settings)]
-            problems += media_problems(spec, campaign_products(session, spec),
-                                       post_platforms(spec), settings)
+            problems = post_problems(session, spec, settings)
             if problems:
                 errors = [_located(path, keys, message) for keys, message in problems]
                 results[path] = (None, sorted(errors, key=lambda e: (e.line, e.column)))

@@ -35,6 +35,7 @@ from engine.config import Settings
 from engine.models import CampaignRun, Delivery, DeliveryStatus, utcnow
 from engine.outbox.materialize import materialize_audience
 from engine.social import accounts
+from engine.social.media import Located, media_problems
 
 WHATSAPP = "whatsapp"
 SHARE_KIT_RECIPIENT = "whatsapp:share-kit"
@@ -185,3 +186,13 @@ def _row(run: CampaignRun, channel: str, recipient: str, business_id: int | None
                     business_id=business_id, context=context,
                     status=DeliveryStatus.skipped if skip_reason else DeliveryStatus.pending,
                     error=skip_reason)
+
+
+def post_problems(session: Session, spec: CampaignSpec, settings: Settings) -> list[Located]:
+    """Why the platforms would refuse this campaign's posts, each with where in the YAML:
+    the TikTok privacy choice, then every channel's unfit photos or video. One function
+    for ``umkm campaign validate`` and the browser studio, so both say the same."""
+    problems: list[Located] = [(("channels", "tiktok"), p)
+                               for p in tiktok_privacy_problems(spec, settings)]
+    return problems + media_problems(spec, campaign_products(session, spec),
+                                     post_platforms(spec), settings)
