@@ -283,7 +283,7 @@ def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None
     """Every GET route, each hostile target in every usual redirect parameter."""
     client = sec.client(username)
     ids = {"product_id": str(sec.ids["product_a"]), "campaign_id": str(sec.ids["campaign"]),
-           "ref": "INV-1", "digest": "0" * 64, "name": "square.jpg"}
+           "ref": "INV-1", "campaign_key": "promo-pekan", "digest": "0" * 64, "name": "square.jpg"}
     tokens = {"/t/c/": make_click_token(sec.ids["delivery"], sec.ids["link"]),
               "/t/o/": make_open_token(sec.ids["delivery"]),
               "/u/": make_unsubscribe_token(sec.ids["delivery"])}
@@ -410,6 +410,15 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         "/daftar/akun": (None, {"username": "calon", "password": PASSWORD,
                                 "password2": PASSWORD}, 303),  # no verified code: back
         "/portal/kirim-verifikasi": ("pemilik-a", {}, 409),  # already in the queue
+        # No app id is configured here: the start says so (400) instead of redirecting.
+        "/dinas/akun-sosial/hubungkan/facebook": ("admin", {}, 400),
+        "/dinas/akun-sosial/hubungkan/tiktok": ("admin", {}, 400),
+        "/dinas/akun-sosial/hubungkan/facebook/pilih": ("admin", {"page_id": "1"}, 400),
+        "/dinas/akun-sosial/hubungkan/whatsapp": ("admin", {"phone_number_id": "",
+                                                            "access_token": ""}, 400),
+        "/dinas/kampanye/periksa": ("staf", {"yaml": "version: 1\n"}, 200),
+        "/dinas/kampanye/pratinjau": ("staf", {"yaml": "version: 1\n"}, 200),
+        "/dinas/kampanye/simpan": ("staf", {"yaml": "version: 1\n"}, 200),  # refused: invalid
     }
 
 
