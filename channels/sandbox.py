@@ -114,10 +114,18 @@ class SandboxChannel(FileChannel):
             delivery = post_id.removeprefix(prefix)
             if delivery == post_id or not (self.directory / f"{delivery}.json").is_file():
                 continue
-            digest = hashlib.sha256(post_id.encode()).digest()
-            for index, (kind, (low, high)) in enumerate(_FAKE_RANGES.items()):
-                count = low + int.from_bytes(digest[2 * index : 2 * index + 2]) % (high - low + 1)
-                metrics.append(
-                    EngagementMetric(kind, count, post_id, observed_at=now, raw={"sandbox": True})
-                )
+            metrics += [EngagementMetric(kind, count, post_id, observed_at=now,
+                                         raw={"sandbox": True, "simulated": True})
+                        for kind, count in fake_counts(post_id).items()]
         return metrics
+
+
+def fake_counts(post_id: str) -> dict[MetricType, int]:
+    """Deterministic invented counts that hang together: reach (people) never exceeds
+    views (impressions), as on every platform (issue 17: TikTok showed reach > views)."""
+    digest = hashlib.sha256(post_id.encode()).digest()
+    counts: dict[MetricType, int] = {}
+    for index, (kind, (low, high)) in enumerate(_FAKE_RANGES.items()):
+        counts[kind] = low + int.from_bytes(digest[2 * index : 2 * index + 2]) % (high - low + 1)
+    counts[MetricType.REACH] = min(counts[MetricType.REACH], counts[MetricType.VIEW])
+    return counts

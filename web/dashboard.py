@@ -25,7 +25,10 @@ from engine.campaign.schema import CampaignSpec, Offer, Products
 from engine.common.errors import BadRequest, NotFound
 from engine.common.formatting import WITA, jam
 from engine.common.i18n import t
+from engine.config import Settings
+from engine.db import session_factory
 from engine.delivery import control, owner_notice
+from engine.delivery.context import utm
 from engine.models import (
     AuditLog,
     Business,
@@ -42,6 +45,7 @@ from engine.models import (
 from engine.reporting.build import DIMENSIONS, Report, build_report
 from engine.reporting.metrics import metric_label
 from engine.reporting.periods import ReportError
+from engine.social.kit_links import dashboard_kit_track
 from engine.social.sharekit import ShareKit, build_share_kit
 from engine.umkm import wilayah
 from engine.umkm.eligibility import Verdict
@@ -192,7 +196,7 @@ def _kit_spec(campaign: Campaign) -> _KitSpec | None:
                     spec.offer)
 
 
-def share_kit(db: Session, campaign: Campaign, base_url: str) -> ShareKit | None:
+def share_kit(db: Session, campaign: Campaign, settings: Settings) -> ShareKit | None:
     """The WhatsApp share kit of a campaign, built from its live catalogue.
 
     The products are chosen exactly as a send would choose them (the campaign's product
@@ -214,8 +218,19 @@ def share_kit(db: Session, campaign: Campaign, base_url: str) -> ShareKit | None
         return None
     offer = (spec.offer.model_dump(mode="json", by_alias=True, exclude_none=True)
              if spec.offer else None)
+    base_url = settings.base_url
+    track = dashboard_kit_track(db, session_factory(settings), campaign.id, base_url,
+                                _kit_utm(campaign))
     return build_share_kit({"id": campaign.key, "name": campaign.name},
-                           [p.as_context(base_url) for p in catalog], offer, base_url)
+                           [p.as_context(base_url) for p in catalog], offer, base_url, track)
+
+
+def _kit_utm(campaign: Campaign) -> dict[str, str | None]:
+    """The campaign's UTM values on WhatsApp (``utm.medium: "{{ channel }}"`` -> whatsapp)."""
+    try:
+        return utm(CampaignSpec.from_storage(campaign.spec), "whatsapp")
+    except ValidationError:  # an older stored spec: the essentials only
+        return {"utm_medium": "whatsapp", "utm_campaign": campaign.key}
 
 
 def report_table(db: Session, period: str, by: str) -> tuple[Report | None, str | None]:
@@ -364,11 +379,10 @@ def campaign_detail(request: Request, campaign_id: int,
     campaign = db.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound("auth.not_found")
-    base_url = settings_of(request).base_url
     return page(request, "dinas_campaign.html", {
         "campaign": campaign, "runs": recent_runs(db, campaign.id, limit=10),
         "event_types": EVENT_TYPES, "status_label": status_label,
-        "kit": share_kit(db, campaign, base_url),
+        "kit": share_kit(db, campaign, settings_of(request)),
     })
 
 

@@ -128,9 +128,13 @@ def validate_campaigns(_ctx: StageContext) -> list[str]:
 def send_campaigns(_ctx: StageContext) -> list[str]:
     """Launch the examples, tick the scheduler once and send through the Celery tasks."""
     from engine.cli import demo_pipeline
+    from engine.demo.whatsapp_clicks import simulate_share_kit_clicks
 
     lines = demo_pipeline.launch_examples(_campaigns_dir())
-    return lines + demo_pipeline.tick_and_send()
+    lines += demo_pipeline.tick_and_send()
+    with session_scope() as session:
+        taps = simulate_share_kit_clicks(session)
+    return [*lines, t("dp.wa_demo_clicks", n=taps)] if taps else lines
 
 
 def show_workers(ctx: StageContext) -> list[str]:

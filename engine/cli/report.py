@@ -26,6 +26,7 @@ from engine.reporting.metrics import (
     dimension_label,
     format_metric,
     section_label,
+    simulated_label,
 )
 from engine.reporting.periods import parse_period
 
@@ -93,6 +94,8 @@ def _print_tables(report: Report) -> None:
         size = -(-len(keys) // parts)
         for start in range(0, len(keys), size):
             _print_table(report, by, section, keys[start:start + size])
+    if report.simulated:
+        console.print(t("report.simulated_note"), style="dim", highlight=False)
 
 
 _COLUMNS_PER_TABLE = 6  # keeps a table readable on an 80-column terminal
@@ -109,4 +112,7 @@ def _print_table(report: Report, by: str, section: str, keys: list[str]) -> None
         table.add_row(escape(row.label), *[format_metric(k, row.values[k]) for k in keys])
     table.add_row(f"[bold]{t('report.total')}[/]",
                   *[f"[bold]{format_metric(k, report.totals[k])}[/]" for k in keys])
+    for row in report.simulated:  # sandbox figures: shown apart, marked, never in the total
+        table.add_row(f"[dim]{escape(simulated_label(row.label))}[/]",
+                      *[f"[dim]{format_metric(k, row.values[k])}[/]" for k in keys])
     console.print(table)

@@ -137,15 +137,17 @@ def campaign_context(spec: CampaignSpec) -> dict[str, str]:
     return {"id": spec.id, "name": spec.name, "type": spec.type}
 
 
-def utm(spec: CampaignSpec) -> dict[str, str | None]:
-    """UTM parameters of the campaign's links; the values may use Jinja (``{{ campaign.id }}``)."""
-    ctx = {"channel": "email", "campaign": campaign_context(spec)}
+def utm(spec: CampaignSpec, channel: str = "email") -> dict[str, str | None]:
+    """UTM parameters of the campaign's links on ``channel``; the values may use Jinja
+    (``{{ campaign.id }}``, ``{{ channel }}``)."""
+    ctx = {"channel": channel, "campaign": campaign_context(spec)}
     out: dict[str, str | None] = {}
     values = spec.tracking.utm if spec.tracking else None
     for key in ("source", "medium", "campaign", "content"):
         value = getattr(values, key) if values else None
         if value:
             out[f"utm_{key}"] = compile_string(str(value)).render(ctx)
+    out.setdefault("utm_medium", channel)  # reports tell channels apart even untagged
     out.setdefault("utm_campaign", spec.id)
     return out
 
@@ -188,7 +190,7 @@ def build_run_context(session: Session, run: CampaignRun, settings: Settings) ->
                                from_name=(spec.email.from_name if spec.email else None)
                                or from_name, domain=domain)
     tracker = RunTracker(DbLinkRegistry(session_factory(settings), run.id), settings.base_url,
-                         utm(spec))
+                         utm(spec), channel_utm=lambda channel: utm(spec, channel))
     base_context = {
         "campaign": campaign_context(spec),
         "dinas": DINAS, "channel": "email", "lang": lang, "order": None,

@@ -54,6 +54,7 @@ SCANNER_AGENTS = (
     "headlesschrome", "phantomjs", "python-requests", "python-urllib", "python-httpx",
     "aiohttp", "curl/", "wget/", "go-http-client", "okhttp", "java/", "libwww-perl",
     "scrapy", "slackbot", "facebookexternalhit", "twitterbot", "linkedinbot",
+    "whatsapp/",  # WhatsApp's link-preview fetcher; a person's tap opens their browser
     "bot/", "crawler", "spider",
 )
 

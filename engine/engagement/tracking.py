@@ -33,7 +33,7 @@ import hashlib
 import hmac
 import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, Protocol
@@ -330,14 +330,32 @@ class RunTracker:
     """Tracked links of one campaign run: target URL + link id are computed once per link."""
 
     def __init__(
-        self, registry: LinkRegistry, base_url: str, utm: Mapping[str, str | None]
+        self, registry: LinkRegistry, base_url: str, utm: Mapping[str, str | None],
+        channel_utm: Callable[[str], Mapping[str, str | None]] | None = None,
     ) -> None:
         if any(char in base_url for char in "&<>\"' "):
             raise ValueError(f"BASE_URL must not contain HTML special characters: {base_url!r}")
         self.registry = registry
         self.base_url = base_url.rstrip("/")
         self.utm = dict(utm)
+        self._channel_utm = channel_utm
+        self._channels: dict[str, RunTracker] = {}
         self._links: dict[tuple[str, int | None, str | None], int] = {}
+
+    def for_channel(self, channel: str) -> RunTracker:
+        """The same run's links tagged with ``channel``'s UTM values.
+
+        Why: a campaign writes ``utm.medium: "{{ channel }}"`` once; a WhatsApp message or
+        post must land with ``utm_medium=whatsapp``, not the email default. The target
+        differs per channel, so each channel gets its own ``tracked_link`` rows.
+        """
+        if self._channel_utm is None:
+            return self
+        found = self._channels.get(channel)
+        if found is None:
+            found = self._channels[channel] = RunTracker(
+                self.registry, self.base_url, self._channel_utm(channel))
+        return found
 
     def link(self, url: str, product: Mapping[str, Any] | None = None,
              label: str | None = None) -> int | None:

@@ -14,6 +14,8 @@ into every report and into ``docs/metrics.md``):
 - Email funnel metrics are a *cohort*: deliveries **sent** in the period, with all their
   events whenever they happened, so a click-through rate can never exceed 100 %.
 - Social metrics are snapshots: for each post and metric the latest value counts.
+- Posts and metrics invented by the social sandbox are *simulated*: they are kept out of
+  every row and total and come back in :attr:`Report.simulated`, shown marked apart.
 - Per-UMKM attribution: a message that carried products of three UMKM counts once for
   each of the three (``DeliveryProduct`` plus ``Delivery.business_id``); totals count it
   once, so the sum of business rows can exceed the total.
@@ -154,6 +156,7 @@ class Report:
     business_id: int | None
     rows: list[ReportRow]
     totals: dict[str, Value]
+    simulated: list[ReportRow] = field(default_factory=list)
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -194,13 +197,21 @@ def build_report(
             for key, values in _aggregate(session, source, by, business_id, period.tz).items():
                 grouped.setdefault(key, {}).update(values)
             totals_raw.update(_aggregate(session, source, None, business_id, period.tz)[None])
+        simulated: dict[Any, dict[str, int]] = {}
+        for source in (send_source(period, simulated=True), social_source(period, True)):
+            for key, values in _aggregate(session, source, by, business_id, period.tz).items():
+                simulated.setdefault(key, {}).update(values)
     if by == "month":
         for month in period.months:
             grouped.setdefault(month, {})
-    labels = _labels(session, by, list(grouped))
+    simulated = {k: v for k, v in simulated.items() if v.get("social_posts") or v.get("sent")}
+    labels = _labels(session, by, [*grouped, *simulated])
     rows = [ReportRow(key, labels[key], _derive(values)) for key, values in grouped.items()]
     rows.sort(key=lambda r: _sort_key(by, r))
-    return Report(period, by, attribution_days, business_id, rows, _derive(totals_raw))
+    sim_rows = sorted((ReportRow(key, labels[key], _derive(values))
+                       for key, values in simulated.items()), key=lambda r: _sort_key(by, r))
+    return Report(period, by, attribution_days, business_id, rows, _derive(totals_raw),
+                  sim_rows)
 
 
 def _derive(raw: dict[str, int]) -> dict[str, Value]:

@@ -34,14 +34,19 @@ def report_csv(report: Report, *, decimal_comma: bool = False, lang: str | None 
     for key in report.metrics:
         label = METRICS[key].label(lang)
         header.append(f"{label} (%)" if METRICS[key].kind == "ratio" else label)
+    header.append(t("report.simulated_column", lang))
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=sep, lineterminator="\r\n")
     writer.writerow([neutralise(cell) for cell in header])
     total = ReportRow("", t("report.total", lang), report.totals)
-    for row in [*report.rows, total]:
+    # Sandbox rows come after the total (which never counts them), marked in the last column.
+    rows = [(row, "") for row in [*report.rows, total]]
+    rows += [(row, t("report.simulated_yes", lang)) for row in report.simulated]
+    for row, simulated in rows:
         key = "" if row.key is None else str(row.key)
         writer.writerow([neutralise(key), neutralise(row.label),
-                         *[_csv_value(k, row.values[k], decimal_comma) for k in report.metrics]])
+                         *[_csv_value(k, row.values[k], decimal_comma) for k in report.metrics],
+                         simulated])
     return buffer.getvalue().encode("utf-8-sig")
 
 

@@ -39,6 +39,7 @@ from engine.reporting.metrics import (
     dimension_label,
     format_metric,
     section_label,
+    simulated_label,
 )
 from engine.reporting.periods import Period, parse_period
 from engine.umkm import wilayah
@@ -274,6 +275,7 @@ def render_report_html(
         summary_keys=("sent", "delivered", "unique_opens", "unique_clicks", "ctr",
                       "social_reach", "leads", "orders", "order_value"),
         metrics=METRICS, sections=sections, section_label=section_label,
+        simulated_label=simulated_label,
         trend_chart=trend_chart, channel_charts=channel_charts, top_charts=top_charts,
         has_top=bool(top), kecamatan_cells=kecamatan_cells(kecamatan, indicators),
         map_metric=METRICS["sent"].label(lang), indicators=indicators,

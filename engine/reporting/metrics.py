@@ -122,3 +122,8 @@ def format_metric(key: str, value: Value, lang: str | None = None) -> str:
 def dimension_label(by: str, lang: str | None = None) -> str:
     """The heading of the grouping column (``Kampanye``, ``Kecamatan``, ...)."""
     return t(f"report.by.{by}", lang)
+
+
+def simulated_label(label: str, lang: str | None = None) -> str:
+    """``Facebook (simulasi)``: the marker every report puts on sandbox figures."""
+    return t("report.simulated_row", lang, label=label)

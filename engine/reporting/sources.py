@@ -20,6 +20,7 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    not_,
     or_,
     select,
     union,
@@ -37,6 +38,7 @@ from engine.models import (
 )
 from engine.reporting.periods import Period
 from engine.reporting.sql import add_days, flag, human, in_period
+from engine.social.plan import SHARE_KIT_RECIPIENT
 
 # Event types of platform metric snapshots and the report metric each one feeds.
 SOCIAL_TYPES = {"view": "social_views", "reach": "social_reach",
@@ -87,7 +89,22 @@ def outbox_source(period: Period) -> Source:
                   _delivery_businesses(in_period(Delivery.created_at, period)))
 
 
-def send_source(period: Period, with_outbox: bool = False) -> Source:
+def is_simulated_delivery() -> ColumnElement[bool]:
+    """A social row the sandbox "sent" (provider id ``sandbox-...``): nothing reached a
+    platform or a person, so it counts only in the report's marked simulated rows. The
+    share kit is real (staff forward it by hand) and email is never sandboxed."""
+    return and_(Delivery.provider_id.like("sandbox-%"), Delivery.channel != "email",
+                Delivery.recipient != SHARE_KIT_RECIPIENT)
+
+
+def _delivery_kind(simulated: bool) -> ColumnElement[bool]:
+    if simulated:
+        return is_simulated_delivery()
+    return or_(Delivery.provider_id.is_(None), not_(is_simulated_delivery()))
+
+
+def send_source(period: Period, with_outbox: bool = False,
+                simulated: bool = False) -> Source:
     """Messages sent in the period with their funnel flags.
 
     ``with_outbox`` also takes the outbox rows created in the period (planned, failed)
@@ -113,8 +130,9 @@ def send_source(period: Period, with_outbox: bool = False) -> Source:
         .subquery("per_delivery")
     )
     hard = func.coalesce(per_delivery.c.hard, 0)
-    sent_in = in_period(Delivery.sent_at, period)
-    created_in = in_period(Delivery.created_at, period)
+    kind = _delivery_kind(simulated)
+    sent_in = and_(in_period(Delivery.sent_at, period), kind)
+    created_in = and_(in_period(Delivery.created_at, period), kind)
     outbox_columns = [
         flag(created_in).label("planned"),
         flag(and_(created_in, Delivery.status == "failed")).label("failed"),
@@ -149,15 +167,31 @@ def _is_published() -> ColumnElement[bool]:
     return or_(SocialPost.published_at.is_not(None), SocialPost.provider_post_id.is_not(None))
 
 
-def social_source(period: Period) -> Source:
-    """Posts published in the period with the latest value of each platform metric."""
+def is_simulated_post() -> ColumnElement[bool]:
+    """A post the social sandbox "published" (provider id ``sandbox-<channel>-<id>``): it
+    and its metrics were invented, so no Pasal 15 figure may count them. The WhatsApp share
+    kit is excluded: it is always written locally and staff really forward it."""
+    return and_(SocialPost.provider_post_id.like("sandbox-%"), SocialPost.platform != "whatsapp")
+
+
+def _real_post() -> ColumnElement[bool]:
+    return or_(SocialPost.provider_post_id.is_(None), not_(is_simulated_post()))
+
+
+def social_source(period: Period, simulated: bool = False) -> Source:
+    """Posts published in the period with the latest value of each platform metric.
+
+    ``simulated=True`` gives the sandbox's invented posts instead: reports show them
+    apart, marked, and never in totals (issue 17).
+    """
     e = EngagementEvent
     published = func.coalesce(SocialPost.published_at, Delivery.sent_at, Delivery.created_at)
     posts = (
         select(SocialPost.id, SocialPost.platform, SocialPost.business_id,
                SocialPost.delivery_id, Delivery.run_id, published.label("at"))
         .outerjoin(Delivery, Delivery.id == SocialPost.delivery_id)
-        .where(in_period(published, period), _is_published())
+        .where(in_period(published, period), _is_published(),
+               is_simulated_post() if simulated else _real_post())
         .cte("posts")
     )
     ranked = (
@@ -249,20 +283,25 @@ def order_source(period: Period, days: int) -> Source:
 def active_businesses(period: Period) -> Subquery:
     """UMKM promoted in a sent message/post or with an engagement event in the period."""
     e = EngagementEvent
-    sent_ids = select(Delivery.id).where(in_period(Delivery.sent_at, period))
+    sent_ids = select(Delivery.id).where(in_period(Delivery.sent_at, period),
+                                         _delivery_kind(False))
     posted = func.coalesce(SocialPost.published_at, Delivery.sent_at)
     return union(
         select(DeliveryProduct.business_id.label("business_id"))
         .where(DeliveryProduct.delivery_id.in_(sent_ids)),
         select(Delivery.business_id).where(Delivery.business_id.is_not(None),
-                                           in_period(Delivery.sent_at, period)),
+                                           in_period(Delivery.sent_at, period),
+                                           _delivery_kind(False)),
         select(SocialPost.business_id)
         .outerjoin(Delivery, Delivery.id == SocialPost.delivery_id)
         .where(SocialPost.business_id.is_not(None), in_period(posted, period),
-               _is_published()),
+               _is_published(), _real_post()),
         select(e.business_id).where(e.business_id.is_not(None),
-                                    in_period(e.occurred_at, period)),
+                                    in_period(e.occurred_at, period),
+                                    or_(e.post_id.is_(None), e.post_id.not_in(
+                                        select(SocialPost.id).where(is_simulated_post())))),
         select(DeliveryProduct.business_id)
         .join(e, e.delivery_id == DeliveryProduct.delivery_id)
-        .where(in_period(e.occurred_at, period)),
+        .where(in_period(e.occurred_at, period), e.delivery_id.in_(
+            select(Delivery.id).where(_delivery_kind(False)))),
     ).subquery("active")

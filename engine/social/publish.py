@@ -54,7 +54,7 @@ from engine.social import accounts
 from engine.social.inbound import WA_WINDOW, last_inbound
 from engine.social.media import MediaUnfit, campaign_video, post_media_url, video_path
 from engine.social.plan import SHARE_KIT_RECIPIENT, WHATSAPP, campaign_products, post_channel
-from engine.social.sharekit import build_share_kit
+from engine.social.sharekit import Track, build_share_kit
 
 # A paused account is looked at again this often (no attempt is spent meanwhile);
 # reconnecting it makes its deliveries due at once (engine.social.accounts.wake_deliveries).
@@ -174,7 +174,7 @@ def build_payload(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogPr
 
 def _payload_of(ctx: Any, delivery: Delivery, products: Mapping[int, CatalogProduct],
                 settings: Settings, template: str, photo: bool = True) -> dict[str, Any] | None:
-    tracker = ctx.tracker.for_delivery(delivery.id)
+    tracker = ctx.tracker.for_channel(delivery.channel).for_delivery(delivery.id)
     product_id = delivery.context.get("product_id")
     if product_id is not None:
         if int(product_id) not in products:
@@ -206,11 +206,19 @@ def share_kit_payload(ctx: Any, delivery: Delivery, products: Mapping[int, Catal
     """The shared group's kit (Pasal 7(2)a): one text and card list for every product."""
     chosen = [products[int(i)].as_context(settings.base_url)
               for i in delivery.context.get("product_ids", []) if int(i) in products]
+    tracker = ctx.tracker.for_channel(WHATSAPP).for_delivery(delivery.id)
     kit = build_share_kit(ctx.base_context["campaign"], chosen, ctx.base_context.get("offer"),
-                          settings.base_url)
+                          settings.base_url, kit_tracker(tracker))
     return {"caption": kit.text, "share_kit": json.loads(kit.to_json()), "media_url": None,
             "media_type": None, "link": None, "product_id": None, "business_id": None,
             "product_ids": [p["id"] for p in chosen]}
+
+
+def kit_tracker(tracker: Any) -> Track:
+    """A share kit's ``track`` from a per-delivery tracker (``/t/c/...`` links)."""
+    def track(url: str, product: Mapping[str, Any] | None, label: str | None) -> str:
+        return str(tracker.track(url, product=product, label=label))
+    return track
 
 
 def _first_name(customer: Customer | None) -> str:
@@ -260,7 +268,7 @@ def whatsapp_payloads(session: Session, ctx: Any, rows: Sequence[Delivery],
         customer = customers.get(d.customer_id or -1)
         chosen = (picks.get(d.customer_id or -1) or ctx.catalog[:1] or [None])[0]
         product = chosen.as_context(settings.base_url) if chosen else None
-        tracker = ctx.tracker.for_delivery(d.id)
+        tracker = ctx.tracker.for_channel(WHATSAPP).for_delivery(d.id)
         target = product["url"] if product else settings.base_url.rstrip("/") + "/produk"
         link = str(tracker.track(target, product=product))
         base = {"to": d.recipient, "product_id": product["id"] if product else None,

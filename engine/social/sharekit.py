@@ -7,6 +7,12 @@ its link), the product image links, a ``wa.me`` order link per product that open
 chat with the UMKM itself (so the buyer orders from the business directly, not through
 the Dinas), and one ``wa.me/?text=`` link that shares the whole text to a chosen group.
 
+Tracking (issue 17): the product and order links of a kit that was planned for a run go
+through ``/t/c/<token>`` (the ``track`` callable, a :class:`~engine.engagement.tracking.
+DeliveryTracker` of the run's share-kit row with the WhatsApp UTM values), so every
+click in the group is an engagement event of channel ``whatsapp`` attributed to the UMKM
+of the product. Without ``track`` (a preview) the links are plain.
+
 :func:`build_share_kit` is a pure function of the campaign and product contexts (the
 ``products`` entries of the render context, see :mod:`engine.message.templating`); the
 dashboard shows its result and the outbox stores ``to_json()``.
@@ -15,7 +21,7 @@ dashboard shows its result and the outbox stores ``to_json()``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -29,6 +35,15 @@ from engine.message.templating import DINAS
 MAX_TEXT = 65536
 WA_ME = "https://wa.me/"
 FOOTER = f"Dibagikan oleh {DINAS['name']}."
+ORDER_LABEL = "pesan-wa"
+CATALOG_LABEL = "katalog"
+
+#: ``track(url, product, label)``: the tracked (``/t/c/...``) form of a link.
+Track = Callable[[str, Mapping[str, Any] | None, str | None], str]
+
+
+def _untracked(url: str, _product: Mapping[str, Any] | None, _label: str | None) -> str:
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +87,10 @@ def build_share_kit(
     products: Sequence[Mapping[str, Any]],
     offer: Mapping[str, Any] | None,
     base_url: str,
+    track: Track | None = None,
 ) -> ShareKit:
     """Build the share kit of one campaign (plain text: WhatsApp shows no HTML)."""
+    track = track or _untracked
     name = str(campaign.get("name") or "")
     header = _header(name, offer)
     blocks: list[str] = []
@@ -83,8 +100,9 @@ def build_share_kit(
     used = 0
     shown = 0
     for number, product in enumerate(products, start=1):
-        url = _absolute(base_url, str(product.get("url") or ""))
-        order = _order_link(product, name, url)
+        plain = _absolute(base_url, str(product.get("url") or ""))
+        url = track(plain, product, None) if plain else plain
+        order = _order_link(product, name, plain, track)
         block = _product_block(number, product, url, order)
         if used + len(block) + 2 > budget:
             break
@@ -99,7 +117,8 @@ def build_share_kit(
     omitted = len(products) - shown
     parts = [header, *blocks]
     if omitted:
-        parts.append(f"…dan {omitted} produk lainnya di {_absolute(base_url, '/produk')}")
+        catalog = track(_absolute(base_url, "/produk"), None, CATALOG_LABEL)
+        parts.append(f"…dan {omitted} produk lainnya di {catalog}")
     parts.append(FOOTER)
     text = "\n\n".join(p for p in parts if p)
     share = WaLink("share", f"{WA_ME}?text={quote(text, safe='')}", "Bagikan ke grup WhatsApp")
@@ -161,8 +180,11 @@ def _product_block(
     return "\n".join(lines)
 
 
-def _order_link(product: Mapping[str, Any], campaign_name: str, url: str) -> WaLink | None:
-    """``https://wa.me/<UMKM digits>?text=<order message>``; None without a valid number."""
+def _order_link(product: Mapping[str, Any], campaign_name: str, url: str,
+                track: Track) -> WaLink | None:
+    """``https://wa.me/<UMKM digits>?text=<order message>`` (tracked through ``track``);
+    None without a valid number. The message itself names the plain product page: it is
+    read by the UMKM, and its click is not a promotion click."""
     business = _business(product)
     digits = normalize_phone(str(business.get("whatsapp") or ""))
     if digits is None:
@@ -176,7 +198,7 @@ def _order_link(product: Mapping[str, Any], campaign_name: str, url: str) -> WaL
     product_id = product.get("id")
     return WaLink(
         "order",
-        f"{WA_ME}{digits}?text={quote(message, safe='')}",
+        track(f"{WA_ME}{digits}?text={quote(message, safe='')}", product, ORDER_LABEL),
         f"Pesan {product.get('name')}",
         product_id=int(product_id) if product_id is not None else None,
         business_name=str(business.get("name") or "") or None,
