@@ -73,6 +73,8 @@ def test_doctor_on_a_default_install_fails_in_indonesian(default_install: Settin
     assert "Tidak ada catatan DMARC di _dmarc.umkm.ttskab.go.id" in out
     assert "SMTP_HOST kosong" in out  # no relay: a warning, not a failure
     assert "butir gagal" in out
+    english = CliRunner().invoke(app, ["--lang", "en", "doctor"])
+    assert english.exit_code == 1 and "is not https" in " ".join(english.output.split())
 
 
 def test_doctor_passes_when_everything_is_in_place(default_install: Settings, dns_zone: Zone,
