@@ -53,6 +53,10 @@ class Secret:
         return hash(self._value)
 
 
+# The selector of the key ``umkm init`` generates when none is configured.
+GENERATED_DKIM_SELECTOR = "umkm1"
+
+
 def _default_var_dir() -> str:
     return str(Path.cwd() / "var")
 
@@ -80,6 +84,16 @@ class Settings:
     dkim_domain: str = ""
     dkim_selector: str = ""
     dkim_key_path: str = ""
+    # Deliverability (docs/deliverability.md): the SPF mechanisms of the relay that sends
+    # for the domain ("ip4:203.0.113.5 include:_spf.relay.example"); the DMARC report
+    # mailbox (empty = dmarc@<From domain>); the MX host of the bounce domain (empty = any
+    # MX); the DNS resolver the checks ask ("127.0.0.1:5353"; empty = the system's) and
+    # how long one lookup may take.
+    spf_sources: str = ""
+    dmarc_rua: str = ""
+    bounce_mx: str = ""
+    dns_resolver: str = ""
+    dns_timeout: float = 3.0
     graph_url: str = "https://graph.facebook.com"
     graph_version: str = "v23.0"
     # Connecting accounts from the dashboard (Facebook Login for a Page): the Meta app's
@@ -188,6 +202,21 @@ class Settings:
     @property
     def secret_key_file(self) -> Path:
         return Path(self.var_dir) / "secret.key"
+
+    @property
+    def generated_dkim_key_file(self) -> Path:
+        """Where ``umkm init`` writes the DKIM key it generates (mode 0600)."""
+        return Path(self.var_dir) / "dkim" / f"{GENERATED_DKIM_SELECTOR}.pem"
+
+    @property
+    def from_address(self) -> str:
+        """The bare address of MAIL_FROM (``Name <a@b>`` -> ``a@b``)."""
+        return self.mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
+
+    @property
+    def from_domain(self) -> str:
+        """The domain of the From address: the one DMARC aligns SPF and DKIM with."""
+        return self.from_address.rsplit("@", 1)[-1].lower()
 
     def channel_settings(self, channel: str) -> ChannelSettings | None:
         """The settings group of a channel (by its registry name); None when it has none."""
@@ -372,7 +401,13 @@ def load_settings(env: dict[str, str] | None = None, dotenv_path: str | None = "
     settings = Settings(**values)
     if not settings.secret_key and settings.secret_key_file.is_file():
         key = settings.secret_key_file.read_text().strip()
-        settings = Settings(**{**values, "secret_key": Secret(key)})
+        values["secret_key"] = Secret(key)
+        settings = Settings(**values)
+    if not settings.dkim_key_path and settings.generated_dkim_key_file.is_file():
+        # A fresh install signs with the key `umkm init` generated (safe default).
+        values["dkim_key_path"] = str(settings.generated_dkim_key_file)
+        values.setdefault("dkim_selector", GENERATED_DKIM_SELECTOR)
+        settings = Settings(**values)
     return settings
 
 

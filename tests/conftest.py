@@ -20,7 +20,7 @@ from engine.config import Settings, get_settings, reset_settings
 from engine.db import dispose_engines, migrate, session_factory
 from engine.models import Base
 
-pytest_plugins = ["tests.smtp_server", "tests.services", "tests.web_helpers"]
+pytest_plugins = ["tests.smtp_server", "tests.services", "tests.web_helpers", "tests.fake_dns"]
 
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
 PG_ADMIN_URL = os.environ.get(

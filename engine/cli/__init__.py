@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "engine.cli.apikeys",
     "engine.cli.users",
     "engine.cli.customers",
+    "engine.cli.deliverability",
     "engine.cli.serve",
 )
 

@@ -28,6 +28,7 @@ from engine.common.i18n import t
 from engine.config import get_settings
 from engine.delivery import control, scheduler
 from engine.delivery.enqueue import due_batches_for_run
+from engine.delivery.launch_guard import check_launch
 from engine.delivery.pipeline import process_batch
 from engine.models import Campaign, CampaignRun, Customer, utcnow
 
@@ -121,10 +122,14 @@ def launch_command(
     now: bool = typer.Option(False, "--now",
                              help="Kirim sekarang, bukan pada schedule.start (tetap dalam "
                                   "jam kirim)."),
+    override: str = typer.Option(None, "--override-deliverability", metavar="CATATAN",
+                                 help="Luncurkan walau `umkm doctor` gagal; catatan alasan "
+                                      "wajib dan dicatat di audit_log."),
 ) -> None:
     """Luncurkan: buat run dan kotak keluar, serahkan ke pekerja (atau kirim di sini)."""
     spec = _load(file)
     with db_session() as session:
+        guard_launch(session, spec, override)
         result = scheduler.launch(session, spec, str(file), start_now=now)
         run = result.run
         if result.activated_only or run is None:
@@ -140,6 +145,18 @@ def launch_command(
         console.print(t("ops.launch.scheduled", when=_when(scheduled_at)))
         return
     dispatch_run(run_id, wait=wait or get_settings().embedded)
+
+
+def guard_launch(session: Session, spec: CampaignSpec, override: str | None) -> None:
+    """The deliverability checklist before a bulk launch: refused on a fail in production
+    (unless overridden with a note), printed as a warning in sandbox mode."""
+    verdict = check_launch(session, get_settings(), spec, actor="cli", override_note=override)
+    for item in verdict.warnings:
+        console.print(f"[yellow]! {escape(item.title)}: {escape(item.message)}[/]",
+                      soft_wrap=True, highlight=False)
+    if verdict.warnings:
+        key = "ops.launch.overridden" if verdict.overridden else "ops.launch.sandbox_warn"
+        console.print(f"[yellow]{t(key)}[/]")
 
 
 def dispatch_run(run_id: int, *, wait: bool) -> None:

@@ -150,6 +150,14 @@ def show_social(ctx: StageContext) -> list[str]:
     return demo_pipeline.social_outputs(Path(ctx.settings.var_dir))
 
 
+def show_dns(ctx: StageContext) -> list[str]:
+    """The DNS records this install would need before it sends for real (issue 21)."""
+    from engine.cli.deliverability import record_lines
+    from engine.delivery.dns_records import expected_records
+
+    return [*record_lines(expected_records(ctx.settings)), t("demo.dns.doctor")]
+
+
 def show_web(_ctx: StageContext) -> list[str]:
     from engine.cli import demo_pipeline
 
@@ -161,6 +169,7 @@ NEXT_STAGES: list[DemoStage] = [
     DemoStage("demo.stage.sending", send_campaigns),
     DemoStage("demo.stage.workers", show_workers),
     DemoStage("demo.stage.social", show_social),
+    DemoStage("demo.stage.dns", show_dns),
     DemoStage("demo.stage.web", show_web),
 ]
 

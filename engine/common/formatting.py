@@ -9,7 +9,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_percent
 
 WITA = ZoneInfo("Asia/Makassar")
 _TZ_LABEL = {"Asia/Makassar": "WITA", "Asia/Jakarta": "WIB", "Asia/Jayapura": "WIT"}
@@ -24,6 +24,12 @@ def rupiah(amount: int | float, lang: str = "id") -> str:
     return format_currency(
         amount, "IDR", format="¤\u00a0#,##0", locale="id_ID", currency_digits=False
     ).replace("\u00a0", " ")
+
+
+def persen(ratio: float, lang: str = "id", digits: int = 2) -> str:
+    """``0,30%`` (Indonesian decimal comma) from a ratio such as 0.003."""
+    pattern = "#,##0." + "0" * digits + "%" if digits else "#,##0%"
+    return format_percent(ratio, format=pattern, locale=_locale(lang))
 
 
 def tanggal(value: date | datetime, lang: str = "id", tz: str = "Asia/Makassar") -> str:

@@ -405,6 +405,7 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         "/dinas/pengguna/{user_id}/sandi": ("admin", {"password": "Sandi-baru-2026"}, 200),
         "/dinas/pengguna/{user_id}/umkm": ("admin", {"business_id": ""}, 400),
         "/dinas/pengguna/{user_id}/status": ("admin", {"active": "0"}, 200),
+        "/dinas/keterkiriman/abaikan": ("admin", {"note": "uji CSRF"}, 303),
         "/daftar": (None, {"contact": "calon.pemilik@contoh.id"}, 303),
         "/daftar/kode": (None, {"code": "000000"}, 400),  # this browser asked for no code
         "/daftar/akun": (None, {"username": "calon", "password": PASSWORD,
