@@ -585,3 +585,21 @@ class CampaignRevision(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("campaign_key", "number"),)
+
+
+class ProductLink(Base):
+    """A marketplace page where the UMKM also sells a product (Perbup Pasal 7 ayat 4).
+
+    Why a table and not a JSON column: each link has an id that the showcase's tracked
+    redirect (``/m/<id>``) names, so a click is attributed and can only go to this URL.
+    """
+
+    __tablename__ = "product_links"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id", ondelete="CASCADE"),
+                                            index=True)
+    marketplace: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(500))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -37,6 +37,7 @@ ROUTER_MODULES = (
     "web.api",               # JSON API (order events, consent), OpenAPI
     "web.auth",              # login/logout, sessions, CSRF
     "web.portal",            # UMKM owner portal
+    "web.feeds",             # /feed/google.xml, /feed/meta.csv, /m/<link>: Pasal 7(4)
     "web.signup",            # /daftar: owners sign up on their own; send for verification
     "web.users_admin",       # /dinas/pengguna: accounts (dinas_admin only)
     "web.doctor_page",       # /dinas/keterkiriman: deliverability checklist (dinas_admin only)

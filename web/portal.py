@@ -41,7 +41,7 @@ from engine.models import (
     Verification,
     utcnow,
 )
-from engine.umkm import businesses, users, verification, wilayah
+from engine.umkm import businesses, marketplaces, users, verification, wilayah
 from engine.umkm.eligibility import Verdict, nib_problem, nik_problem, product_problems
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_owner, settings_of
 from web.downloads import current_month, report_file
@@ -134,6 +134,7 @@ class ProductForm:
     image_url: str = ""
     in_stock: bool = True
     certifications: list[str] = field(default_factory=list)
+    links: str | None = None  # marketplace URLs, one a line; None = as stored
 
     @classmethod
     def of(cls, product: Product) -> ProductForm:
@@ -345,6 +346,7 @@ def update_own_business(db: Session, user: User, business: Business, form: Busin
 
 def _product_values(form: ProductForm) -> dict[str, Any]:
     price = parse_rupiah(form.price, "portal.field.price")
+    marketplaces.parse_links(form.links or "")  # a bad link is refused before anything is kept
     return {"name": form.name, "category": form.category, "price": price,
             "description": form.description, "image_url": form.image_url,
             "in_stock": form.in_stock, "certifications": form.certifications}
@@ -366,6 +368,7 @@ def update_product(db: Session, user: User, product: Product, form: ProductForm)
     product.in_stock = bool(values["in_stock"])
     product.certifications = businesses.normalize_certifications(values["certifications"])
     db.flush()
+    marketplaces.save_links(db, product, form.links or "")
     businesses.refresh_eligibility(db, product.business)
     _audit(db, user, "product.update", "product", product.id, {"name": name})
 
@@ -460,6 +463,7 @@ def _product_page(request: Request, product: Product | None, form: ProductForm,
         "choices": opt_in_choices(db, product) if product else [],
         "problems": product_problems(product, get_lang()) if product else [],
         "campaigns": campaigns_of(db, [product]).get(product.id, []) if product else [],
+        "links": form.links if form.links is not None else marketplaces.form_text(db, product),
     }, status_code=status_code)
 
 
@@ -477,16 +481,17 @@ def product_create(
     name: str = Form(""), category: str = Form(""), price: str = Form(""),
     description: str = Form(""), image_url: str = Form(""), in_stock: str = Form(""),
     certifications: list[str] = Form([]), photo: UploadFile | None = File(None),
-    fetch_photo: str = Form(""),
+    fetch_photo: str = Form(""), links: str = Form(""),
     user: User = Depends(require_owner), db: Session = Depends(get_db),
 ) -> Response:
     business = own_business_or_redirect(db, user)
     form = ProductForm(name, category, price, description, image_url, bool(in_stock),
-                       certifications)
+                       certifications, links)
     try:
         values = _product_values(form)
         take_photo(request, form, photo, bool(fetch_photo))
         product = businesses.add_product(db, business, **{**values, "image_url": form.image_url})
+        marketplaces.save_links(db, product, form.links or "")
         _audit(db, user, "product.create", "product", product.id, {"name": product.name})
     except (FormError, businesses.BusinessError, MediaError) as exc:
         db.rollback()
@@ -510,12 +515,12 @@ def product_update(
     name: str = Form(""), category: str = Form(""), price: str = Form(""),
     description: str = Form(""), image_url: str = Form(""), in_stock: str = Form(""),
     certifications: list[str] = Form([]), photo: UploadFile | None = File(None),
-    fetch_photo: str = Form(""),
+    fetch_photo: str = Form(""), links: str = Form(""),
     user: User = Depends(require_owner), db: Session = Depends(get_db),
 ) -> Response:
     product = own_product(db, user, product_id)
     form = ProductForm(name, category, price, description, image_url, bool(in_stock),
-                       certifications)
+                       certifications, links)
     try:
         _product_values(form)  # a typing mistake is refused before a photo is stored
         take_photo(request, form, photo, bool(fetch_photo))

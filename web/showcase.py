@@ -23,12 +23,13 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.campaign.catalog import CATEGORIES, CatalogProduct, listing_complete
+from engine.campaign.feeds import FeedItem, product_json_ld
 from engine.common.errors import NotFound
 from engine.common.i18n import t
 from engine.customers.cells import normalize_phone
 from engine.engagement import events
 from engine.models import Business, Product, ProductOptIn
-from engine.umkm import wilayah
+from engine.umkm import marketplaces, wilayah
 from web.auth import PublicRoute, csrf_protect, get_db, page, settings_of
 
 PAGE_SIZE = 24
@@ -173,6 +174,8 @@ def product_page(request: Request, product_id: int,
     return page(request, "showcase_product.html", {
         "item": item, "has_wa": wa_link(item, base_url) is not None,
         "kecamatan_name": item.product.business_kecamatan_name,
+        "marketplace_links": marketplaces.shown_links(db, item.product.id),
+        "json_ld": product_json_ld(FeedItem(item.product, item.in_stock), base_url),
     })
 
 

@@ -13,13 +13,14 @@ touching the ORM again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from engine.models import Business, Category, Product, ProductOptIn
+from engine.umkm import marketplaces
 from engine.umkm.wilayah import kecamatan_name
 
 OPT_IN_MODES = ("required", "optional")
@@ -41,6 +42,8 @@ class CatalogProduct:
     business_kecamatan: str  # kecamatan code, e.g. "53.02.05"
     business_whatsapp: str | None
     sku: str | None = None
+    # (label, url) of the marketplaces where the UMKM also sells it (Pasal 7 ayat 4).
+    marketplaces: tuple[tuple[str, str], ...] = ()
 
     @property
     def business_kecamatan_name(self) -> str:
@@ -62,6 +65,7 @@ class CatalogProduct:
                           if self.image_url.startswith("/") else self.image_url),
             "url": self.url(url_base),
             "category": self.category,
+            "marketplaces": [{"label": label, "url": url} for label, url in self.marketplaces],
             "business": {
                 "id": self.business_id,
                 "name": self.business_name,
@@ -173,6 +177,8 @@ def eligible_products(
         )
         for p, b in session.execute(query).tuples()
     ]
+    links = marketplaces.links_by_product(session, [p.id for p in products])
+    products = [replace(p, marketplaces=links.get(p.id, ())) for p in products]
     rank = _featured_rank(featured)
     if not rank:
         return products

@@ -276,3 +276,13 @@ def record_lead(session: Session, *, business_id: int, product_id: int | None = 
     return _event(session, LEAD, delivery, product_id=product_id, business_id=business_id,
                   suspected_bot=is_scanner_agent(user_agent), at=at, channel=channel,
                   raw=_request_raw(user_agent, raw))
+
+
+def record_showcase_click(session: Session, *, business_id: int, product_id: int,
+                          user_agent: str | None = None,
+                          raw: Mapping[str, Any] | None = None) -> EngagementEvent:
+    """A click on a marketplace link of the public showcase (no mail, no delivery):
+    channel ``showcase``, attributed to the business and product the link belongs to."""
+    return _event(session, CLICK, None, product_id=product_id, business_id=business_id,
+                  suspected_bot=is_scanner_agent(user_agent), channel="showcase",
+                  raw=_request_raw(user_agent, raw))

@@ -10,8 +10,8 @@ and ``templates/``)::
 
     customer   {first_name, name, email, kecamatan}
     campaign   {id, name, type}
-    products   [{id, name, price, description, image_url, url, category, business:
-                 {id, name, kecamatan, whatsapp}}]          # recommended / featured
+    products   [{id, name, price, description, image_url, url, category, marketplaces:
+                 [{label, url}], business: {id, name, kecamatan, whatsapp}}]  # featured
     offer      {kind, percent, code, ends, title, bundle_price}  or None
     order      {ref, status, ordered_at, items:[{name, quantity, unit_price, subtotal}],
                 total, courier, tracking_number, business:{name, whatsapp}}  or None
@@ -267,7 +267,8 @@ def sample_context(campaign_type: str = "promotional", lang: str = "id") -> dict
         {"id": i + 1, "name": name, "price": price, "description": desc,
          "image_url": f"https://umkm.ttskab.go.id/media/produk-{i + 1}.jpg",
          "url": f"https://umkm.ttskab.go.id/produk/{i + 1}", "category": cat,
-         "business": business}
+         "marketplaces": [{"label": "Shopee", "url": "https://shopee.co.id/ina-lopo"}]
+         if i == 0 else [], "business": business}
         for i, (name, price, desc, cat) in enumerate([
             ("Selendang Tenun Ikat Amanuban", 350000, "Tenun ikat motif Amanuban, pewarna alami.",
              "kerajinan_tangan"),

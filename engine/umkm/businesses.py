@@ -30,6 +30,7 @@ from engine.models import (
     EngagementEvent,
     OrderItem,
     Product,
+    ProductLink,
     ProductOptIn,
     SizeClass,
     SocialPost,
@@ -475,6 +476,8 @@ def delete_product(session: Session, product: Product, actor: str) -> None:
     business = product.business
     for row in session.scalars(select(ProductOptIn).where(ProductOptIn.product_id == product.id)):
         session.delete(row)
+    for link in session.scalars(select(ProductLink).where(ProductLink.product_id == product.id)):
+        session.delete(link)  # SQLite does not cascade unless asked
     session.add(AuditLog(actor=actor, action="product.delete", entity="product",
                          entity_id=str(product.id), detail={"name": product.name}))
     session.delete(product)

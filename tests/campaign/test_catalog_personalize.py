@@ -62,6 +62,7 @@ def test_catalog_keeps_only_complete_in_stock_opted_in_products_of_eligible_umkm
         "description": "Produk asli Timor Tengah Selatan.",
         "image_url": "https://umkm.ttskab.go.id" + PHOTO,
         "url": f"https://umkm.ttskab.go.id/produk/{ok.id}", "category": "kerajinan_tangan",
+        "marketplaces": [],
         "business": {"id": good.id, "name": "Tenun Ina Lopo", "kecamatan": "Amanuban Tengah",
                      "whatsapp": "6281234567890"},
     }

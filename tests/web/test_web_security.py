@@ -52,7 +52,7 @@ from engine.models import (
     User,
     utcnow,
 )
-from engine.umkm import users
+from engine.umkm import marketplaces, users
 from tests.conftest import TEST_SECRET
 from tests.factories import make_campaign, make_customer, make_delivery, make_run
 from tests.web_helpers import (
@@ -282,8 +282,15 @@ def test_login_next_never_leaves_the_site(sec: Sec) -> None:
 def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None:
     """Every GET route, each hostile target in every usual redirect parameter."""
     client = sec.client(username)
+    with sec.world.session() as db:
+        product = db.get(Product, sec.ids["product_a"])
+        assert product is not None
+        shop = marketplaces.save_links(db, product, "https://shopee.co.id/ina-a")[0]
+        db.commit()
+        link_id = str(shop.id)
     ids = {"product_id": str(sec.ids["product_a"]), "campaign_id": str(sec.ids["campaign"]),
-           "ref": "INV-1", "campaign_key": "promo-pekan", "digest": "0" * 64, "name": "square.jpg"}
+           "ref": "INV-1", "campaign_key": "promo-pekan", "digest": "0" * 64,
+           "name": "square.jpg", "link_id": link_id}
     tokens = {"/t/c/": make_click_token(sec.ids["delivery"], sec.ids["link"]),
               "/t/o/": make_open_token(sec.ids["delivery"]),
               "/u/": make_unsubscribe_token(sec.ids["delivery"])}
@@ -303,6 +310,8 @@ def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None
                 continue
             if template == "/t/c/{token}":
                 assert where == sec.stored_url
+            elif template == "/m/{link_id}":
+                assert where == "https://shopee.co.id/ina-a"  # the stored link, nothing else
             elif template == "/produk/{product_id}/wa":
                 assert where.startswith("https://wa.me/6281234567890?")  # A's own number
             else:
