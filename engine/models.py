@@ -568,12 +568,8 @@ class OptinLinkSend(Base):
 
 
 class CampaignRevision(Base):
-    """One saved version of a campaign's YAML (the studio's "Simpan"), by campaign id.
-
-    Why the text and not only the spec: the reviewer reads and diffs what staff wrote,
-    comments included, and the text round-trips to a file in ``campaigns/``. Keyed by the
-    YAML ``id`` because a campaign row exists only once it is launched.
-    """
+    """One saved version of a campaign's YAML (the studio's "Simpan"), by YAML ``id``: the
+    text, comments included, is what reviewers diff and what round-trips to ``campaigns/``."""
 
     __tablename__ = "campaign_revisions"
 
@@ -588,11 +584,8 @@ class CampaignRevision(Base):
 
 
 class ProductLink(Base):
-    """A marketplace page where the UMKM also sells a product (Perbup Pasal 7 ayat 4).
-
-    Why a table and not a JSON column: each link has an id that the showcase's tracked
-    redirect (``/m/<id>``) names, so a click is attributed and can only go to this URL.
-    """
+    """A marketplace page of a product (Pasal 7(4)); a row, so ``/m/<id>`` names it and a
+    click is attributed and can only go to this URL."""
 
     __tablename__ = "product_links"
 
