@@ -30,7 +30,8 @@ ENGINE_LAYERS = (
     "ground", "common", "media", "umkm", "customers", "engagement", "message", "campaign",
     "outbox", "social", "delivery", "reporting", "demo", "cli",
 )
-# The ground floor: settings, database, models and the package itself.
+# The ground floor: settings, database, the models package (and its table modules) and
+# the package itself.
 GROUND = frozenset({"engine", "engine.config", "engine.db", "engine.models"})
 # Arrows allowed although they point up: engine/__init__ installs log redaction on import.
 ALLOWED_UPWARD = frozenset({("engine", "engine.common.logsafe")})
@@ -268,7 +269,7 @@ def forbidden_arrow(source: str, target: str) -> str | None:
 
 def layer_of(module: str) -> str | None:
     """The floor of an engine module (None outside engine/ or in an unknown subpackage)."""
-    if module in GROUND:
+    if module in GROUND or module.startswith("engine.models."):
         return "ground"
     parts = module.split(".")
     if parts[0] != "engine" or len(parts) < 2 or parts[1] not in ENGINE_LAYERS:

@@ -30,7 +30,8 @@ def test_no_module_is_longer_than_600_lines() -> None:
 def test_every_engine_subpackage_has_a_floor() -> None:
     packages = {path.name for path in (ROOT / "engine").iterdir()
                 if (path / "__init__.py").is_file()}
-    assert packages == set(arch.ENGINE_LAYERS) - {"ground"}
+    # engine/models is the ground floor's data model, a package of table modules.
+    assert packages - {"models"} == set(arch.ENGINE_LAYERS) - {"ground"}
 
 
 # --- fake trees ---------------------------------------------------------------------------

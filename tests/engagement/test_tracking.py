@@ -221,7 +221,7 @@ def test_rendered_email_links_resolve_to_products_in_the_database(
     run_id, product_id, business_id = _run_with_product(db)
     run = RunTracker(DbLinkRegistry(session_factory(settings), run_id), BASE, UTM)
     context = sample_context("promotional")
-    context["products"] = [{**context["products"][0], "id": product_id,
+    context["products"] = [{**context["products"][0], "id": product_id, "marketplaces": [],
                             "business": {**context["products"][0]["business"],
                                          "id": business_id}}]
     compiled = compile_email("email/promotional.mjml", "Halo {{ customer.first_name }}")

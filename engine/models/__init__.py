@@ -2,68 +2,34 @@
 
 Conventions: money is whole Rupiah (``int``); times are timezone-aware UTC; JSON
 columns hold provider payloads and free-form attributes; personal data (NIK, tokens)
-is encrypted before it reaches a column (see :mod:`engine.common.crypto`).
+is encrypted before it reaches a column (see :mod:`engine.common.crypto`). Tables of newer
+concerns live in submodules of this package and are imported at the bottom, so
+``Base.metadata`` always holds every table.
 """
 
 from __future__ import annotations
 
-import enum
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
-    Enum,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from engine.models.base import NAMING, Base, BigId, StrEnum, aware, utcnow
+from engine.models.base import enum_type as _enum
 
-# BigInteger ids on PostgreSQL, plain INTEGER (rowid alias) on SQLite.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """``value`` as UTC-aware: SQLite hands back naive datetimes, and every time stored is UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    # SQLite drops the zone: values read back naive are UTC.
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
-
-
-class StrEnum(enum.StrEnum):
-    """Enum members that compare and serialise as their plain string value."""
-
-
-def _enum(cls: type[enum.Enum]) -> Enum:
-    # native_enum=False: a CHECK-free VARCHAR, so adding a value needs no type migration.
-    return Enum(cls, native_enum=False, length=32, validate_strings=True,
-                values_callable=lambda e: [m.value for m in e])
+__all__ = ["NAMING", "Base", "BigId", "StrEnum", "aware", "utcnow"]
 
 
 class Category(StrEnum):
