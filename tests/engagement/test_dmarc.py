@@ -160,3 +160,31 @@ def test_cli_import_and_report(settings: Settings, monkeypatch: pytest.MonkeyPat
     text = " ".join(shown.output.split())
     assert "198.51.100.77" in text and "TIDAK DIKENAL" in text and "80,0%" in text
     assert "IP 198.51.100.77 mengirim 7 pesan" in text
+
+
+def test_beat_task_reads_the_dmarc_mailbox(settings: Settings, db: Session, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """DMARC_MAILDIR is polled by the beat: new reports are stored, handled mail leaves."""
+    from engine.config import reset_settings
+    from engine.delivery.beat import JOBS
+    from workers.tasks import beat_dmarc_mailbox
+
+    box = mailbox.Maildir(str(tmp_path / "rua"), create=True)
+    box.add((CORPUS / "google-mail.eml").read_bytes())
+    monkeypatch.setenv("DMARC_MAILDIR", str(tmp_path / "rua"))
+    reset_settings()
+    assert "dmarc_mailbox" in JOBS
+    assert beat_dmarc_mailbox()["count"] == 1
+    assert beat_dmarc_mailbox()["count"] == 0
+    assert db.scalar(select(DmarcReport.org_name)) == "google.com"
+
+
+def test_doctor_warns_about_an_unknown_source(db: Session, settings: Settings) -> None:
+    from engine.delivery.doctor import WARN, check_dmarc_sources
+
+    assert check_dmarc_sources(db, _relay(settings), NOW).level == "pass"
+    _import(db, "google.xml")
+    item = check_dmarc_sources(db, _relay(settings), NOW)
+    assert item.level == WARN and "198.51.100.77 (7)" in item.message
+    later = datetime(2027, 2, 1, tzinfo=UTC)  # the report is older than 30 days
+    assert check_dmarc_sources(db, _relay(settings), later).level == "pass"
