@@ -8,16 +8,29 @@ import threading
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from engine.campaign.loader import load_campaign
 from engine.config import Settings
 from engine.db import is_postgres, session_factory
+from engine.delivery import scheduler
+from engine.delivery.enqueue import run_in_process
 from engine.models import Delivery, DeliveryStatus, WarmupDay, aware
 from engine.outbox import rows, warmup
-from tests.factories import make_campaign, make_run
+from tests.factories import (
+    NOW,
+    make_business,
+    make_campaign,
+    make_customer,
+    make_optin,
+    make_product,
+    make_run,
+)
+from tests.smtp_server import ScriptedSMTPServer
 
 pytestmark = pytest.mark.warmup
 SCHEDULE = "100,200,400"
@@ -168,3 +181,78 @@ def test_two_concurrent_claimers_never_exceed_a_day(settings: Settings, db: Sess
                        date(2026, 12, 3): 400, date(2026, 12, 4): 200}
     everything = sent[0] + sent[1]
     assert len(everything) == len(set(everything)) == 900
+
+
+def test_campaign_plan_says_how_many_days(sqlite_settings: Settings,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+    from engine.config import reset_settings
+    from tests.campaign.test_campaign_plan_truth import PROMO, _promo_world
+
+    with session_factory(sqlite_settings)() as session:
+        _promo_world(session)  # five customers get the promo email
+    monkeypatch.setenv("WARMUP_SCHEDULE", "2,2")
+    reset_settings()
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["campaign", "plan", str(PROMO)])
+    assert result.exit_code == 0, result.output
+    assert ("kuota hari ini 2 email; 5 email kampanye ini butuh sekitar 3 hari"
+            in " ".join(result.output.split()))
+    monkeypatch.setenv("WARMUP_SCHEDULE", "off")
+    reset_settings()
+    quiet = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["campaign", "plan", str(PROMO)])
+    assert "Pemanasan domain" not in quiet.output
+
+
+PROMO_YAML = """\
+version: 1
+id: promo-pemanasan
+name: Promo pemanasan
+type: promotional
+schedule:
+  start: 2026-12-01 09:00
+  end: 2026-12-31 20:00
+  send_window: {from: "08:00", to: "21:00"}
+audience:
+  include: [{consent: marketing}]
+products: {opt_in: required, per_message: 1}
+offer: {kind: discount, percent: 10, code: HANGAT10, ends: 2026-12-31, title: Diskon Hangat}
+channels:
+  email:
+    template: email/promotional.mjml
+    subject: "Promo untuk {{ customer.first_name }}"
+"""
+
+
+@pytest.fixture
+def extra_env() -> dict[str, str]:
+    return {"WARMUP_SCHEDULE": "4", "BATCH_SIZE": "3"}
+
+
+def test_the_pipeline_holds_mail_over_the_quota_until_the_next_day(
+        smtp_wired: tuple[Settings, Session], smtp_server: ScriptedSMTPServer,
+        tmp_path: Path) -> None:
+    """The real claim -> render -> SMTP -> record path: 4 on day 1, the rest on day 2."""
+    live, db = smtp_wired
+    product = make_product(db, make_business(db, name="Tenun Nunkolo"), name="Kain Buna")
+    for _ in range(10):
+        make_customer(db, marketing=True, at=NOW - timedelta(days=60))
+    make_optin(db, product, "promo-pemanasan")
+    path = tmp_path / "promo.yaml"
+    path.write_text(PROMO_YAML)
+    launched = scheduler.launch(db, load_campaign(path), str(path), now=NOW)
+    assert launched.run is not None and launched.planned == 10
+    db.commit()
+    day1 = run_in_process(launched.run.id, live, NOW)
+    assert (day1.sent, day1.failed, day1.skipped) == (4, 0, 0)
+    assert day1.deferred == 6
+    assert len(smtp_server.messages) == 4
+    later_today = run_in_process(launched.run.id, live, NOW + timedelta(hours=6))
+    assert later_today.sent == 0
+    day2 = run_in_process(launched.run.id, live, NOW + timedelta(days=1))
+    assert (day2.sent, day2.failed) == (6, 0)
+    recipients = [r for m in smtp_server.messages for r in m.rcpt_tos]
+    assert len(recipients) == len(set(recipients)) == 10
+    db.expire_all()
+    assert set(db.scalars(select(Delivery.attempts))) == {1}
