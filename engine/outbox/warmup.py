@@ -4,7 +4,8 @@ Why: Gmail, Yahoo and Microsoft judge a domain they have never seen by its first
 new domain that sends 5,000 mails on day one is throttled or spam-foldered; one that
 starts at a few hundred and roughly doubles earns a reputation first. WARMUP_SCHEDULE
 lists the daily quotas (``"200,400,800,..."``; day 1 first); after the last day there is
-no limit. ``off`` turns warm-up off. Day 1 is WARMUP_START (``YYYY-MM-DD``), else the
+no limit. ``off`` turns warm-up off, and so does having no SMTP_HOST (mail written as
+.eml files leaves nothing to warm up). Day 1 is WARMUP_START (``YYYY-MM-DD``), else the
 local day the first email was sent (the earliest sent delivery), else today.
 
 Where it is enforced: at the claim (:func:`admit`, called by the pipeline before
@@ -96,6 +97,12 @@ def schedule_of(settings: Settings) -> Schedule | None:
         return parse_schedule(DEFAULT_SCHEDULE)
 
 
+def active_schedule(settings: Settings) -> Schedule | None:
+    """The schedule when mail really leaves: without SMTP_HOST it is written as .eml
+    files (the embedded demo), which builds no reputation and needs no warm-up."""
+    return schedule_of(settings) if settings.smtp_host else None
+
+
 def _zone(settings: Settings) -> ZoneInfo:
     return ZoneInfo(settings.timezone or "Asia/Makassar")
 
@@ -121,7 +128,7 @@ def start_day(session: Session, settings: Settings, today: date) -> date:
 
 def quota_on(session: Session, settings: Settings, now: datetime) -> int | None:
     """Today's quota under the schedule; None when warm-up is off or over."""
-    schedule = schedule_of(settings)
+    schedule = active_schedule(settings)
     if schedule is None:
         return None
     today = local_day(now, _zone(settings))
@@ -188,7 +195,7 @@ def admit(session: Session, settings: Settings, delivery_ids: Sequence[int],
 def days_needed(session: Session, settings: Settings, count: int, now: datetime) -> int:
     """How many local days ``count`` more emails take from today under the schedule
     (today's room first); 1 when warm-up is off or over."""
-    schedule = schedule_of(settings)
+    schedule = active_schedule(settings)
     if schedule is None or count <= 0:
         return 1
     zone = _zone(settings)

@@ -39,7 +39,8 @@ WITA = timedelta(hours=8)
 
 
 def _settings(settings: Settings, start: str = "") -> Settings:
-    return replace(settings, warmup_schedule=SCHEDULE, warmup_start=start)
+    return replace(settings, warmup_schedule=SCHEDULE, warmup_start=start,
+                   smtp_host="relay.contoh.id")
 
 
 def _outbox(db: Session, n: int) -> list[int]:
@@ -139,9 +140,11 @@ def test_warmup_start_setting_and_days_needed(settings: Settings, db: Session) -
     assert warmup.days_needed(db, live, 700, DAY1) == 3  # 200 + 400, then no limit
     assert warmup.days_needed(db, _settings(settings), 700, DAY1) == 3  # 100+200+400
     assert warmup.days_needed(db, _settings(settings), 701, DAY1) == 4
-    off = replace(settings, warmup_schedule="off")
+    off = replace(live, warmup_schedule="off")
     assert warmup.quota_on(db, off, DAY1) is None
     assert warmup.days_needed(db, off, 10_000, DAY1) == 1
+    files_only = replace(live, smtp_host="")  # .eml files: nothing to warm up
+    assert warmup.quota_on(db, files_only, DAY1) is None
 
 
 def test_first_send_starts_the_schedule(settings: Settings, db: Session) -> None:
@@ -194,6 +197,7 @@ def test_campaign_plan_says_how_many_days(sqlite_settings: Settings,
     with session_factory(sqlite_settings)() as session:
         _promo_world(session)  # five customers get the promo email
     monkeypatch.setenv("WARMUP_SCHEDULE", "2,2")
+    monkeypatch.setenv("SMTP_HOST", "relay.contoh.id")
     reset_settings()
     result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["campaign", "plan", str(PROMO)])
     assert result.exit_code == 0, result.output
