@@ -57,6 +57,10 @@ class Secret:
 GENERATED_DKIM_SELECTOR = "umkm1"
 
 
+# About doubling from 200 a day to 50,000, then no limit (docs/deliverability.md).
+DEFAULT_WARMUP_SCHEDULE = "200,400,800,1600,3200,6400,12800,25600,50000"
+
+
 def _default_var_dir() -> str:
     return str(Path.cwd() / "var")
 
@@ -156,6 +160,13 @@ class Settings:
     broker_visibility_timeout: int = 3 * 3600
     # Maildir that receives bounces and complaints (RFC 3464 / ARF); empty = not polled.
     bounce_maildir: str = ""
+    # Maildir of the DMARC rua mailbox (aggregate reports, RFC 7489); empty = not polled.
+    dmarc_maildir: str = ""
+    # Warm-up of a new sending domain (engine.outbox.warmup): emails per local day, day 1
+    # first, unlimited after the last; "off" = no limit. Day 1 = WARMUP_START (YYYY-MM-DD),
+    # empty = the day the first email was sent.
+    warmup_schedule: str = DEFAULT_WARMUP_SCHEDULE
+    warmup_start: str = ""
     # Largest request body the web app reads (bytes); bigger bodies get 413 while streaming.
     max_body_bytes: int = 1024 * 1024
     # Deepest nesting of a JSON request body ({ and [); deeper bodies get 422.

@@ -41,6 +41,7 @@ ROUTER_MODULES = (
     "web.signup",            # /daftar: owners sign up on their own; send for verification
     "web.users_admin",       # /dinas/pengguna: accounts (dinas_admin only)
     "web.doctor_page",       # /dinas/keterkiriman: deliverability checklist (dinas_admin only)
+    "web.dmarc_page",        # /dinas/dmarc: DMARC aggregate reports per source (staff)
     "web.portal_products",   # owner portal: archive and delete a product
     "web.accounts_connect",  # /dinas/akun-sosial/hubungkan (before web.dashboard)
     "web.studio",            # /dinas/kampanye: campaign list, starters, editor, preview

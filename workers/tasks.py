@@ -110,3 +110,9 @@ def beat_social_metrics() -> dict[str, int]:
 def beat_bounce_mailbox() -> dict[str, int]:
     """Bounces and complaints from the configured Maildir."""
     return run_beat_job("bounce_mailbox")
+
+
+@app.task(**_limits("dmarc_mailbox"))
+def beat_dmarc_mailbox() -> dict[str, int]:
+    """DMARC aggregate reports from the configured rua Maildir."""
+    return run_beat_job("dmarc_mailbox")

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "engine.cli.users",
     "engine.cli.customers",
     "engine.cli.deliverability",
+    "engine.cli.dmarc",
     "engine.cli.serve",
 )
 

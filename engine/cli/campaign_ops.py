@@ -31,6 +31,7 @@ from engine.delivery.enqueue import due_batches_for_run
 from engine.delivery.launch_guard import check_launch
 from engine.delivery.pipeline import process_batch
 from engine.models import Campaign, CampaignRun, Customer, utcnow
+from engine.outbox import warmup
 
 STATUS_LABELS = {"pending": "tertunda", "sending": "dikirim", "sent": "terkirim",
                  "failed": "gagal", "skipped": "dilewati"}
@@ -64,6 +65,7 @@ def plan_command(file: Path = typer.Argument(..., help="Berkas kampanye YAML."))
     spec = _load(file)
     with db_session() as session:
         report = scheduler.plan(session, spec)
+        warmup_line = _warmup_line(session, spec, report)
     counts = report.audience
     table = Table(title=t("ops.plan.title", id=spec.id, type=spec.type))
     table.add_column("")
@@ -95,7 +97,23 @@ def plan_command(file: Path = typer.Argument(..., help="Berkas kampanye YAML."))
             console.print(f"[yellow]{t('ops.plan.no_products')}[/]")
     console.print(t("ops.plan.channels", channels=", ".join(
         f"{k}: {v}" for k, v in report.channels.items())))
+    if warmup_line:
+        console.print(warmup_line)
     console.print(t("ops.plan.nothing_sent"))
+
+
+def _warmup_line(session: Session, spec: CampaignSpec, report: scheduler.PlanReport) -> str:
+    """How many days the emails take under the domain warm-up (none: no line)."""
+    emails = report.channels.get("email", 0)
+    if not emails or spec.type == "transactional":
+        return ""
+    settings = get_settings()
+    start = max(utcnow(), report.first_send) if report.first_send else utcnow()
+    quota = warmup.quota_on(session, settings, start)
+    if quota is None:
+        return ""
+    days = warmup.days_needed(session, settings, emails, start)
+    return t("warmup.plan.days", n=emails, days=days, quota=quota)
 
 
 @campaign.command("preview")

@@ -23,6 +23,7 @@ from engine.db import session_factory
 from engine.delivery import scheduler
 from engine.delivery.enqueue import Batch, due_batches_for_run, sweep
 from engine.engagement.bounces import process_maildir
+from engine.engagement.dmarc import import_maildir
 from engine.models import utcnow
 from engine.social import metrics as social_metrics
 
@@ -108,6 +109,18 @@ def read_bounce_mailbox(settings: Settings, now: datetime) -> JobReport:
         return JobReport()
 
 
+def read_dmarc_mailbox(settings: Settings, now: datetime) -> JobReport:
+    """DMARC aggregate reports from the rua Maildir (DMARC_MAILDIR): each stored once,
+    handled mail moves out of the inbox. An unreadable mailbox is logged, not raised."""
+    if not settings.dmarc_maildir:
+        return JobReport()
+    try:
+        return JobReport(import_maildir(settings.dmarc_maildir, settings).messages)
+    except OSError:
+        log.warning("DMARC mailbox %s unreadable", settings.dmarc_maildir, exc_info=True)
+        return JobReport()
+
+
 # The beat schedule has one entry per job (workers.celery_app.BEAT_JOBS, same names).
 JOBS: dict[str, Job] = {
     "due_runs": start_due_runs,
@@ -117,6 +130,7 @@ JOBS: dict[str, Job] = {
     "sweeper": sweep_outbox,
     "social_metrics": poll_social_metrics,
     "bounce_mailbox": read_bounce_mailbox,
+    "dmarc_mailbox": read_dmarc_mailbox,
 }
 
 

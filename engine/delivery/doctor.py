@@ -20,7 +20,7 @@ from engine.common.formatting import persen
 from engine.common.i18n import get_lang, t
 from engine.common.production import missing_production_secrets
 from engine.config import Settings
-from engine.delivery import dns_check
+from engine.delivery import dmarc_sources, dns_check
 from engine.engagement.events import COMPLAINT, HARD_BOUNCE
 from engine.message.templating import TEMPLATES_DIR
 from engine.models import Delivery, DeliveryStatus, EngagementEvent, utcnow
@@ -170,11 +170,27 @@ def check_rates(session: Session, now: datetime | None = None) -> list[Item]:
     ]
 
 
+def check_dmarc_sources(session: Session, settings: Settings,
+                        now: datetime | None = None) -> Item:
+    """DMARC reports of 30 days: an IP that is not the relay's sent as the domain (warn:
+    a forgotten sender to add to SPF_SOURCES, or someone spoofing the domain)."""
+    since = (now or utcnow()) - WINDOW
+    unknown = dmarc_sources.unknown_sources(session, settings, since)
+    if unknown:
+        shown = ", ".join(f"{ip} ({n})" for ip, n in list(unknown.items())[:5])
+        return Item("dmarc_sources", WARN, t("doctor.dmarc_sources.warn", n=len(unknown),
+                                             sources=shown))
+    if not dmarc_sources.volume_by_source(session, since):
+        return Item("dmarc_sources", PASS, t("doctor.dmarc_sources.none"))
+    return Item("dmarc_sources", PASS, t("doctor.dmarc_sources.ok"))
+
+
 def run_doctor(session: Session, settings: Settings, *,
                lookups: dns_check.Lookups | None = None,
                now: datetime | None = None) -> Report:
     """The whole checklist, DNS first (it is what a new domain misses most)."""
     items = dns_items(dns_check.check_records(settings, lookups))
     items += [check_base_url(settings), check_tls(settings), check_unsubscribe_link(),
-              *check_rates(session, now), check_secrets(settings)]
+              *check_rates(session, now), check_dmarc_sources(session, settings, now),
+              check_secrets(settings)]
     return Report(items)

@@ -51,7 +51,7 @@ from engine.models import (
     Suppression,
     utcnow,
 )
-from engine.outbox import capcheck
+from engine.outbox import capcheck, warmup
 from engine.outbox import rows as outbox
 from engine.outbox.adapters import email_adapter
 from engine.social import publish
@@ -285,7 +285,9 @@ def _process_batch(run_id: int, delivery_ids: Sequence[int], settings: Settings,
             return result
         started = time.monotonic()
         owner = outbox.new_owner()
-        claim = capcheck.claim_within_cap(session, delivery_ids, clock, owner=owner,
+        admitted = _warmup_admit(session, ctx, settings, delivery_ids, clock)
+        result.deferred = admitted.held
+        claim = capcheck.claim_within_cap(session, admitted.ids, clock, owner=owner,
                                           lease_seconds=settings.lease_seconds,
                                           cap=_cap_of(ctx))
         claimed, result.skipped = claim.claimed, len(claim.capped)
@@ -327,6 +329,14 @@ def _process_batch(run_id: int, delivery_ids: Sequence[int], settings: Settings,
         _check_error_budget(session, run, settings)
         outbox.finish_if_done(session, run_id, now)
     return result
+
+
+def _warmup_admit(session: Session, ctx: RunContext, settings: Settings,
+                  delivery_ids: Sequence[int], clock: datetime) -> warmup.Admission:
+    """The day's warm-up quota (:mod:`engine.outbox.warmup`); receipts are never held."""
+    if ctx.campaign_type == CampaignType.transactional.value:
+        return warmup.Admission(list(delivery_ids))
+    return warmup.admit(session, settings, delivery_ids, clock)
 
 
 def _cap_of(ctx: RunContext) -> capcheck.CapRule | None:

@@ -80,7 +80,7 @@ def _lock_candidates(session: Session, ids: Sequence[int], now: datetime) -> lis
     """The claimable rows with their customers, those customers locked for this claim."""
     postgres = is_postgres(session)
     if not postgres:
-        _begin_immediate(session)
+        begin_immediate(session)
     query = rows.claimable(ids, now).add_columns(Delivery.customer_id, Delivery.channel) \
         .order_by(Delivery.id)
     if postgres:  # the rows themselves, as a plain claim locks them
@@ -96,7 +96,7 @@ def _lock_candidates(session: Session, ids: Sequence[int], now: datetime) -> lis
     return candidates
 
 
-def _begin_immediate(session: Session) -> None:
+def begin_immediate(session: Session) -> None:
     """SQLite: take the write lock before counting (pysqlite would open the write
     transaction only at the first UPDATE, after another claim could have counted)."""
     raw = session.connection().connection.driver_connection
