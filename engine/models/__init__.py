@@ -565,5 +565,5 @@ class ProductLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-from engine.models.training import *  # noqa: E402, F403
 from engine.models.guidance import *  # noqa: E402, F403
+from engine.models.training import *  # noqa: E402, F403

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.models.base import BigId, Base, StrEnum, utcnow
+from engine.models.base import Base, BigId, StrEnum, utcnow
 from engine.models.base import enum_type as _enum
 
 __all__ = ["GuidanceRequest", "GuidanceSession", "GuidanceStatus", "GuidanceTopic"]

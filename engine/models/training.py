@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.models.base import BigId, Base, StrEnum, utcnow
+from engine.models.base import Base, BigId, StrEnum, utcnow
 from engine.models.base import enum_type as _enum
 
 __all__ = ["Attendance", "RegistrationSource", "Training", "TrainingRegistration",
