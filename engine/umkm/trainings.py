@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode, urlsplit
 
 from sqlalchemy import func, select
@@ -89,8 +89,10 @@ def create_training(session: Session, *, topic: str, trainer: str, starts_at: da
         raise BadRequest("training.err.where")
     if not 0 < capacity <= MAX_CAPACITY:
         raise BadRequest("training.err.capacity", max=MAX_CAPACITY)
+    # Stored as UTC: SQLite keeps the wall-clock digits and drops the zone.
     training = Training(topic=topic, trainer=trainer, place=place, online_url=link,
-                        starts_at=starts_at, capacity=capacity,
+                        starts_at=(aware(starts_at) or starts_at).astimezone(UTC),
+                        capacity=capacity,
                         description=(description or "").strip() or None, created_by=actor)
     session.add(training)
     session.flush()
