@@ -11,14 +11,14 @@ from sqlalchemy.orm import Session
 from engine.campaign.loader import load_campaign
 from engine.delivery.context import content_context, with_agenda
 from engine.delivery.preview import render_previews
-from engine.models import RegistrationSource, TrainingStatus, utcnow
+from engine.models import RegistrationSource, Training, TrainingStatus, utcnow
 from engine.umkm import trainings
 from tests.web_helpers import make_eligible_business
 
 NEWSLETTER = Path(__file__).resolve().parents[2] / "campaigns" / "newsletter-bulanan.yaml"
 
 
-def _add(db: Session, topic: str, days: int, capacity: int = 10) -> trainings.Training:
+def _add(db: Session, topic: str, days: int, capacity: int = 10) -> Training:
     return trainings.create_training(db, topic=topic, trainer="Dinas", capacity=capacity,
                                      starts_at=utcnow() + timedelta(days=days),
                                      place="Aula Dinas, SoE", actor="t")
