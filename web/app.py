@@ -43,6 +43,10 @@ ROUTER_MODULES = (
     "web.doctor_page",       # /dinas/keterkiriman: deliverability checklist (dinas_admin only)
     "web.dmarc_page",        # /dinas/dmarc: DMARC aggregate reports per source (staff)
     "web.portal_products",   # owner portal: archive and delete a product
+    "web.portal_programmes", # owner portal: trainings (Pasal 8) and guidance (Pasal 9)
+    "web.pendamping",        # /pendamping: a tenaga pendamping's assigned requests (Pasal 9)
+    "web.dinas_training",    # /dinas/pelatihan: trainings, attendance, participation
+    "web.dinas_guidance",    # /dinas/pendampingan: requests, assignment (admin), figures
     "web.accounts_connect",  # /dinas/akun-sosial/hubungkan (before web.dashboard)
     "web.studio",            # /dinas/kampanye: campaign list, starters, editor, preview
     "web.dashboard",         # Dinas dashboard

@@ -315,6 +315,13 @@ def require_staff(user: User = Depends(require_user)) -> User:
     return user
 
 
+def require_pendamping(user: User = Depends(require_user)) -> User:
+    """A tenaga pendamping (Pasal 9 ayat 2); staff and admins are not one by their role."""
+    if user.role != Role.pendamping:
+        raise HTTPException(status_code=403, detail=t("auth.forbidden"))
+    return user
+
+
 def require_admin(user: User = Depends(require_user)) -> User:
     if user.role != Role.dinas_admin:
         raise HTTPException(status_code=403, detail=t("auth.forbidden"))
@@ -359,6 +366,8 @@ def safe_next(target: str | None) -> str | None:
 
 
 def home_for(user: User) -> str:
+    if user.role == Role.pendamping:
+        return "/pendamping"
     return "/dinas" if users.is_staff(user) else "/portal"
 
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "engine.cli.bounces",
     "engine.cli.apikeys",
     "engine.cli.users",
+    "engine.cli.programmes",
     "engine.cli.customers",
     "engine.cli.deliverability",
     "engine.cli.dmarc",

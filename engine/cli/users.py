@@ -52,7 +52,8 @@ def _read_password(from_stdin: bool) -> str:
 @user_app.command("add")
 def add_command(
     username: str = typer.Argument(..., help="Nama pengguna (huruf kecil)."),
-    role: str = typer.Option(..., "--role", help="dinas_admin, dinas_staff atau umkm_owner."),
+    role: str = typer.Option(..., "--role",
+                             help="dinas_admin, dinas_staff, umkm_owner atau pendamping."),
     business: int | None = typer.Option(None, "--business", help="ID UMKM milik akun pemilik."),
     password_stdin: bool = typer.Option(False, "--password-stdin",
                                         help="Baca kata sandi dari stdin (untuk skrip)."),

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -29,9 +30,10 @@ from engine.engagement.tracking import DbLinkRegistry, RunTracker
 from engine.message.mime import MessageSkeleton
 from engine.message.render import CompiledEmail, compile_email
 from engine.message.templating import DINAS, compile_string
-from engine.models import Campaign, CampaignRun, CampaignType, Customer, utcnow
+from engine.models import Campaign, CampaignRun, CampaignType, Customer, aware, utcnow
 from engine.outbox import adapters
 from engine.social.plan import campaign_products
+from engine.umkm import trainings
 from engine.umkm.wilayah import kecamatan_name
 
 log = logging.getLogger(__name__)
@@ -168,6 +170,34 @@ def content_context(spec: CampaignSpec) -> dict[str, Any]:
             "trainings": trainings, "offer": offer}
 
 
+AGENDA_WINDOW = timedelta(days=45)
+AGENDA_PATH = "/portal/pelatihan"
+
+
+def with_agenda(session: Session, spec: CampaignSpec, content: dict[str, Any],
+                base_url: str, now: datetime | None = None) -> dict[str, Any]:
+    """A newsletter's trainings: the file's own, then the Dinas trainings of the next 45
+    days from the ``training`` table (Pasal 8), so staff announce a training once.
+
+    Why merged at send time: the table changes after the YAML was reviewed (a new
+    training, a cancelled one); a training the file already lists (same title and time)
+    is not repeated. The button of a table training opens the portal's training page,
+    where an owner registers (or finds the WhatsApp link).
+    """
+    if spec.type != CampaignType.newsletter.value:
+        return content
+    listed = {(str(tr["title"]).casefold(), tr["date"]) for tr in content["trainings"]}
+    extra = []
+    for row in trainings.upcoming(session, now, AGENDA_WINDOW):
+        when = aware(row.training.starts_at)
+        if (row.training.topic.casefold(), when) in listed or row.full:
+            continue
+        extra.append({"title": row.training.topic, "date": when,
+                      "place": trainings.where_text(row.training),
+                      "url": base_url.rstrip("/") + AGENDA_PATH})
+    return {**content, "trainings": [*content["trainings"], *extra]}
+
+
 def per_message(spec: CampaignSpec) -> int:
     """How many products one message features."""
     return spec.products.per_message if spec.products else DEFAULT_PER_MESSAGE
@@ -195,7 +225,7 @@ def build_run_context(session: Session, run: CampaignRun, settings: Settings) ->
         "campaign": campaign_context(spec),
         "dinas": DINAS, "channel": "email", "lang": lang, "order": None,
         "days_inactive": spec.trigger.inactive_days if spec.trigger else None,
-        **content_context(spec),
+        **with_agenda(session, spec, content_context(spec), settings.base_url),
     }
     return RunContext(
         run_id=run.id, campaign_key=spec.id, campaign_type=spec.type, spec=spec,

@@ -25,6 +25,7 @@ from engine.delivery.context import (
     customer_context,
     per_message,
     utm,
+    with_agenda,
 )
 from engine.engagement.tracking import PreviewTracker
 from engine.message.render import compile_email, render_email
@@ -123,6 +124,9 @@ def render_previews(session: Session, spec: CampaignSpec, n: int,
     ``customer_id``; the built-in sample when it is not in the audience)."""
     settings = get_settings()
     base = _base_context(spec, settings.lang if settings.lang in ("id", "en") else "id")
+    if spec.type == "newsletter":  # the Dinas trainings the real send adds (Pasal 8)
+        base.update(with_agenda(session, spec, {"trainings": base.get("trainings", [])},
+                                settings.base_url))
     people = _people(session, spec, n, base, settings.base_url, customer_id)
     preheader = spec.email.preheader if spec.email else None
     tracker = PreviewTracker(utm(spec))

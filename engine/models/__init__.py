@@ -110,6 +110,7 @@ class Role(StrEnum):
     dinas_admin = "dinas_admin"
     dinas_staff = "dinas_staff"
     umkm_owner = "umkm_owner"
+    pendamping = "pendamping"  # tenaga pendamping of Pasal 9 ayat (2), appointed by the Dinas
 
 
 class Business(Base):
@@ -562,4 +563,8 @@ class ProductLink(Base):
     url: Mapped[str] = mapped_column(String(500))
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 from engine.models.dmarc import *  # noqa: E402, F403
+from engine.models.guidance import *  # noqa: E402, F403
+from engine.models.training import *  # noqa: E402, F403

@@ -27,6 +27,8 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{2,119}$")
 STAFF_ROLES = frozenset({Role.dinas_admin, Role.dinas_staff})
+# Accounts that act for the Dinas and so never own a UMKM (a pendamping of Pasal 9 included).
+NO_BUSINESS_ROLES = STAFF_ROLES | {Role.pendamping}
 
 
 
@@ -86,7 +88,7 @@ def create_user(
     if session.scalars(select(User.id).where(User.username == name)).first() is not None:
         raise UserError("user.err.duplicate", username=name)
     if business_id is not None:
-        if role_value in STAFF_ROLES:
+        if role_value in NO_BUSINESS_ROLES:
             raise UserError("user.err.staff_business")
         _check_business_free(session, business_id)
     user = User(
@@ -164,7 +166,7 @@ def change_password(session: Session, user: User, old_password: str, new_passwor
 
 def link_business(session: Session, user: User, business_id: int, *, actor: str) -> None:
     """Give an owner account its UMKM (after the owner registered it in the portal)."""
-    if user.role in STAFF_ROLES:
+    if user.role in NO_BUSINESS_ROLES:
         raise UserError("user.err.staff_business")
     if user.business_id == business_id:
         return

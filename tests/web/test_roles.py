@@ -54,7 +54,8 @@ def test_admin_can_approve_and_reject(world: World) -> None:
 
 def test_staff_still_runs_reports_and_sees_account_health(world: World) -> None:
     staff = world.client("staf")
-    for path in ("/dinas", "/dinas/laporan", "/dinas/akun-sosial", "/dinas/verifikasi"):
+    for path in ("/dinas", "/dinas/laporan", "/dinas/akun-sosial", "/dinas/verifikasi",
+                 "/dinas/pelatihan", "/dinas/pendampingan"):
         assert staff.get(path).status_code == 200, path
 
 

@@ -46,13 +46,14 @@ from engine.models import (
     EngagementEvent,
     Product,
     ProductOptIn,
+    Role,
     RunStatus,
     Suppression,
     TrackedLink,
     User,
     utcnow,
 )
-from engine.umkm import marketplaces, users
+from engine.umkm import guidance, marketplaces, trainings, users
 from tests.conftest import TEST_SECRET
 from tests.factories import make_campaign, make_customer, make_delivery, make_run
 from tests.web_helpers import (
@@ -62,6 +63,7 @@ from tests.web_helpers import (
     csrf,
     csrf_from,
     login,
+    make_user,
     world_fixture,  # noqa: F401 - the "world" fixture
 )
 
@@ -166,11 +168,26 @@ def sec(world: World) -> Sec:
         session.add(EngagementEvent(type="lead", channel="web", occurred_at=utcnow(),
                                     business_id=world.ids["business_a"],
                                     product_id=world.ids["product_a"]))
+        training, request = _programmes(session, business_b)
         session.commit()
         ids = {**world.ids, "run": run.id, "campaign": campaign.id, "upcoming": upcoming.id,
-               "delivery": delivery.id, "link": link.id, "customer": customer.id}
+               "delivery": delivery.id, "link": link.id, "customer": customer.id,
+               "training": training.id, "guidance_b": request.id,
+               "pendamping": request.pendamping_id or 0}
         markers = ("Madu Hutan", business_b.nib, NIK_B, campaign.name)
     return Sec(world, ids, stored, markers)
+
+
+def _programmes(session: Any, business_b: Business) -> tuple[Any, Any]:
+    """A training to register for and B's guidance request, assigned to "pendamping"."""
+    helper = make_user(session, "pendamping", Role.pendamping)
+    training = trainings.create_training(session, topic="Foto produk", trainer="Dinas",
+                                         starts_at=utcnow() + timedelta(days=3), capacity=5,
+                                         place="Aula Dinas", actor="test")
+    request = guidance.create_request(session, business_b, "pemasaran", "Toko daring",
+                                      actor="pemilik-b")
+    guidance.assign(session, request, helper, actor="admin")
+    return training, request
 
 
 def db_fingerprint(world: World) -> str:
@@ -290,7 +307,8 @@ def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None
         link_id = str(shop.id)
     ids = {"product_id": str(sec.ids["product_a"]), "campaign_id": str(sec.ids["campaign"]),
            "ref": "INV-1", "campaign_key": "promo-pekan", "digest": "0" * 64,
-           "name": "square.jpg", "link_id": link_id}
+           "name": "square.jpg", "link_id": link_id, "training_id": str(sec.ids["training"]),
+           "request_id": str(sec.ids["guidance_b"])}
     tokens = {"/t/c/": make_click_token(sec.ids["delivery"], sec.ids["link"]),
               "/t/o/": make_open_token(sec.ids["delivery"]),
               "/u/": make_unsubscribe_token(sec.ids["delivery"])}
@@ -429,6 +447,25 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         "/dinas/kampanye/periksa": ("staf", {"yaml": "version: 1\n"}, 200),
         "/dinas/kampanye/pratinjau": ("staf", {"yaml": "version: 1\n"}, 200),
         "/dinas/kampanye/simpan": ("staf", {"yaml": "version: 1\n"}, 200),  # refused: invalid
+        "/portal/pelatihan/daftar": ("pemilik-a", {"training_id": str(sec.ids["training"])},
+                                     303),
+        "/portal/pendampingan": ("pemilik-a", {"topic": "legalitas", "description": "NIB"},
+                                 303),
+        "/pendamping/permintaan/{request_id}/sesi": ("pendamping", {
+            "held_on": "2026-12-01", "duration_minutes": "30", "notes": "Akun toko dibuat"},
+            303),
+        "/pendamping/permintaan/{request_id}/selesai": ("pendamping", {}, 303),
+        "/dinas/pelatihan": ("staf", {"topic": "Keuangan", "trainer": "Bank NTT",
+                                      "starts_at": "2030-02-01 09:00", "capacity": "10",
+                                      "place": "Aula", "online_url": ""}, 303),
+        "/dinas/pelatihan/{training_id}/peserta": ("staf", {
+            "business_id": str(sec.ids["business_b"])}, 303),
+        "/dinas/pelatihan/{training_id}/hadir": ("staf", {
+            "business_id": str(sec.ids["business_b"]), "attended": "1"}, 303),
+        "/dinas/pelatihan/{training_id}/status": ("staf", {"value": "selesai"}, 303),
+        # The request was closed by the pendamping's case above: refused by state, not CSRF.
+        "/dinas/pendampingan/{request_id}/tugaskan": ("admin", {
+            "pendamping_id": str(sec.ids["pendamping"])}, 409),
     }
 
 
@@ -443,7 +480,8 @@ def _target_user(sec: Sec) -> int:
 def test_every_form_route_rejects_a_missing_or_foreign_csrf_token(sec: Sec) -> None:
     cases = _csrf_cases(sec)
     ids = {"product_id": str(sec.ids["product_a"]), "run_id": str(sec.ids["run"]),
-           "business_id": str(sec.ids["business_b"]), "user_id": str(_target_user(sec))}
+           "business_id": str(sec.ids["business_b"]), "user_id": str(_target_user(sec)),
+           "training_id": str(sec.ids["training"]), "request_id": str(sec.ids["guidance_b"])}
     protected = [(m, p) for m, p in routes(sec.app)
                  if m not in ("GET", "HEAD", "OPTIONS") and not p.startswith(CSRF_EXEMPT)]
     assert {p for _, p in protected} == set(cases), "a form route without a CSRF case"
@@ -492,7 +530,8 @@ def _owner_post_body(template: str) -> dict[str, Any]:
 
 def test_owner_a_cannot_read_or_change_owner_b_on_any_owner_route(sec: Sec) -> None:
     client = sec.client("pemilik-a")
-    b_ids = {"product_id": str(sec.ids["product_b"])}
+    b_ids = {"product_id": str(sec.ids["product_b"]),
+             "request_id": str(sec.ids["guidance_b"])}
     b_query = {"business_id": sec.ids["business_b"], "bisnis": sec.ids["business_b"],
                "usaha": sec.ids["business_b"], "product_id": sec.ids["product_b"],
                "id": sec.ids["business_b"]}
