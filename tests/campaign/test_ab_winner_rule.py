@@ -72,3 +72,23 @@ def test_a_pattern_error_is_an_indonesian_sentence() -> None:
     with using_lang("en"):
         english = _check("{after_hours: 4}", code='"AB 10!"')
     assert "field offer.code: value 'AB 10!' does not match the format" in english[0]
+
+
+def test_transactional_mail_has_no_test_group() -> None:
+    text = """\
+version: 1
+id: struk-ab
+name: Struk
+type: transactional
+schedule: {trigger: {event: order_confirmed}}
+channels:
+  email:
+    template: email/order_confirmation.mjml
+    subject: "Pesanan Anda"
+    variants: [{name: B, subject: "Terima kasih"}]
+    winner: {after_hours: 2}
+"""
+    _spec, errors = check_text(text, "struk.yaml")
+    assert [str(e) for e in errors] == [
+        "struk.yaml:11:5: email transaksional tidak diuji A/B: hapus winner (setiap pembeli "
+        "harus menerima email transaksinya)"]
