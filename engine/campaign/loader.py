@@ -72,6 +72,22 @@ _LIMIT_MESSAGES = {"greater_than": ("campaign.gt", "gt"),
                    "too_long": ("campaign.too_many", "max_length")}
 
 
+# Regular expressions of the schema, described in words (i18n keys): pydantic's
+# "String should match pattern '^[a-z0-9_]{1,512}$'" means nothing to a Dinas officer.
+_PATTERN_WORDS = {r"^https?://\S+$": "campaign.pattern.url",
+                  r"^[A-Za-z0-9_-]{2,40}$": "campaign.pattern.code",
+                  r"^[a-z0-9_]{1,512}$": "campaign.pattern.wa_name",
+                  r"^[a-z]{2,3}(_[A-Z]{2})?$": "campaign.pattern.wa_language"}
+
+
+def _pattern_message(loc: Sequence[str | int], value: Any, pattern: str) -> str:
+    """An Indonesian (or English) sentence naming the field and the format it expects."""
+    field = ".".join(str(k) for k in loc if not (isinstance(k, str) and k.startswith("rule:")))
+    words = _PATTERN_WORDS.get(pattern)
+    expected = t(words) if words else t("campaign.pattern.regex", pattern=pattern)
+    return t("campaign.pattern", field=field, value=shown(value), expected=expected)
+
+
 def _unwrap(tp: Any) -> Any:
     while get_origin(tp) is Annotated:
         tp = get_args(tp)[0]
@@ -142,6 +158,8 @@ def _describe(error: Mapping[str, Any], smap: SourceMap) -> tuple[Position, str]
             str(ctx.get("expected", "")).lower()]
         return position, t("campaign.literal", value=shown(value),
                            hint=did_you_mean(str(value), allowed), allowed=", ".join(allowed))
+    if kind == "string_pattern_mismatch":
+        return position, _pattern_message(loc, value, str(ctx.get("pattern", "")))
     if kind in _TYPE_MESSAGES:
         return position, t(_TYPE_MESSAGES[kind], value=shown(value))
     if kind in _LIMIT_MESSAGES:

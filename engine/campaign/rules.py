@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from engine.campaign.fields import CAMPAIGN_TYPES, ORDER_EVENTS, Loc, as_mapping
+from engine.campaign.winner import winner_rule_problems
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ def type_rule_problems(data: Mapping[str, Any]) -> list[RuleProblem]:
     problems += _audience_rules(kind, data)
     if kind == "promotional" and data.get("offer") is None:
         problems.append(RuleProblem((), "campaign.needs_offer", {}))
+    problems += [RuleProblem(path, key, {}) for path, key in winner_rule_problems(kind, data)]
     return problems
 
 

@@ -62,6 +62,7 @@ from engine.campaign.fields import (
     custom_error,
 )
 from engine.campaign.rules import type_rule_problems, value_rule_problems
+from engine.campaign.winner import WinnerRule
 from engine.common.i18n import has_message, text_of
 
 # ----------------------------------------------------------------------------- audience
@@ -308,6 +309,7 @@ class EmailChannel(Strict):
     preheader: JinjaText | None = None
     from_name: Annotated[str, Field(min_length=1, max_length=80)] | None = None
     variants: Annotated[list[EmailVariant], Field(max_length=4)] = Field(default_factory=list)
+    winner: WinnerRule | None = None  # engine.campaign.winner: test group, then the best
 
 
 class SocialChannel(Strict):

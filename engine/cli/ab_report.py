@@ -15,7 +15,8 @@ from engine.cli.app import console, fail
 from engine.cli.business import db_session
 from engine.cli.campaign import campaign
 from engine.common.i18n import get_lang, t
-from engine.models import CampaignRun
+from engine.delivery.ab_winner import due_at, winner_of
+from engine.models import AbWinner, CampaignRun, aware
 from engine.reporting.abtest import VariantRow, variant_results
 
 
@@ -44,6 +45,9 @@ def ab_command(run_id: int = typer.Argument(..., help="Nomor run kampanye.")) ->
         if session.get(CampaignRun, run_id) is None:
             fail(t("ops.status.unknown", ref=run_id))
         rows = variant_results(session, run_id)
+        winner, due = winner_of(session, run_id), due_at(session, run_id)
+        if winner is not None:
+            session.expunge(winner)
     if not rows:
         console.print(t("ab.none", run=run_id), style="yellow")
         return
@@ -59,3 +63,18 @@ def ab_command(run_id: int = typer.Argument(..., help="Nomor run kampanye.")) ->
                       *_test_cells(row))
     console.print(table)
     console.print(t("ab.note", first=rows[0].variant))
+    _print_winner(winner, due)
+
+
+def _print_winner(winner: AbWinner | None, due: object) -> None:
+    """The winner rule's decision: which variant, how, when, and how many got it."""
+    if winner is None:
+        if due is not None:
+            console.print(t("ab.winner_pending", when=f"{due:%Y-%m-%d %H:%M} UTC"))
+        return
+    decided = aware(winner.decided_at)
+    console.print(t("ab.winner", variant=winner.variant, metric=t(f"ab.metric.{winner.metric}"),
+                    how=t(f"ab.decided.{winner.decided_by}"),
+                    when=f"{decided:%Y-%m-%d %H:%M} UTC" if decided else "?",
+                    rest=format_decimal(winner.rest_planned, locale=_locale())),
+                  style="bold green")

@@ -14,8 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from engine.cli import help_i18n
 from engine.common.errors import EngineError
 from engine.common.i18n import set_lang, t
+
+help_i18n.install()  # Typer's own help and error texts in the CLI's language
 
 
 class EngineErrorGroup(TyperGroup):

@@ -219,6 +219,8 @@ def report(summary: DemoSummary) -> None:
                         items=_n(summary.order_items), opt_ins=summary.opt_ins), style="green")
     else:
         console.print(t("demo.exists"), style="yellow")
+    if summary.history_months:
+        console.print(t("demo.history", months=summary.history_months), style="dim")
     with session_scope() as session:
         _print_umkm(session)
         console.print(_products_line(session))

@@ -29,6 +29,7 @@ from engine.common.i18n import t
 from engine.db import session_scope
 from engine.delivery import beat, scheduler
 from engine.delivery.enqueue import due_batches_for_run
+from engine.demo.history import HISTORY_NOTE
 from engine.models import Campaign, CampaignRun, Delivery, DeliveryStatus, SocialPost, utcnow
 
 _LAST: dict[str, Any] = {}
@@ -129,8 +130,12 @@ def held_back() -> tuple[int, str | None]:
 
 
 def _delivery_counts() -> Counter[str]:
+    """Outbox rows per status, the seeded year of past runs ("riwayat demo") left out."""
+    history = select(CampaignRun.id).where(CampaignRun.status_reason == HISTORY_NOTE)
     with session_scope() as session:
-        rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+        rows = session.execute(select(Delivery.status, func.count())
+                               .where(Delivery.run_id.not_in(history))
+                               .group_by(Delivery.status))
         counts: Counter[str] = Counter()
         for status, n in rows:
             counts[str(getattr(status, "value", status))] = int(n)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from engine.campaign.window import retention_due
 from engine.config import Settings, get_settings
 from engine.db import session_factory
-from engine.delivery import scheduler
+from engine.delivery import ab_winner, scheduler
 from engine.delivery.enqueue import Batch, due_batches_for_run, sweep
 from engine.engagement.bounces import process_maildir
 from engine.engagement.dmarc import import_maildir
@@ -57,8 +57,13 @@ def _runs_job(step: RunStep, settings: Settings, now: datetime) -> JobReport:
 
 
 def start_due_runs(settings: Settings, now: datetime) -> JobReport:
-    """Scheduled runs whose time has come start sending."""
-    return _runs_job(scheduler.start_due_runs, settings, now)
+    """Scheduled runs whose time has come start sending; A/B tests whose time has come
+    are decided and their winner goes to the rest of the audience."""
+    return _runs_job(_due_runs_and_winners, settings, now)
+
+
+def _due_runs_and_winners(session: Session, now: datetime) -> list[int]:
+    return scheduler.start_due_runs(session, now) + ab_winner.decide_due_winners(session, now)
 
 
 def create_recurring_runs(settings: Settings, now: datetime) -> JobReport:

@@ -83,8 +83,12 @@ class RunContext:
             found = self.product_contexts[product.id] = product.as_context(base_url)
         return found
 
-    def variant_for(self, recipient: str) -> tuple[str, CompiledEmail]:
-        """A/B split: deterministic by recipient and campaign, stable across retries."""
+    def variant_for(self, recipient: str, chosen: str | None = None) -> tuple[str, CompiledEmail]:
+        """A/B split: deterministic by recipient and campaign, stable across retries;
+        ``chosen`` (a decided A/B winner, on the rest of the audience) wins."""
+        for named in self.variants if chosen else []:
+            if named[0] == chosen:
+                return named
         if len(self.variants) == 1:
             return self.variants[0]
         digest = hashlib.sha256(f"{self.campaign_key}:{recipient}".encode()).digest()

@@ -54,6 +54,7 @@ from engine.models import (
 from engine.outbox import capcheck, warmup
 from engine.outbox import rows as outbox
 from engine.outbox.adapters import email_adapter
+from engine.outbox.materialize import AB_VARIANT
 from engine.social import publish
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
         unsubscribe = delivery_tracker.unsubscribe_url()
         context["unsubscribe_url"] = unsubscribe
         context["preferences_url"] = unsubscribe
-        variant, compiled = ctx.variant_for(d.recipient)
+        variant, compiled = ctx.variant_for(d.recipient, d.context.get(AB_VARIANT))
         try:
             rendered = render_email(compiled, context, delivery_tracker)
         except TemplateProblem as problem:  # this recipient only; the batch goes on

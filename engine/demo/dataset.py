@@ -165,3 +165,4 @@ class DemoSummary:
     order_items: int = 0
     order_events: int = 0
     opt_ins: int = 0
+    history_months: int = 0  # past monthly runs marked "riwayat demo" (engine.demo.history)

@@ -9,7 +9,7 @@ have no business rules of their own and a few thousand rows must load in a blink
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -27,12 +27,14 @@ from engine.demo.dataset import (
     DemoDataset,
     DemoSummary,
 )
-from engine.demo.generator import generate
+from engine.demo.generator import as_utc, generate
+from engine.demo.history import HISTORY_NOTE, seed_history
 from engine.demo.pictures import store_picture
 from engine.demo.programme_seed import seed_programmes
 from engine.models import (
     AuditLog,
     Business,
+    CampaignRun,
     Category,
     Consent,
     ConsentPurpose,
@@ -64,6 +66,7 @@ def seed_demo(
     """
     step = on_step or (lambda _msg: None)
     if already_seeded(session):
+        _history(session, step, seed, reference)  # a demo seeded before the history
         return summarize(session, created=False)
     data = generate(seed=seed, reference=reference)
     step("businesses")
@@ -74,7 +77,14 @@ def seed_demo(
     _insert_orders(session, data, products, customer_ids)
     seed_programmes(session, demo_business_ids(session), data.reference)  # Pasal 8 and 9
     session.flush()
+    _history(session, step, seed, data.reference)
     return summarize(session, created=True)
+
+
+def _history(session: Session, step: Step, seed: int, reference: datetime | None) -> None:
+    """A year of past runs (engine.demo.history): every report chart gets a trend."""
+    step("history")
+    seed_history(session, as_utc(reference or datetime.now(UTC)), seed=seed)
 
 
 def already_seeded(session: Session) -> bool:
@@ -225,4 +235,6 @@ def summarize(session: Session, *, created: bool) -> DemoSummary:
         order_events=count(select(OrderEvent.id).where(OrderEvent.order_id.in_(oids))),
         opt_ins=count(select(ProductOptIn.id).where(ProductOptIn.product_id.in_(pids),
                                                     ProductOptIn.withdrawn_at.is_(None))),
+        history_months=count(select(CampaignRun.id).where(
+            CampaignRun.status_reason == HISTORY_NOTE)),
     )

@@ -565,6 +565,7 @@ class ProductLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+from engine.models.abtest import *  # noqa: E402, F403
 from engine.models.dmarc import *  # noqa: E402, F403
 from engine.models.guidance import *  # noqa: E402, F403
 from engine.models.training import *  # noqa: E402, F403
