@@ -110,3 +110,9 @@ def beat_social_metrics() -> dict[str, int]:
 def beat_bounce_mailbox() -> dict[str, int]:
     """Bounces and complaints from the configured Maildir."""
     return run_beat_job("bounce_mailbox")
+
+
+@app.task(**_limits("agreement_reminders"))
+def beat_agreement_reminders() -> dict[str, int]:
+    """Record the one reminder of each agreement about to end (Pasal 14(3) huruf b)."""
+    return run_beat_job("agreement_reminders")

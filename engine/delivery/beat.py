@@ -25,6 +25,7 @@ from engine.delivery.enqueue import Batch, due_batches_for_run, sweep
 from engine.engagement.bounces import process_maildir
 from engine.models import utcnow
 from engine.social import metrics as social_metrics
+from engine.umkm import agreements
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,15 @@ def read_bounce_mailbox(settings: Settings, now: datetime) -> JobReport:
         return JobReport()
 
 
+def remind_expiring_agreements(settings: Settings, now: datetime) -> JobReport:
+    """One notice per agreement ending within ``agreement_reminder_days`` (Pasal 14(3)
+    huruf b: the term is supervised); a reminded agreement is never reminded again."""
+    with session_factory(settings)() as session:
+        reminded = agreements.remind_expiring(session, now, settings.agreement_reminder_days)
+        session.commit()
+    return JobReport(len(reminded))
+
+
 # The beat schedule has one entry per job (workers.celery_app.BEAT_JOBS, same names).
 JOBS: dict[str, Job] = {
     "due_runs": start_due_runs,
@@ -117,6 +127,7 @@ JOBS: dict[str, Job] = {
     "sweeper": sweep_outbox,
     "social_metrics": poll_social_metrics,
     "bounce_mailbox": read_bounce_mailbox,
+    "agreement_reminders": remind_expiring_agreements,
 }
 
 
