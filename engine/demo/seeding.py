@@ -29,6 +29,7 @@ from engine.demo.dataset import (
 )
 from engine.demo.generator import generate
 from engine.demo.pictures import store_picture
+from engine.demo.plan_seed import seed_plan
 from engine.models import (
     AuditLog,
     Business,
@@ -71,6 +72,7 @@ def seed_demo(
     customer_ids = _insert_customers(session, data.customers)
     step("orders")
     _insert_orders(session, data, products, customer_ids)
+    seed_plan(session, data.reference)  # Pasal 11-14: plan, agreements, a complaint
     session.flush()
     return summarize(session, created=True)
 

@@ -159,7 +159,7 @@ def _semantic_problems(spec: PlanSpec, year: int, file: str,
                 at = smap.value(("targets", key, i))
                 problems.append(PlanFileProblem(file, at.line, at.column,
                                                 t("plan.negative", value=value)))
-    return problems
+    return sorted(problems, key=lambda p: (p.line, p.column))
 
 
 _TYPE_KEYS = {"int_type": "campaign.int", "int_parsing": "campaign.int",
