@@ -54,8 +54,8 @@ partners:
 """
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=UTC)
 
 
 def _dataset(s: Session) -> None:
@@ -192,7 +192,8 @@ def test_every_problem_of_a_file_is_listed_at_once() -> None:
 
 
 def test_cli_set_and_report(settings: object, tmp_path: Path) -> None:
-    from engine.cli import app
+    import engine.cli  # noqa: F401 - loads every command group
+    from engine.cli.app import app
 
     good = tmp_path / "rencana.yaml"
     good.write_text(PLAN_YAML, encoding="utf-8")

@@ -12,11 +12,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine.models import Agreement, Complaint, PlanTarget
+from engine.models import Agreement, Complaint, PlanTarget, utcnow
 from engine.reporting.periods import local_now_date
 from engine.umkm import agreements, supervision
-from tests.web_helpers import World, csrf, post_form
-from tests.web_helpers import world_fixture  # noqa: F401 - the "world" fixture
+from tests.web_helpers import (
+    World,
+    csrf,
+    post_form,
+    world_fixture,  # noqa: F401 - the "world" fixture
+)
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\n%%EOF\n"
 DINAS_PAGES = ("/dinas/rencana", "/dinas/kesepakatan", "/dinas/pengawasan")
@@ -44,7 +48,8 @@ def test_owner_gets_403_and_anonymous_the_login(world: World, path: str) -> None
 def test_owner_cannot_open_an_agreement_or_its_document(world: World) -> None:
     agreement_id = _agreement(world)
     client = world.client("pemilik-a")
-    for path in (f"/dinas/kesepakatan/{agreement_id}", f"/dinas/kesepakatan/{agreement_id}/dokumen"):
+    for path in (f"/dinas/kesepakatan/{agreement_id}",
+                 f"/dinas/kesepakatan/{agreement_id}/dokumen"):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 403 and "Lokapasar Uji" not in response.text
 
@@ -122,7 +127,6 @@ def test_the_reminder_shows_on_the_agreements_page(world: World) -> None:
     soon = _agreement(world, days=10, name="Segera Berakhir")
     _agreement(world, days=300, name="Masih Lama")
     with world.session() as s:
-        from engine.models import utcnow
         agreements.remind_expiring(s, utcnow(), 30)
         s.commit()
     text = world.client("staf").get("/dinas/kesepakatan").text
