@@ -225,3 +225,23 @@ def test_the_html_report_of_the_year_carries_the_plan_section(db: Session) -> No
     assert 'id="programme-plan"' in document
     assert 'id="programme-plan"' not in render_report_html(db, "2026-11..2027-01",
                                                            "campaign")
+
+
+def test_demo_seed_gives_a_full_plan_two_agreements_and_a_complaint(db: Session) -> None:
+    from sqlalchemy import func, select
+
+    from engine.demo.plan_seed import seed_plan
+    from engine.models import Agreement, Complaint
+    from engine.umkm.agreements import remind_expiring
+
+    reference = utc(2026, 12, 1, 1)
+    make_business(db)
+    seed_plan(db, reference)
+    seed_plan(db, reference)  # a second run adds nothing
+    db.commit()
+    m = monitor_plan(db, 2026, today=END_OF_YEAR)
+    assert all(row.year_target for row in m.indicators)  # all eight indicators have targets
+    assert {b.source for b in m.budget} == {"apbd", "apbn", "lainnya"} and len(m.partners) == 3
+    assert db.scalar(select(func.count(Agreement.id))) == 2
+    assert db.scalar(select(func.count(Complaint.id))) == 1
+    assert len(remind_expiring(db, reference, 30)) == 1  # only one ends within 30 days
