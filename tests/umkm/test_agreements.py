@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -75,6 +76,20 @@ def test_the_beat_job_reminds_with_the_configured_window(settings: Settings, db:
     assert beat.JOBS["agreement_reminders"](wider, NOW).count == 0  # once only
     db.expire_all()
     assert db.get(Agreement, later.id).reminded_at is not None  # type: ignore[union-attr]
+
+
+def test_the_reminder_is_mailed_once_when_an_address_is_set(settings: Settings,
+                                                            db: Session) -> None:
+    soon = _agreement(db, date(2026, 12, 20), "Kurir Segera")
+    db.commit()
+    mailed = dataclasses.replace(settings, agreement_reminder_to="dinas@umkm.ttskab.go.id")
+    assert beat.JOBS["agreement_reminders"](mailed, NOW).count == 1
+    assert beat.JOBS["agreement_reminders"](mailed, NOW).count == 0
+    outbox = Path(settings.var_dir) / "outbox" / "email"
+    mails = [p.read_bytes() for p in outbox.glob("*.eml")]
+    assert len(mails) == 1, mails
+    assert b"dinas@umkm.ttskab.go.id" in mails[0]
+    assert f"/dinas/kesepakatan/{soon.id}".encode() in mails[0]
 
 
 @pytest.mark.parametrize(("data", "code"), [
