@@ -3,14 +3,15 @@
 Staff read it; only ``dinas_admin`` changes targets (the plan is the Dinas's commitment
 to the Bupati, Pasal 12(1)). The section shown is the same HTML the monitoring report
 embeds (:func:`engine.reporting.html.render_plan_section`), so page and report agree.
-Budget lines and partners come with the YAML file (``umkm rencana set``).
+Budget lines and partners come with the YAML plan, pasted in the page or loaded with
+``umkm rencana set``: the same parser, the same ``line:column`` messages.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -25,6 +26,8 @@ from engine.reporting.plan_file import (
     MIN_YEAR,
     QUARTERS,
     indicator_label,
+    parse_plan_text,
+    save_plan,
     set_targets,
 )
 from engine.reporting.programme_plan import monitor_plan
@@ -32,6 +35,7 @@ from web.auth import SessionRoute, csrf_protect, get_db, page, require_admin, re
 
 PATH = "/dinas/rencana"
 MAX_TARGET = 10**12
+MAX_YAML = 200_000
 
 router = APIRouter(prefix=PATH, route_class=SessionRoute,
                    dependencies=[Depends(csrf_protect), Depends(require_staff)])
@@ -84,6 +88,18 @@ async def save_targets(request: Request, year: str, user: User = Depends(require
         values = [str(form.get(f"{key}_{q}", "") or "") for q in range(1, QUARTERS + 1)]
         targets[key] = [_target(v, key, q) for q, v in enumerate(values, start=1)]
     set_targets(db, plan_year, targets, user.username)
+    db.commit()
+    query = urlencode({"tahun": plan_year, "msg": t("plan.web.saved", year=plan_year)})
+    return RedirectResponse(f"{PATH}?{query}", status_code=303)
+
+
+@router.post("/{year}/yaml")
+def save_yaml(year: str, plan_yaml: str = Form(""), user: User = Depends(require_admin),
+              db: Session = Depends(get_db)) -> Response:
+    """Replace the whole plan (targets, budget, partners) with the pasted YAML."""
+    plan_year = _year(year)
+    spec = parse_plan_text(plan_yaml[:MAX_YAML], "rencana.yaml", plan_year)
+    save_plan(db, plan_year, spec, user.username)
     db.commit()
     query = urlencode({"tahun": plan_year, "msg": t("plan.web.saved", year=plan_year)})
     return RedirectResponse(f"{PATH}?{query}", status_code=303)

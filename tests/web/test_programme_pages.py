@@ -91,6 +91,21 @@ def test_admin_sets_targets_and_sees_them_charted(world: World) -> None:
     assert world.client("admin").get("/dinas/rencana?tahun=1999").status_code == 400
 
 
+def test_admin_pastes_the_whole_plan_as_yaml(world: World) -> None:
+    admin = world.client("admin")
+    bad = post_form(admin, "/dinas/rencana/2026/yaml",
+                    {"plan_yaml": "targets:\n  kampanye: [1, 2]\n"}, form_page="/dinas/rencana")
+    assert bad.status_code == 422 and "rencana.yaml:2:13" in bad.text
+    plan = ("targets:\n  kampanye: [1, 1, 1, 1]\nbudget:\n  - {source: apbn, amount: 7500000}\n"
+            "partners:\n  - {name: Universitas Timor, kind: non_pemerintah}\n")
+    ok = post_form(admin, "/dinas/rencana/2026/yaml", {"plan_yaml": plan},
+                   form_page="/dinas/rencana")
+    assert ok.status_code == 303
+    text = world.client("staf").get("/dinas/rencana?tahun=2026").text
+    assert "Rp 7.500.000" in text and "Universitas Timor" in text
+    assert 'id="yaml-form"' not in text  # staff see the plan, not the form
+
+
 def test_admin_records_an_agreement_and_uploads_its_pdf(world: World) -> None:
     admin = world.client("admin")
     created = post_form(admin, "/dinas/kesepakatan", {

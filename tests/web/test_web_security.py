@@ -430,6 +430,8 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         "/dinas/kampanye/pratinjau": ("staf", {"yaml": "version: 1\n"}, 200),
         "/dinas/kampanye/simpan": ("staf", {"yaml": "version: 1\n"}, 200),  # refused: invalid
         "/dinas/rencana/{year}": ("admin", {"kampanye_1": "2"}, 303),
+        "/dinas/rencana/{year}/yaml": ("admin", {"plan_yaml": "targets:\n  minat: [1, 1, 1, 1]\n"},
+                                       303),
         "/dinas/kesepakatan": ("admin", {"provider_name": "Kurir Uji", "kind": "kurir",
                                          "start_date": "2026-01-01",
                                          "end_date": "2026-12-31"}, 303),
