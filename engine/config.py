@@ -179,6 +179,13 @@ class Settings:
     media_max_bytes: int = 15 * 1024 * 1024
     media_max_pixels: int = 40_000_000
     media_fetch_timeout: float = 15.0
+    # Kesepakatan bersama (Pasal 13-14): the largest signed PDF accepted, and how many days
+    # before an agreement ends the beat records its one reminder for the admins.
+    agreement_max_bytes: int = 10 * 1024 * 1024
+    agreement_reminder_days: int = 30
+    # Where the reminder is also mailed (e.g. the Dinas's shared mailbox); empty = the
+    # notice on /dinas/kesepakatan only (Dinas accounts have no e-mail address).
+    agreement_reminder_to: str = ""
     # MEDIA_STORE=s3: any S3-compatible bucket (AWS, MinIO, Wasabi...). The endpoint is
     # empty for AWS itself; keys empty = boto3's own chain (env, profile, instance role).
     # Photos are still served through /media/ on this site unless a public base URL is set.

@@ -22,7 +22,7 @@ from web.auth import error_page, finish_page_response
 from web.bounce_routes import MAX_RAW_BYTES
 from web.headers import SecurityHeaders
 from web.limits import BodyLimits
-from web.media_routes import upload_limit_overrides
+from web.media_routes import FORM_ROOM, upload_limit_overrides
 from web.pages import STATIC_DIR
 from web.studio_check import MAX_BODY_BYTES as STUDIO_MAX_BODY
 
@@ -49,6 +49,9 @@ ROUTER_MODULES = (
     "web.dinas_guidance",    # /dinas/pendampingan: requests, assignment (admin), figures
     "web.accounts_connect",  # /dinas/akun-sosial/hubungkan (before web.dashboard)
     "web.studio",            # /dinas/kampanye: campaign list, starters, editor, preview
+    "web.programme_plan",    # /dinas/rencana: annual plan, target vs realisation (Pasal 11-12)
+    "web.agreements",        # /dinas/kesepakatan: agreements with providers (Pasal 13-14)
+    "web.supervision",       # /dinas/pengawasan, /portal/pengaduan: complaints (Pasal 14)
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally
@@ -60,6 +63,8 @@ BODY_LIMIT_OVERRIDES = {"/webhooks/bounce": MAX_RAW_BYTES + 64 * 1024,
                         "/dinas/kampanye/periksa": STUDIO_MAX_BODY,
                         "/dinas/kampanye/pratinjau": STUDIO_MAX_BODY}
 
+# Signed agreement PDFs (web.agreements) may be as big as AGREEMENT_MAX_BYTES.
+AGREEMENTS_PATH = "/dinas/kesepakatan"
 
 API_PREFIX = "/api/"
 
@@ -113,7 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes,
                        max_depth=settings.max_json_depth, overrides={
                            **BODY_LIMIT_OVERRIDES,
-                           **upload_limit_overrides(settings.media_max_bytes)})
+                           **upload_limit_overrides(settings.media_max_bytes),
+                           AGREEMENTS_PATH: settings.agreement_max_bytes + FORM_ROOM})
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for name in ROUTER_MODULES:

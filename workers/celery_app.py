@@ -54,6 +54,7 @@ BEAT_JOBS: dict[str, BeatJob] = {
     "social_metrics": BeatJob("workers.tasks.beat_social_metrics", 240, 300),
     "bounce_mailbox": BeatJob("workers.tasks.beat_bounce_mailbox", 120, 150),
     "dmarc_mailbox": BeatJob("workers.tasks.beat_dmarc_mailbox", 120, 150),
+    "agreement_reminders": BeatJob("workers.tasks.beat_agreement_reminders", 60, 90),
 }
 
 

@@ -116,3 +116,9 @@ def beat_bounce_mailbox() -> dict[str, int]:
 def beat_dmarc_mailbox() -> dict[str, int]:
     """DMARC aggregate reports from the configured rua Maildir."""
     return run_beat_job("dmarc_mailbox")
+
+
+@app.task(**_limits("agreement_reminders"))
+def beat_agreement_reminders() -> dict[str, int]:
+    """Record the one reminder of each agreement about to end (Pasal 14(3) huruf b)."""
+    return run_beat_job("agreement_reminders")

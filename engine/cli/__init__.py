@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "engine.cli.accounts",
     "engine.cli.demo",
     "engine.cli.report",
+    "engine.cli.plan",
     "engine.cli.bounces",
     "engine.cli.apikeys",
     "engine.cli.users",

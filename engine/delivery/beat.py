@@ -18,14 +18,17 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from engine.campaign.window import retention_due
+from engine.common.i18n import t
 from engine.config import Settings, get_settings
 from engine.db import session_factory
 from engine.delivery import ab_winner, scheduler
 from engine.delivery.enqueue import Batch, due_batches_for_run, sweep
+from engine.delivery.optin_mail import Link, build_small_mail, transmit
 from engine.engagement.bounces import process_maildir
 from engine.engagement.dmarc import import_maildir
-from engine.models import utcnow
+from engine.models import Agreement, utcnow
 from engine.social import metrics as social_metrics
+from engine.umkm import agreements
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,38 @@ def read_dmarc_mailbox(settings: Settings, now: datetime) -> JobReport:
     except OSError:
         log.warning("DMARC mailbox %s unreadable", settings.dmarc_maildir, exc_info=True)
         return JobReport()
+def remind_expiring_agreements(settings: Settings, now: datetime) -> JobReport:
+    """One notice per agreement ending within ``agreement_reminder_days`` (Pasal 14(3)
+    huruf b: the term is supervised); a reminded agreement is never reminded again."""
+    with session_factory(settings)() as session:
+        reminded = agreements.remind_expiring(session, now, settings.agreement_reminder_days)
+        session.commit()
+        if settings.agreement_reminder_to:
+            for agreement_id in reminded:
+                _mail_reminder(settings, session.get(Agreement, agreement_id), now)
+    return JobReport(len(reminded))
+
+
+def _mail_reminder(settings: Settings, agreement: Agreement | None, now: datetime) -> None:
+    """Mail one reminder through the configured email adapter; a failure is logged, the
+    notice on the agreements page stays (the reminder is recorded once, not retried)."""
+    if agreement is None:
+        return
+    days = agreements.days_left(agreement, now.astimezone(agreements.LOCAL_TZ).date())
+    subject = t("agreement.mail.subject", provider=agreement.provider_name)
+    body = t("agreement.mail.body", provider=agreement.provider_name,
+             date=agreement.end_date.isoformat(), days=days)
+    link = Link(f"{settings.base_url.rstrip('/')}/dinas/kesepakatan/{agreement.id}",
+                t("agreement.mail.open"))
+    parts: list[str | Link] = [body, link]
+    try:
+        transmit(settings, "email", settings.agreement_reminder_to,
+                 mail=lambda: build_small_mail(settings, settings.agreement_reminder_to, None,
+                                               subject, parts, tag="agreement",
+                                               send_id=agreement.id),
+                 wa_text="", kind="agreement_reminder", tag="agreement", send_id=agreement.id)
+    except Exception:  # any adapter failure: the beat goes on, the page shows the notice
+        log.warning("agreement %s: reminder mail not sent", agreement.id, exc_info=True)
 
 
 # The beat schedule has one entry per job (workers.celery_app.BEAT_JOBS, same names).
@@ -136,6 +171,7 @@ JOBS: dict[str, Job] = {
     "social_metrics": poll_social_metrics,
     "bounce_mailbox": read_bounce_mailbox,
     "dmarc_mailbox": read_dmarc_mailbox,
+    "agreement_reminders": remind_expiring_agreements,
 }
 
 

@@ -30,6 +30,7 @@ from engine.demo.dataset import (
 from engine.demo.generator import as_utc, generate
 from engine.demo.history import HISTORY_NOTE, seed_history
 from engine.demo.pictures import store_picture
+from engine.demo.plan_seed import seed_plan
 from engine.demo.programme_seed import seed_programmes
 from engine.models import (
     AuditLog,
@@ -76,6 +77,7 @@ def seed_demo(
     step("orders")
     _insert_orders(session, data, products, customer_ids)
     seed_programmes(session, demo_business_ids(session), data.reference)  # Pasal 8 and 9
+    seed_plan(session, data.reference)  # Pasal 11-14: plan, agreements, a complaint
     session.flush()
     _history(session, step, seed, data.reference)
     return summarize(session, created=True)

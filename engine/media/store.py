@@ -21,6 +21,19 @@ from engine.media.images import Limits, Photo, normalise
 from engine.media.keys import URL_PREFIX, photo_path, valid_key, variant_key
 
 
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, so a reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class MediaStore(Protocol):
     """Bytes by key; ``url_for`` is the path or URL a page or channel uses."""
 
@@ -48,15 +61,7 @@ class LocalStore:
         path = self._path(key)
         if path.is_file():
             return  # content-addressed: the same key is the same bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, data)
 
     def get(self, key: str) -> bytes | None:
         if not valid_key(key):

@@ -15,12 +15,13 @@ from functools import lru_cache
 from typing import Any
 
 from babel.dates import format_date
+from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.common.formatting import jam, tanggal
+from engine.common.formatting import jam, rupiah, tanggal
 from engine.common.i18n import get_lang, install_jinja, t
 from engine.message.templating import DINAS, TEMPLATES_DIR
 from engine.models import Business
@@ -42,12 +43,15 @@ from engine.reporting.metrics import (
     simulated_label,
 )
 from engine.reporting.periods import Period, parse_period
+from engine.reporting.plan_file import QUARTERS, plan_of
+from engine.reporting.programme_plan import PlanMonitoring, monitor_plan, plan_year_of
 from engine.umkm import wilayah
 
 TREND_MONTHS = 6
 TOP_BUSINESSES = 10
 SERIES_COLORS = {"sent": "#1f5f8b", "unique_opens": "#4f9d69", "unique_clicks": "#e08a1e",
-                 "social_reach": "#8e44ad", "order_value": "#b03a2e"}
+                 "social_reach": "#8e44ad", "order_value": "#b03a2e",
+                 "target": "#9aa5b1", "realised": "#1f5f8b"}
 
 
 
@@ -56,11 +60,14 @@ SERIES_COLORS = {"sent": "#1f5f8b", "unique_opens": "#4f9d69", "unique_clicks": 
 
 @dataclass(frozen=True)
 class Series:
-    key: str  # a metric key
+    key: str  # a metric key (or a series of its own, named by ``label``)
     values: list[float]
+    label: str = ""
 
 
 def _fmt(metric: str, value: float) -> str:
+    if metric not in METRICS:
+        return format_decimal(value, locale="id_ID" if get_lang() == "id" else "en_US")
     return format_metric(metric, value)
 
 
@@ -139,7 +146,7 @@ def _legend(series: list[Series], x: float, y: float) -> str:
         color = SERIES_COLORS.get(s.key, "#1f5f8b")
         parts.append(f'<rect class="legend-key" x="{x}" y="{y - 9}" width="10" height="10" '
                      f'fill="{color}"/>')
-        label = METRICS[s.key].label()
+        label = s.label or METRICS[s.key].label()
         parts.append(_text(x + 14, y, label, "legend"))
         x += 24 + 7 * len(label)
     return "".join(parts)
@@ -147,6 +154,41 @@ def _legend(series: list[Series], x: float, y: float) -> str:
 
 def _shorten(text: str, limit: int = 28) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plan_charts(monitoring: PlanMonitoring) -> list[Markup]:
+    """One chart per plan indicator: target and realisation side by side per quarter
+    (Pasal 11-12); the dashboard's ``/dinas/rencana`` and the HTML report share it."""
+    quarters = [(f"q{q}", t("plan.col.quarter", q=q)) for q in range(1, QUARTERS + 1)]
+    charts = []
+    for row in monitoring.indicators:
+        series = [Series("target", [float(v or 0) for v in row.targets], t("plan.target")),
+                  Series("realised", [float(v or 0) for v in row.realised],
+                         t("plan.realised"))]
+        charts.append(column_chart(f"plan-{row.key}", quarters, series, row.label))
+    return charts
+
+
+def render_plan_section(monitoring: PlanMonitoring) -> Markup:
+    """The plan's table, charts, budget and partners as one HTML ``<section>``."""
+    lang = get_lang()
+
+    def num(value: int | None) -> str:
+        return "–" if value is None else format_decimal(
+            value, locale="id_ID" if lang == "id" else "en_US")
+
+    html = _environment().get_template("plan_section.html.j2").render(
+        m=monitoring, charts=plan_charts(monitoring), num=num,
+        rp=lambda amount: rupiah(amount, lang))
+    return Markup(html)
+
+
+def _plan_section(session: Session, period: Period) -> PlanMonitoring | None:
+    """The year's plan monitoring when the report covers one year that has a plan."""
+    year = plan_year_of(period)
+    if year is None or plan_of(session, year) is None:
+        return None
+    return monitor_plan(session, year)
 
 
 # --- the page -------------------------------------------------------------------------
@@ -241,6 +283,7 @@ def render_report_html(
     businesses = main if by == "business" else build_report(session, period, "business", **kw)
     kecamatan = main if by == "kecamatan" else build_report(session, period, "kecamatan", **kw)
     indicators = programme_indicators(session, period) if business_id is None else None
+    plan = _plan_section(session, period) if business_id is None else None
     owner = (session.execute(select(Business.name).where(Business.id == business_id))
              .scalar_one_or_none() if business_id is not None else None)
 
@@ -280,4 +323,5 @@ def render_report_html(
         has_top=bool(top), kecamatan_cells=kecamatan_cells(kecamatan, indicators),
         map_metric=METRICS["sent"].label(lang), indicators=indicators,
         indicator_keys=INDICATOR_METRICS, regency=wilayah.regency_name(),
+        plan_section=render_plan_section(plan) if plan else "",
     )

@@ -86,3 +86,8 @@ def _add_months(day: date, months: int) -> date:
 
 def _local_midnight_utc(day: date, tz: str) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def local_now_date(tz: str = DEFAULT_TZ) -> date:
+    """Today's date in the programme's time zone (what the Dinas calls "today")."""
+    return datetime.now(ZoneInfo(tz)).date()

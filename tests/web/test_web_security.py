@@ -20,7 +20,7 @@ import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -53,7 +53,7 @@ from engine.models import (
     User,
     utcnow,
 )
-from engine.umkm import guidance, marketplaces, trainings, users
+from engine.umkm import agreements, guidance, marketplaces, supervision, trainings, users
 from tests.conftest import TEST_SECRET
 from tests.factories import make_campaign, make_customer, make_delivery, make_run
 from tests.web_helpers import (
@@ -308,7 +308,7 @@ def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None
     ids = {"product_id": str(sec.ids["product_a"]), "campaign_id": str(sec.ids["campaign"]),
            "ref": "INV-1", "campaign_key": "promo-pekan", "digest": "0" * 64,
            "name": "square.jpg", "link_id": link_id, "training_id": str(sec.ids["training"]),
-           "request_id": str(sec.ids["guidance_b"])}
+           "request_id": str(sec.ids["guidance_b"]), "agreement_id": "1"}
     tokens = {"/t/c/": make_click_token(sec.ids["delivery"], sec.ids["link"]),
               "/t/o/": make_open_token(sec.ids["delivery"]),
               "/u/": make_unsubscribe_token(sec.ids["delivery"])}
@@ -466,6 +466,17 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         # The request was closed by the pendamping's case above: refused by state, not CSRF.
         "/dinas/pendampingan/{request_id}/tugaskan": ("admin", {
             "pendamping_id": str(sec.ids["pendamping"])}, 409),
+        "/dinas/rencana/{year}": ("admin", {"kampanye_1": "2"}, 303),
+        "/dinas/rencana/{year}/yaml": ("admin", {"plan_yaml": "targets:\n  minat: [1, 1, 1, 1]\n"},
+                                       303),
+        "/dinas/kesepakatan": ("admin", {"provider_name": "Kurir Uji", "kind": "kurir",
+                                         "start_date": "2026-01-01",
+                                         "end_date": "2026-12-31"}, 303),
+        "/dinas/kesepakatan/{agreement_id}/dokumen": ("admin", {}, 422),  # no PDF sent
+        "/dinas/pengawasan": ("admin", {"text": "Kemasan rusak",
+                                        "business_id": str(sec.ids["business_a"])}, 303),
+        "/dinas/pengawasan/{complaint_id}/tindak-lanjut": ("admin", {"note": "Ditelepon",
+                                                                     "status": "selesai"}, 303),
     }
 
 
@@ -477,11 +488,25 @@ def _target_user(sec: Sec) -> int:
         return int(user.id)
 
 
+def _supervision_ids(sec: Sec) -> dict[str, str]:
+    """An agreement and a complaint for the Pasal 13-14 form routes."""
+    with sec.world.session() as session:
+        agreement = agreements.create_agreement(
+            session, provider_name="Lokapasar CSRF", kind="lokapasar", parties="",
+            rights_obligations="", start_date=date(2026, 1, 1), end_date=date(2027, 1, 1),
+            actor="admin")
+        complaint = supervision.create_complaint(session, text="Uji", actor="admin",
+                                                 agreement_id=agreement.id)
+        session.commit()
+        return {"agreement_id": str(agreement.id), "complaint_id": str(complaint.id)}
+
+
 def test_every_form_route_rejects_a_missing_or_foreign_csrf_token(sec: Sec) -> None:
     cases = _csrf_cases(sec)
     ids = {"product_id": str(sec.ids["product_a"]), "run_id": str(sec.ids["run"]),
            "business_id": str(sec.ids["business_b"]), "user_id": str(_target_user(sec)),
-           "training_id": str(sec.ids["training"]), "request_id": str(sec.ids["guidance_b"])}
+           "training_id": str(sec.ids["training"]), "request_id": str(sec.ids["guidance_b"]),
+           "year": "2026", **_supervision_ids(sec)}
     protected = [(m, p) for m, p in routes(sec.app)
                  if m not in ("GET", "HEAD", "OPTIONS") and not p.startswith(CSRF_EXEMPT)]
     assert {p for _, p in protected} == set(cases), "a form route without a CSRF case"
