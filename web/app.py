@@ -44,6 +44,9 @@ ROUTER_MODULES = (
     "web.portal_products",   # owner portal: archive and delete a product
     "web.accounts_connect",  # /dinas/akun-sosial/hubungkan (before web.dashboard)
     "web.studio",            # /dinas/kampanye: campaign list, starters, editor, preview
+    "web.studio_review",     # /dinas/kampanye/tinjau: four eyes, test send (before dashboard)
+    "web.run_page",          # /dinas/run/<id>: one run, its revision, cancel
+    "web.audit_page",        # /dinas/audit: the audit log (dinas_admin only)
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally
@@ -53,7 +56,8 @@ ROUTER_MODULES = (
 # room for the route's own 413), or smaller (the studio's editor checks).
 BODY_LIMIT_OVERRIDES = {"/webhooks/bounce": MAX_RAW_BYTES + 64 * 1024,
                         "/dinas/kampanye/periksa": STUDIO_MAX_BODY,
-                        "/dinas/kampanye/pratinjau": STUDIO_MAX_BODY}
+                        "/dinas/kampanye/pratinjau": STUDIO_MAX_BODY,
+                        "/dinas/kampanye/uji-kirim": STUDIO_MAX_BODY}
 
 
 API_PREFIX = "/api/"
