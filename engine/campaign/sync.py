@@ -137,8 +137,8 @@ def apply(session: Session, items: list[SyncItem], actor: str = "cli") -> bool:
             item.file.write_text(revision.yaml_text, encoding="utf-8")
             revision.base_hash = text_hash(revision.yaml_text)
         else:
-            _mark_same(session, item)
-            continue
+            if not _mark_same(session, item):
+                continue
         session.add(AuditLog(actor=actor, action=SYNC_ACTION, entity="campaign",
                              entity_id=item.campaign,
                              detail={"campaign": item.campaign, "file": item.file.name,
@@ -147,11 +147,16 @@ def apply(session: Session, items: list[SyncItem], actor: str = "cli") -> bool:
     return True
 
 
-def _mark_same(session: Session, item: SyncItem) -> None:
-    """A file equal to the newest revision: that revision is now the synced one."""
+def _mark_same(session: Session, item: SyncItem) -> bool:
+    """A file equal to the newest revision: that revision is now the synced one
+    (``True`` when it was not yet: a conflict resolved by hand ends here)."""
     revision = latest(session, item.campaign) if item.outcome == SAME and item.text else None
-    if revision is not None and revision.yaml_text == item.text:
-        revision.base_hash = text_hash(item.text)
+    if revision is None or revision.yaml_text != item.text \
+            or revision.base_hash == text_hash(item.text):
+        return False
+    revision.base_hash = text_hash(item.text)
+    item.number = revision.number
+    return True
 
 
 def open_conflict(session: Session, campaign_key: str) -> AuditLog | None:

@@ -31,6 +31,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from engine.campaign import revisions
 from engine.config import reset_settings
 from engine.engagement.tracking import (
     make_click_token,
@@ -290,7 +291,8 @@ def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None
         link_id = str(shop.id)
     ids = {"product_id": str(sec.ids["product_a"]), "campaign_id": str(sec.ids["campaign"]),
            "ref": "INV-1", "campaign_key": "promo-pekan", "digest": "0" * 64,
-           "name": "square.jpg", "link_id": link_id}
+           "name": "square.jpg", "link_id": link_id, "revision_id": str(_revision(sec)),
+           "run_id": str(sec.ids["run"])}
     tokens = {"/t/c/": make_click_token(sec.ids["delivery"], sec.ids["link"]),
               "/t/o/": make_open_token(sec.ids["delivery"]),
               "/u/": make_unsubscribe_token(sec.ids["delivery"])}
@@ -429,7 +431,20 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
         "/dinas/kampanye/periksa": ("staf", {"yaml": "version: 1\n"}, 200),
         "/dinas/kampanye/pratinjau": ("staf", {"yaml": "version: 1\n"}, 200),
         "/dinas/kampanye/simpan": ("staf", {"yaml": "version: 1\n"}, 200),  # refused: invalid
+        "/dinas/kampanye/uji-kirim": ("staf", {"yaml": "version: 1\n"}, 200),  # invalid
+        "/dinas/kampanye/ajukan/{revision_id}": ("staf", {}, 303),
+        "/dinas/kampanye/tinjau/{revision_id}/setujui": ("admin", {"waktu": "besok"}, 400),
+        "/dinas/kampanye/tinjau/{revision_id}/kembalikan": ("admin", {"catatan": ""}, 400),
+        "/dinas/run/{run_id}/batal": ("staf", {}, 303),
     }
+
+
+def _revision(sec: Sec) -> int:
+    """A saved studio revision by ``staf`` for the four-eyes routes."""
+    with sec.world.session() as session:
+        row, _new = revisions.save(session, "csrf-uji", "version: 1\n", "staf")
+        session.commit()
+        return int(row.id)
 
 
 def _target_user(sec: Sec) -> int:
@@ -443,7 +458,8 @@ def _target_user(sec: Sec) -> int:
 def test_every_form_route_rejects_a_missing_or_foreign_csrf_token(sec: Sec) -> None:
     cases = _csrf_cases(sec)
     ids = {"product_id": str(sec.ids["product_a"]), "run_id": str(sec.ids["run"]),
-           "business_id": str(sec.ids["business_b"]), "user_id": str(_target_user(sec))}
+           "business_id": str(sec.ids["business_b"]), "user_id": str(_target_user(sec)),
+           "revision_id": str(_revision(sec))}
     protected = [(m, p) for m, p in routes(sec.app)
                  if m not in ("GET", "HEAD", "OPTIONS") and not p.startswith(CSRF_EXEMPT)]
     assert {p for _, p in protected} == set(cases), "a form route without a CSRF case"
