@@ -86,10 +86,11 @@ def new_campaign(request: Request, contoh: str = "", revisi: str = "",
 def _editor(request: Request, text: str, label: str,
             revision: CampaignRevision | None = None) -> HTMLResponse:
     """The editor; opened on a sent-back revision it shows the reviewer's note."""
-    returned = revision is not None and revision.review == review.RETURNED
+    note = revision.review_note if revision is not None \
+        and revision.review == review.RETURNED else None
     return page(request, "studio_editor.html", {
         "yaml": text, "starter_label": label, "trial_channels": trial_send.CHANNELS,
-        "trial_label": trial_send.label, "note": revision.review_note if returned else None,
+        "trial_label": trial_send.label, "note": note,
         "reviewer": revision.reviewer if revision is not None else None},
         headers={"Content-Security-Policy": EDITOR_CSP, **NO_STORE})
 

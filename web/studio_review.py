@@ -22,8 +22,15 @@ from engine.common.errors import BadRequest, EngineError
 from engine.common.i18n import t
 from engine.delivery import launching, trial_send
 from engine.models import User
-from web.auth import SessionRoute, csrf_protect, get_db, page, require_admin, require_staff
-from web.auth import settings_of
+from web.auth import (
+    SessionRoute,
+    csrf_protect,
+    get_db,
+    page,
+    require_admin,
+    require_staff,
+    settings_of,
+)
 from web.studio import EDITOR_CSP, NO_STORE, valid_spec
 from web.studio_check import error_json, preview_json, validate
 

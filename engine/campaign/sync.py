@@ -132,10 +132,10 @@ def apply(session: Session, items: list[SyncItem], actor: str = "cli") -> bool:
                                   f"git:{item.file.name}"[:120], text_hash(item.text))
             item.number = revision.number
         elif item.outcome == EXPORTED:
-            revision = latest(session, item.campaign)
-            assert revision is not None
-            item.file.write_text(revision.yaml_text, encoding="utf-8")
-            revision.base_hash = text_hash(revision.yaml_text)
+            newest = latest(session, item.campaign)
+            assert newest is not None  # an export item names a campaign with revisions
+            item.file.write_text(newest.yaml_text, encoding="utf-8")
+            newest.base_hash = text_hash(newest.yaml_text)
         else:
             if not _mark_same(session, item):
                 continue

@@ -26,9 +26,8 @@ from engine.cli.campaign import campaign
 from engine.common.formatting import jam, rupiah, tanggal
 from engine.common.i18n import t
 from engine.config import get_settings
-from engine.delivery import control, scheduler
+from engine.delivery import control, launching, scheduler
 from engine.delivery.enqueue import due_batches_for_run
-from engine.delivery import launching
 from engine.delivery.launch_guard import LaunchVerdict
 from engine.delivery.launching import revision_of_text
 from engine.delivery.pipeline import process_batch

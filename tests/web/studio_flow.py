@@ -29,7 +29,8 @@ channels:
   email:
     template: email/promotional.mjml
     subject: "{{{{ customer.first_name }}}}, diskon {{{{ offer.percent }}}}% tenun ikat"
-tracking: {{utm: {{source: dinas-tts, medium: "{{{{ channel }}}}", campaign: "{{{{ campaign.id }}}}"}}}}
+tracking:
+  utm: {{source: dinas-tts, medium: "{{{{ channel }}}}", campaign: "{{{{ campaign.id }}}}"}}
 """
 
 

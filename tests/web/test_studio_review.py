@@ -9,8 +9,7 @@ import html
 from sqlalchemy import select
 
 from engine.models import AuditLog, CampaignRevision, CampaignRun, Delivery, Role
-from tests.web.studio_flow import CAMPAIGN, KEY, customers, form, revision_id, save
-from tests.web.studio_flow import save_and_submit
+from tests.web.studio_flow import CAMPAIGN, KEY, customers, form, revision_id, save, save_and_submit
 from tests.web_helpers import World, make_user, world_fixture  # noqa: F401 - "world"
 
 

@@ -41,7 +41,7 @@ def test_run_page_counts_rows_and_cancel_skips_what_is_held(world: World) -> Non
     assert [(m["channel"], m["total"], m["done"]) for m in data["messages"]] == [
         ("email", 4, 1)]
     page = world.client("staf").get(f"/dinas/run/{run_id}")
-    assert 'data-field="held">3<' in page.text and "/dinas/run/%d/batal" % run_id in page.text
+    assert 'data-field="held">3<' in page.text and f"/dinas/run/{run_id}/batal" in page.text
     done = form(world, "staf", f"/dinas/run/{run_id}/batal")
     assert done.status_code == 303
     data = world.client("staf").get(f"/dinas/run/{run_id}/progress.json").json()
