@@ -8,6 +8,7 @@ import html
 
 from sqlalchemy import select
 
+from engine.campaign import sync
 from engine.models import AuditLog, CampaignRevision, CampaignRun, Delivery, Role
 from tests.web.studio_flow import CAMPAIGN, KEY, customers, form, revision_id, save, save_and_submit
 from tests.web_helpers import World, make_user, world_fixture  # noqa: F401 - "world"
@@ -122,3 +123,21 @@ def test_owners_get_403_on_every_review_page(world: World) -> None:
     assert world.client("admin").get("/dinas/kampanye/tinjau/999999").status_code == 404
     bad = form(world, "admin", f"/dinas/kampanye/tinjau/{rid}/setujui", {"waktu": "besok"})
     assert bad.status_code == 400
+
+
+def test_the_revision_page_shows_an_open_sync_conflict(world: World) -> None:
+    save(world)
+    with world.session() as session:
+        session.add(AuditLog(actor="cli", action=sync.CONFLICT_ACTION, entity="campaign",
+                             entity_id=KEY, detail={"campaign": KEY, "file": "uji.yaml",
+                                                    "number": 1, "synced": 0}))
+        session.commit()
+    page = html.unescape(world.client("staf").get(f"/dinas/kampanye/revisi/{KEY}").text)
+    assert f"Konflik pada kampanye {KEY}: berkas uji.yaml" in page
+    assert "revisi 1 yang lebih baru" in page
+    with world.session() as session:
+        session.add(AuditLog(actor="cli", action=sync.SYNC_ACTION, entity="campaign",
+                             entity_id=KEY, detail={}))
+        session.commit()
+    page = world.client("staf").get(f"/dinas/kampanye/revisi/{KEY}").text
+    assert 'id="sync-conflict"' not in page
