@@ -60,8 +60,10 @@ def test_run_page_counts_rows_and_cancel_skips_what_is_held(world: World) -> Non
 
 def test_audit_page_is_admin_only_filters_and_pages(world: World) -> None:
     run_id = _launched(world, "jadwal")
-    assert form(world, "staf", f"/dinas/run/{run_id}/jeda").status_code == 303
-    assert form(world, "staf", f"/dinas/run/{run_id}/lanjut").status_code == 303
+    paused = form(world, "staf", f"/dinas/run/{run_id}/jeda", {"kembali": "run"})
+    assert paused.headers["location"].startswith(f"/dinas/run/{run_id}?msg=")
+    assert form(world, "staf", f"/dinas/run/{run_id}/lanjut").headers["location"].startswith(
+        "/dinas?msg=")
     assert world.client("staf").get("/dinas/audit").status_code == 403
     admin = world.client("admin")
     page = admin.get("/dinas/audit")
