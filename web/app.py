@@ -52,6 +52,9 @@ ROUTER_MODULES = (
     "web.programme_plan",    # /dinas/rencana: annual plan, target vs realisation (Pasal 11-12)
     "web.agreements",        # /dinas/kesepakatan: agreements with providers (Pasal 13-14)
     "web.supervision",       # /dinas/pengawasan, /portal/pengaduan: complaints (Pasal 14)
+    "web.studio_review",     # /dinas/kampanye/tinjau: four eyes, test send (before dashboard)
+    "web.run_page",          # /dinas/run/<id>: one run, its revision, cancel
+    "web.audit_page",        # /dinas/audit: the audit log (dinas_admin only)
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally
@@ -61,7 +64,8 @@ ROUTER_MODULES = (
 # room for the route's own 413), or smaller (the studio's editor checks).
 BODY_LIMIT_OVERRIDES = {"/webhooks/bounce": MAX_RAW_BYTES + 64 * 1024,
                         "/dinas/kampanye/periksa": STUDIO_MAX_BODY,
-                        "/dinas/kampanye/pratinjau": STUDIO_MAX_BODY}
+                        "/dinas/kampanye/pratinjau": STUDIO_MAX_BODY,
+                        "/dinas/kampanye/uji-kirim": STUDIO_MAX_BODY}
 
 # Signed agreement PDFs (web.agreements) may be as big as AGREEMENT_MAX_BYTES.
 AGREEMENTS_PATH = "/dinas/kesepakatan"

@@ -346,7 +346,7 @@ def progress(db: Session = Depends(get_db)) -> JSONResponse:
 
 
 @router.post("/run/{run_id}/jeda")
-def pause_run(run_id: int, user: User = Depends(require_staff),
+def pause_run(run_id: int, kembali: str = Form(""), user: User = Depends(require_staff),
               db: Session = Depends(get_db)) -> Response:
     run = _run_or_404(db, run_id)
     ok = control.pause(db, run, t("dash.pause_reason", user=user.username))
@@ -354,11 +354,12 @@ def pause_run(run_id: int, user: User = Depends(require_staff),
                     entity_id=str(run.id), detail={"ok": ok}))
     db.commit()
     key = "dash.paused" if ok else "dash.not_paused"
-    return _back_to_home(t(key, run=run.id, status=status_label(run.status.value)))
+    return _back_to_home(t(key, run=run.id, status=status_label(run.status.value)),
+                         run.id if kembali == "run" else None)
 
 
 @router.post("/run/{run_id}/lanjut")
-def resume_run(run_id: int, user: User = Depends(require_staff),
+def resume_run(run_id: int, kembali: str = Form(""), user: User = Depends(require_staff),
                db: Session = Depends(get_db)) -> Response:
     run = _run_or_404(db, run_id)
     ok = control.resume(db, run)  # pending rows become due; the sweeper re-enqueues them
@@ -366,11 +367,14 @@ def resume_run(run_id: int, user: User = Depends(require_staff),
                     entity_id=str(run.id), detail={"ok": ok}))
     db.commit()
     key = "dash.resumed" if ok else "dash.not_resumed"
-    return _back_to_home(t(key, run=run.id, status=status_label(run.status.value)))
+    return _back_to_home(t(key, run=run.id, status=status_label(run.status.value)),
+                         run.id if kembali == "run" else None)
 
 
-def _back_to_home(message: str) -> Response:
-    return RedirectResponse("/dinas?" + urlencode({"msg": message}), status_code=303)
+def _back_to_home(message: str, run_id: int | None = None) -> Response:
+    """To the dashboard, or back to the run's own page when its buttons were used."""
+    where = f"/dinas/run/{run_id}" if run_id is not None else "/dinas"
+    return RedirectResponse(f"{where}?" + urlencode({"msg": message}), status_code=303)
 
 
 @router.get("/kampanye/{campaign_id}", response_class=HTMLResponse)

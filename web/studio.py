@@ -14,10 +14,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
 
-from engine.campaign import revisions
+from engine.campaign import review, revisions, sync
 from engine.campaign.schema import CampaignSpec
 from engine.common.errors import BadRequest, NotFound
 from engine.common.i18n import t
+from engine.delivery import trial_send
 from engine.models import AuditLog, CampaignRevision, User
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_staff, settings_of
 from web.headers import CONTENT_SECURITY_POLICY
@@ -82,9 +83,16 @@ def new_campaign(request: Request, contoh: str = "", revisi: str = "",
     return _editor(request, text, t(f"studio.starter.{contoh}"))
 
 
-def _editor(request: Request, text: str, label: str) -> HTMLResponse:
-    return page(request, "studio_editor.html", {"yaml": text, "starter_label": label},
-                headers={"Content-Security-Policy": EDITOR_CSP, **NO_STORE})
+def _editor(request: Request, text: str, label: str,
+            revision: CampaignRevision | None = None) -> HTMLResponse:
+    """The editor; opened on a sent-back revision it shows the reviewer's note."""
+    note = revision.review_note if revision is not None \
+        and revision.review == review.RETURNED else None
+    return page(request, "studio_editor.html", {
+        "yaml": text, "starter_label": label, "trial_channels": trial_send.CHANNELS,
+        "trial_label": trial_send.label, "note": note,
+        "reviewer": revision.reviewer if revision is not None else None},
+        headers={"Content-Security-Policy": EDITOR_CSP, **NO_STORE})
 
 
 def _edit_revision(request: Request, db: Session, revisi: str) -> HTMLResponse:
@@ -93,7 +101,7 @@ def _edit_revision(request: Request, db: Session, revisi: str) -> HTMLResponse:
     if row is None:
         raise NotFound("studio.no_revision", value=revisi[:40])
     return _editor(request, row.yaml_text,
-                   t("studio.revision_label", key=row.campaign_key, number=row.number))
+                   t("studio.revision_label", key=row.campaign_key, number=row.number), row)
 
 
 def _bad(exc: BadRequest) -> JSONResponse:
@@ -111,7 +119,7 @@ def check(request: Request, yaml: str = Form(""),
     return JSONResponse(check_json(db, settings_of(request), text), headers=NO_STORE)
 
 
-def _valid_spec(request: Request, db: Session, yaml: str,
+def valid_spec(request: Request, db: Session, yaml: str,
                 fix_key: str) -> tuple[CampaignSpec, str] | JSONResponse:
     """(spec, text) of the editor's text, or the JSON answer that says what is wrong:
     a 400 for an oversized text, else the problems to fix first (``fix_key``)."""
@@ -132,7 +140,7 @@ def preview(request: Request, yaml: str = Form(""), penerima: str = Form(""),
     """Email, posts and share kit for a recipient of the audience (or the sample)."""
     if penerima and not (penerima.isdigit() and len(penerima) < 19):
         return _bad(BadRequest("studio.bad_recipient", value=penerima[:40]))
-    checked = _valid_spec(request, db, yaml, "studio.fix_first")
+    checked = valid_spec(request, db, yaml, "studio.fix_first")
     if isinstance(checked, JSONResponse):
         return checked
     return JSONResponse(preview_json(db, checked[0], int(penerima) if penerima else None),
@@ -143,7 +151,7 @@ def preview(request: Request, yaml: str = Form(""), penerima: str = Form(""),
 def save(request: Request, yaml: str = Form(""), user: User = Depends(require_staff),
          db: Session = Depends(get_db)) -> JSONResponse:
     """Save the editor's text as the campaign's next revision (a valid campaign only)."""
-    checked = _valid_spec(request, db, yaml, "studio.fix_before_save")
+    checked = valid_spec(request, db, yaml, "studio.fix_before_save")
     if isinstance(checked, JSONResponse):
         return checked
     spec, text = checked
@@ -160,10 +168,16 @@ def save(request: Request, yaml: str = Form(""), user: User = Depends(require_st
 
 
 @router.get("/revisi/{campaign_key}", response_class=HTMLResponse)
-def revision_history(request: Request, campaign_key: str,
+def revision_history(request: Request, campaign_key: str, msg: str = "",
                      db: Session = Depends(get_db)) -> HTMLResponse:
-    """Every saved revision of one campaign, newest first, each diffed with the one before."""
+    """Every saved revision of one campaign, newest first, each diffed with the one before,
+    with its review state (the newest can be submitted) and an open sync conflict."""
     views = revisions.history(db, campaign_key[:120])
     if not views:
         raise NotFound("studio.no_revisions", key=campaign_key[:120])
-    return page(request, "studio_revisions.html", {"key": campaign_key, "views": views})
+    conflict = sync.open_conflict(db, campaign_key[:120])
+    return page(request, "studio_revisions.html", {
+        "key": campaign_key, "views": views, "state_label": review.state_label,
+        "can_submit": views[0].revision.review in (review.DRAFT, review.RETURNED),
+        "conflict": sync.conflict_message(conflict) if conflict else None,
+        "message": msg[:300]})

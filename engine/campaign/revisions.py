@@ -32,9 +32,13 @@ def latest(session: Session, campaign_key: str) -> CampaignRevision | None:
                            .order_by(CampaignRevision.number.desc()).limit(1)).first()
 
 
-def save(session: Session, campaign_key: str, yaml_text: str,
-         author: str) -> tuple[CampaignRevision, bool]:
+def save(session: Session, campaign_key: str, yaml_text: str, author: str,
+         base_hash: str | None = None) -> tuple[CampaignRevision, bool]:
     """(the revision, whether it is new); the caller commits.
+
+    ``base_hash``: the hash of the file text this revision was based on (``umkm campaign
+    sync``); a browser save inherits its predecessor's, so a sync can tell whether the
+    file changed since the text the browser started from.
 
     The number is one more than the campaign's last; the unique (key, number) constraint
     makes a concurrent second save fail instead of sharing a number.
@@ -44,8 +48,10 @@ def save(session: Session, campaign_key: str, yaml_text: str,
         return last, False
     number = (session.scalar(select(func.max(CampaignRevision.number))
                              .where(CampaignRevision.campaign_key == campaign_key)) or 0) + 1
+    if base_hash is None and last is not None:
+        base_hash = last.base_hash
     revision = CampaignRevision(campaign_key=campaign_key, number=number, author=author,
-                                yaml_text=yaml_text)
+                                yaml_text=yaml_text, review="draft", base_hash=base_hash)
     session.add(revision)
     session.flush()
     return revision, True

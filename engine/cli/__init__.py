@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "engine.cli.imports",
     "engine.cli.campaign",
     "engine.cli.campaign_ops",
+    "engine.cli.campaign_sync",
     "engine.cli.ab_report",
     "engine.cli.accounts",
     "engine.cli.demo",

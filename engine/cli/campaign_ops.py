@@ -26,9 +26,10 @@ from engine.cli.campaign import campaign
 from engine.common.formatting import jam, rupiah, tanggal
 from engine.common.i18n import t
 from engine.config import get_settings
-from engine.delivery import control, scheduler
+from engine.delivery import control, launching, scheduler
 from engine.delivery.enqueue import due_batches_for_run
-from engine.delivery.launch_guard import check_launch
+from engine.delivery.launch_guard import LaunchVerdict
+from engine.delivery.launching import revision_of_text
 from engine.delivery.pipeline import process_batch
 from engine.models import Campaign, CampaignRun, Customer, utcnow
 from engine.outbox import warmup
@@ -147,8 +148,11 @@ def launch_command(
     """Luncurkan: buat run dan kotak keluar, serahkan ke pekerja (atau kirim di sini)."""
     spec = _load(file)
     with db_session() as session:
-        guard_launch(session, spec, override)
-        result = scheduler.launch(session, spec, str(file), start_now=now)
+        revision_id = revision_of_text(session, spec.id, file.read_text(encoding="utf-8"))
+        result, verdict = launching.launch(session, get_settings(), spec, str(file),
+                                           actor="cli", start_now=now,
+                                           override_note=override, revision_id=revision_id)
+        print_guard(verdict)
         run = result.run
         if result.activated_only or run is None:
             console.print(t("ops.launch.activated", id=spec.id))
@@ -165,10 +169,9 @@ def launch_command(
     dispatch_run(run_id, wait=wait or get_settings().embedded)
 
 
-def guard_launch(session: Session, spec: CampaignSpec, override: str | None) -> None:
-    """The deliverability checklist before a bulk launch: refused on a fail in production
-    (unless overridden with a note), printed as a warning in sandbox mode."""
-    verdict = check_launch(session, get_settings(), spec, actor="cli", override_note=override)
+def print_guard(verdict: LaunchVerdict) -> None:
+    """The deliverability checklist's failures let through: sandbox mode or an override
+    (a fail in production without one refused the launch before anything was written)."""
     for item in verdict.warnings:
         console.print(f"[yellow]! {escape(item.title)}: {escape(item.message)}[/]",
                       soft_wrap=True, highlight=False)

@@ -114,3 +114,21 @@ def disable_command(
         users.set_active(session, user, enable, actor=default_actor())
         key = "cli.user.enabled" if enable else "cli.user.disabled"
         console.print(t(key, username=user.username), highlight=False)
+
+
+@user_app.command("contact")
+def contact_command(
+    username: str = typer.Argument(...),
+    email: str = typer.Option(None, "--email", help="Email staf sendiri (uji kirim studio)."),
+    whatsapp: str = typer.Option(None, "--whatsapp", help="Nomor WhatsApp staf sendiri."),
+) -> None:
+    """Catat alamat email/WhatsApp staf sendiri: satu-satunya tujuan uji kirim studio."""
+    from engine.delivery.trial_send import set_contact
+
+    with _session() as session:
+        user = users.get_user(session, username)
+        row = set_contact(session, user, email=email, whatsapp=whatsapp,
+                          actor=default_actor())
+        console.print(t("studio.cli.contact_set", username=user.username,
+                        email=row.email or "-", whatsapp=row.whatsapp or "-"),
+                      highlight=False)

@@ -311,6 +311,7 @@ class CampaignRun(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     planned: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revision_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_revisions.id"))
 
     __table_args__ = (UniqueConstraint("campaign_id", "trigger_key"),)
 
@@ -546,6 +547,12 @@ class CampaignRevision(Base):
     author: Mapped[str] = mapped_column(String(120))
     yaml_text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Four eyes (engine.campaign.review) and the file text it was based on (sync).
+    review: Mapped[str] = mapped_column(String(16), default="draft")
+    review_note: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str | None] = mapped_column(String(120))
+    reviewed_at: Mapped[datetime | None] = mapped_column()
+    base_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (UniqueConstraint("campaign_key", "number"),)
 
@@ -569,4 +576,5 @@ from engine.models.abtest import *  # noqa: E402, F403
 from engine.models.dmarc import *  # noqa: E402, F403
 from engine.models.guidance import *  # noqa: E402, F403
 from engine.models.programme import *  # noqa: E402, F403
+from engine.models.studio import *  # noqa: E402, F403
 from engine.models.training import *  # noqa: E402, F403

@@ -1,6 +1,10 @@
 """The campaign studio in Chromium at 1366 x 768 (issue 18): Dinas staff open a starter,
 introduce an error and see it inline at its line, fix it, preview the email (phone
-and desktop frames) and the Facebook post for a chosen recipient, and save a revision."""
+and desktop frames) and the Facebook post for a chosen recipient, test-send it to their
+own address (a real SMTP server on loopback), save a revision and submit it; an admin
+approves and launches it, and the run page names the revision.
+
+No axe-core is vendored in this repository, so no accessibility scan runs here."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from engine.delivery.trial_send import set_contact
 from engine.models import Role
 from tests.browser.conftest import Contexts, LiveServer
 from tests.browser.test_owner_to_click_flow import log_in
@@ -16,6 +21,8 @@ from tests.factories import make_customer
 from tests.web_helpers import make_eligible_business, make_user
 
 STAFF = "staf-studio"
+ADMIN = "admin-studio"
+OWN_EMAIL = "staf.studio@ttskab.go.id"
 PHOTO = "/media/" + "ab" * 32 + "/square.jpg"
 
 
@@ -25,7 +32,9 @@ def seed(live: LiveServer) -> None:
                                             product_name="Selendang Buna", opt_in_to="tenun")
         product.image_url = PHOTO  # a photo of our own media store: the platforms take it
         make_customer(session, name="Yohana Nenobais", marketing=True)
-        make_user(session, STAFF, Role.dinas_staff)
+        staff = make_user(session, STAFF, Role.dinas_staff)
+        make_user(session, ADMIN, Role.dinas_admin)
+        set_contact(session, staff, email=OWN_EMAIL, whatsapp=None, actor="test")
         session.commit()
 
 
@@ -87,7 +96,32 @@ def test_staff_fix_an_error_inline_and_preview(live_server: LiveServer,
     expect(facebook).to_contain_text(re.compile(r"\d+ dari \d+ karakter"))
     expect(page.locator("#pv-kit")).to_contain_text("Selendang Buna")
     assert not [u for u in contexts.blocked if "cdn" in u]
+    page.locator("#trial-channel").select_option("email")
+    page.get_by_role("button", name="Kirim uji").click()
+    expect(page.locator("#trial-status")).to_contain_text(f"Uji kirim terkirim ke Email saya "
+                                                           f"{OWN_EMAIL}")
+    mail = live.smtp.wait_for(1)[0]
+    assert mail.rcpt_tos == [OWN_EMAIL]
+    assert str(mail.message["Subject"]).startswith("[UJI] Yohana, diskon 15%")
     page.get_by_role("button", name="Simpan sebagai revisi").click()
     expect(page.locator("#save-status")).to_have_text("Tersimpan sebagai revisi 1.")
     page.get_by_role("link", name="Lihat revisi dan perbedaannya").click()
     expect(page.locator("article[data-revision='1'] h2")).to_contain_text(STAFF)
+    page.get_by_role("button", name="Ajukan untuk ditinjau").click()
+    expect(page.locator("p.notice")).to_contain_text("Revisi 1 diajukan")
+    approve_and_launch(contexts, live)
+
+
+def approve_and_launch(contexts: Contexts, live: LiveServer) -> None:
+    """The second pair of eyes: the admin opens the queue, reads, launches now."""
+    page = contexts.new(1366, 768).new_page()
+    log_in(page, live, ADMIN)
+    page.goto(live.url + "/dinas/kampanye/tinjau")
+    page.locator("#review-queue a", has_text="Tinjau").click()
+    expect(page.locator("#review-diff")).to_contain_text("+id: contoh-promosi")
+    page.get_by_label("Sekarang (tetap dalam jam kirim)").check()
+    page.get_by_role("button", name="Setujui & luncurkan").click()
+    expect(page.locator("#run-revision")).to_contain_text("revisi 1")
+    expect(page.locator("#run-revision a")).to_have_attribute(
+        "href", "/dinas/kampanye/revisi/contoh-promosi#revisi-1")
+    expect(page.locator("p.notice")).to_contain_text("Revisi 1 disetujui dan diluncurkan")

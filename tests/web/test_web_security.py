@@ -31,6 +31,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from engine.campaign import revisions
 from engine.config import reset_settings
 from engine.engagement.tracking import (
     make_click_token,
@@ -308,7 +309,8 @@ def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None
     ids = {"product_id": str(sec.ids["product_a"]), "campaign_id": str(sec.ids["campaign"]),
            "ref": "INV-1", "campaign_key": "promo-pekan", "digest": "0" * 64,
            "name": "square.jpg", "link_id": link_id, "training_id": str(sec.ids["training"]),
-           "request_id": str(sec.ids["guidance_b"]), "agreement_id": "1"}
+           "request_id": str(sec.ids["guidance_b"]), "agreement_id": "1",
+           "revision_id": str(_revision(sec)), "run_id": str(sec.ids["run"])}
     tokens = {"/t/c/": make_click_token(sec.ids["delivery"], sec.ids["link"]),
               "/t/o/": make_open_token(sec.ids["delivery"]),
               "/u/": make_unsubscribe_token(sec.ids["delivery"])}
@@ -477,7 +479,20 @@ def _csrf_cases(sec: Sec) -> dict[str, tuple[str | None, dict[str, Any], int]]:
                                         "business_id": str(sec.ids["business_a"])}, 303),
         "/dinas/pengawasan/{complaint_id}/tindak-lanjut": ("admin", {"note": "Ditelepon",
                                                                      "status": "selesai"}, 303),
+        "/dinas/kampanye/uji-kirim": ("staf", {"yaml": "version: 1\n"}, 200),  # invalid
+        "/dinas/kampanye/ajukan/{revision_id}": ("staf", {}, 303),
+        "/dinas/kampanye/tinjau/{revision_id}/setujui": ("admin", {"waktu": "besok"}, 400),
+        "/dinas/kampanye/tinjau/{revision_id}/kembalikan": ("admin", {"catatan": ""}, 400),
+        "/dinas/run/{run_id}/batal": ("staf", {}, 303),
     }
+
+
+def _revision(sec: Sec) -> int:
+    """A saved studio revision by ``staf`` for the four-eyes routes."""
+    with sec.world.session() as session:
+        row, _new = revisions.save(session, "csrf-uji", "version: 1\n", "staf")
+        session.commit()
+        return int(row.id)
 
 
 def _target_user(sec: Sec) -> int:
@@ -506,7 +521,7 @@ def test_every_form_route_rejects_a_missing_or_foreign_csrf_token(sec: Sec) -> N
     ids = {"product_id": str(sec.ids["product_a"]), "run_id": str(sec.ids["run"]),
            "business_id": str(sec.ids["business_b"]), "user_id": str(_target_user(sec)),
            "training_id": str(sec.ids["training"]), "request_id": str(sec.ids["guidance_b"]),
-           "year": "2026", **_supervision_ids(sec)}
+           "year": "2026", "revision_id": str(_revision(sec)), **_supervision_ids(sec)}
     protected = [(m, p) for m, p in routes(sec.app)
                  if m not in ("GET", "HEAD", "OPTIONS") and not p.startswith(CSRF_EXEMPT)]
     assert {p for _, p in protected} == set(cases), "a form route without a CSRF case"

@@ -225,6 +225,17 @@
     }).catch(function () { saveStatus.textContent = root.dataset.offline; });
   }
 
+  function testSend() {
+    var trialStatus = document.getElementById("trial-status");
+    post(root.dataset.trial, {yaml: area.value, penerima: document.getElementById("recipient").value,
+                              kanal: document.getElementById("trial-channel").value})
+      .then(function (data) {
+        trialStatus.textContent = data.ok ? data.message : (data.error || data.detail || "");
+        trialStatus.className = data.ok ? "ok" : "fail";
+        if (!data.ok && data.errors) { showProblems(data.errors); }
+      }).catch(function () { trialStatus.textContent = root.dataset.offline; });
+  }
+
   area.addEventListener("input", changed);
   area.addEventListener("scroll", syncScroll);
   area.addEventListener("keydown", function (event) {
@@ -237,6 +248,7 @@
   });
   document.getElementById("preview-button").addEventListener("click", preview);
   document.getElementById("save-button").addEventListener("click", save);
+  document.getElementById("trial-button").addEventListener("click", testSend);
   render();
   check();
 })();
