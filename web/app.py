@@ -44,6 +44,7 @@ ROUTER_MODULES = (
     "web.portal_products",   # owner portal: archive and delete a product
     "web.accounts_connect",  # /dinas/akun-sosial/hubungkan (before web.dashboard)
     "web.studio",            # /dinas/kampanye: campaign list, starters, editor, preview
+    "web.dinas_reports",     # /dinas/laporan, /dinas/usaha/{id}, /dinas/kecamatan/{code}
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally

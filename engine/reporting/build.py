@@ -42,7 +42,7 @@ from engine.common.i18n import t
 from engine.db import is_postgres
 from engine.models import Business, Campaign, CampaignRun, Product, ProductOptIn
 from engine.reporting.metrics import INDICATOR_METRICS, REPORT_METRICS, Value
-from engine.reporting.periods import Period, ReportError, parse_period
+from engine.reporting.periods import Period, ReportError, all_time, parse_period
 from engine.reporting.sources import (
     Source,
     active_businesses,
@@ -242,6 +242,11 @@ def build_report(
                   sim_rows)
 
 
+def empty_values() -> dict[str, Value]:
+    """Every metric of a group nothing happened to: zeros, and no CTR."""
+    return _derive({})
+
+
 def _derive(raw: dict[str, int]) -> dict[str, Value]:
     """Fill missing sources with 0 and compute the derived metrics (delivered, CTR).
 
@@ -296,6 +301,19 @@ def _labels(session: Session, by: str, keys: list[Any]) -> dict[Any, str]:
         names = {k: str(k) for k in ids}
     empty = t("report.no_campaign") if by == "campaign" else t("report.unknown")
     return {k: names.get(k, str(k)) if k is not None else empty for k in keys}
+
+
+def run_figures(session: Session, run_ids: list[int],
+                now: datetime | None = None) -> dict[int, dict[str, Value]]:
+    """Every metric per campaign run, over all time: the dashboard's run table and run page.
+
+    The same sources and counting rules as every report (so a run's clicks on the
+    dashboard are the report's clicks of that run); runs without facts get zeros.
+    """
+    if not run_ids:
+        return {}
+    report = build_report(session, all_time(now), "run")
+    return {rid: (row.values if (row := report.row(rid)) else empty_values()) for rid in run_ids}
 
 
 # --- programme indicators -------------------------------------------------------------
