@@ -81,7 +81,10 @@ def html_to_pdf(html: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="umkm-pdf-") as tmp:
         source, target = Path(tmp) / "laporan.html", Path(tmp) / "laporan.pdf"
         source.write_text(html, encoding="utf-8")
-        env = {**os.environ, "UMKM_PDF_HEADER": header_template(),
+        # The printer must be this very code, whatever the caller's working directory.
+        root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "UMKM_PDF_HEADER": header_template(), "PYTHONPATH": path,
                "UMKM_PDF_FOOTER": footer_template(), "UMKM_CHROMIUM": executable}
         try:
             done = subprocess.run([sys.executable, "-m", "engine.reporting.pdf", str(source),

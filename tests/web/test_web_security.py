@@ -290,7 +290,8 @@ def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None
         link_id = str(shop.id)
     ids = {"product_id": str(sec.ids["product_a"]), "campaign_id": str(sec.ids["campaign"]),
            "ref": "INV-1", "campaign_key": "promo-pekan", "digest": "0" * 64,
-           "name": "square.jpg", "link_id": link_id}
+           "name": "square.jpg", "link_id": link_id,
+           "business_id": str(sec.ids["business_a"]), "code": "53.02.01"}
     tokens = {"/t/c/": make_click_token(sec.ids["delivery"], sec.ids["link"]),
               "/t/o/": make_open_token(sec.ids["delivery"]),
               "/u/": make_unsubscribe_token(sec.ids["delivery"])}
