@@ -110,3 +110,9 @@ def beat_social_metrics() -> dict[str, int]:
 def beat_bounce_mailbox() -> dict[str, int]:
     """Bounces and complaints from the configured Maildir."""
     return run_beat_job("bounce_mailbox")
+
+
+@app.task(**_limits("monthly_report"))
+def beat_monthly_report() -> dict[str, int]:
+    """Last month's report to REPORT_RECIPIENTS, once per month (engine.reporting.monthly)."""
+    return run_beat_job("monthly_report")

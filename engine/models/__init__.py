@@ -562,3 +562,4 @@ class ProductLink(Base):
     url: Mapped[str] = mapped_column(String(500))
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+from engine.models.reporting import *  # noqa: E402, F403
