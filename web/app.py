@@ -45,6 +45,7 @@ ROUTER_MODULES = (
     "web.accounts_connect",  # /dinas/akun-sosial/hubungkan (before web.dashboard)
     "web.studio",            # /dinas/kampanye: campaign list, starters, editor, preview
     "web.dinas_reports",     # /dinas/laporan, /dinas/usaha/{id}, /dinas/kecamatan/{code}
+    "web.report_assets",     # /aset/laporan.css (the report's styles, CSP-friendly)
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally

@@ -162,6 +162,7 @@ class KecamatanCell:
     registered: int
     shade: str
     text_color: str
+    level: int = 0  # 0..5: the shade step the web page's stylesheet colours
 
 
 def kecamatan_cells(report: Report, indicators: ProgrammeIndicators | None,
@@ -177,7 +178,7 @@ def kecamatan_cells(report: Report, indicators: ProgrammeIndicators | None,
         cells.append(KecamatanCell(
             code, name, value, counts.get("businesses_active", 0),
             counts.get("businesses_registered", 0), _shade(strength),
-            "#fff" if strength > 0.55 else "#111",
+            "#fff" if strength > 0.55 else "#111", round(strength * 5),
         ))
     return cells
 
@@ -316,6 +317,11 @@ def render_report_sections(session: Session, period: Period | str, by: str) -> M
     """The same sections for the web page ``/dinas/laporan``, rows linking to their pages."""
     context = report_context(session, period, by, links=WEB_LINKS)
     return Markup(_environment().get_template("report_body.html.j2").render(**context))
+
+
+def report_css() -> str:
+    """The report's stylesheet (``/aset/laporan.css`` for the web pages)."""
+    return (TEMPLATES_DIR / "reports" / "report.css").read_text(encoding="utf-8")
 
 
 def render_metric_table(report: Report, keys: tuple[str, ...] | list[str],

@@ -54,3 +54,13 @@ def test_without_chromium_a_pdf_is_refused_in_indonesian(
                                       "--out", str(out)])
     assert result.exit_code != 0 and "Chromium tidak ditemukan" in result.output
     assert not out.exists()
+
+
+def test_web_report_styles_come_from_the_site_not_inline(world: World) -> None:
+    """The CSP allows no inline <style>: the web pages link the report's stylesheet."""
+    css = world.client().get("/aset/laporan.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert ".umkm-report table.map td.shade-5" in css.text
+    page = world.client("staf").get(f"/dinas/laporan?periode={PERIOD}&by=kecamatan").text
+    assert '<link rel="stylesheet" href="/aset/laporan.css">' in page
+    assert "<style" not in page and 'class="shade-0"' in page
