@@ -85,6 +85,8 @@ class Settings:
     # Seconds to wait for the SMTP server at each step (connect, each reply).
     smtp_timeout: float = 30.0
     mail_from: str = "Dinas Koperasi UMKM TTS <pemasaran@umkm.ttskab.go.id>"
+    # The monthly Pasal 15 report goes to these addresses (comma separated; empty = off).
+    report_recipients: str = ""
     dkim_domain: str = ""
     dkim_selector: str = ""
     dkim_key_path: str = ""

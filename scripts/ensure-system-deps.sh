@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# PDF report tests render pages with pdftoppm and read their text with pdftotext.
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 # Sisimai classifies bounces of every MTA layout (engine/engagement/sisimai_bridge.py).
 perl -MSisimai -e 1 >/dev/null 2>&1 || need+=(libsisimai-perl)
 if [ "${1:-}" = "--bench" ]; then

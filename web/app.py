@@ -55,6 +55,8 @@ ROUTER_MODULES = (
     "web.studio_review",     # /dinas/kampanye/tinjau: four eyes, test send (before dashboard)
     "web.run_page",          # /dinas/run/<id>: one run, its revision, cancel
     "web.audit_page",        # /dinas/audit: the audit log (dinas_admin only)
+    "web.dinas_reports",     # /dinas/laporan, /dinas/usaha/{id}, /dinas/kecamatan/{code}
+    "web.report_assets",     # /aset/laporan.css (the report's styles, CSP-friendly)
     "web.dashboard",         # Dinas dashboard
     "web.showcase",          # public product catalogue (Pasal 7(1))
     "web.apidocs",           # /docs, /openapi.json: for Dinas staff, served locally

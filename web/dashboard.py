@@ -35,16 +35,14 @@ from engine.models import (
     Campaign,
     CampaignRun,
     CampaignType,
-    EngagementEvent,
     Product,
     SocialAccount,
     User,
     Verification,
     utcnow,
 )
-from engine.reporting.build import DIMENSIONS, Report, build_report
-from engine.reporting.metrics import metric_label
-from engine.reporting.periods import ReportError
+from engine.reporting.build import run_figures
+from engine.reporting.metrics import format_metric, metric_label
 from engine.social.kit_links import dashboard_kit_track
 from engine.social.sharekit import ShareKit, build_share_kit
 from engine.umkm import wilayah
@@ -58,13 +56,12 @@ from web.auth import (
     require_staff,
     settings_of,
 )
-from web.downloads import current_month, report_file
 from web.pages import verdict_of
 
 RECENT_RUNS = 30
-EVENT_TYPES = ("open", "click", "lead", "unsubscribe")
-REPORT_COLUMNS = ("sent", "delivered", "unique_opens", "unique_clicks", "ctr",
-                  "unsubscribes", "leads", "orders", "order_value")
+# The run figures on the dashboard and campaign page: report metrics, one name each.
+RUN_METRICS = ("sent", "unique_opens", "unique_clicks", "social_clicks", "whatsapp_clicks",
+               "leads", "unsubscribes")
 TOKEN_WARN_DAYS = 7
 
 
@@ -76,7 +73,7 @@ TOKEN_WARN_DAYS = 7
 class RunView:
     report: control.RunStatusReport
     campaign_id: int
-    engagement: dict[str, int]
+    engagement: dict[str, str]
 
     @property
     def counts_label(self) -> str:
@@ -122,21 +119,15 @@ def delivery_label(status: str) -> str:
     return t(f"dash.delivery.{status}") if status in known else status
 
 
-def engagement_by_run(db: Session, run_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Human opens/clicks/leads/unsubscribes per run (bot-flagged events left out)."""
-    result: dict[int, dict[str, int]] = {rid: dict.fromkeys(EVENT_TYPES, 0) for rid in run_ids}
-    if not run_ids:
-        return result
-    rows = db.execute(
-        select(EngagementEvent.run_id, EngagementEvent.type, func.count())
-        .where(EngagementEvent.run_id.in_(run_ids), EngagementEvent.type.in_(EVENT_TYPES),
-               EngagementEvent.suspected_bot.is_(False))
-        .group_by(EngagementEvent.run_id, EngagementEvent.type)
-    ).tuples()
-    for run_id, kind, count in rows:
-        if run_id is not None:
-            result[run_id][kind] = int(count)
-    return result
+def engagement_by_run(db: Session, run_ids: list[int]) -> dict[int, dict[str, str]]:
+    """Each run's figures from the report builder, formatted (``1.234``) for the page.
+
+    Why not count events here: a platform snapshot is an event of type ``click`` too, and
+    a second count would drift from the report; :func:`run_figures` is the report itself.
+    """
+    figures = run_figures(db, run_ids)
+    return {rid: {m: format_metric(m, values[m]) for m in RUN_METRICS}
+            for rid, values in figures.items()}
 
 
 def recent_runs(db: Session, campaign_id: int | None = None,
@@ -157,7 +148,7 @@ def _run_or_404(db: Session, run_id: int) -> CampaignRun:
     return run
 
 
-# --- share kit and reports ------------------------------------------------------------------
+# --- share kit ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -231,18 +222,6 @@ def _kit_utm(campaign: Campaign) -> dict[str, str | None]:
         return utm(CampaignSpec.from_storage(campaign.spec), "whatsapp")
     except ValidationError:  # an older stored spec: the essentials only
         return {"utm_medium": "whatsapp", "utm_campaign": campaign.key}
-
-
-def report_table(db: Session, period: str, by: str) -> tuple[Report | None, str | None]:
-    """(report, None), or (None, the reason) for a period or grouping that makes no sense.
-
-    Shown on the report page next to the form (not as an error page), so staff can
-    correct the period where they typed it.
-    """
-    try:
-        return build_report(db, period, by), None
-    except ReportError as exc:
-        return None, str(exc)
 
 
 # --- social accounts -------------------------------------------------------------------------
@@ -334,7 +313,8 @@ def home(request: Request, msg: str = "", db: Session = Depends(get_db)) -> HTML
     pending = db.scalar(select(func.count()).select_from(Business)
                         .where(Business.verification.in_(AWAITING))) or 0
     return page(request, "dinas_home.html", {
-        "campaigns": campaigns, "runs": runs, "event_types": EVENT_TYPES,
+        "campaigns": campaigns, "runs": runs, "event_types": RUN_METRICS,
+        "metric_label": metric_label,
         "status_label": status_label, "message": msg[:200], "pending": int(pending),
     })
 
@@ -385,7 +365,7 @@ def campaign_detail(request: Request, campaign_id: int,
         raise NotFound("auth.not_found")
     return page(request, "dinas_campaign.html", {
         "campaign": campaign, "runs": recent_runs(db, campaign.id, limit=10),
-        "event_types": EVENT_TYPES, "status_label": status_label,
+        "event_types": RUN_METRICS, "metric_label": metric_label, "status_label": status_label,
         "kit": share_kit(db, campaign, settings_of(request)),
     })
 
@@ -428,22 +408,3 @@ def verify_business(
 @router.get("/akun-sosial", response_class=HTMLResponse)
 def social_accounts(request: Request, db: Session = Depends(get_db)) -> HTMLResponse:
     return page(request, "dinas_accounts.html", {"accounts": account_health(db)})
-
-
-@router.get("/laporan", response_class=HTMLResponse)
-def report_page(request: Request, periode: str = "", by: str = "campaign",
-                db: Session = Depends(get_db)) -> HTMLResponse:
-    period = (periode or current_month())[:40]
-    report, error = report_table(db, period, by)
-    return page(request, "dinas_reports.html", {
-        "report": report, "error": error, "period": period, "by": by,
-        "columns": REPORT_COLUMNS, "dimensions": DIMENSIONS,
-        "labels": {m: metric_label(m) for m in REPORT_COLUMNS},
-    }, status_code=400 if error else 200)
-
-
-@router.get("/laporan/unduh")
-def report_download(periode: str = "", by: str = "campaign", format: str = "html",
-                    db: Session = Depends(get_db)) -> Response:
-    """The same report as `umkm report`: one self-contained HTML file with charts, or CSV."""
-    return report_file(db, (periode or current_month())[:40], by, format, business_id=None)

@@ -18,6 +18,7 @@ from engine.common.formatting import WITA
 from engine.reporting.build import build_report
 from engine.reporting.csv_export import report_csv
 from engine.reporting.html import render_report_html
+from engine.reporting.pdf import html_to_pdf
 
 
 def current_month() -> str:
@@ -28,10 +29,14 @@ def current_month() -> str:
 
 def report_file(db: Session, period: str, by: str, fmt: str,
                 business_id: int | None) -> Response:
-    """HTML (charts, printable) or CSV (UTF-8 with BOM) download of a report."""
+    """HTML (charts, printable), PDF (the same HTML printed by Chromium) or CSV (UTF-8
+    with BOM). Without Chromium a PDF request is an Indonesian 503 page, never HTML."""
     if fmt == "csv":
         body = report_csv(build_report(db, period, by, business_id=business_id))
         media, ext = "text/csv; charset=utf-8", "csv"
+    elif fmt == "pdf":
+        body = html_to_pdf(render_report_html(db, period, by, business_id=business_id))
+        media, ext = "application/pdf", "pdf"
     else:
         body = render_report_html(db, period, by, business_id=business_id).encode()
         media, ext = "text/html; charset=utf-8", "html"

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from engine.common import crypto
@@ -33,7 +33,6 @@ from engine.models import (
     CampaignRun,
     CampaignType,
     Category,
-    EngagementEvent,
     Product,
     ProductOptIn,
     RunStatus,
@@ -41,6 +40,7 @@ from engine.models import (
     Verification,
     utcnow,
 )
+from engine.reporting.pages import owner_figures
 from engine.umkm import businesses, marketplaces, users, verification, wilayah
 from engine.umkm.eligibility import Verdict, nib_problem, nik_problem, product_problems
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_owner, settings_of
@@ -49,7 +49,6 @@ from web.pages import verdict_of
 from web.portal_campaigns import campaigns_of
 
 CERTIFICATION_CHOICES = ("PIRT", "halal", "BPOM", "SNI")
-EVENT_COLUMNS = ("open", "click", "lead")
 
 
 
@@ -234,31 +233,6 @@ def _target(value: str) -> tuple[str, bool]:
     if kind not in ("c", "t") or not key.strip():
         raise BadRequest("portal.unknown_campaign")
     return key.strip(), kind == "t"
-
-
-def engagement_rows(db: Session, business_id: int) -> list[dict[str, Any]]:
-    """Opens, clicks and WhatsApp leads per product and campaign, for ONE business.
-
-    Events flagged as bots (mail scanners opening every link) are left out.
-    """
-    query = (
-        select(Product.name, Campaign.name, EngagementEvent.type, func.count())
-        .select_from(EngagementEvent)
-        .outerjoin(Product, Product.id == EngagementEvent.product_id)
-        .outerjoin(CampaignRun, CampaignRun.id == EngagementEvent.run_id)
-        .outerjoin(Campaign, Campaign.id == CampaignRun.campaign_id)
-        .where(EngagementEvent.business_id == business_id,
-               EngagementEvent.suspected_bot.is_(False),
-               EngagementEvent.type.in_(EVENT_COLUMNS))
-        .group_by(Product.name, Campaign.name, EngagementEvent.type)
-    )
-    table: dict[tuple[str, str], dict[str, Any]] = {}
-    for product_name, campaign_name, kind, count in db.execute(query).tuples():
-        key = (product_name or "-", campaign_name or t("portal.showcase"))
-        row = table.setdefault(key, {"product": key[0], "campaign": key[1],
-                                     **dict.fromkeys(EVENT_COLUMNS, 0)})
-        row[kind] = int(count)
-    return sorted(table.values(), key=lambda r: (r["product"], r["campaign"]))
 
 
 def _audit(db: Session, user: User, action: str, entity: str, entity_id: int,
@@ -573,8 +547,7 @@ def engagement(request: Request, user: User = Depends(require_owner),
                db: Session = Depends(get_db)) -> HTMLResponse:
     business = own_business_or_redirect(db, user)
     return page(request, "portal_engagement.html", {
-        "business": business, "rows": engagement_rows(db, business.id),
-        "columns": EVENT_COLUMNS,
+        "business": business, "figures": owner_figures(db, business.id),
     })
 
 

@@ -26,6 +26,7 @@ from celery import Celery
 from celery.signals import task_prerun, worker_process_init, worker_process_shutdown
 from kombu import Queue  # type: ignore[attr-defined]
 
+import engine.reporting.monthly  # noqa: F401  (registers the monthly report beat job)
 from engine.config import Settings, get_settings
 
 QUEUE_TRANSACTIONAL = "transactional"
@@ -55,6 +56,8 @@ BEAT_JOBS: dict[str, BeatJob] = {
     "bounce_mailbox": BeatJob("workers.tasks.beat_bounce_mailbox", 120, 150),
     "dmarc_mailbox": BeatJob("workers.tasks.beat_dmarc_mailbox", 120, 150),
     "agreement_reminders": BeatJob("workers.tasks.beat_agreement_reminders", 60, 90),
+    # Renders and prints last month's report (Chromium): minutes, not seconds.
+    "monthly_report": BeatJob("workers.tasks.beat_monthly_report", 400, 480),
 }
 
 

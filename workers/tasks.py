@@ -122,3 +122,9 @@ def beat_dmarc_mailbox() -> dict[str, int]:
 def beat_agreement_reminders() -> dict[str, int]:
     """Record the one reminder of each agreement about to end (Pasal 14(3) huruf b)."""
     return run_beat_job("agreement_reminders")
+
+
+@app.task(**_limits("monthly_report"))
+def beat_monthly_report() -> dict[str, int]:
+    """Last month's report to REPORT_RECIPIENTS, once per month (engine.reporting.monthly)."""
+    return run_beat_job("monthly_report")

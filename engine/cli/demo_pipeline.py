@@ -76,6 +76,7 @@ def demo_clock(specs: list[CampaignSpec], now: datetime | None = None) -> dateti
 def tick_and_send() -> list[str]:
     """One pass of every beat job (triggers, sweeper) at the demo's clock, and every due
     batch through the production task (applied here: the demo needs no broker)."""
+    import engine.reporting.monthly  # noqa: F401  (its beat job joins run_all)
     from workers.tasks import send_batch
 
     clock: datetime = _LAST.get("clock") or utcnow()

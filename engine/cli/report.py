@@ -1,4 +1,4 @@
-"""``umkm report``: monitoring and evaluation reports (Pasal 11, 15) as table, CSV or HTML.
+"""``umkm report``: monitoring and evaluation reports (Pasal 11, 15): table, CSV, HTML, PDF.
 
 The numbers come from :mod:`engine.reporting.build` (the same API the dashboard uses); this
 module only chooses the output.
@@ -28,6 +28,7 @@ from engine.reporting.metrics import (
     section_label,
     simulated_label,
 )
+from engine.reporting.pdf import html_to_pdf
 from engine.reporting.periods import parse_period
 
 
@@ -35,6 +36,7 @@ class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     html = "html"
+    pdf = "pdf"
 
 
 @app.command("report")
@@ -44,9 +46,9 @@ def report_command(
     by: str = typer.Option("campaign", "--by",
                            help="Kelompokkan per campaign, channel, business, kecamatan "
                                 "atau month."),
-    output_format: str = typer.Option("table", "--format", "-f", help="table, csv atau html."),
+    output_format: str = typer.Option("table", "--format", "-f", help="table, csv, html atau pdf."),
     out: Path | None = typer.Option(None, "--out", "-o",
-                                    help="Berkas keluaran (csv/html); bawaan: "
+                                    help="Berkas keluaran (csv/html/pdf); bawaan: "
                                          "laporan-<periode>-<by>.<format>."),
     attribution_days: int = typer.Option(
         DEFAULT_ATTRIBUTION_DAYS, "--attribution-days",
@@ -56,14 +58,14 @@ def report_command(
     business_id: int | None = typer.Option(
         None, "--business", help="Hanya data satu UMKM (ID), seperti tampilan pemilik."),
 ) -> None:
-    """Laporan pemantauan dan evaluasi (Pasal 11 dan 15): tabel, CSV atau HTML."""
+    """Laporan pemantauan dan evaluasi (Pasal 11 dan 15): tabel, CSV, HTML atau PDF."""
     try:
         fmt = OutputFormat(output_format)
     except ValueError:
         fail(escape(t("report.cli.bad_format", value=output_format)))
     parsed = parse_period(period)  # a ReportError is printed by the CLI's one error handler
     with db_session() as session:
-        if fmt is OutputFormat.html:
+        if fmt in (OutputFormat.html, OutputFormat.pdf):
             document = render_report_html(session, parsed, by, business_id=business_id,
                                           attribution_days=attribution_days)
         else:
@@ -73,8 +75,12 @@ def report_command(
         _print_tables(report)
         return
     path = out or Path(f"laporan-{parsed.label.replace('..', '_')}-{by}.{fmt.value}")
-    data = document.encode("utf-8") if fmt is OutputFormat.html else report_csv(
-        report, decimal_comma=decimal_comma)
+    if fmt is OutputFormat.pdf:
+        data = html_to_pdf(document)  # PdfUnavailable: printed by the CLI's error handler
+    elif fmt is OutputFormat.html:
+        data = document.encode("utf-8")
+    else:
+        data = report_csv(report, decimal_comma=decimal_comma)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

@@ -175,6 +175,16 @@ JOBS: dict[str, Job] = {
 }
 
 
+def register_job(name: str, job: Job) -> None:
+    """Add a job from a floor above delivery (the monthly report, ``engine.reporting``).
+
+    Why a hook: delivery may not import reporting; the module that owns the job registers
+    it here when imported, and the runners of the beat (``workers.tasks``, the embedded
+    demo pass) import that module. Registering twice is harmless.
+    """
+    JOBS[name] = job
+
+
 def run_job(name: str, settings: Settings | None = None,
             now: datetime | None = None) -> JobReport:
     """One job by name, on the configured settings and the wall clock by default."""

@@ -576,5 +576,6 @@ from engine.models.abtest import *  # noqa: E402, F403
 from engine.models.dmarc import *  # noqa: E402, F403
 from engine.models.guidance import *  # noqa: E402, F403
 from engine.models.programme import *  # noqa: E402, F403
+from engine.models.reporting import *  # noqa: E402, F403
 from engine.models.studio import *  # noqa: E402, F403
 from engine.models.training import *  # noqa: E402, F403

@@ -42,7 +42,7 @@ from engine.common.i18n import t
 from engine.db import is_postgres
 from engine.models import Business, Campaign, CampaignRun, Product, ProductOptIn
 from engine.reporting.metrics import INDICATOR_METRICS, REPORT_METRICS, Value
-from engine.reporting.periods import Period, ReportError, parse_period
+from engine.reporting.periods import Period, ReportError, all_time, parse_period
 from engine.reporting.sources import (
     Source,
     active_businesses,
@@ -51,12 +51,16 @@ from engine.reporting.sources import (
     outbox_source,
     send_source,
     social_source,
+    whatsapp_click_source,
 )
 from engine.reporting.sql import flag, month_key
 from engine.umkm import wilayah
 
-Dimension = Literal["campaign", "channel", "business", "kecamatan", "month"]
+Dimension = Literal["campaign", "channel", "business", "kecamatan", "month", "product", "run"]
+# What people choose from (CLI ``--by``, the report page); ``product`` and ``run`` are the
+# builder's own groupings for the UMKM page, the run page and the owner portal.
 DIMENSIONS: tuple[str, ...] = ("campaign", "channel", "business", "kecamatan", "month")
+ALL_DIMENSIONS: tuple[str, ...] = (*DIMENSIONS, "product", "run")
 DEFAULT_ATTRIBUTION_DAYS = 7
 REPORT_WORK_MEM = "64MB"
 
@@ -72,7 +76,7 @@ def _aggregate(session: Session, source: Source, by: str | None, business_id: in
     frm: FromClause = f
     conditions: list[ColumnElement[bool]] = []
     key: Any = None
-    if source.businesses is None:  # one UMKM per fact, in the fact itself
+    if source.businesses is None:  # one UMKM (and product) per fact, in the fact itself
         if business_id is not None:
             conditions.append(f.c.business_id == business_id)
         if by == "business":
@@ -81,21 +85,13 @@ def _aggregate(session: Session, source: Source, by: str | None, business_id: in
         elif by == "kecamatan":
             frm = f.join(Business, Business.id == f.c.business_id)
             key = Business.kecamatan_code
+        elif by == "product":
+            key = f.c.product_id
+            conditions.append(f.c.product_id.is_not(None))
+    elif by == "product" and source.products is not None:
+        frm, key = _join_products(f, source.products, business_id)
     else:
-        mapping = source.businesses
-        if business_id is not None:
-            mapping = (select(mapping.c.fact_id, mapping.c.business_id)
-                       .where(mapping.c.business_id == business_id).subquery())
-        if by == "kecamatan":  # a message with two UMKM of one kecamatan counts once there
-            per_kecamatan = (
-                select(mapping.c.fact_id, Business.kecamatan_code.label("key")).distinct()
-                .join(Business, Business.id == mapping.c.business_id).subquery()
-            )
-            frm = f.join(per_kecamatan, per_kecamatan.c.fact_id == f.c.fact_id)
-            key = per_kecamatan.c.key
-        elif by == "business" or business_id is not None:
-            frm = f.join(mapping, mapping.c.fact_id == f.c.fact_id)
-            key = mapping.c.business_id if by == "business" else None
+        frm, key = _join_businesses(f, source.businesses, by, business_id)
     if by == "campaign":
         frm = frm.outerjoin(CampaignRun, CampaignRun.id == f.c.run_id)
         key = CampaignRun.campaign_id
@@ -103,6 +99,9 @@ def _aggregate(session: Session, source: Source, by: str | None, business_id: in
         key = f.c.channel
     elif by == "month":
         key = month_key(f.c.at, tz)
+    elif by == "run":
+        key = f.c.run_id
+        conditions.append(f.c.run_id.is_not(None))
     if key is None:
         row = session.execute(select(*sums).select_from(frm).where(*conditions)).one()
         return {None: {m: round(row._mapping[m] or 0) for m in source.metrics}}
@@ -111,6 +110,35 @@ def _aggregate(session: Session, source: Source, by: str | None, business_id: in
         row._mapping["key"]: {m: round(row._mapping[m] or 0) for m in source.metrics}
         for row in session.execute(stmt)
     }
+
+
+def _join_businesses(f: FromClause, mapping: FromClause, by: str | None,
+                     business_id: int | None) -> tuple[FromClause, Any]:
+    """Facts that may carry several UMKM, joined to their (fact, UMKM) pairs as needed."""
+    if business_id is not None:
+        mapping = (select(mapping.c.fact_id, mapping.c.business_id)
+                   .where(mapping.c.business_id == business_id).subquery())
+    if by == "kecamatan":  # a message with two UMKM of one kecamatan counts once there
+        per_kecamatan = (
+            select(mapping.c.fact_id, Business.kecamatan_code.label("key")).distinct()
+            .join(Business, Business.id == mapping.c.business_id).subquery()
+        )
+        return (f.join(per_kecamatan, per_kecamatan.c.fact_id == f.c.fact_id),
+                per_kecamatan.c.key)
+    if by == "business" or business_id is not None:
+        return (f.join(mapping, mapping.c.fact_id == f.c.fact_id),
+                mapping.c.business_id if by == "business" else None)
+    return f, None
+
+
+def _join_products(f: FromClause, mapping: FromClause,
+                   business_id: int | None) -> tuple[FromClause, Any]:
+    """A message counts once for each product it carried (of the UMKM, when one is given)."""
+    pairs = select(mapping.c.fact_id, mapping.c.product_id).distinct()
+    if business_id is not None:
+        pairs = pairs.where(mapping.c.business_id == business_id)
+    per_product = pairs.subquery()
+    return f.join(per_product, per_product.c.fact_id == f.c.fact_id), per_product.c.product_id
 
 
 @contextmanager
@@ -182,14 +210,14 @@ def build_report(
     """
     if isinstance(period, str):
         period = parse_period(period)
-    if by not in DIMENSIONS:
+    if by not in ALL_DIMENSIONS:
         raise ReportError("report.bad_by", by=by, choices=", ".join(DIMENSIONS))
     if not 0 <= attribution_days <= 365:
         raise ReportError("report.bad_days", days=attribution_days)
     messages = ([outbox_source(period), send_source(period)] if by == "month"
                 else [send_source(period, with_outbox=True)])
-    sources = [*messages, social_source(period), lead_source(period),
-               order_source(period, attribution_days)]
+    sources = [*messages, social_source(period), whatsapp_click_source(period),
+               lead_source(period), order_source(period, attribution_days)]
     grouped: dict[Any, dict[str, int]] = {}
     totals_raw: dict[str, int] = {}
     with _reporting_settings(session):
@@ -214,12 +242,22 @@ def build_report(
                   sim_rows)
 
 
+def empty_values() -> dict[str, Value]:
+    """Every metric of a group nothing happened to: zeros, and no CTR."""
+    return _derive({})
+
+
 def _derive(raw: dict[str, int]) -> dict[str, Value]:
-    """Fill missing sources with 0 and compute the derived metrics (delivered, CTR)."""
+    """Fill missing sources with 0 and compute the derived metrics (delivered, CTR).
+
+    The CTR divides email clicks by delivered *emails*: a WhatsApp message or a post that
+    arrived cannot have an email click, so counting them would understate the rate.
+    """
     values: dict[str, Value] = {m: raw.get(m, 0) for m in REPORT_METRICS}
     delivered = raw.get("sent", 0) - raw.get("bounced_hard", 0) - raw.get("bounced_soft", 0)
     values["delivered"] = delivered
-    values["ctr"] = raw.get("unique_clicks", 0) / delivered if delivered > 0 else None
+    emails = raw.get("email_delivered", 0)
+    values["ctr"] = raw.get("unique_clicks", 0) / emails if emails > 0 else None
     return values
 
 
@@ -251,10 +289,31 @@ def _labels(session: Session, by: str, keys: list[Any]) -> dict[Any, str]:
         names = {k: wilayah.kecamatan_name(k) or str(k) for k in ids}
     elif by == "channel":
         names = {k: channel_label(str(k)) for k in ids}
+    elif by == "product" and ids:
+        names = dict(session.execute(
+            select(Product.id, Product.name).where(Product.id.in_(ids))).tuples().all())
+    elif by == "run" and ids:
+        names = {rid: f"#{rid} {name}" for rid, name in session.execute(
+            select(CampaignRun.id, Campaign.name).join(Campaign, Campaign.id ==
+                                                        CampaignRun.campaign_id)
+            .where(CampaignRun.id.in_(ids))).tuples()}
     elif by == "month":
         names = {k: str(k) for k in ids}
     empty = t("report.no_campaign") if by == "campaign" else t("report.unknown")
     return {k: names.get(k, str(k)) if k is not None else empty for k in keys}
+
+
+def run_figures(session: Session, run_ids: list[int],
+                now: datetime | None = None) -> dict[int, dict[str, Value]]:
+    """Every metric per campaign run, over all time: the dashboard's run table and run page.
+
+    The same sources and counting rules as every report (so a run's clicks on the
+    dashboard are the report's clicks of that run); runs without facts get zeros.
+    """
+    if not run_ids:
+        return {}
+    report = build_report(session, all_time(now), "run")
+    return {rid: (row.values if (row := report.row(rid)) else empty_values()) for rid in run_ids}
 
 
 # --- programme indicators -------------------------------------------------------------

@@ -42,6 +42,7 @@ from engine.reporting.metrics import (
     section_label,
     simulated_label,
 )
+from engine.reporting.pdf import LETTERHEAD_OFFICE, LETTERHEAD_REGENCY
 from engine.reporting.periods import Period, parse_period
 from engine.reporting.plan_file import QUARTERS, plan_of
 from engine.reporting.programme_plan import PlanMonitoring, monitor_plan, plan_year_of
@@ -203,6 +204,7 @@ class KecamatanCell:
     registered: int
     shade: str
     text_color: str
+    level: int = 0  # 0..5: the shade step the web page's stylesheet colours
 
 
 def kecamatan_cells(report: Report, indicators: ProgrammeIndicators | None,
@@ -218,7 +220,7 @@ def kecamatan_cells(report: Report, indicators: ProgrammeIndicators | None,
         cells.append(KecamatanCell(
             code, name, value, counts.get("businesses_active", 0),
             counts.get("businesses_registered", 0), _shade(strength),
-            "#fff" if strength > 0.55 else "#111",
+            "#fff" if strength > 0.55 else "#111", round(strength * 5),
         ))
     return cells
 
@@ -265,15 +267,35 @@ def _environment() -> Environment:
     return env
 
 
-def render_report_html(
+SUMMARY_KEYS = ("sent", "delivered", "unique_opens", "unique_clicks", "ctr", "social_reach",
+                "social_clicks", "whatsapp_clicks", "leads", "orders", "order_value")
+# Where a row of the web report links to (the key is appended); the offline file has none.
+WEB_LINKS = {"business": "/dinas/usaha/", "kecamatan": "/dinas/kecamatan/"}
+
+
+def trend_chart(trend: Report, keys: tuple[str, ...] = ("sent", "unique_opens",
+                                                           "unique_clicks")) -> Markup:
+    """The monthly column chart of a ``by="month"`` report (report, UMKM page)."""
+    months = [(r.key, _month_label(r.key)) for r in trend.rows]
+    return column_chart("trend", months,
+                        [Series(k, [float(r.values[k] or 0) for r in trend.rows]) for k in keys],
+                        t("report.html.trend"))
+
+
+def report_context(
     session: Session,
     period: Period | str,
     by: str,
     *,
     business_id: int | None = None,
     attribution_days: int = DEFAULT_ATTRIBUTION_DAYS,
-) -> str:
-    """Build every report the page needs and render the self-contained HTML document."""
+    links: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Every report and chart the report sections need, built once by :func:`build_report`.
+
+    The CLI/PDF document and the web page render the same sections from this context,
+    so they cannot differ; ``links`` makes business and kecamatan rows link to their pages.
+    """
     if isinstance(period, str):
         period = parse_period(period)
     kw: dict[str, Any] = {"business_id": business_id, "attribution_days": attribution_days}
@@ -288,17 +310,11 @@ def render_report_html(
              .scalar_one_or_none() if business_id is not None else None)
 
     lang = get_lang()
-    months = [(r.key, _month_label(r.key)) for r in trend.rows]
-    trend_chart = column_chart(
-        "trend", months,
-        [Series(k, [float(r.values[k] or 0) for r in trend.rows])
-         for k in ("sent", "unique_opens", "unique_clicks")],
-        t("report.html.trend"))
     channel_cats = [(str(r.key), r.label) for r in channels.rows]
     channel_charts = [
         bar_chart(f"channel-{m}", channel_cats, m,
                   [float(r.values[m] or 0) for r in channels.rows], METRICS[m].label(lang))
-        for m in ("sent", "unique_clicks", "social_reach")
+        for m in ("sent", "unique_clicks", "whatsapp_clicks", "social_reach")
     ]
     top = _top_rows(businesses)
     top_cats = [(str(r.key), r.label) for r in top]
@@ -311,17 +327,51 @@ def render_report_html(
         section: [k for k in REPORT_METRICS if METRICS[k].section == section]
         for section in ("email", "social", "conversion")
     }
-    return _environment().get_template("report.html.j2").render(
+    return dict(
         lang=lang, dinas=DINAS, period=period, period_title=period_title(period),
+        letterhead_regency=LETTERHEAD_REGENCY, letterhead_office=LETTERHEAD_OFFICE,
         generated=f"{tanggal(main.generated_at, lang)}, {jam(main.generated_at, lang)}",
         by_label=dimension_label(by), days=attribution_days, owner=owner, report=main,
-        summary_keys=("sent", "delivered", "unique_opens", "unique_clicks", "ctr",
-                      "social_reach", "leads", "orders", "order_value"),
+        summary_keys=SUMMARY_KEYS,
         metrics=METRICS, sections=sections, section_label=section_label,
-        simulated_label=simulated_label,
-        trend_chart=trend_chart, channel_charts=channel_charts, top_charts=top_charts,
+        simulated_label=simulated_label, links=links or {},
+        trend_chart=trend_chart(trend), channel_charts=channel_charts, top_charts=top_charts,
         has_top=bool(top), kecamatan_cells=kecamatan_cells(kecamatan, indicators),
         map_metric=METRICS["sent"].label(lang), indicators=indicators,
         indicator_keys=INDICATOR_METRICS, regency=wilayah.regency_name(),
         plan_section=render_plan_section(plan) if plan else "",
     )
+
+
+def render_report_html(
+    session: Session,
+    period: Period | str,
+    by: str,
+    *,
+    business_id: int | None = None,
+    attribution_days: int = DEFAULT_ATTRIBUTION_DAYS,
+) -> str:
+    """The self-contained HTML document (``umkm report --format html``, downloads, PDF)."""
+    context = report_context(session, period, by, business_id=business_id,
+                             attribution_days=attribution_days)
+    return _environment().get_template("report.html.j2").render(**context)
+
+
+def render_report_sections(session: Session, period: Period | str, by: str) -> Markup:
+    """The same sections for the web page ``/dinas/laporan``, rows linking to their pages."""
+    context = report_context(session, period, by, links=WEB_LINKS)
+    return Markup(_environment().get_template("report_body.html.j2").render(**context))
+
+
+def report_css() -> str:
+    """The report's stylesheet (``/aset/laporan.css`` for the web pages)."""
+    return (TEMPLATES_DIR / "reports" / "report.css").read_text(encoding="utf-8")
+
+
+def render_metric_table(report: Report, keys: tuple[str, ...] | list[str],
+                        link: str | None = None) -> Markup:
+    """One report as a table of ``keys`` (UMKM and kecamatan pages), formatted as above."""
+    return Markup(_environment().get_template("report_table.html.j2").render(
+        report=report, keys=list(keys), metrics=METRICS, link=link,
+        by_label=dimension_label(report.by), simulated_label=simulated_label,
+        lang=get_lang()))

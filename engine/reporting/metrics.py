@@ -63,6 +63,7 @@ METRICS: dict[str, MetricDef] = {m.key: m for m in (
     MetricDef("social_shares", "social", "count"),
     MetricDef("social_clicks", "social", "count"),
     MetricDef("social_saves", "social", "count"),
+    MetricDef("whatsapp_clicks", "conversion", "count"),
     MetricDef("leads", "conversion", "count"),
     MetricDef("orders", "conversion", "count"),
     MetricDef("order_value", "conversion", "rupiah"),

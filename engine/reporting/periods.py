@@ -79,6 +79,24 @@ def parse_period(text: str, tz: str = DEFAULT_TZ) -> Period:
     return Period(text.strip(), first, last, tz)
 
 
+PROGRAMME_START = date(2025, 1, 1)  # Perbup TTS 17/2025: no fact is older
+
+
+def all_time(now: datetime | None = None, tz: str = DEFAULT_TZ) -> Period:
+    """Every month from the programme's start to the current WITA month (run figures)."""
+    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(tz)).date()
+    last = date(today.year, today.month, 1)
+    return Period("semua", min(PROGRAMME_START, last), last, tz)
+
+
+def recent_months(months: int, now: datetime | None = None, tz: str = DEFAULT_TZ) -> Period:
+    """The last ``months`` whole WITA months up to the current one (UMKM page trends)."""
+    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(tz)).date()
+    last = date(today.year, today.month, 1)
+    first = _add_months(last, -(months - 1))
+    return Period(f"{first:%Y-%m}..{last:%Y-%m}", first, last, tz)
+
+
 def _add_months(day: date, months: int) -> date:
     index = day.year * 12 + day.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)

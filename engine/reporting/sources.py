@@ -58,6 +58,9 @@ class Source:
     facts: FromClause
     metrics: tuple[str, ...]
     businesses: FromClause | None
+    # (fact_id, product_id, business_id) for facts that can carry several products; when
+    # ``None`` the facts carry their one product in a ``product_id`` column.
+    products: FromClause | None = None
 
 
 def _delivery_businesses(condition: ColumnElement[bool]) -> Subquery:
@@ -76,6 +79,14 @@ def _delivery_businesses(condition: ColumnElement[bool]) -> Subquery:
     ).subquery()
 
 
+def _delivery_products(condition: ColumnElement[bool]) -> Subquery:
+    """Which products each delivery carried (for the per-product rows of a UMKM)."""
+    return (select(DeliveryProduct.delivery_id.label("fact_id"), DeliveryProduct.product_id,
+                   DeliveryProduct.business_id)
+            .join(Delivery, Delivery.id == DeliveryProduct.delivery_id).where(condition)
+            .subquery())
+
+
 def outbox_source(period: Period) -> Source:
     """Outbox rows created in the period (planned, failed), for monthly trends."""
     facts = (
@@ -85,8 +96,9 @@ def outbox_source(period: Period) -> Source:
         .where(in_period(Delivery.created_at, period))
         .subquery("outbox_facts")
     )
-    return Source(facts, ("planned", "failed"),
-                  _delivery_businesses(in_period(Delivery.created_at, period)))
+    created = in_period(Delivery.created_at, period)
+    return Source(facts, ("planned", "failed"), _delivery_businesses(created),
+                  _delivery_products(created))
 
 
 def is_simulated_delivery() -> ColumnElement[bool]:
@@ -120,7 +132,8 @@ def send_source(period: Period, with_outbox: bool = False,
             func.max(flag(e.type == HARD_BOUNCE)).label("hard"),
             func.max(flag(is_bounce)).label("bounce"),
             func.max(flag(and_(e.type == "open", human(e)))).label("opened"),
-            func.max(flag(and_(e.type == "click", human(e)))).label("clicked"),
+            func.max(flag(and_(e.type == "click", human(e), Delivery.channel == "email")))
+            .label("clicked"),
             func.max(flag(e.type == "unsubscribe")).label("unsub"),
             func.max(flag(e.type == "complaint")).label("complaint"),
         )
@@ -148,17 +161,20 @@ def send_source(period: Period, with_outbox: bool = False,
             func.coalesce(per_delivery.c.clicked, 0).label("unique_clicks"),
             func.coalesce(per_delivery.c.unsub, 0).label("unsubscribes"),
             func.coalesce(per_delivery.c.complaint, 0).label("complaints"),
+            flag(and_(sent_in, Delivery.channel == "email",
+                      func.coalesce(per_delivery.c.bounce, 0) == 0)).label("email_delivered"),
         )
         .outerjoin(per_delivery, per_delivery.c.delivery_id == Delivery.id)
         .where(or_(sent_in, created_in) if with_outbox else sent_in)
         .subquery("send_facts")
     )
     metrics: tuple[str, ...] = ("sent", "bounced_hard", "bounced_soft", "unique_opens",
-                                "unique_clicks", "unsubscribes", "complaints")
+                                "unique_clicks", "unsubscribes", "complaints", "email_delivered")
     if with_outbox:
         metrics = ("planned", "failed", *metrics)
-        return Source(facts, metrics, _delivery_businesses(or_(sent_in, created_in)))
-    return Source(facts, metrics, _delivery_businesses(sent_in))
+        either = or_(sent_in, created_in)
+        return Source(facts, metrics, _delivery_businesses(either), _delivery_products(either))
+    return Source(facts, metrics, _delivery_businesses(sent_in), _delivery_products(sent_in))
 
 
 def _is_published() -> ColumnElement[bool]:
@@ -188,7 +204,8 @@ def social_source(period: Period, simulated: bool = False) -> Source:
     published = func.coalesce(SocialPost.published_at, Delivery.sent_at, Delivery.created_at)
     posts = (
         select(SocialPost.id, SocialPost.platform, SocialPost.business_id,
-               SocialPost.delivery_id, Delivery.run_id, published.label("at"))
+               SocialPost.product_id, SocialPost.delivery_id, Delivery.run_id,
+               published.label("at"))
         .outerjoin(Delivery, Delivery.id == SocialPost.delivery_id)
         .where(in_period(published, period), _is_published(),
                is_simulated_post() if simulated else _real_post())
@@ -223,21 +240,48 @@ def social_source(period: Period, simulated: bool = False) -> Source:
         select(posts.c.id, DeliveryProduct.business_id)
         .join(DeliveryProduct, DeliveryProduct.delivery_id == posts.c.delivery_id),
     ).subquery()
-    return Source(facts, ("social_posts", *SOCIAL_TYPES.values()), businesses)
+    products = union(
+        select(posts.c.id.label("fact_id"), posts.c.product_id.label("product_id"),
+               posts.c.business_id.label("business_id"))
+        .where(posts.c.product_id.is_not(None)),
+        select(posts.c.id, DeliveryProduct.product_id, DeliveryProduct.business_id)
+        .join(DeliveryProduct, DeliveryProduct.delivery_id == posts.c.delivery_id),
+    ).subquery()
+    return Source(facts, ("social_posts", *SOCIAL_TYPES.values()), businesses, products)
+
+
+def _event_source(period: Period, metric: str, condition: ColumnElement[bool]) -> Source:
+    """One fact per human engagement event of the period (one UMKM and product each).
+
+    The UMKM, product and run come from the event, else from its tracked link or message,
+    so a share-kit click (no message) still lands on its UMKM and campaign.
+    """
+    e = EngagementEvent
+    facts = (
+        select(e.id.label("fact_id"),
+               func.coalesce(e.run_id, Delivery.run_id, TrackedLink.run_id).label("run_id"),
+               e.channel, e.occurred_at.label("at"), literal(1).label(metric),
+               func.coalesce(e.business_id, TrackedLink.business_id).label("business_id"),
+               func.coalesce(e.product_id, TrackedLink.product_id).label("product_id"))
+        .outerjoin(Delivery, Delivery.id == e.delivery_id)
+        .outerjoin(TrackedLink, TrackedLink.id == e.link_id)
+        .where(condition, human(e), in_period(e.occurred_at, period))
+        .subquery(f"{metric}_facts")
+    )
+    return Source(facts, (metric,), None)
 
 
 def lead_source(period: Period) -> Source:
     """WhatsApp order-button presses in the period (one UMKM per lead, bots left out)."""
+    return _event_source(period, "leads", EngagementEvent.type == "lead")
+
+
+def whatsapp_click_source(period: Period) -> Source:
+    """Human clicks on tracked links sent over WhatsApp (share kit, Cloud API) in the
+    period: every click counts, platform snapshots (``post_id``) never do."""
     e = EngagementEvent
-    facts = (
-        select(e.id.label("fact_id"), func.coalesce(e.run_id, Delivery.run_id).label("run_id"),
-               e.channel, e.occurred_at.label("at"), literal(1).label("leads"),
-               e.business_id)
-        .outerjoin(Delivery, Delivery.id == e.delivery_id)
-        .where(e.type == "lead", human(e), in_period(e.occurred_at, period))
-        .subquery("lead_facts")
-    )
-    return Source(facts, ("leads",), None)
+    return _event_source(period, "whatsapp_clicks", and_(
+        e.type == "click", e.channel == "whatsapp", e.post_id.is_(None)))
 
 
 def order_source(period: Period, days: int) -> Source:
@@ -248,6 +292,7 @@ def order_source(period: Period, days: int) -> Source:
         select(e.id.label("click_id"), e.customer_id, e.channel,
                func.coalesce(e.business_id, TrackedLink.business_id).label("business_id"),
                func.coalesce(e.run_id, Delivery.run_id, TrackedLink.run_id).label("run_id"),
+               func.coalesce(e.product_id, TrackedLink.product_id).label("product_id"),
                e.occurred_at.label("clicked_at"))
         .outerjoin(Delivery, Delivery.id == e.delivery_id)
         .outerjoin(TrackedLink, TrackedLink.id == e.link_id)
@@ -259,6 +304,7 @@ def order_source(period: Period, days: int) -> Source:
     matched = (
         select(Order.id.label("fact_id"), Order.business_id, Order.total,
                Order.ordered_at.label("at"), clicks.c.run_id, clicks.c.channel,
+               clicks.c.product_id,
                func.row_number().over(
                    partition_by=Order.id,
                    order_by=(clicks.c.clicked_at.desc(), clicks.c.click_id.desc()),
@@ -273,7 +319,7 @@ def order_source(period: Period, days: int) -> Source:
     facts = (
         select(matched.c.fact_id, matched.c.run_id, matched.c.channel, matched.c.at,
                literal(1).label("orders"), matched.c.total.label("order_value"),
-               matched.c.business_id)
+               matched.c.business_id, matched.c.product_id)
         .where(matched.c.rn == 1)
         .subquery("order_facts")
     )

@@ -117,7 +117,7 @@ def test_owner_product_reaches_a_reader_and_the_click_is_counted(
     run_row = staff.locator(f"tr[data-run='{run_id}']")
     expect(run_row).to_contain_text(CAMPAIGN_NAME)
     expect(run_row.locator("[data-field=progress]")).to_have_text("1 / 1")
-    expect(run_row.locator("[data-event=click]")).to_have_text("0")
+    expect(run_row.locator("[data-event=unique_clicks]")).to_have_text("0")
 
     # --- the reader opens the mail and clicks the product --------------------------------
     reader = contexts.new_page()
@@ -142,15 +142,16 @@ def test_owner_product_reaches_a_reader_and_the_click_is_counted(
     owner.get_by_role("link", name="Keterlibatan").first.click()
     expect(owner).to_have_url(live.url + "/portal/keterlibatan")
     row = owner.locator("#engagement tbody tr", has_text=PRODUCT)
-    expect(row).to_contain_text(CAMPAIGN_NAME)
-    expect(row.locator("td[data-type=click]")).to_have_text("1")
+    expect(row.locator("td[data-metric=unique_clicks]")).to_have_text("1")
+    by_campaign = owner.locator("#engagement-campaigns tbody tr", has_text=CAMPAIGN_NAME)
+    expect(by_campaign.locator("td[data-metric=unique_clicks]")).to_have_text("1")
 
     # --- the dashboard shows it live, and so does the campaign page ------------------------
     staff.clock.run_for(11_000)  # one polling round of /dinas/progress.json
-    expect(run_row.locator("[data-event=click]")).to_have_text("1")
+    expect(run_row.locator("[data-event=unique_clicks]")).to_have_text("1")
     run_row.get_by_role("link", name=CAMPAIGN_NAME).click()
     expect(staff.locator("h1")).to_have_text(CAMPAIGN_NAME)
     campaign_row = staff.locator(f"tr[data-run='{run_id}']")
-    expect(campaign_row.locator("[data-event=click]")).to_have_text("1")
+    expect(campaign_row.locator("[data-event=unique_clicks]")).to_have_text("1")
     expect(campaign_row.locator("[data-field=status]")).to_have_text("selesai")
     assert set(contexts.blocked) == {PHOTO}  # nothing else tried to leave the machine

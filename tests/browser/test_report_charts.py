@@ -65,7 +65,7 @@ def test_report_charts_render_offline_in_chromium(
     november = _bars(page, "trend", "sent")[-2]
     assert november["value"] == 1 and 0 < november["height"] < 6 * 10
     assert "Des 2026" in _texts(page, "trend", "axis")
-    assert _texts(page, "trend", "legend") == ["Terkirim", "Dibuka (unik)", "Diklik (unik)"]
+    assert _texts(page, "trend", "legend") == ["Terkirim", "Dibuka (unik)", "Klik email (unik)"]
 
     # Channel comparison: one bar per channel in each small chart, widths follow values.
     sent = {b["key"]: b for b in _bars(page, "channel-sent", "sent")}

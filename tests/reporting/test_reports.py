@@ -207,7 +207,8 @@ def expect(**values: object) -> dict[str, object]:
     base: dict[str, object] = {
         "planned": 0, "sent": 0, "failed": 0, "delivered": 0, "bounced_hard": 0,
         "bounced_soft": 0, "unique_opens": 0, "unique_clicks": 0, "ctr": None,
-        "unsubscribes": 0, "complaints": 0, **ZERO_SOCIAL, "leads": 0, "orders": 0,
+        "unsubscribes": 0, "complaints": 0, **ZERO_SOCIAL, "whatsapp_clicks": 0, "leads": 0,
+        "orders": 0,
         "order_value": 0,
     }
     base.update(values)
@@ -224,7 +225,8 @@ def test_totals_count_every_metric_exactly(db: Session, history: History) -> Non
     report = build_report(db, "2026-12", "campaign")
     assert report.totals == expect(
         planned=7, sent=6, failed=1, delivered=4, bounced_hard=1, bounced_soft=1,
-        unique_opens=2, unique_clicks=1, ctr=0.25, unsubscribes=1, complaints=1, **SOCIAL,
+        unique_opens=2, unique_clicks=1, ctr=pytest.approx(1 / 3), unsubscribes=1,
+        complaints=1, **SOCIAL,
         leads=1, orders=1, order_value=history.o1_total,
     )
 
@@ -234,7 +236,7 @@ def test_by_campaign(db: Session, history: History) -> None:
     assert [r.label for r in report.rows] == ["Buletin", "Promo Tenun"]
     assert report.row(history.campaign1).values == expect(  # type: ignore[union-attr]
         planned=6, sent=5, failed=1, delivered=3, bounced_hard=1, bounced_soft=1,
-        unique_opens=1, unique_clicks=1, ctr=pytest.approx(1 / 3), unsubscribes=1,
+        unique_opens=1, unique_clicks=1, ctr=0.5, unsubscribes=1,
         **SOCIAL, leads=1, orders=1, order_value=history.o1_total,
     )
     assert report.row(history.campaign2).values == expect(  # type: ignore[union-attr]
@@ -253,7 +255,7 @@ def test_by_channel_keeps_social_snapshots_out_of_email_clicks(
         complaints=1, leads=1, orders=1, order_value=history.o1_total,
     )
     assert report.row("facebook").values == expect(  # type: ignore[union-attr]
-        planned=1, sent=1, delivered=1, ctr=0.0, **SOCIAL,
+        planned=1, sent=1, delivered=1, ctr=None, **SOCIAL,
     )
 
 
@@ -265,7 +267,7 @@ def test_by_business_counts_a_message_once_per_business_it_carried(
                                               "Tenun Ina"]
     assert report.row(history.b1.id).values == expect(  # type: ignore[union-attr]
         planned=5, sent=4, failed=1, delivered=3, bounced_hard=1, unique_opens=1,
-        unique_clicks=1, ctr=pytest.approx(1 / 3), unsubscribes=1, **SOCIAL, leads=1,
+        unique_clicks=1, ctr=0.5, unsubscribes=1, **SOCIAL, leads=1,
         orders=1, order_value=history.o1_total,
     )
     assert report.row(history.b2.id).values == expect(  # type: ignore[union-attr]
@@ -295,7 +297,7 @@ def test_by_kecamatan_counts_a_message_once_per_kecamatan(
     assert kota_soe is not None
     assert kota_soe.values == expect(
         planned=5, sent=4, failed=1, delivered=3, bounced_hard=1, unique_opens=1,
-        unique_clicks=1, ctr=pytest.approx(1 / 3), unsubscribes=1, **SOCIAL, leads=1,
+        unique_clicks=1, ctr=0.5, unsubscribes=1, **SOCIAL, leads=1,
         orders=1, order_value=history.o1_total,
     )
 
@@ -430,7 +432,7 @@ def test_cli_csv_with_bom_and_indonesian_decimal_comma(
     assert header[:2] == ["ID", "UMKM"]
     tenun = next(line.split(";") for line in lines if "Tenun Ina" in line)
     assert tenun[0] == str(b1_id)
-    assert tenun[header.index("CTR (%)")] == "33,33"
+    assert tenun[header.index("CTR (%)")] == "50,00"
     assert tenun[header.index("Nilai pesanan")] == str(history.o1_total)
     assert lines[-1].split(";")[1] == "Total"
 
@@ -442,7 +444,7 @@ def test_cli_table_html_and_errors(sqlite_settings: object, tmp_path: Path) -> N
         build_history(session)
     code, output = _cli(["report", "--period", "2026-12", "--by", "channel"])
     assert code == 0, output
-    assert "Facebook" in output and "Terkirim" in output and "25,0%" in output
+    assert "Facebook" in output and "Terkirim" in output and "33,3%" in output
     html = tmp_path / "laporan.html"
     code, output = _cli(["report", "--period", "2026-12", "--by", "kecamatan", "--format",
                          "html", "--out", str(html)])

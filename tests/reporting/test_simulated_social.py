@@ -50,7 +50,8 @@ def test_demo_report_by_channel_has_whatsapp_clicks_and_marked_simulations(
 
         report = build_report(db, period, "channel")
         whatsapp = report.row("whatsapp")
-        assert whatsapp is not None and (whatsapp.values["unique_clicks"] or 0) > 0
+        assert whatsapp is not None and whatsapp.values["whatsapp_clicks"] == len(clicks)
+        assert whatsapp.values["unique_clicks"] == 0  # email clicks only
         simulated = {r.key: r for r in report.simulated}
         assert "facebook" in simulated and (simulated["facebook"].values["social_views"] or 0) > 0
         real_posts = db.scalar(select(func.count()).select_from(SocialPost).where(
@@ -80,10 +81,10 @@ def test_demo_report_by_channel_has_whatsapp_clicks_and_marked_simulations(
     assert table.exit_code == 0, table.output
     assert "Facebook (simulasi)" in table.output
     assert "tidak dihitung dalam total" in table.output
-    clicks_table = table.output.split("Diklik")[1].split("Total")[0]
+    clicks_table = table.output.split("Klik WhatsApp")[1].split("Total")[0]
     [whatsapp_line] = [line.split() for line in clicks_table.splitlines()
                        if line.strip().startswith("WhatsApp") and "simulasi" not in line]
-    assert int(whatsapp_line[2]) > 0, table.output  # Dibuka, Diklik (unik): clicks > 0
+    assert int(whatsapp_line[1]) > 0, table.output  # the first column: Klik WhatsApp
 
 
 def _active_without_sandbox(db: Session, period: str) -> int:

@@ -89,13 +89,18 @@ def test_dashboard_shows_live_progress_and_engagement(world: World) -> None:
     assert "4 / 6" in page  # sent + failed of 6
     assert "terkirim 3" in page and "gagal 1" in page and "menunggu 2" in page
     assert "550 mailbox tidak ada (1)" in page
-    assert '<span data-event="click">1</span>' in page  # the bot click is not counted
+    # The report's run figures: two opens of one message are one unique open; the bot
+    # click is not counted.
+    assert '<span data-event="unique_clicks">1</span>' in page
+    assert '<span data-event="unique_opens">1</span>' in page
     assert "/static/dinas.js" in page
     data = staff.get("/dinas/progress.json").json()
     run = next(r for r in data["runs"] if r["id"] == ids["run"])
     assert {k: n for k, n in run["counts"].items() if n} == {"sent": 3, "failed": 1, "pending": 2}
     assert run["done"] == 4 and run["total"] == 6 and run["status"] == "running"
-    assert run["engagement"] == {"open": 2, "click": 1, "lead": 1, "unsubscribe": 0}
+    assert run["engagement"] == {"sent": "3", "unique_opens": "1", "unique_clicks": "1",
+                                 "social_clicks": "0", "whatsapp_clicks": "0", "leads": "1",
+                                 "unsubscribes": "0"}
     assert run["errors"] == [{"error": "550 mailbox tidak ada", "count": 1}]
 
 
@@ -224,9 +229,12 @@ def test_reports_page_renders_a_table_and_explains_bad_input(world: World) -> No
     page = staff.get("/dinas/laporan?periode=2026-12&by=campaign")
     assert page.status_code == 200
     assert 'id="report"' in page.text and "Terkirim" in page.text
-    row = re.search(r"<tr><td>Promo Tenun Desember</td>(.*?)</tr>", page.text, re.S)
+    row = re.search(r'<table class="details" data-section="email">.*?'
+                    r"<td>Promo Tenun Desember</td>(.*?)</tr>", page.text, re.S)
     assert row is not None
-    assert re.findall(r'<td class="num">([^<]*)</td>', row.group(1))[0] == "3"  # sent
+    assert re.findall(r"<td>([^<]*)</td>", row.group(1))[1] == "3"  # planned, sent
+    assert '<option value="business" >per UMKM</option>' in page.text
+    assert 'svg class="chart" data-chart="trend"' in page.text  # the CLI's own charts
     bad = staff.get("/dinas/laporan?periode=kemarin")
     assert bad.status_code == 400
     assert 'id="report"' not in bad.text and 'class="fail"' in bad.text

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from engine.models import (
     Business,
     CampaignRun,
-    EngagementEvent,
+    DeliveryProduct,
     Product,
     ProductOptIn,
     RunStatus,
@@ -22,7 +22,7 @@ from engine.models import (
     Verification,
     utcnow,
 )
-from tests.factories import make_campaign, make_run
+from tests.factories import make_campaign, make_customer, make_delivery, make_event, make_run
 from tests.web_helpers import (
     NIK_A,
     World,
@@ -257,27 +257,45 @@ def test_opt_in_refused_with_reasons_for_an_ineligible_business(world: World) ->
 
 
 def test_owner_sees_only_their_own_engagement(world: World) -> None:
+    """The portal shows the report builder's figures for the owner's business only."""
     with world.session() as session:
         campaign = make_campaign(session, key="promo-klik")
         run = make_run(session, campaign)
-        for kind, business, product, n in (
-            ("open", "business_a", "product_a", 3), ("click", "business_a", "product_a", 2),
-            ("lead", "business_a", "product_a", 1), ("click", "business_b", "product_b", 7),
-        ):
-            for _ in range(n):
-                session.add(EngagementEvent(type=kind, run_id=run.id,
-                                            business_id=world.ids[business],
-                                            product_id=world.ids[product]))
-        session.add(EngagementEvent(type="click", run_id=run.id, suspected_bot=True,
-                                    business_id=world.ids["business_a"],
-                                    product_id=world.ids["product_a"]))
+        for business, product, opens, clicks in (("business_a", "product_a", 3, 2),
+                                                  ("business_b", "product_b", 0, 7)):
+            for n in range(max(opens, clicks)):
+                customer = make_customer(session)
+                delivery = make_delivery(session, run, customer,
+                                         business_id=world.ids[business])
+                session.add(DeliveryProduct(delivery_id=delivery.id,
+                                            product_id=world.ids[product],
+                                            business_id=world.ids[business]))
+                if n < opens:
+                    make_event(session, customer, type="open", delivery_id=delivery.id,
+                               run_id=run.id)
+                if n < clicks:
+                    make_event(session, customer, type="click", delivery_id=delivery.id,
+                               run_id=run.id, business_id=world.ids[business],
+                               product_id=world.ids[product])
+        customer = make_customer(session)
+        make_event(session, customer, type="lead", run_id=run.id, channel="web",
+                   business_id=world.ids["business_a"], product_id=world.ids["product_a"])
+        make_event(session, customer, type="click", run_id=run.id, suspected_bot=True,
+                   channel="whatsapp", business_id=world.ids["business_a"],
+                   product_id=world.ids["product_a"])
+        make_event(session, customer, type="click", run_id=run.id, channel="whatsapp",
+                   business_id=world.ids["business_a"], product_id=world.ids["product_a"])
         session.commit()
         campaign_name = campaign.name
     page = world.client("pemilik-a").get("/portal/keterlibatan").text
     assert "Tenun Tenun Ina A" in page and campaign_name in page
-    assert '<td class="num" data-type="open">3</td>' in page
-    assert '<td class="num" data-type="click">2</td>' in page  # the bot click is left out
-    assert '<td class="num" data-type="lead">1</td>' in page
+    row = re.search(r"<td>Tenun Tenun Ina A</td>(.*?)</tr>", page, re.S)
+    assert row is not None
+    cells = dict(re.findall(r'<td data-metric="(\w+)">([^<]*)</td>', row.group(1)))
+    assert cells["sent"] == "3" and cells["unique_opens"] == "3"
+    assert cells["unique_clicks"] == "2"  # email clicks
+    assert cells["whatsapp_clicks"] == "1"  # the bot click is left out
+    assert cells["leads"] == "1"
     assert "Madu Hutan Mollo" not in page and ">7<" not in page
 
 

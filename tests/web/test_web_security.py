@@ -310,7 +310,8 @@ def test_no_get_route_redirects_off_site(sec: Sec, username: str | None) -> None
            "ref": "INV-1", "campaign_key": "promo-pekan", "digest": "0" * 64,
            "name": "square.jpg", "link_id": link_id, "training_id": str(sec.ids["training"]),
            "request_id": str(sec.ids["guidance_b"]), "agreement_id": "1",
-           "revision_id": str(_revision(sec)), "run_id": str(sec.ids["run"])}
+           "revision_id": str(_revision(sec)), "run_id": str(sec.ids["run"]),
+           "business_id": str(sec.ids["business_a"]), "code": "53.02.01"}
     tokens = {"/t/c/": make_click_token(sec.ids["delivery"], sec.ids["link"]),
               "/t/o/": make_open_token(sec.ids["delivery"]),
               "/u/": make_unsubscribe_token(sec.ids["delivery"])}
