@@ -17,18 +17,17 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import Contexts, LiveServer
 from tests.browser.test_owner_to_click_flow import log_in
-from tests.browser.test_studio_browser import ADMIN, STAFF, line_of, open_starter, seed
+from tests.browser.test_studio_browser import (
+    ADMIN,
+    STAFF,
+    line_of,
+    open_starter,
+    seed,
+    sendable,
+)
 
 # Called with the page and a short name of what it shows.
 Visit = Callable[[Any, str], None]
-
-
-def sendable(text: str) -> str:
-    """The starter, mailed to everyone with consent at any hour of the day."""
-    return (text.replace("{purchased_category: kerajinan_tangan, within_days: 365}",
-                         "{all: true}")
-            .replace('send_window: {from: "08:00", to: "20:00"}',
-                     'send_window: {from: "00:00", to: "23:59"}'))
 
 
 def staff_pages(page: Any, live: LiveServer, visit: Visit) -> None:

@@ -1,32 +1,26 @@
 """Issue 18's acceptance of the studio's pages in Chromium at 1366 x 768: no critical or
 serious axe-core violation, and no English user-facing text in the default language.
 
-axe-core comes from the npm registry at install time (``scripts/ensure-system-deps.sh``
-puts it in ``var/vendor/axe``; it is never committed nor loaded from a CDN). The pages'
-CSP forbids inline scripts, so the scan's contexts bypass CSP to add axe's script. The
-preview frames are sandboxed without scripts: axe checks the frames themselves (their
-titles) from the page, not the email inside them (``iframes: false``), which is the
-email's own concern (the mail templates' tests).
+The scan is :mod:`tests.browser.axe` (axe-core from the npm registry, vendored at
+install time). The language check reads what a person sees or hears: text outside
+code, ``pre`` and the YAML editor, titles, labels, placeholders, button values and the
+editor script's messages.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 import typing
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from engine.campaign.schema import CampaignSpec
-from tests.browser.conftest import REPO, Contexts, LiveServer
+from tests.browser.axe import axe_blocking, axe_script
+from tests.browser.conftest import Contexts, LiveServer
 from tests.browser.studio_pages import walk_studio
-from tests.conftest import service_missing
 
-AXE = REPO / "var" / "vendor" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-BLOCKING = ("critical", "serious")
 # Tell-tale English words of an untranslated label, whole words, any case. Words that
 # are Indonesian too (Status, Email, Total, Desktop) are not in the list.
 ENGLISH = ("Save", "Submit", "Cancel", "Preview", "Campaign", "Campaigns", "Run", "Runs",
@@ -39,12 +33,6 @@ ENGLISH_RE = re.compile(r"\b(" + "|".join(ENGLISH) + r")\b", re.IGNORECASE)
 # Dotted identifiers are code, not words: audit actions (campaign.launch), YAML paths
 # (schedule.start).
 IDENTIFIER_RE = re.compile(r"[A-Za-z_][\w-]*(?:\.[\w-]+)+")
-
-RUN_AXE = """async () => {
-  const result = await axe.run(document, {iframes: false, resultTypes: ['violations']});
-  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)}));
-}"""
 
 # Text nodes outside code, YAML and scripts; labels the page shows or reads out; the
 # editor's script messages (data-* of #studio).
@@ -97,17 +85,6 @@ def english_words(text: str, keys: set[str]) -> list[str]:
             if m.group(0) not in keys]
 
 
-def axe_script() -> Path:
-    """``axe.min.js`` as the setup script vendors it; a missing one fails in CI."""
-    if not AXE.exists():
-        subprocess.run(["bash", str(REPO / "scripts" / "ensure-system-deps.sh")],
-                       check=False, capture_output=True, timeout=900)
-    if not AXE.exists():
-        service_missing("axe-core", f"{AXE} is missing: `bash scripts/ensure-system-deps.sh` "
-                                    "installs it from the npm registry (npm install axe-core@4)")
-    return AXE
-
-
 def test_every_studio_page_has_no_serious_axe_violation(live_server: LiveServer,
                                                         contexts: Contexts) -> None:
     script = axe_script()
@@ -115,11 +92,8 @@ def test_every_studio_page_has_no_serious_axe_violation(live_server: LiveServer,
     scanned: list[str] = []
 
     def scan(page: Any, name: str) -> None:
-        page.add_script_tag(path=str(script))
-        violations = page.evaluate(RUN_AXE)
         scanned.append(name)
-        blocking = [v for v in violations if v["impact"] in BLOCKING]
-        if blocking:
+        if blocking := axe_blocking(page, script):
             found[name] = blocking
 
     walk_studio(contexts, live_server, scan, bypass_csp=True)
