@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.common.errors import BadRequest
+from engine.common.i18n import t
 from engine.models import AuditLog
 from web.auth import SessionRoute, csrf_protect, get_db, page, require_admin
 
@@ -28,6 +29,11 @@ MAX_PAGE = 100_000
 KNOWN = ("campaign.save", "campaign.submit", "campaign.approve", "campaign.return",
          "campaign.launch", "campaign.test_send", "campaign.sync", "campaign.sync_conflict",
          "run.pause", "run.resume", "run.cancel", "business.verify")
+
+
+def action_label(action: str) -> str:
+    """A known action in the reader's words; any other stays its identifier."""
+    return t(f"studio.audit.act.{action}") if action in KNOWN else action
 
 
 def _page_number(halaman: str) -> int:
@@ -63,6 +69,7 @@ def audit_page(request: Request, aksi: str = "", pengguna: str = "", halaman: st
                db: Session = Depends(get_db)) -> HTMLResponse:
     actions = _actions(db)
     context: dict[str, Any] = {"actions": actions, "aksi": aksi[:64],
+                               "action_label": action_label,
                                "pengguna": pengguna[:120], "error": None, "listing": None,
                                "users": list(db.scalars(select(AuditLog.actor).distinct()
                                                         .order_by(AuditLog.actor)))}

@@ -187,10 +187,12 @@ class Contexts:
     opened: list[Any] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
 
-    def new(self, width: int = 1280, height: int = 900) -> Any:
-        """A context of a ``width`` x ``height`` window (a phone: 390 x 844)."""
+    def new(self, width: int = 1280, height: int = 900, **options: Any) -> Any:
+        """A context of a ``width`` x ``height`` window (a phone: 390 x 844); ``options``
+        go to Playwright (``bypass_csp=True`` lets the axe scan add its script)."""
         context = self.browser.new_context(user_agent=DESKTOP_UA, locale="id-ID",
-                                           viewport={"width": width, "height": height})
+                                           viewport={"width": width, "height": height},
+                                           **options)
         context.set_default_timeout(10_000)
         context.route("**/*", self._only_live_server)
         self.opened.append(context)

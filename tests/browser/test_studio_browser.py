@@ -2,23 +2,34 @@
 introduce an error and see it inline at its line, fix it, preview the email (phone
 and desktop frames) and the Facebook post for a chosen recipient, test-send it to their
 own address (a real SMTP server on loopback), save a revision and submit it; an admin
-approves and launches it, and the run page names the revision.
+approves and launches it, and the run page names the revision. The launched run then
+sends through the real pipeline in-process (``process_batch``, the workers' own step) a
+few messages at a time: the campaign list's figures rise between reloads, and a pause
+from the run page stops sending within one message (counted from the delivery rows).
 
-No axe-core is vendored in this repository, so no accessibility scan runs here."""
+The accessibility scan and the language check of these pages are in
+``test_studio_a11y.py``."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
+from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from engine.cli.app import app
+from engine.delivery.pipeline import process_batch
 from engine.delivery.trial_send import set_contact
-from engine.models import Role
+from engine.models import Delivery, DeliveryStatus, Role
+from tests.browser.axe import axe_blocking
 from tests.browser.conftest import Contexts, LiveServer
 from tests.browser.test_owner_to_click_flow import log_in
 from tests.factories import make_customer
 from tests.web_helpers import make_eligible_business, make_user
+from web.studio_check import starter_text
 
 STAFF = "staf-studio"
 ADMIN = "admin-studio"
@@ -36,6 +47,15 @@ def seed(live: LiveServer) -> None:
         make_user(session, ADMIN, Role.dinas_admin)
         set_contact(session, staff, email=OWN_EMAIL, whatsapp=None, actor="test")
         session.commit()
+
+
+def sendable(text: str) -> str:
+    """The starter, mailed to everyone with consent at any hour of the day (the test
+    must not depend on the time it runs)."""
+    return (text.replace("{purchased_category: kerajinan_tangan, within_days: 365}",
+                         "{all: true}")
+            .replace('send_window: {from: "08:00", to: "20:00"}',
+                     'send_window: {from: "00:00", to: "23:59"}'))
 
 
 def line_of(text: str, needle: str) -> int:
@@ -57,10 +77,8 @@ def test_staff_fix_an_error_inline_and_preview(live_server: LiveServer,
     seed(live)
     page = contexts.new(1366, 768).new_page()
     log_in(page, live, STAFF)
-    text = open_starter(page, live)
     # The audience of everyone with consent, so the chosen recipient is in it.
-    text = text.replace("{purchased_category: kerajinan_tangan, within_days: 365}",
-                        "{all: true}")
+    text = sendable(open_starter(page, live))
     broken = text.replace("    subject:", "    subjek:", 1)
     line = line_of(broken, "subjek:")
     page.locator("#yaml").fill(broken)
@@ -109,12 +127,81 @@ def test_staff_fix_an_error_inline_and_preview(live_server: LiveServer,
     expect(page.locator("article[data-revision='1'] h2")).to_contain_text(STAFF)
     page.get_by_role("button", name="Ajukan untuk ditinjau").click()
     expect(page.locator("p.notice")).to_contain_text("Revisi 1 diajukan")
-    approve_and_launch(contexts, live)
+    more_customers(live, 4)  # the audience is taken at launch: 5 recipients
+    admin = approve_and_launch(contexts, live)
+    run_id = int(admin.url.split("/dinas/run/")[1].split("?")[0])
+    progress_rises_in_the_list(admin, live, run_id)
+    pause_stops_within_one_message(admin, live, run_id)
 
 
-def approve_and_launch(contexts: Contexts, live: LiveServer) -> None:
+def more_customers(live: LiveServer, n: int) -> None:
+    with live.session() as session:
+        for _ in range(n):
+            make_customer(session, marketing=True)
+        session.commit()
+
+
+def email_rows(live: LiveServer, run_id: int, status: DeliveryStatus) -> list[int]:
+    with live.session() as session:
+        return list(session.scalars(select(Delivery.id).where(
+            Delivery.run_id == run_id, Delivery.channel == "email",
+            Delivery.status == status).order_by(Delivery.id)))
+
+
+def sent_count(live: LiveServer, run_id: int) -> int:
+    with live.session() as session:
+        return int(session.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.run_id == run_id, Delivery.status == DeliveryStatus.sent)) or 0)
+
+
+def send_some(live: LiveServer, run_id: int, n: int) -> int:
+    """The next ``n`` pending emails through the pipeline, as a worker sends them."""
+    pending = email_rows(live, run_id, DeliveryStatus.pending)
+    assert len(pending) >= n, pending
+    result = process_batch(run_id, pending[:n], live.settings)
+    assert result.sent == n, result
+    live.smtp.wait_for(1 + sent_count(live, run_id))  # the test send, then the run's
+    return sent_count(live, run_id)
+
+
+def progress_rises_in_the_list(page: Any, live: LiveServer, run_id: int) -> None:
+    """The list's "sent" figure follows the delivery rows between reloads."""
+    row = page.locator("#studio-campaigns tr", has_text="contoh-promosi")
+    page.goto(live.url + "/dinas/kampanye")
+    expect(row.locator("td[data-status]")).to_have_attribute("data-status", "running")
+    expect(row.locator("td[data-figure=sent]")).to_have_text("0")
+    planned = int(row.locator("td[data-figure=planned]").inner_text())
+    assert planned >= 5, planned
+    for batch in (2, 1):
+        sent = send_some(live, run_id, batch)
+        page.reload()
+        expect(row.locator("td[data-figure=sent]")).to_have_text(str(sent))
+
+
+def pause_stops_within_one_message(page: Any, live: LiveServer, run_id: int) -> None:
+    """Jeda on the run page; a batch processed after it sends at most one more."""
+    page.goto(f"{live.url}/dinas/run/{run_id}")
+    before = sent_count(live, run_id)
+    expect(page.locator("[data-field=sent]")).to_have_text(str(before))
+    expect(page.locator("#run-revision")).to_contain_text("revisi 1")
+    page.get_by_role("button", name="Jeda").click()
+    expect(page.locator("p.notice")).to_contain_text(f"Putaran {run_id} dijeda.")
+    expect(page.locator("[data-field=status_label]")).to_have_text("dijeda")
+    pending = email_rows(live, run_id, DeliveryStatus.pending)
+    assert len(pending) >= 2, pending  # something was still to send when paused
+    process_batch(run_id, pending, live.settings)
+    after = sent_count(live, run_id)
+    assert before <= after <= before + 1, (before, after)
+    assert len(email_rows(live, run_id, DeliveryStatus.pending)) >= len(pending) - 1
+    page.reload()
+    expect(page.locator("[data-field=sent]")).to_have_text(str(after))
+    expect(page.get_by_role("button", name="Lanjutkan")).to_be_visible()
+    assert axe_blocking(page) == []  # the paused run page, its notice and buttons
+
+
+def approve_and_launch(contexts: Contexts, live: LiveServer) -> Any:
     """The second pair of eyes: the admin opens the queue, reads, launches now."""
-    page = contexts.new(1366, 768).new_page()
+    page = contexts.new(1366, 768, bypass_csp=True).new_page()  # CSP: for axe's script
     log_in(page, live, ADMIN)
     page.goto(live.url + "/dinas/kampanye/tinjau")
     page.locator("#review-queue a", has_text="Tinjau").click()
@@ -125,3 +212,42 @@ def approve_and_launch(contexts: Contexts, live: LiveServer) -> None:
     expect(page.locator("#run-revision a")).to_have_attribute(
         "href", "/dinas/kampanye/revisi/contoh-promosi#revisi-1")
     expect(page.locator("p.notice")).to_contain_text("Revisi 1 disetujui dan diluncurkan")
+    return page
+
+
+def test_a_sync_conflict_shows_on_the_revision_page(live_server: LiveServer,
+                                                    contexts: Contexts,
+                                                    tmp_path: Path) -> None:
+    """``umkm campaign sync`` imports a file; the browser saves a newer revision; the
+    file changes in git too: the sync refuses, and the revision page says so."""
+    live = live_server
+    seed(live)
+    runner = CliRunner(env={"COLUMNS": "200"})
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    file = folder / "buletin.yaml"
+    text = starter_text("newsletter")
+    file.write_text(text, encoding="utf-8")
+    first = runner.invoke(app, ["campaign", "sync", str(folder)])
+    assert first.exit_code == 0 and "diimpor sebagai revisi 1" in first.output, first.output
+    page = contexts.new(1366, 768, bypass_csp=True).new_page()
+    log_in(page, live, STAFF)
+    page.goto(live.url + "/dinas/kampanye/revisi/contoh-buletin")
+    expect(page.locator("article[data-revision='1'] h2")).to_contain_text("git:buletin.yaml")
+    expect(page.locator("#sync-conflict")).to_have_count(0)
+    page.get_by_role("link", name="Buka di editor").click()
+    expect(page.locator("#check-status")).to_have_text("Kampanye valid.")
+    page.locator("#yaml").fill(text.replace("Kabar UMKM TTS Bulanan", "Kabar dari peramban"))
+    expect(page.locator("#check-status")).to_have_text("Kampanye valid.")
+    page.get_by_role("button", name="Simpan sebagai revisi").click()
+    expect(page.locator("#save-status")).to_have_text("Tersimpan sebagai revisi 2.")
+    file.write_text(text.replace("Kabar UMKM TTS Bulanan", "Kabar dari git"), encoding="utf-8")
+    refused = runner.invoke(app, ["campaign", "sync", str(folder)])
+    assert refused.exit_code == 1 and "Konflik" in refused.output, refused.output
+    page.goto(live.url + "/dinas/kampanye/revisi/contoh-buletin")
+    conflict = page.locator("#sync-conflict")
+    expect(conflict).to_contain_text("Konflik pada kampanye contoh-buletin: berkas buletin.yaml")
+    expect(conflict).to_contain_text("studio punya revisi 2 yang lebih baru")
+    expect(conflict).to_have_attribute("role", "alert")
+    assert page.locator("article[data-revision]").count() == 2  # nothing was imported
+    assert axe_blocking(page) == []

@@ -112,7 +112,7 @@ def test_staff_pause_and_resume_a_run(world: World) -> None:
                           follow_redirects=False)
     assert response.status_code == 303
     page = staff.get(response.headers["location"]).text
-    assert f"Run {ids['run']} dijeda." in page
+    assert f"Putaran {ids['run']} dijeda." in page
     assert f'action="/dinas/run/{ids["run"]}/lanjut"' in page
     with world.session() as session:
         run = session.get(CampaignRun, ids["run"])

@@ -71,6 +71,9 @@ def test_audit_page_is_admin_only_filters_and_pages(world: World) -> None:
     for action in ("campaign.save", "campaign.submit", "campaign.approve", "campaign.launch",
                    "run.pause", "run.resume"):
         assert f'data-action="{action}"' in page.text, action
+    # Known actions read in Indonesian, the identifier beside them.
+    assert "Putaran dijeda<br><small><code>run.pause</code>" in page.text
+    assert '<option value="campaign.launch" >Kampanye diluncurkan</option>' in page.text
     only = admin.get("/dinas/audit?aksi=run.pause").text
     assert only.count("data-action=") == 1
     by_staff = admin.get("/dinas/audit?pengguna=staf").text

@@ -192,6 +192,7 @@
       head.textContent = p.platform;
       var text = document.createElement("pre");
       text.className = "plain";
+      text.tabIndex = 0;  // a long post scrolls: keyboard users reach it (axe)
       text.textContent = p.text;
       var count = document.createElement("p");
       count.className = p.too_long ? "fail" : "";
