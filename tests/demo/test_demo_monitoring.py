@@ -1,0 +1,42 @@
+"""Issue 20 acceptance: the monitoring report for the demo year shows target against
+realisation for at least five indicators, from demo plans, trainings, consultations and
+agreements (Pasal 11-15)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.demo.seeding import seed_demo
+from engine.models import Agreement, GuidanceSession, ProgrammePlan, Training
+from engine.reporting.html import render_report_html
+
+REF = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09.00 WITA, as tests/demo/test_demo.py
+CELL = re.compile(r'<td data-quarter="(\d)" data-target="(\d*)" data-realised="(\d*)">')
+ROW = re.compile(r'<tr data-indicator="([a-z_]+)">(.*?)</tr>', re.S)
+
+
+def _plan_cells(html: str) -> dict[str, list[tuple[int, int]]]:
+    """indicator -> [(target, realised)] per quarter, read from the report's plan table."""
+    section = html.split('<section id="programme-plan"', 1)[1].split("</section>", 1)[0]
+    return {key: [(int(t or 0), int(r or 0)) for _q, t, r in CELL.findall(body)]
+            for key, body in ROW.findall(section)}
+
+
+def test_demo_year_report_shows_target_and_realisation(db: Session) -> None:
+    seed_demo(db, reference=REF)
+    db.flush()
+    assert db.scalar(select(func.count(ProgrammePlan.id))) == 1
+    assert db.scalar(select(func.count(Agreement.id))) >= 2
+    assert db.scalar(select(func.count(Training.id))) >= 1
+    assert db.scalar(select(func.count(GuidanceSession.id))) >= 1
+    html = render_report_html(db, str(REF.year), "campaign")
+    cells = _plan_cells(html)
+    print({k: v for k, v in cells.items()})
+    both = sorted(k for k, quarters in cells.items()
+                  if sum(t for t, _ in quarters) > 0 and sum(r for _, r in quarters) > 0)
+    assert len(both) >= 5, cells
+    assert {"pelatihan", "konsultasi"} <= set(both)
