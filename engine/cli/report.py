@@ -30,6 +30,12 @@ from engine.reporting.metrics import (
 )
 from engine.reporting.pdf import html_to_pdf
 from engine.reporting.periods import parse_period
+from engine.reporting.programme_report import (
+    ProgrammeFigures,
+    ProgrammeTable,
+    programme_figures,
+    programme_tables,
+)
 
 
 class OutputFormat(StrEnum):
@@ -64,6 +70,7 @@ def report_command(
     except ValueError:
         fail(escape(t("report.cli.bad_format", value=output_format)))
     parsed = parse_period(period)  # a ReportError is printed by the CLI's one error handler
+    programmes: ProgrammeFigures | None = None
     with db_session() as session:
         if fmt in (OutputFormat.html, OutputFormat.pdf):
             document = render_report_html(session, parsed, by, business_id=business_id,
@@ -71,8 +78,12 @@ def report_command(
         else:
             report = build_report(session, parsed, by, business_id=business_id,
                                   attribution_days=attribution_days)
+            if fmt is OutputFormat.table and business_id is None:
+                programmes = programme_figures(session, parsed)
     if fmt is OutputFormat.table:
         _print_tables(report)
+        if programmes is not None:  # Pasal 8 and 9: only when the period has any
+            _print_programme_tables(programmes)
         return
     path = out or Path(f"laporan-{parsed.label.replace('..', '_')}-{by}.{fmt.value}")
     if fmt is OutputFormat.pdf:
@@ -121,4 +132,25 @@ def _print_table(report: Report, by: str, section: str, keys: list[str]) -> None
     for row in report.simulated:  # sandbox figures: shown apart, marked, never in the total
         table.add_row(f"[dim]{escape(simulated_label(row.label))}[/]",
                       *[f"[dim]{format_metric(k, row.values[k])}[/]" for k in keys])
+    console.print(table)
+
+
+def _print_programme_tables(figures: ProgrammeFigures) -> None:
+    """Training participation and guidance, the tables of the HTML report's section."""
+    period = period_title(figures.period)
+    for spec in programme_tables(figures):
+        _print_programme_table(spec, period)
+
+
+def _print_programme_table(spec: ProgrammeTable, period: str) -> None:
+    title = t("report.prog.cli_title", title=spec.title, period=period)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD,
+                  min_width=len(title))  # a narrow table must not wrap its title
+    for index, column in enumerate(spec.columns):
+        table.add_column(column, justify="left" if index < spec.labels else "right",
+                         overflow="fold")
+    for row in spec.rows:
+        table.add_row(*[escape(cell) for cell in row])
+    if spec.total:
+        table.add_row(*[f"[bold]{escape(cell)}[/]" for cell in spec.total])
     console.print(table)
