@@ -12,7 +12,10 @@ from sqlalchemy.orm import Session
 
 from engine.demo.seeding import seed_demo
 from engine.models import Agreement, GuidanceSession, ProgrammePlan, Training
+from engine.reporting.build import build_report
 from engine.reporting.html import render_report_html
+from engine.reporting.periods import parse_period
+from engine.umkm import wilayah
 
 REF = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09.00 WITA, as tests/demo/test_demo.py
 CELL = re.compile(r'<td data-quarter="(\d)" data-target="(\d*)" data-realised="(\d*)">')
@@ -46,3 +49,14 @@ def test_demo_year_report_shows_target_and_realisation(db: Session) -> None:
     assert cells["kampanye"][0][1] == 3  # one history run a month
     for key in cells:
         assert f'data-chart="plan-{key}"' in html
+
+
+def test_demo_history_features_only_eligible_businesses(db: Session) -> None:
+    """The flawed demo business outside TTS (53.71.01) is in no Dinas newsletter, so the
+    report per kecamatan of the demo year has no row for it (issue 19)."""
+    seed_demo(db, reference=REF)
+    db.flush()
+    report = build_report(db, parse_period(str(REF.year)), "kecamatan")
+    assert report.rows and report.totals["sent"]
+    assert not [(r.key, r.values) for r in report.rows if r.key == "53.71.01"]
+    assert all(wilayah.is_tts_kecamatan(str(r.key)) for r in report.rows)
