@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from engine.common.formatting import angka
 from engine.common.i18n import get_lang, install_jinja, t
 from engine.message.templating import TEMPLATES_DIR
 from engine.reporting.periods import Period
@@ -78,9 +78,7 @@ class ProgrammeTable:
 
 
 def _num(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return format_decimal(value, locale="id_ID" if get_lang() == "id" else "en_US")
+    return angka(value, get_lang())
 
 
 def _training_cells(row: ParticipationRow, with_kecamatan: bool) -> list[str]:

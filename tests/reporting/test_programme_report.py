@@ -23,7 +23,7 @@ HELD = datetime(2026, 11, 10, 1, tzinfo=UTC)  # 09.00 WITA, 10 November 2026
 
 def seed_programmes(db: Session, a: Business, b: Business) -> None:
     """Two November trainings (A twice, B once; A came once, B came) and three guidance
-    requests: legalitas from A answered after 2 h and 6 h, pemasaran from B never."""
+    requests: legalitas from A answered after 2 h and 7 h, pemasaran from B never."""
     first = trainings.create_training(db, topic="Foto produk", trainer="Dinas", capacity=5,
                                       starts_at=HELD, place="Aula", actor="t")
     second = trainings.create_training(db, topic="Pembukuan", trainer="Bank NTT", capacity=5,
@@ -38,7 +38,7 @@ def seed_programmes(db: Session, a: Business, b: Business) -> None:
     trainings.record_attendance(db, first.id, b.id, True, actor="t")
     helper = make_user(db, "pendamping-lap", Role.pendamping)
     asked = datetime(2026, 11, 3, 1, tzinfo=UTC)
-    for text, hours in (("NIB", 2), ("PIRT", 6)):
+    for text, hours in (("NIB", 2), ("PIRT", 7)):
         request = guidance.create_request(db, a, "legalitas", text, actor="t")
         request.created_at = asked
         guidance.assign(db, request, helper, actor="t")
@@ -76,12 +76,12 @@ def test_html_report_has_training_and_guidance_tables(world: World) -> None:
     assert _table(html, "training-business") == [
         ["Tenun Ina A", "Kota Soe", "2", "1", "2"], ["Madu Hutan B", "Mollo Utara", "1", "1", "1"]]
     topics = {row[0]: row[1:] for row in _table(html, "guidance-topic")}
-    assert topics["Legalitas"] == ["2", "2", "0", "4"]  # median of 2 h and 6 h
+    assert topics["Legalitas"] == ["2", "2", "0", "4,5"]  # median of 2 h and 7 h
     assert topics["Pemasaran"] == ["1", "0", "1", "–"]
     assert topics["Manajemen"] == ["0", "0", "0", "–"]
     assert topics["Total"] == ["3", "2", "1", "–"]
     assert _table(html, "guidance-kecamatan")[:2] == [
-        ["Kota Soe", "2", "2", "0", "4"], ["Mollo Utara", "1", "0", "1", "–"]]
+        ["Kota Soe", "2", "2", "0", "4,5"], ["Mollo Utara", "1", "0", "1", "–"]]
     assert '<section id="programmes">' not in quiet  # October had neither
 
 
@@ -92,6 +92,9 @@ def test_web_report_shows_the_same_section(world: World) -> None:
     assert '<section id="programmes">' in page.text
     assert _table(page.text, "training-kecamatan")[-1] == ["Total", "3", "2", "2"]
     assert "Median tanggapan pertama (jam)" in page.text
+    guidance_page = world.client("staf").get(f"/dinas/pendampingan?periode={PERIOD}").text
+    assert '<td class="num">4,5</td>' in guidance_page  # Indonesian decimal comma
+    assert "4.5" not in guidance_page
 
 
 def test_cli_table_prints_programme_tables_only_when_there_are_any(world: World) -> None:
@@ -103,7 +106,7 @@ def test_cli_table_prints_programme_tables_only_when_there_are_any(world: World)
     assert "Pendampingan per bidang, November 2026" in result.output
     assert "Pendampingan per kecamatan, November 2026" in result.output
     line = next(x for x in result.output.splitlines() if x.strip().startswith("Legalitas"))
-    assert line.split() == ["Legalitas", "2", "2", "0", "4"]
+    assert line.split() == ["Legalitas", "2", "2", "0", "4,5"]
     quiet = runner.invoke(app, ["report", "--period", "2026-10"])
     assert quiet.exit_code == 0, quiet.output
     assert "Partisipasi pelatihan" not in quiet.output
