@@ -16,6 +16,7 @@ from rich.table import Table
 
 from engine.cli.app import app, console, fail
 from engine.cli.business import db_session
+from engine.common.errors import os_reason
 from engine.common.i18n import t
 from engine.reporting.build import DEFAULT_ATTRIBUTION_DAYS, Report, build_report
 from engine.reporting.csv_export import report_csv
@@ -96,7 +97,7 @@ def report_command(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     except OSError as exc:
-        fail(escape(t("report.cli.write_failed", path=path, error=exc.strerror or exc)))
+        fail(escape(t("report.cli.write_failed", path=path, error=os_reason(exc))))
     console.print(t("report.cli.written", path=path), highlight=False, soft_wrap=True)
 
 

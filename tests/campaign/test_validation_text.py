@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -142,3 +143,14 @@ def test_plan_file_messages_are_indonesian() -> None:
     assert any(m.startswith("kunci 'warna' tidak dikenal") for m in messages), messages
     for text in messages:
         assert not any(word in text for word in ENGLISH), text
+
+
+def test_an_unreadable_file_is_explained_in_indonesian(tmp_path: Path) -> None:
+    """The C library's "No such file or directory" is English on an Indonesian screen."""
+    with pytest.raises(loader.CampaignValidationError) as missing:
+        loader.load_campaign(tmp_path / "tidak-ada.yaml")
+    assert missing.value.errors[0].message == (
+        "berkas tidak bisa dibaca: berkas atau folder tidak ada")
+    with pytest.raises(loader.CampaignValidationError) as folder:
+        loader.load_campaign(tmp_path)
+    assert "No such" not in str(folder.value) and "Is a directory" not in str(folder.value)
