@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from engine.common.errors import BadRequest, NotFound
+from engine.common.errors import NotFound
 from engine.common.i18n import t
 from engine.models import Agreement, User
 from engine.reporting.periods import local_now_date
@@ -34,17 +34,6 @@ PATH = "/dinas/kesepakatan"
 
 router = APIRouter(prefix=PATH, route_class=SessionRoute,
                    dependencies=[Depends(csrf_protect), Depends(require_staff)])
-
-
-def parse_date(value: str) -> date | None:
-    """A form date (``2026-12-31``); empty is None, anything else unreadable a 400."""
-    text = (value or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise BadRequest("agreement.bad_date", value=text[:20]) from exc
 
 
 def _row(agreement: Agreement, today: date) -> dict[str, object]:
@@ -72,8 +61,8 @@ def agreement_create(
 ) -> Response:
     agreement = agreements.create_agreement(
         db, provider_name=provider_name, kind=kind, parties=parties,
-        rights_obligations=rights_obligations, start_date=parse_date(start_date),
-        end_date=parse_date(end_date), actor=user.username)
+        rights_obligations=rights_obligations, start_date=agreements.parse_date(start_date),
+        end_date=agreements.parse_date(end_date), actor=user.username)
     db.commit()
     return RedirectResponse(f"{PATH}/{agreement.id}?" + urlencode(
         {"msg": t("agreement.web.created")}), status_code=303)

@@ -23,6 +23,7 @@ templates.env.filters["rupiah"] = formatting.rupiah
 templates.env.filters["tanggal"] = formatting.tanggal
 templates.env.filters["tanggal_pendek"] = formatting.tanggal_pendek
 templates.env.filters["jam"] = formatting.jam
+templates.env.filters["angka"] = lambda value: formatting.angka(value, get_lang())
 install_jinja(templates.env)
 
 

@@ -12,9 +12,8 @@ so the loader can translate it and place it at the key's ``file:line:column``.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -25,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from channels import channel_names
 from engine.common.i18n import t, text_of
+from engine.common.validation_text import did_you_mean, shown
 from engine.umkm import wilayah
 
 DEFAULT_TIMEZONE = "Asia/Makassar"
@@ -39,21 +39,6 @@ Loc = tuple[str | int, ...]
 def custom_error(key: str, **ctx: Any) -> PydanticCustomError:
     """A pydantic error whose type is our i18n key, translated when it is reported."""
     return PydanticCustomError(key, text_of(key, "en"), ctx)
-
-
-def shown(value: Any) -> str:
-    """A value as the user wrote it, short enough for one error line."""
-    if value is None:
-        return t("campaign.empty_value")
-    text = f"'{value}'" if isinstance(value, str) else (
-        str(value).lower() if isinstance(value, bool) else str(value))
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """The "did you mean" hint for the nearest of ``choices``, or nothing when none is close."""
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return t("campaign.hint", name=matches[0]) if matches else ""
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:

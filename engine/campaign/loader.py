@@ -12,7 +12,6 @@ into text at the key or value they are about.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,13 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from engine.campaign.fields import did_you_mean, shown
 from engine.campaign.rules import type_rule_problems, value_rule_problems
 from engine.campaign.schema import RULE_MODELS, RULE_MODIFIERS, CampaignSpec, rule_primaries
 from engine.campaign.template_checks import template_problems
 from engine.campaign.yamlsource import Document, Position, SourceMap, parse, read_text
 from engine.common.errors import InvalidInput
-from engine.common.i18n import has_message, t
+from engine.common.i18n import t
+from engine.common.validation_text import describe_error, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -51,41 +50,6 @@ class CampaignValidationError(InvalidInput):
 
 
 # ----------------------------------------------------------------------------- pydantic -> text
-
-
-_TYPE_MESSAGES = {
-    "int_type": "campaign.int", "int_parsing": "campaign.int", "int_from_float": "campaign.int",
-    "string_type": "campaign.str", "bool_type": "campaign.bool", "bool_parsing": "campaign.bool",
-    "list_type": "campaign.list", "dict_type": "campaign.mapping",
-    "model_type": "campaign.mapping", "model_attributes_type": "campaign.mapping",
-    "datetime_type": "campaign.datetime", "datetime_parsing": "campaign.datetime",
-    "datetime_from_date_parsing": "campaign.datetime", "date_type": "campaign.date",
-    "date_parsing": "campaign.date", "date_from_datetime_parsing": "campaign.date",
-    "date_from_datetime_inexact": "campaign.date",
-}
-_LIMIT_MESSAGES = {"greater_than": ("campaign.gt", "gt"),
-                   "greater_than_equal": ("campaign.ge", "ge"),
-                   "less_than": ("campaign.lt", "lt"), "less_than_equal": ("campaign.le", "le"),
-                   "string_too_short": ("campaign.too_short", "min_length"),
-                   "too_short": ("campaign.too_few", "min_length"),
-                   "string_too_long": ("campaign.too_long", "max_length"),
-                   "too_long": ("campaign.too_many", "max_length")}
-
-
-# Regular expressions of the schema, described in words (i18n keys): pydantic's
-# "String should match pattern '^[a-z0-9_]{1,512}$'" means nothing to a Dinas officer.
-_PATTERN_WORDS = {r"^https?://\S+$": "campaign.pattern.url",
-                  r"^[A-Za-z0-9_-]{2,40}$": "campaign.pattern.code",
-                  r"^[a-z0-9_]{1,512}$": "campaign.pattern.wa_name",
-                  r"^[a-z]{2,3}(_[A-Z]{2})?$": "campaign.pattern.wa_language"}
-
-
-def _pattern_message(loc: Sequence[str | int], value: Any, pattern: str) -> str:
-    """An Indonesian (or English) sentence naming the field and the format it expects."""
-    field = ".".join(str(k) for k in loc if not (isinstance(k, str) and k.startswith("rule:")))
-    words = _PATTERN_WORDS.get(pattern)
-    expected = t(words) if words else t("campaign.pattern.regex", pattern=pattern)
-    return t("campaign.pattern", field=field, value=shown(value), expected=expected)
 
 
 def _unwrap(tp: Any) -> Any:
@@ -130,43 +94,22 @@ def _keys_of(model: type[BaseModel] | None) -> list[str]:
 
 
 def _describe(error: Mapping[str, Any], smap: SourceMap) -> tuple[Position, str]:
-    """Translate one pydantic error and find where in the file it belongs."""
+    """Word one pydantic error (:func:`describe_error`) and find where in the file it is."""
     kind: str = error["type"]
     loc: tuple[str | int, ...] = tuple(error["loc"])
-    ctx: dict[str, Any] = dict(error.get("ctx") or {})
-    value = error.get("input")
+    if kind == "campaign.rule_shape":
+        return _describe_rule(loc, error.get("input"), smap)
     if kind == "extra_forbidden":
-        name = str(loc[-1])
-        allowed = _keys_of(_model_at(loc[:-1]))
         path, _ = smap.deepest(loc)
-        return smap.key_or_value(path), t("campaign.unknown_key", name=name,
-                                          hint=did_you_mean(name, allowed),
-                                          allowed=", ".join(allowed))
+        return smap.key_or_value(path), describe_error(error, _keys_of(_model_at(loc[:-1])))
     if kind == "missing":
         path, _ = smap.deepest(loc[:-1])
-        name = str(loc[-1])
-        hint = t("campaign.version_hint") if loc == ("version",) else ""
-        return smap.key_or_value(path), t("campaign.missing", name=name, hint=hint)
-    if kind == "campaign.rule_shape":
-        return _describe_rule(loc, value, smap)
+        if loc == ("version",):
+            return smap.key_or_value(path), t("campaign.missing", name="version",
+                                              hint=t("campaign.version_hint"))
+        return smap.key_or_value(path), describe_error(error)
     path, _ = smap.deepest(loc)
-    position = smap.value(path)
-    if has_message(kind):
-        return position, t(kind, **ctx)
-    if kind == "literal_error":
-        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", ""))) or [
-            str(ctx.get("expected", "")).lower()]
-        return position, t("campaign.literal", value=shown(value),
-                           hint=did_you_mean(str(value), allowed), allowed=", ".join(allowed))
-    if kind == "string_pattern_mismatch":
-        return position, _pattern_message(loc, value, str(ctx.get("pattern", "")))
-    if kind in _TYPE_MESSAGES:
-        return position, t(_TYPE_MESSAGES[kind], value=shown(value))
-    if kind in _LIMIT_MESSAGES:
-        key, limit = _LIMIT_MESSAGES[kind]
-        return position, t(key, limit=ctx.get(limit), value=shown(value),
-                           actual=ctx.get("actual_length", "?"))
-    return position, t("campaign.other", detail=error.get("msg", kind))
+    return smap.value(path), describe_error(error)
 
 
 def _describe_rule(loc: tuple[str | int, ...], value: Any, smap: SourceMap) -> tuple[Position, str]:

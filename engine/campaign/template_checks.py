@@ -27,11 +27,11 @@ from engine.campaign.fields import (
     ORDER_EVENTS,
     Loc,
     as_mapping,
-    shown,
 )
 from engine.campaign.schema import Content, Offer, plugin_channels
 from engine.campaign.template_static import static_problems, template_source
 from engine.common.i18n import t
+from engine.common.validation_text import shown
 from engine.message import templating
 from engine.message.render import check_email_template
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from engine.common.errors import os_reason
 from engine.common.i18n import t
 
 MAX_BYTES = 1_000_000
@@ -194,7 +195,7 @@ def read_text(path: Path) -> tuple[str | None, SourceProblem | None]:
         with path.open("rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
-        return None, SourceProblem(Position(1, 1), t("yaml.unreadable", reason=exc.strerror or exc))
+        return None, SourceProblem(Position(1, 1), t("yaml.unreadable", reason=os_reason(exc)))
     if len(raw) > MAX_BYTES:
         return None, SourceProblem(Position(1, 1),
                                    t("yaml.too_big", size=f"{len(raw)}+", limit=MAX_BYTES))

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "engine.cli.apikeys",
     "engine.cli.users",
     "engine.cli.programmes",
+    "engine.cli.agreements",
     "engine.cli.customers",
     "engine.cli.deliverability",
     "engine.cli.dmarc",

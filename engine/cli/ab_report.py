@@ -39,7 +39,7 @@ def _test_cells(row: VariantRow) -> tuple[str, str, str]:
 
 
 @campaign.command("ab")
-def ab_command(run_id: int = typer.Argument(..., help="Nomor run kampanye.")) -> None:
+def ab_command(run_id: int = typer.Argument(..., help="Nomor putaran kampanye.")) -> None:
     """Hasil A/B per varian: terkirim, dibuka (unik), diklik (unik), lead, uji z."""
     with db_session() as session:
         if session.get(CampaignRun, run_id) is None:

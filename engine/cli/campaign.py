@@ -94,4 +94,5 @@ def _located(path: Path, keys: tuple[str, ...], message: str) -> CampaignError:
 
 def _valid_line(path: Path, spec: CampaignSpec) -> str:
     """The ✓ line names type and id so a reviewer sees what the file *is*."""
-    return t("campaign.cli.valid", file=str(path), type=spec.type, id=spec.id)
+    return t("campaign.cli.valid", file=str(path), type=t(f"studio.type.{spec.type}"),
+             id=spec.id)

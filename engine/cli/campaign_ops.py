@@ -34,16 +34,21 @@ from engine.delivery.pipeline import process_batch
 from engine.models import Campaign, CampaignRun, Customer, utcnow
 from engine.outbox import warmup
 
-STATUS_LABELS = {"pending": "tertunda", "sending": "dikirim", "sent": "terkirim",
-                 "failed": "gagal", "skipped": "dilewati"}
 PLAN_PRODUCTS_SHOWN = 15  # the rest of a long catalog is one "... dan N lainnya" line
-RUN_STATUS_LABELS = {"scheduled": "terjadwal", "running": "berjalan", "paused": "dijeda",
-                     "finished": "selesai", "cancelled": "dibatalkan"}
+REF = typer.Argument(..., help="Kode kampanye atau nomor putaran.")
+DELIVERY_STATES = ("pending", "sending", "sent", "failed", "skipped")
+RUN_STATES = ("scheduled", "running", "paused", "finished", "cancelled")
 
 
 def run_status_label(status: str) -> str:
-    """The run state in the output language (the stored value is the English enum)."""
-    return RUN_STATUS_LABELS.get(status, status) if _lang_id() else status
+    """The run state in the output language (the stored value is the English enum); the
+    dashboard's words (``dash.status.*``), so the CLI and the web never differ."""
+    return t(f"dash.status.{status}") if status in RUN_STATES else status
+
+
+def delivery_state_label(state: str) -> str:
+    """A delivery state as the dashboard words it (``dash.delivery.*``)."""
+    return t(f"dash.delivery.{state}") if state in DELIVERY_STATES else state
 
 
 def _load(path: Path) -> CampaignSpec:
@@ -68,7 +73,7 @@ def plan_command(file: Path = typer.Argument(..., help="Berkas kampanye YAML."))
         report = scheduler.plan(session, spec)
         warmup_line = _warmup_line(session, spec, report)
     counts = report.audience
-    table = Table(title=t("ops.plan.title", id=spec.id, type=spec.type))
+    table = Table(title=t("ops.plan.title", id=spec.id, type=t(f"studio.type.{spec.type}")))
     table.add_column("")
     table.add_column("", justify="right")
     table.add_row(t("ops.plan.matched"), str(counts.matched))
@@ -145,7 +150,7 @@ def launch_command(
                                  help="Luncurkan walau `umkm doctor` gagal; catatan alasan "
                                       "wajib dan dicatat di audit_log."),
 ) -> None:
-    """Luncurkan: buat run dan kotak keluar, serahkan ke pekerja (atau kirim di sini)."""
+    """Luncurkan: buat putaran kirim dan kotak keluar, serahkan ke pekerja (atau kirim di sini)."""
     spec = _load(file)
     with db_session() as session:
         revision_id = revision_of_text(session, spec.id, file.read_text(encoding="utf-8"))
@@ -263,14 +268,14 @@ def show_status(run_id: int) -> None:
     with db_session() as session:
         run = _run(session, run_id)
         report = control.status_report(session, run, utcnow())
-    table = Table(title=f"{escape(report.campaign_name)} · run {report.run_id} · "
-                        f"{run_status_label(report.status)}")
-    for key in ("pending", "sending", "sent", "failed", "skipped"):
-        table.add_column(STATUS_LABELS[key] if _lang_id() else key, justify="right")
-    table.add_row(*(str(report.counts.get(k, 0)) for k in
-                    ("pending", "sending", "sent", "failed", "skipped")))
+    table = Table(title=t("ops.status.title", name=escape(report.campaign_name),
+                          run=report.run_id, status=run_status_label(report.status)))
+    for key in DELIVERY_STATES:
+        table.add_column(delivery_state_label(key), justify="right")
+    table.add_row(*(str(report.counts.get(k, 0)) for k in DELIVERY_STATES))
     console.print(table)
-    eta = f"{int(report.eta.total_seconds() // 60)} menit" if report.eta else "-"
+    eta = (t("ops.status.minutes", n=int(report.eta.total_seconds() // 60)) if report.eta
+           else "-")
     console.print(t("ops.status.rate", rate=int(report.rate_per_minute), eta=eta))
     if report.reason:
         console.print(t("ops.status.reason", reason=escape(report.reason)))
@@ -307,15 +312,15 @@ def _lang_id() -> bool:
 
 
 @campaign.command("status")
-def status_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor run.")) -> None:
-    """Progres run: jumlah per status, laju, perkiraan selesai, galat teratas."""
+def status_command(ref: str = REF) -> None:
+    """Progres putaran: jumlah per status, laju, perkiraan selesai, galat teratas."""
     for run in _runs(ref)[:5]:
         show_status(run.id)
 
 
 @campaign.command("pause")
-def pause_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor run.")) -> None:
-    """Jeda run terbaru (pekerja berhenti dalam satu batch; tanpa duplikat saat lanjut)."""
+def pause_command(ref: str = REF) -> None:
+    """Jeda putaran terbaru (pekerja berhenti dalam satu batch; tanpa duplikat saat lanjut)."""
     run = _runs(ref)[0]
     with db_session() as session:
         run = _run(session, run.id)
@@ -327,8 +332,8 @@ def pause_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor 
 
 
 @campaign.command("resume")
-def resume_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor run.")) -> None:
-    """Lanjutkan run yang dijeda."""
+def resume_command(ref: str = REF) -> None:
+    """Lanjutkan putaran yang dijeda."""
     run = _runs(ref)[0]
     with db_session() as session:
         run = _run(session, run.id)
@@ -345,8 +350,8 @@ def resume_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor
 
 
 @campaign.command("cancel")
-def cancel_command(ref: str = typer.Argument(..., help="Kode kampanye atau nomor run.")) -> None:
-    """Batalkan run terbaru dan nonaktifkan pemicu kampanye."""
+def cancel_command(ref: str = REF) -> None:
+    """Batalkan putaran terbaru dan nonaktifkan pemicu kampanye."""
     with db_session() as session:
         try:
             runs = control.find_runs(session, ref)

@@ -141,10 +141,23 @@ def _help_option(original: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# Click's placeholders in the usage line ("umkm report [OPTIONS]") -> catalog keys.
+USAGE_WORDS = {"[OPTIONS]": "clihelp.usage_options", "COMMAND": "clihelp.usage_command",
+               "[ARGS]...": "clihelp.usage_args"}
+
+
+def usage_args(args: str) -> str:
+    """The usage line's placeholders in the current language (argument names stay)."""
+    if get_lang() == "en":
+        return args
+    return " ".join(t(USAGE_WORDS[w]) if w in USAGE_WORDS else w for w in args.split(" "))
+
+
 def _write_usage(original: Callable[..., None]) -> Callable[..., None]:
     @wraps(original)
     def wrapper(self: Any, prog: str, args: str = "", prefix: str | None = None) -> None:
-        original(self, prog, args, translate("Usage: ") if prefix is None else prefix)
+        original(self, prog, usage_args(args),
+                 translate("Usage: ") if prefix is None else prefix)
 
     return wrapper
 

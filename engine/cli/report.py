@@ -16,6 +16,7 @@ from rich.table import Table
 
 from engine.cli.app import app, console, fail
 from engine.cli.business import db_session
+from engine.common.errors import os_reason
 from engine.common.i18n import t
 from engine.reporting.build import DEFAULT_ATTRIBUTION_DAYS, Report, build_report
 from engine.reporting.csv_export import report_csv
@@ -30,6 +31,12 @@ from engine.reporting.metrics import (
 )
 from engine.reporting.pdf import html_to_pdf
 from engine.reporting.periods import parse_period
+from engine.reporting.programme_report import (
+    ProgrammeFigures,
+    ProgrammeTable,
+    programme_figures,
+    programme_tables,
+)
 
 
 class OutputFormat(StrEnum):
@@ -64,6 +71,7 @@ def report_command(
     except ValueError:
         fail(escape(t("report.cli.bad_format", value=output_format)))
     parsed = parse_period(period)  # a ReportError is printed by the CLI's one error handler
+    programmes: ProgrammeFigures | None = None
     with db_session() as session:
         if fmt in (OutputFormat.html, OutputFormat.pdf):
             document = render_report_html(session, parsed, by, business_id=business_id,
@@ -71,8 +79,12 @@ def report_command(
         else:
             report = build_report(session, parsed, by, business_id=business_id,
                                   attribution_days=attribution_days)
+            if fmt is OutputFormat.table and business_id is None:
+                programmes = programme_figures(session, parsed)
     if fmt is OutputFormat.table:
         _print_tables(report)
+        if programmes is not None:  # Pasal 8 and 9: only when the period has any
+            _print_programme_tables(programmes)
         return
     path = out or Path(f"laporan-{parsed.label.replace('..', '_')}-{by}.{fmt.value}")
     if fmt is OutputFormat.pdf:
@@ -85,7 +97,7 @@ def report_command(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     except OSError as exc:
-        fail(escape(t("report.cli.write_failed", path=path, error=exc.strerror or exc)))
+        fail(escape(t("report.cli.write_failed", path=path, error=os_reason(exc))))
     console.print(t("report.cli.written", path=path), highlight=False, soft_wrap=True)
 
 
@@ -121,4 +133,25 @@ def _print_table(report: Report, by: str, section: str, keys: list[str]) -> None
     for row in report.simulated:  # sandbox figures: shown apart, marked, never in the total
         table.add_row(f"[dim]{escape(simulated_label(row.label))}[/]",
                       *[f"[dim]{format_metric(k, row.values[k])}[/]" for k in keys])
+    console.print(table)
+
+
+def _print_programme_tables(figures: ProgrammeFigures) -> None:
+    """Training participation and guidance, the tables of the HTML report's section."""
+    period = period_title(figures.period)
+    for spec in programme_tables(figures):
+        _print_programme_table(spec, period)
+
+
+def _print_programme_table(spec: ProgrammeTable, period: str) -> None:
+    title = t("report.prog.cli_title", title=spec.title, period=period)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD,
+                  min_width=len(title))  # a narrow table must not wrap its title
+    for index, column in enumerate(spec.columns):
+        table.add_column(column, justify="left" if index < spec.labels else "right",
+                         overflow="fold")
+    for row in spec.rows:
+        table.add_row(*[escape(cell) for cell in row])
+    if spec.total:
+        table.add_row(*[f"[bold]{escape(cell)}[/]" for cell in spec.total])
     console.print(table)

@@ -36,6 +36,7 @@ never shown as a refusal (``channels.base.ChannelError``).
 
 from __future__ import annotations
 
+import errno
 from typing import Any, ClassVar
 
 from engine.common.i18n import t
@@ -98,3 +99,16 @@ class InvalidInput(EngineError):
 
 
 __all__ = ["BadRequest", "Conflict", "EngineError", "InvalidInput", "NotFound"]
+
+
+_OS_REASONS = {errno.ENOENT: "oserror.not_found", errno.EACCES: "oserror.permission",
+               errno.EPERM: "oserror.permission", errno.EISDIR: "oserror.is_directory",
+               errno.ENOTDIR: "oserror.not_directory", errno.ENOSPC: "oserror.disk_full",
+               errno.EROFS: "oserror.read_only"}
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a file could not be read or written, in the user's language: the C library's
+    ``strerror`` ("No such file or directory") is English on an Indonesian screen."""
+    key = _OS_REASONS.get(exc.errno or 0)
+    return t(key) if key else str(exc.strerror or exc)

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency, format_percent
+from babel.numbers import format_currency, format_decimal, format_percent
 
 WITA = ZoneInfo("Asia/Makassar")
 _TZ_LABEL = {"Asia/Makassar": "WITA", "Asia/Jakarta": "WIB", "Asia/Jayapura": "WIT"}
@@ -24,6 +24,13 @@ def rupiah(amount: int | float, lang: str = "id") -> str:
     return format_currency(
         amount, "IDR", format="¤\u00a0#,##0", locale="id_ID", currency_digits=False
     ).replace("\u00a0", " ")
+
+
+def angka(value: int | float | None, lang: str = "id") -> str:
+    """``1.234`` or ``4,5`` (Indonesian separators); ``–`` when there is no figure."""
+    if value is None:
+        return "–"
+    return format_decimal(value, locale=_locale(lang))
 
 
 def persen(ratio: float, lang: str = "id", digits: int = 2) -> str:

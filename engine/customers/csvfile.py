@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy.orm import Session
 
-from engine.common.errors import InvalidInput
+from engine.common.errors import InvalidInput, os_reason
 from engine.common.i18n import t
 from engine.db import session_factory
 
@@ -209,7 +209,7 @@ def _open_rows(path: Path, spec: ColumnSpec) -> Iterator[tuple[CsvInfo, Iterator
     except FileNotFoundError as exc:
         raise ImportFileError("import.file.not_found", file=file) from exc
     except OSError as exc:
-        raise ImportFileError("import.file.unreadable", file=file, detail=exc.strerror) from exc
+        raise ImportFileError("import.file.unreadable", file=file, detail=os_reason(exc)) from exc
     with handle:
         lines = _decoded_lines(handle, file)
         skipped = 0  # blank lines above the header still count for line numbers

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from engine.campaign.schema import CampaignSpec
 from engine.delivery.scheduler import upsert_campaign
 from engine.models import (
+    Business,
     Campaign,
     CampaignRun,
     Consent,
@@ -93,8 +94,7 @@ def seed_history(session: Session, reference: datetime, seed: int = 17) -> Histo
     starts = month_starts(reference)
     campaign = upsert_campaign(session, _spec(starts[0]), None)
     recipients = _consenting(session)
-    catalog = list(session.execute(
-        select(Product.id, Product.business_id).order_by(Product.id)).tuples())
+    catalog = _eligible_catalog(session)
     summary = HistorySummary()
     if not recipients or not catalog:
         return summary
@@ -119,6 +119,16 @@ def _spec(first: datetime) -> CampaignSpec:
         "channels": {"email": {"template": "email/newsletter.mjml",
                                "subject": "Kabar UMKM TTS bulan ini"}},
     })
+
+
+def _eligible_catalog(session: Session) -> list[tuple[int, int]]:
+    """(product, business) of businesses that meet Pasal 10: a Dinas newsletter features
+    only those, so the demo's deliberately flawed businesses (outside TTS, not binaan,
+    bad NIB) never show up in the history or as kecamatan ``53.71.01`` in the reports."""
+    return list(session.execute(
+        select(Product.id, Product.business_id)
+        .join(Business, Business.id == Product.business_id)
+        .where(Business.eligible.is_(True)).order_by(Product.id)).tuples())
 
 
 def _consenting(session: Session) -> list[tuple[int, str]]:
@@ -149,7 +159,10 @@ def _plan_month(session: Session, rng: random.Random, campaign_id: int, start: d
     share = min(1.0, 0.35 + 0.04 * index + rng.uniform(-0.05, 0.05))
     chosen: dict[int, tuple[int, int]] = {
         cid: rng.choice(catalog) for cid, _ in rng.sample(recipients, int(len(recipients) * share))}
+    featured = {business_id for _product, business_id in catalog}  # eligible ones only
     for customer_id, business_id, product_id, ordered_at in _orders_of(session, start, end):
+        if business_id not in featured:
+            continue
         if customer_id in emails and rng.random() < 0.6 and ordered_at > sent_at + timedelta(
                 hours=3):
             chosen[customer_id] = (product_id, business_id)

@@ -27,8 +27,9 @@ DEMO_PLAN: dict[str, object] = {
         "umkm_layak": [6, 10, 14, 18],
         "umkm_aktif_digital": [4, 8, 10, 12],
         "kampanye": [2, 3, 3, 4],
-        "jangkauan": [500, 1000, 1500, 2000],
-        "minat": [10, 20, 30, 40],
+        # about what the demo history (engine.demo.history) reaches, so the chart compares
+        "jangkauan": [4000, 4500, 5000, 6000],
+        "minat": [10, 14, 18, 22],
         "pelatihan": [1, 2, 2, 1],
         "konsultasi": [5, 10, 10, 5],
     },

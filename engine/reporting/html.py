@@ -46,6 +46,7 @@ from engine.reporting.pdf import LETTERHEAD_OFFICE, LETTERHEAD_REGENCY
 from engine.reporting.periods import Period, parse_period
 from engine.reporting.plan_file import QUARTERS, plan_of
 from engine.reporting.programme_plan import PlanMonitoring, monitor_plan, plan_year_of
+from engine.reporting.programme_report import programme_figures, render_programme_section
 from engine.umkm import wilayah
 
 TREND_MONTHS = 6
@@ -306,6 +307,7 @@ def report_context(
     kecamatan = main if by == "kecamatan" else build_report(session, period, "kecamatan", **kw)
     indicators = programme_indicators(session, period) if business_id is None else None
     plan = _plan_section(session, period) if business_id is None else None
+    programmes = programme_figures(session, period) if business_id is None else None
     owner = (session.execute(select(Business.name).where(Business.id == business_id))
              .scalar_one_or_none() if business_id is not None else None)
 
@@ -340,6 +342,7 @@ def report_context(
         map_metric=METRICS["sent"].label(lang), indicators=indicators,
         indicator_keys=INDICATOR_METRICS, regency=wilayah.regency_name(),
         plan_section=render_plan_section(plan) if plan else "",
+        programme_section=render_programme_section(programmes),
     )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from engine.campaign.yamlsource import Position, SourceMap, parse, read_text
 from engine.common.errors import InvalidInput
 from engine.common.i18n import t
+from engine.common.validation_text import describe_error
 from engine.models import PlanBudget, PlanPartner, PlanTarget, ProgrammePlan
 
 INDICATORS: tuple[str, ...] = ("umkm_terdaftar", "umkm_layak", "umkm_aktif_digital",
@@ -162,41 +163,16 @@ def _semantic_problems(spec: PlanSpec, year: int, file: str,
     return sorted(problems, key=lambda p: (p.line, p.column))
 
 
-_TYPE_KEYS = {"int_type": "campaign.int", "int_parsing": "campaign.int",
-              "string_type": "campaign.str", "list_type": "campaign.list",
-              "model_type": "campaign.mapping", "dict_type": "campaign.mapping"}
-_LIMIT_KEYS = {"greater_than_equal": ("campaign.ge", "ge"),
-               "string_too_short": ("campaign.too_short", "min_length"),
-               "string_too_long": ("campaign.too_long", "max_length"),
-               "too_long": ("campaign.too_many", "max_length")}
-
-
 def _problem(file: str, error: Mapping[str, Any], smap: SourceMap) -> PlanFileProblem:
-    """One pydantic error in Indonesian, at the place in the file it belongs to."""
+    """One pydantic error in Indonesian (the campaign files' own wording,
+    :func:`describe_error`), at the place in the file it belongs to."""
     kind: str = error["type"]
     loc: tuple[str | int, ...] = tuple(error["loc"])
-    ctx: dict[str, Any] = dict(error.get("ctx") or {})
-    value = error.get("input")
-    shown = repr(value) if isinstance(value, str) else str(value)
     path, _ = smap.deepest(loc if kind != "missing" else loc[:-1])
     position = smap.key_or_value(path) if kind in ("missing", "extra_forbidden") \
         else smap.value(path)
-    if kind == "extra_forbidden":
-        message = t("campaign.unknown_key", name=loc[-1], hint="", allowed=", ".join(
-            _allowed_keys(loc[:-1])))
-    elif kind == "missing":
-        message = t("campaign.missing", name=loc[-1], hint="")
-    elif kind == "literal_error":
-        message = t("campaign.literal", value=shown, hint="",
-                    allowed=str(ctx.get("expected", "")).replace("'", ""))
-    elif kind in _TYPE_KEYS:
-        message = t(_TYPE_KEYS[kind], value=shown)
-    elif kind in _LIMIT_KEYS:
-        key, limit = _LIMIT_KEYS[kind]
-        message = t(key, limit=ctx.get(limit), value=shown, actual=ctx.get("actual_length", "?"))
-    else:
-        message = t("campaign.other", detail=error.get("msg", kind))
-    return PlanFileProblem(file, position.line, position.column, message)
+    allowed = _allowed_keys(loc[:-1]) if kind == "extra_forbidden" else []
+    return PlanFileProblem(file, position.line, position.column, describe_error(error, allowed))
 
 
 def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:

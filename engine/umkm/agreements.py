@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.common.errors import InvalidInput, NotFound
+from engine.common.errors import BadRequest, InvalidInput, NotFound
 from engine.config import Settings
 from engine.media.store import write_atomically
 from engine.models import Agreement, AuditLog
@@ -34,6 +34,17 @@ DOCUMENT_KEY = re.compile(r"^[0-9a-f]{64}\.pdf$")
 REMINDER_ACTION = "agreement.expiry_reminder"
 ACTOR = "beat"
 LOCAL_TZ = ZoneInfo("Asia/Makassar")  # the Dinas counts days in WITA
+
+
+def parse_date(value: str) -> date | None:
+    """A typed date (``2026-12-31``, form or CLI); empty is None, anything else a 400."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise BadRequest("agreement.bad_date", value=text[:20]) from exc
 
 
 def documents_dir(settings: Settings) -> Path:

@@ -155,7 +155,7 @@ def test_launch_embedded_writes_one_eml_per_recipient_and_relaunch_creates_nothi
     path = campaign_file(tmp_path, PAST_START)
     result = umkm("campaign", "launch", str(path))
     assert result.exit_code == 0, result.output
-    assert "Run 1 dibuat: 3 penerima di kotak keluar." in result.output
+    assert "Putaran 1 dibuat: 3 penerima di kotak keluar." in result.output
     assert re.search(r"berjalan|selesai", result.output)
     files = eml_files(sqlite_settings)
     assert len(files) == 3
@@ -171,14 +171,14 @@ def test_launch_embedded_writes_one_eml_per_recipient_and_relaunch_creates_nothi
 
     again = umkm("campaign", "launch", str(path))
     assert again.exit_code == 0, again.output
-    assert "sudah diluncurkan (run 1); tidak dibuat ulang" in again.output
+    assert "sudah diluncurkan (putaran 1); tidak dibuat ulang" in again.output
     assert eml_files(sqlite_settings) == files
     assert count(db, Delivery) == 3 and count(db, CampaignRun) == 1
 
     status = umkm("campaign", "status", "promo-cli-uji")
     assert status.exit_code == 0, status.output
-    assert "Promo Tenun Uji · run 1 · selesai" in status.output
-    assert re.search(r"tertunda\s+┃\s+dikirim\s+┃\s+terkirim\s+┃\s+gagal\s+┃\s+dilewati",
+    assert "Promo Tenun Uji · putaran 1 · selesai" in status.output
+    assert re.search(r"menunggu\s+┃\s+sedang dikirim\s+┃\s+terkirim\s+┃\s+gagal\s+┃\s+dilewati",
                      status.output), status.output
     assert re.search(r"0\s+│\s+0\s+│\s+3\s+│\s+0\s+│\s+0", status.output), status.output
 
@@ -191,31 +191,31 @@ def test_pause_resume_cancel_of_a_scheduled_run(
     assert "Dijadwalkan Selasa, 15 Januari 2030 10.00 WITA" in launched.output
 
     paused = umkm("campaign", "pause", "promo-cli-uji")
-    assert paused.exit_code == 0 and "Run 1 dijeda." in paused.output
+    assert paused.exit_code == 0 and "Putaran 1 dijeda." in paused.output
     status = umkm("campaign", "status", "1")
-    assert "run 1 · dijeda" in status.output
+    assert "putaran 1 · dijeda" in status.output
     assert "Alasan: dijeda oleh petugas" in status.output
     twice = umkm("campaign", "pause", "promo-cli-uji")
     assert twice.exit_code == 1
-    assert "Run 1 tidak sedang berjalan/terjadwal (dijeda)." in twice.output
+    assert "Putaran 1 tidak sedang berjalan/terjadwal (dijeda)." in twice.output
 
     # Paused before its start time: resuming puts it back on schedule, it sends nothing.
     resumed = umkm("campaign", "resume", "promo-cli-uji")
     assert resumed.exit_code == 0, resumed.output
-    assert "Run 1 dilanjutkan." in resumed.output
+    assert "Putaran 1 dilanjutkan." in resumed.output
     assert "Dijadwalkan Selasa, 15 Januari 2030 10.00 WITA" in resumed.output
     assert eml_files(sqlite_settings) == []
-    assert "run 1 · terjadwal" in umkm("campaign", "status", "promo-cli-uji").output
+    assert "putaran 1 · terjadwal" in umkm("campaign", "status", "promo-cli-uji").output
     not_paused = umkm("campaign", "resume", "promo-cli-uji")
     assert not_paused.exit_code == 1 and "tidak sedang dijeda (terjadwal)" in not_paused.output
 
     cancelled = umkm("campaign", "cancel", "promo-cli-uji")
     assert cancelled.exit_code == 0, cancelled.output
-    assert "Run 1 dibatalkan; 3 pengiriman tertunda dilewati." in cancelled.output
+    assert "Putaran 1 dibatalkan; 3 pengiriman tertunda dilewati." in cancelled.output
     db.expire_all()
     assert {d.status.value for d in db.scalars(select(Delivery))} == {"skipped"}
     assert db.scalars(select(Campaign)).one().active is False
-    assert "run 1 · dibatalkan" in umkm("campaign", "status", "promo-cli-uji").output
+    assert "putaran 1 · dibatalkan" in umkm("campaign", "status", "promo-cli-uji").output
     assert eml_files(sqlite_settings) == []
 
 
@@ -228,13 +228,13 @@ def test_resume_of_a_running_run_sends_the_rest_once(
     assert umkm("campaign", "pause", str(run.id)).exit_code == 0
     resumed = umkm("campaign", "resume", str(run.id))
     assert resumed.exit_code == 0, resumed.output
-    assert "Run 1 dilanjutkan." in resumed.output
+    assert "Putaran 1 dilanjutkan." in resumed.output
     assert len(eml_files(sqlite_settings)) == 3
-    assert "run 1 · selesai" in resumed.output
+    assert "putaran 1 · selesai" in resumed.output
     # Cancelling a finished run keeps it finished; only the trigger is switched off.
     done = umkm("campaign", "cancel", str(run.id))
-    assert "Run 1 sudah selesai; pemicu kampanye dinonaktifkan." in done.output
-    assert "run 1 · selesai" in umkm("campaign", "status", str(run.id)).output
+    assert "Putaran 1 sudah selesai; pemicu kampanye dinonaktifkan." in done.output
+    assert "putaran 1 · selesai" in umkm("campaign", "status", str(run.id)).output
 
 
 def test_cancel_deactivates_a_trigger_campaign_that_never_fired(
@@ -255,7 +255,7 @@ def test_unknown_run_is_a_clear_error(db: Session) -> None:
     for command in ("status", "pause", "resume", "cancel"):
         result = umkm("campaign", command, "tidak-ada")
         assert result.exit_code == 1
-        assert "Kampanye atau run 'tidak-ada' tidak ditemukan." in result.output
+        assert "Kampanye atau putaran 'tidak-ada' tidak ditemukan." in result.output
 
 
 @pytest.mark.parametrize("command", ["plan", "preview", "launch"])

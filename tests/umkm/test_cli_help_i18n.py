@@ -74,3 +74,17 @@ def test_unknown_texts_pass_through() -> None:
     with using_lang("en"):
         assert translate("Options") == "Options"
     assert translate("Options") == "Opsi"
+
+
+def test_usage_placeholders_are_indonesian() -> None:
+    code, output = _run("campaign", "--help")
+    assert code == 0
+    assert "campaign [OPSI] PERINTAH [ARGUMEN]..." in output
+    assert "[OPTIONS]" not in output and "COMMAND" not in output
+    code, output = _run("report", "--help")
+    assert "report [OPSI]" in output
+
+
+def test_usage_placeholders_stay_english_in_english(english: None) -> None:
+    code, output = _run("campaign", "--help")
+    assert code == 0 and "campaign [OPTIONS] COMMAND [ARGS]..." in output

@@ -238,3 +238,25 @@ def test_reports_page_renders_a_table_and_explains_bad_input(world: World) -> No
     bad = staff.get("/dinas/laporan?periode=kemarin")
     assert bad.status_code == 400
     assert 'id="report"' not in bad.text and 'class="fail"' in bad.text
+
+
+def test_dashboard_and_run_page_words_are_indonesian(world: World) -> None:
+    """Issue 19: no English campaign type, no "Run" column, "sedang dikirim" (in flight)
+    apart from "terkirim" (sent)."""
+    ids = _campaign_with_run(world)
+    with world.session() as session:
+        run = session.get(CampaignRun, ids["run"])
+        assert run is not None
+        make_delivery(session, run, make_customer(session), status="sending")
+        session.commit()
+    staff = world.client("staf")
+    home = staff.get("/dinas").text
+    row = home.split("Promo Tenun Desember</a><br>", 1)[1].split("</tr>", 1)[0]
+    assert "<td>Promosi</td>" in row and "promotional" not in row
+    assert "<th>Run</th>" not in home and "<th>Putaran</th>" in home
+    assert "sedang dikirim 1" in home and "terkirim 3" in home
+    assert re.search(r"(?<!sedang )dikirim", home) is None
+    campaign = staff.get(f"/dinas/kampanye/{ids['campaign']}").text
+    assert "Promosi" in campaign and "promotional" not in campaign
+    page = staff.get(f"/dinas/run/{ids['run']}").text
+    assert f"<h1>Putaran #{ids['run']}: " in page and "Run #" not in page
