@@ -32,6 +32,7 @@ from engine.common.i18n import t
 from engine.customers import consent, optin
 from engine.db import session_factory
 from engine.engagement import events
+from engine.engagement.ingest import Ingest, click_row, click_target, open_row
 from engine.engagement.tracking import InvalidToken, TokenData, parse_token
 from engine.models import Customer, Delivery, utcnow
 from web.pages import render
@@ -74,35 +75,46 @@ def not_found_page(request: Request) -> HTMLResponse:
 
 
 # ----------------------------------------------------------------------------- open / click
+def _ingest(request: Request) -> Ingest:
+    """The app's tracking ingest (fact caches and buffer), made at the first event."""
+    found = getattr(request.app.state, "tracking_ingest", None)
+    if found is None:
+        found = request.app.state.tracking_ingest = Ingest(request.app.state.settings)
+    return found
+
+
 @router.get("/t/o/{token}")
-def open_pixel(token: str, request: Request, db: Session = Depends(get_session)) -> Response:
-    """The 1x1 GIF of an email; every fetch is one ``open`` event."""
+async def open_pixel(token: str, request: Request) -> Response:
+    """The 1x1 GIF of an email; every fetch is one ``open`` event (buffered: no commit
+    per request with Redis, see :mod:`engine.engagement.ingest`)."""
     try:
         data = parse_token(token, "open")
     except InvalidToken:
         return not_found_page(request)
-    delivery = db.get(Delivery, data.delivery_id)
+    assert data.delivery_id is not None
+    ingest = _ingest(request)
+    delivery = await ingest.delivery(data.delivery_id)
     if delivery is None:
         return not_found_page(request)
-    events.record_open(db, delivery, user_agent=_user_agent(request))
-    db.commit()
+    await ingest.accept(open_row(delivery, _user_agent(request)))
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
 @router.get("/t/c/{token}")
-def click(token: str, request: Request, db: Session = Depends(get_session)) -> Response:
+async def click(token: str, request: Request) -> Response:
     """302 to the link we stored for (delivery, link); anything else is a 404."""
     try:
         data = parse_token(token, "click")
     except InvalidToken:
         return not_found_page(request)
     assert data.delivery_id is not None and data.link_id is not None
-    found = events.link_for_click(db, data.delivery_id, data.link_id)
+    ingest = _ingest(request)
+    found = click_target(await ingest.delivery(data.delivery_id),
+                         await ingest.link(data.link_id))
     if found is None:
         return not_found_page(request)
     delivery, link = found
-    events.record_click(db, delivery, link, user_agent=_user_agent(request))
-    db.commit()
+    await ingest.accept(click_row(delivery, link, _user_agent(request)))
     return RedirectResponse(link.url, status_code=302, headers=NO_STORE)
 
 
