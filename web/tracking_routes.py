@@ -83,10 +83,10 @@ def _ingest(request: Request) -> Ingest:
     return found
 
 
-@router.get("/t/o/{token}")
-async def open_pixel(token: str, request: Request) -> Response:
+async def open_pixel(request: Request) -> Response:
     """The 1x1 GIF of an email; every fetch is one ``open`` event (buffered: no commit
     per request with Redis, see :mod:`engine.engagement.ingest`)."""
+    token = request.path_params["token"]
     try:
         data = parse_token(token, "open")
     except InvalidToken:
@@ -100,9 +100,9 @@ async def open_pixel(token: str, request: Request) -> Response:
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
-@router.get("/t/c/{token}")
-async def click(token: str, request: Request) -> Response:
+async def click(request: Request) -> Response:
     """302 to the link we stored for (delivery, link); anything else is a 404."""
+    token = request.path_params["token"]
     try:
         data = parse_token(token, "click")
     except InvalidToken:
@@ -116,6 +116,13 @@ async def click(token: str, request: Request) -> Response:
     delivery, link = found
     await ingest.accept(click_row(delivery, link, _user_agent(request)))
     return RedirectResponse(link.url, status_code=302, headers=NO_STORE)
+
+
+# Plain Starlette routes (no FastAPI parameter solving): the two hottest URLs of the
+# site do nothing FastAPI's dependency layer would add, and it costs a third of a
+# request's CPU (issue 22, docs/performance.md "Tracking").
+router.add_route("/t/o/{token}", open_pixel, methods=["GET"], include_in_schema=False)
+router.add_route("/t/c/{token}", click, methods=["GET"], include_in_schema=False)
 
 
 # ----------------------------------------------------------------------------- unsubscribe
