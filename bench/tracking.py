@@ -45,7 +45,16 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from bench.e2e import SECRET, PrivateRedis, ScratchDatabase, free_port, wait_until  # noqa: E402
+from bench.e2e import (  # noqa: E402
+    SECRET,
+    PrivateRedis,
+    ScratchDatabase,
+    backend_cpu,
+    children,
+    cpu_seconds,
+    free_port,
+    wait_until,
+)
 from web.tracking_routes import NO_STORE, PIXEL  # noqa: E402
 
 
@@ -181,6 +190,31 @@ def consumer(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[by
 
 
 # --------------------------------------------------------------------------- wrk
+class CpuMeter:
+    """CPU seconds of named process trees between :meth:`start` and :meth:`per_request`:
+    where a request's time goes (the machine is shared, wall clock alone misleads)."""
+
+    def __init__(self) -> None:
+        self.pids: dict[str, Callable[[], list[int]]] = {}
+        self._mark: dict[str, float] = {}
+
+    def watch(self, name: str, pids: Callable[[], list[int]]) -> None:
+        self.pids[name] = pids
+
+    def _now(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(p) for pid in get() for p in [pid, *children(pid)])
+                for name, get in self.pids.items()}
+
+    def start(self) -> None:
+        self._mark = self._now()
+
+    def per_request(self, requests: int) -> str:
+        now = self._now()
+        used = {name: (now[name] - self._mark.get(name, 0.0)) / max(requests, 1) * 1e6
+                for name in now}
+        return ", ".join(f"{name} {value:.0f}" for name, value in used.items())
+
+
 @dataclass
 class WrkResult:
     requests: int
@@ -188,6 +222,7 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu: str = ""
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -199,7 +234,7 @@ def _ms(text: str) -> float:
 
 
 def wrk(port: int, paths: list[str], seconds: int, connections: int, workdir: Path,
-        during: Callable[[], None] | None = None) -> WrkResult:
+        during: Callable[[], None] | None = None, meter: CpuMeter | None = None) -> WrkResult:
     """One ``wrk --latency`` run over ``paths`` (rotating); ``during`` runs midway."""
     listing = workdir / f"paths-{port}-{len(paths)}.txt"
     listing.write_text("\n".join(paths) + "\n")
@@ -208,16 +243,21 @@ def wrk(port: int, paths: list[str], seconds: int, connections: int, workdir: Pa
     proc = subprocess.Popen(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
                              "-s", str(script), f"http://127.0.0.1:{port}"],
                             stdout=subprocess.PIPE, text=True)
+    if meter is not None:
+        meter.start()
     if during is not None:
         time.sleep(seconds / 2)
         during()
     out, _ = proc.communicate()
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return WrkResult(int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+    result = WrkResult(int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
                      float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
                      _ms(latency["50"]), _ms(latency["99"]),
                      int(errors.group(1)) if errors else 0)
+    if meter is not None:
+        result.cpu = meter.per_request(result.requests)
+    return result
 
 
 # --------------------------------------------------------------------------- counting
@@ -276,6 +316,8 @@ def report(name: str, result: WrkResult, bare: WrkResult | None,
             f"p99 {result.p99_ms:>7.2f} ms  ratio {ratio:>5}  load {loadavg()}")
     if result.errors:
         line += f"  non-2xx/3xx {result.errors}"
+    if result.cpu:
+        line += f"\n{'':<26} CPU us/request: {result.cpu}"
     if counts is not None:
         line += f"\n{'':<26} wrk {result.requests}, accepted {counts[0]}, stored {counts[1]}"
         line += "  OK" if counts[0] == counts[1] else "  MISMATCH"
@@ -310,25 +352,35 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                              factory=False))
         procs.append(uvicorn("web.app:app_factory", app_port, env, log, args.workers,
                              factory=True))
-        writer = consumer(env, log)
-        procs.append(writer)
+        consumers = [consumer(env, log)]
+        procs.append(consumers[0])
         counter = Counter(redis_srv.url, database.url)
         seconds, conns = args.seconds, args.connections
 
-        bare = wrk(bare_port, targets.opens, seconds, conns, workdir)
+        def meter(server: subprocess.Popen[bytes]) -> CpuMeter:
+            found = CpuMeter()
+            found.watch("server", lambda: [server.pid])
+            found.watch("consumer", lambda: [c.pid for c in consumers if c.poll() is None])
+            found.watch("redis", lambda: [redis_srv.proc.pid])
+            found.watch("postgres", lambda: list(backend_cpu(database.name)))
+            return found
+
+        for port, paths in ((bare_port, targets.opens), (app_port, targets.opens),
+                            (app_port, targets.clicks)):  # warm-up: imports, caches
+            wrk(port, paths, 2, conns, workdir)
+        counter.take()
+        bare = wrk(bare_port, targets.opens, seconds, conns, workdir, meter=meter(procs[0]))
         report("bare Starlette GIF", bare, None, None)
-        pixel = wrk(app_port, targets.opens, seconds, conns, workdir)
+        pixel = wrk(app_port, targets.opens, seconds, conns, workdir, meter=meter(procs[1]))
         report("/t/o pixel (stream)", pixel, bare, counter.take())
-        clicks = wrk(app_port, targets.clicks, seconds, conns, workdir)
+        clicks = wrk(app_port, targets.clicks, seconds, conns, workdir, meter=meter(procs[1]))
         report("/t/c click (stream)", clicks, bare, counter.take())
 
-        restarted: list[subprocess.Popen[bytes]] = []
-
         def kill_and_restart() -> None:
-            stop(writer, signal.SIGKILL)
-            print(f"  consumer SIGKILL (pid {writer.pid}), restarted", flush=True)
-            restarted.append(consumer(env, log))
-            procs.append(restarted[0])
+            stop(consumers[0], signal.SIGKILL)
+            print(f"  consumer SIGKILL (pid {consumers[0].pid}), restarted", flush=True)
+            consumers.append(consumer(env, log))
+            procs.append(consumers[-1])
 
         killed = wrk(app_port, targets.opens, seconds, conns, workdir, kill_and_restart)
         report("/t/o + consumer SIGKILL", killed, bare, counter.take())
@@ -336,8 +388,11 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         direct_env = {k: v for k, v in env.items() if k != "REDIS_URL"}
         procs.append(uvicorn("web.app:app_factory", direct_port, direct_env, log,
                              args.workers, factory=True))
+        wrk(direct_port, targets.opens, 2, conns, workdir)  # warm-up
+        time.sleep(1.0)
         before = counter._rows()
-        direct = wrk(direct_port, targets.opens, seconds, conns, workdir)
+        direct = wrk(direct_port, targets.opens, seconds, conns, workdir,
+                     meter=meter(procs[-1]))
         rows = counter._rows() - before
         counter.stored += rows
         report("/t/o direct (no Redis)", direct, bare, None)
