@@ -39,6 +39,9 @@ BATCH = 1000
 LINGER_MS = 200
 #: A pending entry idle this long belongs to a dead consumer and is taken over.
 CLAIM_IDLE_MS = 60_000
+#: A group member with nothing pending and idle this long is forgotten (beat runs and
+#: restarts name a consumer per process; the group must not collect them forever).
+FORGET_IDLE_MS = 3_600_000
 
 Entry = tuple[str, dict[Any, Any]]
 
@@ -201,9 +204,20 @@ class StreamConsumer:
         report.reclaimed = report.read
         return report
 
+    def forget_idle_consumers(self, idle_ms: int = FORGET_IDLE_MS) -> int:
+        """Delete members without pending entries, idle ``idle_ms`` (safe: a deleted
+        member that reads again is simply created again)."""
+        members: Any = self.client.xinfo_consumers(self.key, self.group)
+        gone = [_text(m["name"]) for m in members if int(m["pending"]) == 0
+                and int(m["idle"]) >= idle_ms and _text(m["name"]) != self.name]
+        for name in gone:
+            self.client.xgroup_delconsumer(self.key, self.group, name)
+        return len(gone)
+
     def drain(self, max_entries: int | None = None) -> DrainReport:
         """Everything the stream holds now (pending first), then return."""
         self.ensure_group()
+        self.forget_idle_consumers()
         report = self.reclaim()
         while max_entries is None or report.read < max_entries:
             entries = self.read_new()

@@ -177,6 +177,27 @@ def test_a_consumer_restarted_under_its_name_rereads_its_own_pending_at_once(
     assert len(stored(db)) == 3
 
 
+def members(stream: redis.Redis) -> set[str]:
+    found: Any = stream.xinfo_consumers(STREAM_KEY, GROUP)
+    return {m["name"].decode() for m in found}
+
+
+def test_idle_members_without_pending_entries_are_forgotten(
+        settings: Settings, stream: redis.Redis, db: Session) -> None:
+    world = make_world(db)
+    buffer_opens(settings, stream, world, 2)
+    holder = consumer(settings, stream, "holder")
+    holder.ensure_group()
+    holder.read_new(count=1)  # one entry pending: must stay a member
+    done = consumer(settings, stream, "done")
+    done.handle(done.read_new())
+    assert members(stream) == {"holder", "done"}
+
+    assert consumer(settings, stream, "beat").forget_idle_consumers(idle_ms=0) == 1
+
+    assert members(stream) == {"holder"}
+
+
 def test_the_same_stream_entry_consumed_twice_gives_one_row(
         settings: Settings, stream: redis.Redis, db: Session) -> None:
     world = make_world(db)
