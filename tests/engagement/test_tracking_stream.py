@@ -243,6 +243,20 @@ def test_a_forged_token_never_reaches_the_buffer(buffered: Settings, stream: red
     assert stored(db) == []
 
 
+def test_redis_down_the_event_is_written_directly(settings: Settings, db: Session) -> None:
+    from tests.services import free_port
+
+    world = make_world(db)
+    down = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(down)) as client:
+        answer = client.get(f"/t/o/{make_open_token(world.delivery.id)}",
+                            headers={"User-Agent": BROWSER})
+    assert answer.status_code == 200
+    [row] = stored(db)
+    assert (row.type, row.delivery_id, row.event_key is not None) == (
+        "open", world.delivery.id, True)
+
+
 def _queries_during(settings: Settings, action: Any) -> int:
     count = [0]
 
