@@ -339,3 +339,33 @@ def test_sigkill_of_a_running_consumer_loses_and_doubles_nothing(
     assert count() == total
     assert len({r.event_key for r in stored(db)}) == total
     assert stream.xlen(STREAM_KEY) == 0
+
+
+def test_consume_without_redis_says_so_and_fails(sqlite_settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    import engine.cli.tracking  # noqa: F401  (registers the command group)
+    from engine.cli.app import app
+
+    result = CliRunner().invoke(app, ["--lang", "en", "tracking", "consume", "--once"])
+    assert result.exit_code == 1
+    assert "REDIS_URL is not set" in result.output
+
+
+def test_consume_once_drains_and_reports(buffered: Settings, settings: Settings,
+                                         stream: redis.Redis, db: Session,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import engine.cli.tracking  # noqa: F401
+    from engine.cli.app import app
+    from engine.config import reset_settings
+
+    world = make_world(db)
+    buffer_opens(settings, stream, world, 6)
+    monkeypatch.setenv("REDIS_URL", buffered.redis_url)
+    reset_settings()
+    result = CliRunner().invoke(app, ["--lang", "en", "tracking", "consume", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "Events written: 6" in result.output
+    assert len(stored(db)) == 6
