@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.common.crypto import derived_key
 from engine.common.formatting import jam, tanggal
@@ -75,6 +76,13 @@ def not_found_page(request: Request) -> HTMLResponse:
 
 
 # ----------------------------------------------------------------------------- open / click
+def _get_only(request: Request) -> None:
+    """A plain Starlette route also answers HEAD; these never did (a link checker's HEAD
+    is no open and no click): the same 405 as every other GET-only route."""
+    if request.method != "GET":
+        raise StarletteHTTPException(status_code=405, headers={"Allow": "GET"})
+
+
 def _ingest(request: Request) -> Ingest:
     """The app's tracking ingest (fact caches and buffer), made at the first event."""
     found = getattr(request.app.state, "tracking_ingest", None)
@@ -86,6 +94,7 @@ def _ingest(request: Request) -> Ingest:
 async def open_pixel(request: Request) -> Response:
     """The 1x1 GIF of an email; every fetch is one ``open`` event (buffered: no commit
     per request with Redis, see :mod:`engine.engagement.ingest`)."""
+    _get_only(request)
     token = request.path_params["token"]
     try:
         data = parse_token(token, "open")
@@ -102,6 +111,7 @@ async def open_pixel(request: Request) -> Response:
 
 async def click(request: Request) -> Response:
     """302 to the link we stored for (delivery, link); anything else is a 404."""
+    _get_only(request)
     token = request.path_params["token"]
     try:
         data = parse_token(token, "click")

@@ -257,6 +257,17 @@ def test_redis_down_the_event_is_written_directly(settings: Settings, db: Sessio
         "open", world.delivery.id, True)
 
 
+def test_head_is_no_open_and_no_click(buffered: Settings, stream: redis.Redis,
+                                      db: Session) -> None:
+    world = make_world(db)
+    with TestClient(create_app(buffered)) as client:
+        for path in (f"/t/o/{make_open_token(world.delivery.id)}",
+                     f"/t/c/{make_click_token(world.delivery.id, world.link.id)}"):
+            answer = client.head(path, follow_redirects=False)
+            assert (answer.status_code, answer.headers.get("allow")) == (405, "GET"), path
+    assert stream.exists(STREAM_KEY) == 0
+
+
 def _queries_during(settings: Settings, action: Any) -> int:
     count = [0]
 
