@@ -15,6 +15,8 @@ command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 perl -MSisimai -e 1 >/dev/null 2>&1 || need+=(libsisimai-perl)
 if [ "${1:-}" = "--bench" ]; then
   command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
+  # HTTP load generator of bench/tracking.py (open pixel and click redirect).
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi
 
 # axe-core (tests/browser/test_studio_a11y.py) from the npm registry into var/vendor/axe:

@@ -56,6 +56,8 @@ BEAT_JOBS: dict[str, BeatJob] = {
     "bounce_mailbox": BeatJob("workers.tasks.beat_bounce_mailbox", 120, 150),
     "dmarc_mailbox": BeatJob("workers.tasks.beat_dmarc_mailbox", 120, 150),
     "agreement_reminders": BeatJob("workers.tasks.beat_agreement_reminders", 60, 90),
+    # Buffered opens and clicks (Redis stream) into the database in bulk.
+    "tracking_drain": BeatJob("workers.tasks.beat_tracking_drain", 120, 150),
     # Renders and prints last month's report (Chromium): minutes, not seconds.
     "monthly_report": BeatJob("workers.tasks.beat_monthly_report", 400, 480),
 }

@@ -128,3 +128,9 @@ def beat_agreement_reminders() -> dict[str, int]:
 def beat_monthly_report() -> dict[str, int]:
     """Last month's report to REPORT_RECIPIENTS, once per month (engine.reporting.monthly)."""
     return run_beat_job("monthly_report")
+
+
+@app.task(**_limits("tracking_drain"))
+def beat_tracking_drain() -> dict[str, int]:
+    """Store the opens and clicks buffered in the Redis stream (exactly once)."""
+    return run_beat_job("tracking_drain")

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "engine.cli.customers",
     "engine.cli.deliverability",
     "engine.cli.dmarc",
+    "engine.cli.tracking",
     "engine.cli.serve",
 )
 

@@ -26,6 +26,7 @@ from engine.delivery.enqueue import Batch, due_batches_for_run, sweep
 from engine.delivery.optin_mail import Link, build_small_mail, transmit
 from engine.engagement.bounces import process_maildir
 from engine.engagement.dmarc import import_maildir
+from engine.engagement.stream_consumer import drain_once
 from engine.models import Agreement, utcnow
 from engine.social import metrics as social_metrics
 from engine.umkm import agreements
@@ -161,6 +162,26 @@ def _mail_reminder(settings: Settings, agreement: Agreement | None, now: datetim
         log.warning("agreement %s: reminder mail not sent", agreement.id, exc_info=True)
 
 
+# Entries one beat run stores at most (well inside its time limit); the rest next beat.
+TRACKING_DRAIN_MAX = 300_000
+
+def drain_tracking_stream(settings: Settings, now: datetime) -> JobReport:
+    """Opens and clicks buffered in the Redis stream, stored in bulk exactly once
+    (:mod:`engine.engagement.stream_consumer`). Embedded (no Redis): nothing to do, the
+    web app writes them directly. Redis unreachable: logged, the next beat drains."""
+    if not settings.redis_url:
+        return JobReport()
+    import redis
+
+    try:
+        report = drain_once(settings.redis_url, session_factory(settings),
+                            max_entries=TRACKING_DRAIN_MAX)
+    except (redis.RedisError, OSError):
+        log.warning("tracking stream not drained", exc_info=True)
+        return JobReport()
+    return JobReport(report.read)
+
+
 # The beat schedule has one entry per job (workers.celery_app.BEAT_JOBS, same names).
 JOBS: dict[str, Job] = {
     "due_runs": start_due_runs,
@@ -172,6 +193,7 @@ JOBS: dict[str, Job] = {
     "bounce_mailbox": read_bounce_mailbox,
     "dmarc_mailbox": read_dmarc_mailbox,
     "agreement_reminders": remind_expiring_agreements,
+    "tracking_drain": drain_tracking_stream,
 }
 
 

@@ -169,10 +169,22 @@ def link_for_click(session: Session, delivery_id: int, link_id: int,
 def is_suspected_bot_click(delivery: Delivery, user_agent: str | None, at: datetime,
                            bot_seconds: float = BOT_CLICK_SECONDS) -> bool:
     """A scanner's user agent, or a click within ``bot_seconds`` of sending."""
+    return is_bot_click_after(delivery.sent_at, user_agent, at, bot_seconds)
+
+
+def is_bot_click_after(sent_at: datetime | None, user_agent: str | None, at: datetime,
+                       bot_seconds: float = BOT_CLICK_SECONDS) -> bool:
+    """The rule of :func:`is_suspected_bot_click` from the send time alone (the buffered
+    tracking path keeps delivery facts in a cache, not ORM rows)."""
     if is_scanner_agent(user_agent):
         return True
-    sent_at = _aware(delivery.sent_at)
-    return sent_at is not None and (at - sent_at) < timedelta(seconds=bot_seconds)
+    sent = _aware(sent_at)
+    return sent is not None and (at - sent) < timedelta(seconds=bot_seconds)
+
+
+def request_raw(user_agent: str | None) -> dict[str, Any]:
+    """The ``raw`` of an open or click: the (cut) user agent, never an IP address."""
+    return _request_raw(user_agent)
 
 
 def record_click(session: Session, delivery: Delivery, link: TrackedLink, *,

@@ -401,6 +401,9 @@ class EngagementEvent(Base):
     suspected_bot: Mapped[bool] = mapped_column(Boolean, default=False)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Idempotency key of a buffered open/click (engine.engagement.ingest): one per
+    # accepted request, so a stream entry written twice is stored once. NULL elsewhere.
+    event_key: Mapped[str | None] = mapped_column(String(40), unique=True)
 
     __table_args__ = (
         Index("ix_event_business_time", "business_id", "occurred_at"),
