@@ -15,7 +15,6 @@ quarter's. The others are *flows* counted within each quarter; the year is the s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from engine.campaign.loader import CampaignError
 from engine.campaign.yamlsource import Position, SourceMap, parse, read_text
 from engine.common.errors import InvalidInput
 from engine.common.i18n import t
@@ -91,15 +91,8 @@ class PlanSpec(_Strict):
         return {k: v for k, v in self.targets.model_dump().items() if v is not None}
 
 
-@dataclass(frozen=True)
-class PlanFileProblem:
-    file: str
-    line: int
-    column: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+# One located problem, printed ``file:line:column: message`` like a campaign's.
+PlanFileProblem = CampaignError
 
 
 class PlanFileError(InvalidInput):
