@@ -4,6 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist). Most of the suite's time is waiting on real Celery
+# workers, SMTP servers and browsers, not CPU, so three share two cores well; every
+# process gets its own PostgreSQL database, Redis database and ports (tests/conftest.py,
+# tests/services.py). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 3
 
 .PHONY: install messages demo test lint serve bench bench-quick faults clean
 
@@ -29,7 +34,7 @@ demo: install
 test: install
 	@bash scripts/ensure-system-deps.sh
 	@mkdir -p var/test-logs
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS) --log-file=var/test-logs/pytest.log --log-file-level=DEBUG
+	$(PY) -m pytest -m "not slow" -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS) --log-file=var/test-logs/pytest.log --log-file-level=DEBUG
 	$(PY) -m tests.check_logs var/test-logs
 
 # The fault and abuse suite in full (docs/reliability.md): the long cases (marked slow),

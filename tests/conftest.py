@@ -30,6 +30,22 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist every worker writes its own ``--log-file`` (``pytest-gw0.log``
+    ...): the workers would otherwise truncate and overwrite one shared file, and
+    ``tests.check_logs`` must read every line the suite logged."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        # xdist hands its workers COLUMNS=80; the CLI's module-level Rich consoles would
+        # pin that width at import, where a plain run reads each CliRunner's COLUMNS.
+        os.environ.pop("COLUMNS", None)
+        os.environ.pop("LINES", None)
+    log_file = config.getoption("log_file", None)
+    if worker and log_file:
+        path = Path(log_file)
+        config.option.log_file = str(path.with_name(f"{path.stem}-{worker}{path.suffix}"))
+
+
 def service_missing(what: str, why: object) -> None:
     """Skip locally, fail in CI: a missing service must never pass silently there."""
     message = f"{what} is not reachable: {why}"

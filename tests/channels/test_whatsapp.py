@@ -94,7 +94,8 @@ def test_free_text_inside_the_24_hour_window_is_sent(fake_whatsapp: FakeWhatsApp
 
 
 @pytest.mark.parametrize("last_inbound_at", [
-    None, "", (datetime.now(UTC) - timedelta(hours=25)).isoformat(), "bukan tanggal"])
+    None, "", (datetime.now(UTC) - timedelta(hours=25)).isoformat(), "bukan tanggal"],
+    ids=["none", "empty", "25-hours-ago", "not-a-date"])
 def test_free_text_outside_the_window_is_refused_before_calling_the_api(
     fake_whatsapp: FakeWhatsApp, last_inbound_at: str | None
 ) -> None:
