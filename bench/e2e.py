@@ -799,8 +799,23 @@ def append_performance_row(report: dict[str, Any], label: str) -> None:
            f"{f'{one:,.0f} -> ' if one else ''}{report['messages_per_second']:,.0f} |\n")
     if not PERF_DOC.exists():
         return
-    with PERF_DOC.open("a", encoding="utf-8") as doc:
-        doc.write(row)
+    PERF_DOC.write_text(with_run_row(PERF_DOC.read_text(encoding="utf-8"), row),
+                        encoding="utf-8")
+
+
+def with_run_row(doc: str, row: str) -> str:
+    """``doc`` with ``row`` after the last row of its "## Runs" table: sections that
+    follow the table (Tracking, ...) must not collect benchmark rows at their end."""
+    start = doc.find("\n## Runs")
+    if start < 0:
+        return doc + row
+    end = doc.find("\n## ", start + 1)
+    section = doc[start:] if end < 0 else doc[start:end]
+    last = section.rfind("\n|")
+    if last < 0:
+        return doc + row
+    cut = start + section.index("\n", last + 1) + 1
+    return doc[:cut] + row + doc[cut:]
 
 
 # --------------------------------------------------------------------------- main
