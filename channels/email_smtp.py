@@ -8,10 +8,16 @@ are the same as ``sendmail``'s (MAIL, RCPT, DATA; RSET after a refused transacti
 at a thousand messages a second:
 
 - PIPELINING (RFC 2920), when the server announces it: MAIL, RCPT and DATA go out in
-  one write and their three replies are read in order, so a message costs two round
-  trips instead of four; each reply is still classified at its own stage;
-- the message body is dot-stuffed with ``bytes.replace`` and written straight to the
-  socket instead of through ``smtplib.SMTP.data`` (a regex over the whole message).
+  one write and their three replies are read in order; each reply is still classified
+  at its own stage.  Within a batch the envelope of the *next* message rides in the
+  same write as the end of this one's data (RFC 2920 §3.1: message content may open a
+  command group), so a message costs ONE round trip (issue 22; it was two, four
+  without PIPELINING).  The next message is still asked of the send gate only after
+  this one's final reply: when the gate stops it, its envelope is abandoned (the
+  connection is closed if the server already said 354, so no empty message can go out);
+- the message body is dot-stuffed only when it needs it (``engine.message.mime``
+  writes none that do) and goes to the socket with its end and the next envelope in
+  one ``sendmsg``, without being copied (``smtplib.SMTP.data`` runs a regex over it).
 
 Reply classes (RFC 5321 §4.2.1):
 
@@ -32,6 +38,7 @@ Nothing blocks forever: every socket operation has ``timeout`` seconds.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import smtplib
@@ -160,6 +167,16 @@ def _crlf(data: bytes) -> bytes:
     return _BARE_LF.sub(b"\r\n", data)
 
 
+def data_pieces(data: bytes) -> list[bytes]:
+    """The DATA content of a CRLF-only message as buffers to write in order, ending
+    with the ``.`` line (RFC 5321 §4.5.2); the message itself is not copied unless a
+    line of it starts with a dot (then one ``bytes.replace``)."""
+    body = data.replace(b"\r\n.", b"\r\n..") if b"\r\n." in data else data
+    pieces = [b".", body] if body[:1] == b"." else [body]
+    pieces.append(b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n")
+    return pieces
+
+
 def dot_stuffed(data: bytes) -> bytes:
     """The DATA content of a CRLF-only message, ending with the ``.`` line (RFC 5321 §4.5.2).
 
@@ -168,12 +185,25 @@ def dot_stuffed(data: bytes) -> bytes:
     a CRLF, so one ``bytes.replace`` (memory speed) plus a look at the first byte does
     exactly the same.
     """
-    stuffed = data.replace(b"\r\n.", b"\r\n..")
-    if stuffed[:1] == b".":
-        stuffed = b"." + stuffed
-    if not stuffed.endswith(b"\r\n"):
-        stuffed += b"\r\n"
-    return stuffed + b".\r\n"
+    return b"".join(data_pieces(data))
+
+
+def send_buffers(conn: smtplib.SMTP, buffers: list[bytes]) -> None:
+    """Write ``buffers`` in order as one ``sendmsg`` (no joined copy), finishing any
+    partial write; TLS sockets have no ``sendmsg``: one joined ``sendall`` there."""
+    sock = conn.sock
+    if sock is None:
+        raise smtplib.SMTPServerDisconnected("please run connect() first")
+    if isinstance(sock, ssl.SSLSocket):
+        sock.sendall(b"".join(buffers))
+        return
+    views = [memoryview(b) for b in buffers if b]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= views[0].nbytes:
+            sent -= views.pop(0).nbytes
+        if sent:
+            views[0] = views[0][sent:]
 
 
 def _reverse_path(address: str) -> str:
@@ -200,6 +230,15 @@ class _Step:
     """Where a transaction stands: a dropped connection or a timeout is reported there."""
 
     stage: str = "mail"
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """The envelope of the next message, written with the end of the previous one's
+    data: its three replies are still to be read on ``conn``."""
+
+    delivery_id: int
+    conn: smtplib.SMTP
 
 
 class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
@@ -251,6 +290,8 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         self._on_connection = 0
         self._timeouts_in_a_row = 0
         self._deferrals_in_a_row = 0
+        self._following: dict[int, OutboundMessage] = {}  # delivery id -> next in batch
+        self._ahead: _Ahead | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], *,
@@ -284,11 +325,13 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         return message.payload if message.crlf_only else _crlf(message.payload)
 
     def transmit(self, message: OutboundMessage, payload: bytes) -> SmtpReply:
+        if self._ahead is not None and self._ahead.delivery_id != message.delivery_id:
+            self._settle_ahead()  # the message it was written for was not sent
         conn = self._connection()
         self.stats.messages += 1
         self._on_connection += 1
         try:
-            reply = self._transaction(conn, message.envelope_from, message.recipient, payload)
+            reply = self._transaction(conn, message, payload)
         except ChannelError as exc:
             self.stats.failed += 1
             if not exc.raw.get("timeout"):
@@ -330,7 +373,14 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
                    gate: SendGate | None = None) -> list[SendResult]:
         """As the base class; a relay found deferring every recipient also gives back
         the recipients it deferred just before it was recognised (no attempt spent)."""
-        results = super().send_batch(messages, gate)
+        batch = list(messages)
+        self._following = {m.delivery_id: n for m, n in itertools.pairwise(batch)
+                           if m.account == n.account}
+        try:
+            results = super().send_batch(batch, gate)
+        finally:
+            self._following = {}
+            self._settle_ahead()  # a next envelope the gate did not let through
         for i, result in enumerate(results):
             if result.raw.get("relay_wide") and result.raw.get("deferral"):
                 _give_back_deferrals(results, i)
@@ -347,22 +397,91 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         )
 
     # -- one SMTP transaction ----------------------------------------------------------
-    def _transaction(self, conn: smtplib.SMTP, sender: str, rcpt: str, data: bytes) -> SmtpReply:
+    def _transaction(self, conn: smtplib.SMTP, message: OutboundMessage,
+                     data: bytes) -> SmtpReply:
+        sender, rcpt = message.envelope_from, message.recipient
         step = _Step()
+        ahead, self._ahead = self._ahead, None
         try:
-            options = self._mail_options(conn, sender, rcpt, data)
-            if conn.has_extn("pipelining"):
-                self._pipelined_envelope(conn, step, sender, rcpt, options)
+            if ahead == _Ahead(message.delivery_id, conn):
+                self._read_envelope(conn, step)  # its commands went out with the last data
+            elif conn.has_extn("pipelining"):
+                options = self._mail_options(conn, sender, rcpt, data)
+                conn.send(_pipelined_commands(sender, rcpt, options))
+                self._read_envelope(conn, step)
             else:
-                self._envelope(conn, step, sender, rcpt, options)
+                self._envelope(conn, step, sender, rcpt,
+                               self._mail_options(conn, sender, rcpt, data))
             step.stage = "data"
-            conn.send(dot_stuffed(data))
+            pieces = data_pieces(data)
+            following = self._next_envelope(conn, message)
+            if following is not None:
+                pieces.append(following[1])
+            send_buffers(conn, pieces)
+            if following is not None:
+                self._ahead = _Ahead(following[0], conn)
             code, reply = conn.getreply()
-            self._expect(conn, step.stage, code, reply, (250,))
+            if code != 250:
+                self._refused_data(conn, code)
+                raise error_for_reply(step.stage, code, reply)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._ahead = None
             self._discard()
             raise self._connection_lost(step.stage, exc) from exc
         return SmtpReply(code, _text(reply))
+
+    def _refused_data(self, conn: smtplib.SMTP, code: int) -> None:
+        """After a refused end of data the transaction is over: 421 closes; RSET only
+        when no next envelope is on the wire (it would be read as that message's data)."""
+        if code == 421:
+            self._ahead = None
+            conn.close()
+        elif self._ahead is None:
+            self._abort_transaction(conn, code)
+
+    def _next_envelope(self, conn: smtplib.SMTP,
+                       message: OutboundMessage) -> tuple[int, bytes] | None:
+        """MAIL, RCPT and DATA of the batch's next message, to write with this one's
+        end of data; None when there is none, the server does not pipeline, the session
+        ends after this message, or the next message would not go out as it is."""
+        following = self._following.get(message.delivery_id)
+        if (following is None or not conn.has_extn("pipelining")
+                or self._on_connection >= self.reconnect_after):
+            return None
+        try:
+            data = self.build_payload(following)
+            options = self._mail_options(conn, following.envelope_from, following.recipient,
+                                         data)
+            commands = _pipelined_commands(following.envelope_from, following.recipient,
+                                           options)
+        except (ChannelError, ValueError, UnicodeError):
+            return None  # its own send reports the problem
+        return following.delivery_id, commands
+
+    def _settle_ahead(self) -> None:
+        """A next envelope whose message was not sent after all (the gate stopped it,
+        its lease was lost): read its replies, then RSET, or close the connection when
+        the server waits for data (anything written now would become a message)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead.conn is not self._conn or ahead.conn.sock is None:
+            return
+        conn = ahead.conn
+        try:
+            codes = []
+            for _stage in _EXPECTED:
+                code, _reply = conn.getreply()
+                codes.append(code)
+                if code == 421:
+                    break
+        except (smtplib.SMTPException, OSError):
+            self._discard()
+            return
+        if codes[-1] in (354, 421):
+            self._discard()
+            return
+        self._abort_transaction(conn, codes[-1])
+        if conn.sock is None:
+            self._discard()
 
     def _envelope(
         self, conn: smtplib.SMTP, step: _Step, sender: str, rcpt: str, options: list[str]
@@ -378,17 +497,14 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         code, reply = conn.getreply()
         self._expect(conn, step.stage, code, reply, _EXPECTED["data"])
 
-    def _pipelined_envelope(
-        self, conn: smtplib.SMTP, step: _Step, sender: str, rcpt: str, options: list[str]
-    ) -> None:
-        """MAIL, RCPT and DATA in one write, then their three replies (RFC 2920).
+    def _read_envelope(self, conn: smtplib.SMTP, step: _Step) -> None:
+        """The three replies to a pipelined MAIL, RCPT and DATA (RFC 2920).
 
         Every reply is read and classified at its own stage: the first refusal decides
         the error, as it would one command at a time.  A 421 ends the reading (the
         server is closing).  RFC 2920 §3.1: a DATA accepted (354) after a refused MAIL
         or RCPT gets an empty message (a lone ``.``) before the RSET.
         """
-        conn.send(_pipelined_commands(sender, rcpt, options))
         replies: list[tuple[str, int, bytes]] = []
         try:
             for stage in _EXPECTED:
@@ -532,6 +648,8 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
             self._quit()
 
     def _quit(self) -> None:
+        if self._ahead is not None:  # QUIT would be read as message data: just close
+            self._discard()
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -541,6 +659,7 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
             conn.close()
 
     def _discard(self) -> None:
+        self._ahead = None
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()

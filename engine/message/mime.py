@@ -116,10 +116,56 @@ def format_address(header: str, name: str | None, address: str) -> str:
     return _fold(header, _address_tokens(name, address, _MAX_LINE - len(header) - 2))
 
 
+_QP_MAX = 76  # RFC 2045 §6.7: encoded lines of at most 76 characters
+
+
 def _qp_line(line: bytes) -> bytes:
-    return binascii.b2a_qp(line, quotetabs=False, istext=True, header=False).replace(
+    encoded = binascii.b2a_qp(line, quotetabs=False, istext=True, header=False).replace(
         b"\n", b"\r\n"
     )
+    if encoded[:1] == b"." or b"\r\n." in encoded:
+        encoded = _no_leading_dots(encoded)
+    return encoded
+
+
+def _no_leading_dots(encoded: bytes) -> bytes:
+    """Every encoded line starting with ``.`` starts with ``=2E`` instead (the same
+    character), wrapped again where that makes it longer than 76 characters.
+
+    Why: SMTP doubles a dot at the start of a line (RFC 5321 §4.5.2); a message with
+    none goes to the socket as it is, without a copy (``channels.email_smtp``).
+    """
+    out: list[bytes] = []
+    for line in encoded.split(b"\r\n"):
+        if line[:1] != b".":
+            out.append(line)
+        elif len(line) + 2 <= _QP_MAX:
+            out.append(b"=2E" + line[1:])
+        else:
+            out.extend(_rewrapped(line))
+    return b"\r\n".join(out)
+
+
+_QP_ATOM = re.compile(rb"=[0-9A-F]{2}|.", re.DOTALL)
+
+
+def _rewrapped(line: bytes) -> list[bytes]:
+    """One encoded line that starts with ``.``, as lines of <= 76 characters with soft
+    breaks, none starting with ``.`` (encoded escapes are never split)."""
+    soft = line.endswith(b"=") and not _QP_ATOM.fullmatch(line[-3:])
+    atoms = _QP_ATOM.findall(line[:-1] if soft else line)
+    lines: list[bytes] = []
+    current = b""
+    for atom in atoms:
+        if not current and atom == b".":
+            atom = b"=2E"
+        if len(current) + len(atom) > _QP_MAX - 1:  # room for the soft break "="
+            lines.append(current + b"=")
+            current = b"=2E" if atom == b"." else atom
+        else:
+            current += atom
+    lines.append(current + (b"=" if soft else b""))
+    return lines
 
 
 class QuotedPrintableCache:

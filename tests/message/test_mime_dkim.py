@@ -107,6 +107,21 @@ def test_wire_format_is_crlf_with_short_lines(rendered: tuple[str, str]) -> None
     assert raw.isascii()
 
 
+@given(st.lists(st.text(alphabet=st.sampled_from("....a =\u00eb"), min_size=60, max_size=300),
+                max_size=6))
+@settings(max_examples=200, deadline=None)
+def test_no_line_of_the_body_starts_with_a_dot_and_it_still_decodes(lines: list[str]) -> None:
+    """Issue 22: SMTP would have to double those dots (a copy of the whole message);
+    quoted-printable writes them ``=2E`` instead, within its 76 characters."""
+    text = "\n".join(lines) + "\n"
+    raw = _build(_skeleton(), text, "<p>.x</p>\n." + text)
+    _, _, body = raw.partition(b"\r\n\r\n")
+    assert b"\r\n." not in body and not body.startswith(b".")
+    assert all(len(line) <= 76 for line in body.split(b"\r\n"))
+    plain, _rich = list(_parse(raw).iter_parts())
+    assert plain.get_content().replace("\r\n", "\n") == text
+
+
 def test_header_injection_through_a_name_is_impossible(rendered: tuple[str, str]) -> None:
     raw = _build(_skeleton(), *rendered, name="Maria\r\nBcc: semua@example.id",
                  subject="Halo\nBcc: semua@example.id")
