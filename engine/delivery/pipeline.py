@@ -222,7 +222,7 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
             to_addr=d.recipient, to_name=context["customer"]["name"], subject=rendered.subject,
             text=rendered.text, html=rendered.html, message_id=message_id,
             list_unsubscribe_url=None if ctx.campaign_type == CampaignType.transactional.value
-            else unsubscribe, signer=ctx.signer)
+            else unsubscribe, signer=ctx.signer, html_parts=rendered.html_parts)
         business_id = products[0].business_id if products else d.business_id
         prepared.append(Prepared(
             OutboundMessage(delivery_id=d.id, recipient=d.recipient, payload=raw,

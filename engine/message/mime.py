@@ -23,7 +23,7 @@ import binascii
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -168,6 +168,11 @@ def _rewrapped(line: bytes) -> list[bytes]:
     return lines
 
 
+_Block = tuple[str, bytes | None, bytes | None, str]
+"""A chunk's text before its first line break, its complete lines (encoded, canonical;
+None when there are none), its text after the last line break."""
+
+
 class QuotedPrintableCache:
     """UTF-8 quoted-printable (CRLF, lines <= 76), line by line, remembering lines seen.
 
@@ -187,6 +192,7 @@ class QuotedPrintableCache:
         self.maxsize = maxsize
         self._lines: dict[bytes, bytes] = {}
         self._canonical: dict[bytes, bytes] = {}  # line -> canonical, where != encoded
+        self._blocks: dict[str, _Block] = {}  # chunk with line breaks -> its lines
 
     def encode(self, body: str) -> bytes:
         return b"\r\n".join(self._encoded_lines(body)[1])
@@ -213,6 +219,71 @@ class QuotedPrintableCache:
                 if found is None:
                     encoded[index] = self._remember(lines[index])
         return lines, encoded  # type: ignore[return-value]  # no None left
+
+    def encode_canonical_parts(self, parts: Sequence[str]) -> tuple[bytes, bytes]:
+        """:meth:`encode_canonical` of ``"".join(parts)``, byte for byte, from a
+        template's output chunks.
+
+        Why: splitting and looking up the ~420 lines of a 28 kB email costs ~80 µs per
+        recipient although only ~15 of them differ.  The chunks of static template text
+        are the same string objects at every render (their hash is cached), so the
+        complete lines inside a chunk are encoded and joined once, and per recipient
+        only the lines that contain output of an expression are looked up.
+        """
+        blocks = self._blocks
+        if len(blocks) > self.maxsize:
+            blocks.clear()
+        if len(self._lines) > self.maxsize:  # both dicts stay paired
+            self._lines.clear()
+            self._canonical.clear()
+        encoded: list[bytes] = []
+        canonical: list[bytes] = []
+        current: list[str] = []  # the pieces of the line being built
+        after_cr = False  # the last chunk ended with CR: a LF opening this one is its pair
+        for part in parts:
+            if after_cr and part[:1] == "\n":
+                part = part[1:]
+            block = blocks.get(part)
+            if block is None:
+                if "\n" not in part and "\r" not in part:
+                    current.append(part)
+                    after_cr = False
+                    continue
+                block = blocks[part] = self._block(part)
+            after_cr = part[-1:] == "\r"
+            head, middle, middle_canonical, tail = block
+            current.append(head)
+            line, line_canonical = self._line("".join(current))
+            encoded.append(line)
+            canonical.append(line_canonical)
+            if middle is not None:
+                encoded.append(middle)
+                canonical.append(middle_canonical)  # type: ignore[arg-type]
+            current = [tail]
+        line, line_canonical = self._line("".join(current))
+        encoded.append(line)
+        canonical.append(line_canonical)
+        return b"\r\n".join(encoded), b"\r\n".join(canonical)
+
+    def _block(self, part: str) -> _Block:
+        """A chunk with line breaks: the text before the first, the complete lines
+        between (encoded and canonical, joined), the text after the last."""
+        if "\r" in part:
+            part = part.replace("\r\n", "\n").replace("\r", "\n")
+        lines = part.split("\n")
+        if len(lines) == 2:
+            return lines[0], None, None, lines[1]
+        inner = [self._line(line) for line in lines[1:-1]]
+        return (lines[0], b"\r\n".join(e for e, _ in inner),
+                b"\r\n".join(c for _, c in inner), lines[-1])
+
+    def _line(self, text: str) -> tuple[bytes, bytes]:
+        """One line (no line break in it), encoded and canonical."""
+        line = text.encode("utf-8")
+        encoded = self._lines.get(line)
+        if encoded is None:
+            encoded = self._remember(line)
+        return encoded, self._canonical.get(line, encoded)
 
     def _remember(self, line: bytes) -> bytes:
         encoded = self._lines[line] = _qp_line(line)
@@ -313,6 +384,7 @@ class MessageSkeleton:
         date: datetime | None = None,
         extra_headers: Mapping[str, str] | None = None,
         signer: DkimSigner | None = None,
+        html_parts: Sequence[str] = (),
     ) -> bytes:
         """The complete message as bytes (CRLF line ends), ready for SMTP and DKIM.
 
@@ -320,6 +392,8 @@ class MessageSkeleton:
         headers; marketing mail must pass one (RFC 8058).  With ``signer`` the message
         comes DKIM-signed, its body hash taken over the canonical lines cached with the
         quoted-printable ones (the same bytes as ``signer.sign(message)``, cheaper).
+        ``html_parts``: ``html`` as the template's output chunks (the same text),
+        encoded through :meth:`QuotedPrintableCache.encode_canonical_parts`.
         """
         if not (message_id.startswith("<") and message_id.endswith(">") and "@" in message_id):
             raise ValueError(f"Message-ID must look like <id@domain>: {message_id!r}")
@@ -337,11 +411,14 @@ class MessageSkeleton:
             head.extend(encode_header_value(k, v).encode("ascii") for k, v in extra_headers.items())
         head.append(self._trailer)
         if signer is None:
-            qp = self._qp.encode
-            head += [self._text_head, qp(text), self._html_head, qp(html), self._close]
+            html_qp = (self._qp.encode_canonical_parts(html_parts)[0] if html_parts
+                       else self._qp.encode(html))
+            head += [self._text_head, self._qp.encode(text), self._html_head, html_qp,
+                     self._close]
             return b"".join(head)
         text_qp, text_canonical = self._qp.encode_canonical(text)
-        html_qp, html_canonical = self._qp.encode_canonical(html)
+        html_qp, html_canonical = (self._qp.encode_canonical_parts(html_parts) if html_parts
+                                   else self._qp.encode_canonical(html))
         head += [self._text_head, text_qp, self._html_head, html_qp, self._close]
         # Every piece starts and ends at a line boundary, so canonical pieces join up.
         canonical = b"".join((self._text_head_canonical, text_canonical,

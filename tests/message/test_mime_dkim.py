@@ -122,6 +122,28 @@ def test_no_line_of_the_body_starts_with_a_dot_and_it_still_decodes(lines: list[
     assert plain.get_content().replace("\r\n", "\n") == text
 
 
+@given(st.lists(st.text(alphabet=st.sampled_from("ab .=\n\r\u00eb "), max_size=120),
+                max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_encoding_the_chunks_equals_encoding_their_text(parts: list[str]) -> None:
+    """Issue 22: the chunk path (static chunks encoded once) gives the same bytes."""
+    by_chunks, by_lines = QuotedPrintableCache(maxsize=8), QuotedPrintableCache(maxsize=8)
+    for _ in range(2):  # cold, then with every chunk cached
+        assert by_chunks.encode_canonical_parts(parts) == by_lines.encode_canonical(
+            "".join(parts))
+
+
+def test_a_rendered_email_encodes_the_same_by_chunks(rendered: tuple[str, str]) -> None:
+    compiled = compile_email("promotional", "x")
+    cache = QuotedPrintableCache()
+    for name in ("Maria", "Yohanes"):
+        result = render_email(compiled, {**sample_context(), "customer": {
+            **sample_context()["customer"], "first_name": name}})
+        assert "".join(result.html_parts) == result.html
+        assert cache.encode_canonical_parts(result.html_parts) == \
+            QuotedPrintableCache().encode_canonical(result.html)
+
+
 def test_header_injection_through_a_name_is_impossible(rendered: tuple[str, str]) -> None:
     raw = _build(_skeleton(), *rendered, name="Maria\r\nBcc: semua@example.id",
                  subject="Halo\nBcc: semua@example.id")
