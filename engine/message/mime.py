@@ -193,6 +193,7 @@ class QuotedPrintableCache:
         self._lines: dict[bytes, bytes] = {}
         self._canonical: dict[bytes, bytes] = {}  # line -> canonical, where != encoded
         self._blocks: dict[str, _Block] = {}  # chunk with line breaks -> its lines
+        self._soft: dict[str, tuple[bytes, bytes]] = {}  # piece -> soft-broken, canonical
 
     def encode(self, body: str) -> bytes:
         return b"\r\n".join(self._encoded_lines(body)[1])
@@ -241,6 +242,8 @@ class QuotedPrintableCache:
         current: list[str] = []  # the pieces of the line being built
         after_cr = False  # the last chunk ended with CR: a LF opening this one is its pair
         for part in parts:
+            if not part:
+                continue
             if after_cr and part[:1] == "\n":
                 part = part[1:]
             block = blocks.get(part)
@@ -253,17 +256,39 @@ class QuotedPrintableCache:
             after_cr = part[-1:] == "\r"
             head, middle, middle_canonical, tail = block
             current.append(head)
-            line, line_canonical = self._line("".join(current))
-            encoded.append(line)
-            canonical.append(line_canonical)
+            self._end_line(current, encoded, canonical)
             if middle is not None:
                 encoded.append(middle)
                 canonical.append(middle_canonical)  # type: ignore[arg-type]
             current = [tail]
-        line, line_canonical = self._line("".join(current))
+        self._end_line(current, encoded, canonical)
+        return b"\r\n".join(encoded), b"\r\n".join(canonical)
+
+    def _end_line(self, pieces: list[str], encoded: list[bytes],
+                  canonical: list[bytes]) -> None:
+        """One line made of ``pieces``: a whole line of the cache when it is one piece,
+        else each piece on physical lines of its own, joined by soft line breaks
+        (RFC 2045 §6.7 rule 5: the decoded line is the same).  Why: a line with an
+        expression's output is ~400 characters of static markup around a short value;
+        the static pieces are then encoded once, and per recipient only the value."""
+        pieces = [piece for piece in pieces if piece]
+        if len(pieces) <= 1:
+            line, line_canonical = self._line(pieces[0] if pieces else "")
+            encoded.append(line)
+            canonical.append(line_canonical)
+            return
+        soft = self._soft
+        if len(soft) > self.maxsize:
+            soft.clear()
+        for piece in pieces[:-1]:
+            found = soft.get(piece)
+            if found is None:
+                found = soft[piece] = _soft_segment(piece.encode("utf-8"))
+            encoded.append(found[0])
+            canonical.append(found[1])
+        line, line_canonical = self._line(pieces[-1])
         encoded.append(line)
         canonical.append(line_canonical)
-        return b"\r\n".join(encoded), b"\r\n".join(canonical)
 
     def _block(self, part: str) -> _Block:
         """A chunk with line breaks: the text before the first, the complete lines
@@ -291,6 +316,27 @@ class QuotedPrintableCache:
         if canonical != encoded:
             self._canonical[line] = canonical
         return encoded
+
+
+def _soft_segment(piece: bytes) -> tuple[bytes, bytes]:
+    """``piece`` (part of a line) encoded on physical lines of its own that end in a
+    soft line break, each at most 76 characters, and their relaxed canonical form."""
+    encoded = _qp_line(piece)
+    start = encoded.rfind(b"\r\n") + 2  # the last physical line (0 + 2 if only one)
+    last = encoded[start:] if start >= 2 else encoded
+    if len(last) < _QP_MAX:
+        encoded += b"="
+    else:  # no room for the "=": its last character(s) go to a line of their own
+        atoms = _QP_ATOM.findall(last)
+        keep = b"".join(atoms[:-1])
+        rest = atoms[-1]
+        if len(keep) + 1 > _QP_MAX:
+            keep, rest = b"".join(atoms[:-2]), b"".join(atoms[-2:])
+        head = encoded[:start] if start >= 2 else b""
+        if rest[:1] == b".":
+            rest = b"=2E" + rest[1:]
+        encoded = head + keep + b"=\r\n" + rest + b"="
+    return encoded, canonicalize_lines_relaxed(encoded)
 
 
 class _DateCache:
