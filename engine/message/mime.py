@@ -28,7 +28,12 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from engine.common.formatting import WITA
-from engine.message.dkim import DkimSigner, canonicalize_lines_relaxed, end_canonical_body
+from engine.message.dkim import (
+    DkimSigner,
+    canonical_header_lines,
+    canonicalize_lines_relaxed,
+    end_canonical_body,
+)
 
 __all__ = [
     "MessageSkeleton",
@@ -406,6 +411,9 @@ class MessageSkeleton:
         self._close_canonical = canonicalize_lines_relaxed(self._close)
         self._dates = _DateCache()
         self._qp = QuotedPrintableCache()
+        # DKIM: the canonical lines of the headers every message shares, done once.
+        self._static_canonical = canonical_header_lines(
+            self._from + self._static + self._trailer[:-2])
 
     def _list_unsubscribe(self, url: str, mailto: str | None) -> bytes:
         entries = [f"<{_clean(url)}>"]
@@ -444,15 +452,14 @@ class MessageSkeleton:
         if not (message_id.startswith("<") and message_id.endswith(">") and "@" in message_id):
             raise ValueError(f"Message-ID must look like <id@domain>: {message_id!r}")
         date_value = format_datetime(date) if date is not None else self._dates.now()
-        head = [
-            self._from,
+        own = [
             format_address("To", to_name, to_addr).encode("ascii"),
             encode_header_value("Subject", subject).encode("ascii"),
             f"Date: {date_value}{CRLF}Message-ID: {_clean(message_id)}{CRLF}".encode("ascii"),
-            self._static,
         ]
         if list_unsubscribe_url:
-            head.append(self._list_unsubscribe(list_unsubscribe_url, list_unsubscribe_mailto))
+            own.append(self._list_unsubscribe(list_unsubscribe_url, list_unsubscribe_mailto))
+        head = [self._from, *own[:3], self._static, *own[3:]]
         if extra_headers:
             head.extend(encode_header_value(k, v).encode("ascii") for k, v in extra_headers.items())
         head.append(self._trailer)
@@ -470,4 +477,15 @@ class MessageSkeleton:
         canonical = b"".join((self._text_head_canonical, text_canonical,
                               self._html_head_canonical, html_canonical,
                               self._close_canonical))
-        return signer.sign(b"".join(head), canonical_body=end_canonical_body(canonical))
+        return signer.sign(b"".join(head), canonical_body=end_canonical_body(canonical),
+                           canonical_headers=None if extra_headers else self._canonical(own))
+
+    def _canonical(self, own: list[bytes]) -> dict[str, bytes] | None:
+        """Canonical lines of all headers, the static ones from the cache; None when a
+        name would occur twice (the signer then parses the message)."""
+        if self._static_canonical is None:
+            return None
+        lines = canonical_header_lines(b"".join(own))
+        if lines is None or not lines.keys().isdisjoint(self._static_canonical):
+            return None
+        return {**self._static_canonical, **lines}

@@ -264,9 +264,13 @@ def test_build_signs_with_the_cached_canonical_lines(
 ) -> None:
     """The campaign template as sent: same body hash as signing the built message."""
     signer = DkimSigner(DOMAIN, "umkm2026", rsa_key)
-    skeleton = _skeleton()
     date = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
-    for delivery in (1, 2):  # the second build reads the canonical lines from the cache
+    # Static headers canonicalized once per skeleton (issue 22), with and without the
+    # optional ones; the second build reads the canonical lines from the cache.
+    with_extras = MessageSkeleton(f"pemasaran@{DOMAIN}", "Dinas", DOMAIN,
+                                  reply_to=f"balas@{DOMAIN}",
+                                  headers={"Feedback-ID": "promo:umkm", "X-Kampanye": "a  b"})
+    for skeleton, delivery in ((_skeleton(), 1), (_skeleton(), 2), (with_extras, 3)):
         text, html = rendered
         signed = skeleton.build("maria@example.id", "Maria", SUBJECT, text, html,
                                 message_id_for(delivery, 7, DOMAIN), UNSUB, date=date,
