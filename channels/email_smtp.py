@@ -64,10 +64,25 @@ from channels.base import (
     TransientChannelError,
     pick,
 )
+from channels.smtp_replies import (
+    AUTH_REPLY_CODES,
+    _text,
+    classify_smtp_exception,
+    error_for_reply,
+)
+from channels.smtp_wire import (
+    _crlf,
+    _pipelined_commands,
+    data_pieces,
+    dot_stuffed,
+    send_buffers,
+)
+
+__all__ = ["AUTH_REPLY_CODES", "SmtpChannel", "classify_smtp_exception", "data_pieces",
+           "dot_stuffed", "error_for_reply", "send_buffers"]
 
 log = logging.getLogger(__name__)
 
-AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
 # Timeouts in a row (no reply in between) after which the relay counts as down for the
 # rest of the batch: a hanging relay then costs two timeouts per batch, not one per
 # message (250 x 30 s would hold a worker for two hours).
@@ -77,10 +92,6 @@ TIMEOUTS_BEFORE_STOP = 2
 # without spending an attempt (a greylisting or overloaded relay is not their fault).
 DEFERRALS_BEFORE_STOP = 3
 _QUEUE_ID = re.compile(r"queued as\s+<?([\w.@-]+)>?", re.IGNORECASE)
-_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
-_BARE_LF = re.compile(rb"\r?\n")
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_DOT_ATOM_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 # The replies a transaction needs at each stage to go on.
 _EXPECTED: dict[str, tuple[int, ...]] = {"mail": (250,), "rcpt": (250, 251), "data": (354,)}
 
@@ -103,48 +114,6 @@ class SmtpReply:
     text: str
 
 
-def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-
-
-def error_for_reply(stage: str, code: int, reply: bytes | str) -> ChannelError:
-    """Classify one SMTP reply by its code; ``raw`` keeps the server's words."""
-    text = _text(reply).strip()
-    raw: dict[str, Any] = {"stage": stage, "code": code, "reply": text}
-    enhanced = _ENHANCED.match(text)
-    if enhanced:
-        raw["enhanced_code"] = enhanced.group(1)
-    message = f"{code} {text}".strip()
-    if code in AUTH_REPLY_CODES:
-        return AuthChannelError(message, raw=raw)
-    if 400 <= code < 500:
-        return TransientChannelError(message, raw=raw)
-    if 500 <= code < 600:
-        return PermanentChannelError(message, raw=raw)
-    return TransientChannelError(f"balasan SMTP tak terduga: {message}", raw=raw)
-
-
-def classify_smtp_exception(exc: smtplib.SMTPException) -> ChannelError:
-    """Map any smtplib exception to the channel error tree, by reply code where there is one."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        code, reply = next(iter(exc.recipients.values()), (-1, b""))
-        return error_for_reply("rcpt", code, reply)
-    if isinstance(exc, smtplib.SMTPSenderRefused):
-        return error_for_reply("mail", exc.smtp_code, exc.smtp_error)
-    if isinstance(exc, smtplib.SMTPDataError):
-        return error_for_reply("data", exc.smtp_code, exc.smtp_error)
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        text = _text(exc.smtp_error)
-        raw = {"stage": "auth", "code": exc.smtp_code, "reply": text}
-        return AuthChannelError(f"login SMTP ditolak: {exc.smtp_code} {text}", raw=raw)
-    if isinstance(exc, smtplib.SMTPConnectError):
-        err = error_for_reply("connect", exc.smtp_code, exc.smtp_error)
-        return TransientChannelError(err.message, raw=err.raw, affects_account=True)
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return error_for_reply("reply", exc.smtp_code, exc.smtp_error)
-    return TransientChannelError(f"galat SMTP: {exc}", raw={"exception": type(exc).__name__})
-
-
 def _give_back_deferrals(results: list[SendResult], stop: int) -> None:
     """Turn the RCPT deferrals right before ``results[stop]`` into not-attempted ones."""
     i = stop - 1
@@ -158,71 +127,6 @@ def _give_back_deferrals(results: list[SendResult], stop: int) -> None:
 
 def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
-
-
-def _crlf(data: bytes) -> bytes:
-    """SMTP needs CRLF line ends; smtplib sends bytes as they are, so fix bare LF here."""
-    if data.count(b"\n") == data.count(b"\r\n"):
-        return data
-    return _BARE_LF.sub(b"\r\n", data)
-
-
-def data_pieces(data: bytes) -> list[bytes]:
-    """The DATA content of a CRLF-only message as buffers to write in order, ending
-    with the ``.`` line (RFC 5321 §4.5.2); the message itself is not copied unless a
-    line of it starts with a dot (then one ``bytes.replace``)."""
-    body = data.replace(b"\r\n.", b"\r\n..") if b"\r\n." in data else data
-    pieces = [b".", body] if body[:1] == b"." else [body]
-    pieces.append(b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n")
-    return pieces
-
-
-def dot_stuffed(data: bytes) -> bytes:
-    """The DATA content of a CRLF-only message, ending with the ``.`` line (RFC 5321 §4.5.2).
-
-    Why not ``smtplib.SMTP.data``: it stuffs with the regex ``(?m)^\\.``, ~110 µs per
-    33 kB message here.  In CRLF-only data every line but the first starts right after
-    a CRLF, so one ``bytes.replace`` (memory speed) plus a look at the first byte does
-    exactly the same.
-    """
-    return b"".join(data_pieces(data))
-
-
-def send_buffers(conn: smtplib.SMTP, buffers: list[bytes]) -> None:
-    """Write ``buffers`` in order as one ``sendmsg`` (no joined copy), finishing any
-    partial write; TLS sockets have no ``sendmsg``: one joined ``sendall`` there."""
-    sock = conn.sock
-    if sock is None:
-        raise smtplib.SMTPServerDisconnected("please run connect() first")
-    if isinstance(sock, ssl.SSLSocket):
-        sock.sendall(b"".join(buffers))
-        return
-    views = [memoryview(b) for b in buffers if b]
-    while views:
-        sent = sock.sendmsg(views)
-        while views and sent >= views[0].nbytes:
-            sent -= views.pop(0).nbytes
-        if sent:
-            views[0] = views[0][sent:]
-
-
-def _reverse_path(address: str) -> str:
-    """``<address>`` for MAIL FROM / RCPT TO, as ``smtplib.quoteaddr`` writes it.
-
-    A plain dot-atom address (nearly all of them) needs no RFC 5322 parse (~7 µs).
-    """
-    if _DOT_ATOM_ADDRESS.fullmatch(address):
-        return f"<{address}>"
-    return smtplib.quoteaddr(address)
-
-
-def _pipelined_commands(sender: str, rcpt: str, options: list[str]) -> bytes:
-    """MAIL, RCPT and DATA as one command group; DATA must be its last command (RFC 2920)."""
-    params = "".join(" " + option for option in options)
-    commands = (f"MAIL FROM:{_reverse_path(sender)}{params}\r\n"
-                f"RCPT TO:{_reverse_path(rcpt)}\r\nDATA\r\n")
-    # Non-ASCII addresses only get this far with SMTPUTF8 announced and requested.
-    return commands.encode("utf-8" if "SMTPUTF8" in options else "ascii")
 
 
 @dataclass

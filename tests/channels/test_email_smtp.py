@@ -21,12 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channels import ConfigurationError, OutboundMessage, SendStatus, email_smtp, get_adapter_class
-from channels.email_smtp import (
-    SmtpChannel,
-    _reverse_path,
-    classify_smtp_exception,
-    dot_stuffed,
-)
+from channels.email_smtp import SmtpChannel, classify_smtp_exception, dot_stuffed
+from channels.smtp_wire import _reverse_path
 from tests.smtp_server import Rule, ScriptedSMTPServer
 
 SENDER = "bounce@umkm.ttskab.go.id"
