@@ -652,11 +652,12 @@ def relation_sizes(url: str) -> dict[str, Any]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            tables = conn.execute(text(
-                "SELECT c.relname, pg_relation_size(c.oid), pg_indexes_size(c.oid), "
-                "pg_total_relation_size(c.oid), c.reltuples FROM pg_class c "
-                "WHERE c.relkind = 'r' AND c.relname = ANY(:names) ORDER BY 4 DESC"),
-                {"names": list(SIZED_TABLES)}).all()
+            tables = [(*row, conn.execute(text(f'SELECT count(*) FROM "{row[0]}"')).scalar_one())
+                      for row in conn.execute(text(
+                          "SELECT c.relname, pg_relation_size(c.oid), pg_indexes_size(c.oid), "
+                          "pg_total_relation_size(c.oid) FROM pg_class c WHERE c.relkind = 'r' "
+                          "AND c.relname = ANY(:names) ORDER BY 4 DESC"),
+                          {"names": list(SIZED_TABLES)}).all()]
             indexes = conn.execute(text(
                 "SELECT indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes "
                 "WHERE relname = 'delivery' ORDER BY 2 DESC")).all()
