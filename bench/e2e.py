@@ -833,8 +833,21 @@ def append_performance_row(report: dict[str, Any], label: str) -> None:
            f"{f'{one:,.0f} -> ' if one else ''}{report['messages_per_second']:,.0f} |\n")
     if not PERF_DOC.exists():
         return
-    with PERF_DOC.open("a", encoding="utf-8") as doc:
-        doc.write(row)
+    PERF_DOC.write_text(with_run_row(PERF_DOC.read_text(encoding="utf-8"), row),
+                        encoding="utf-8")
+
+
+def with_run_row(doc: str, row: str) -> str:
+    """``doc`` with ``row`` after the last row of the table under ``## Runs`` (sections
+    may follow it; appending at the end of the file put rows under the wrong one)."""
+    lines = doc.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("## Runs")), None)
+    if start is None:
+        return doc + row
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+               len(lines))
+    last = max((i for i in range(start, end) if lines[i].startswith("|")), default=end - 1)
+    return "".join([*lines[:last + 1], row, *lines[last + 1:]])
 
 
 # --------------------------------------------------------------------------- main
