@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import cProfile
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -53,6 +54,7 @@ class PassFigures:
     sink: float
     wall: float
     sent: int
+    faults: float = 0.0  # minor page faults of this process (dear in a nested VM)
 
 
 def others_cpu(database: str, sink_pid: int) -> tuple[dict[int, float], float]:
@@ -77,6 +79,7 @@ def one_pass(campaign: Path, profiler: cProfile.Profile | None, database: str,
     batches = due_batches_for_run(run_id)
     process_batch(run_id, batches[0].delivery_ids)  # warm-up: compile, connect
     backends_before, sink_before = others_cpu(database, sink_pid)
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     cpu = wall = 0.0
     sent = 0
     for batch in batches[1:]:
@@ -92,11 +95,12 @@ def one_pass(campaign: Path, profiler: cProfile.Profile | None, database: str,
     if not sent:
         raise SystemExit("nothing was sent: check the campaign and the sink")
     backends_after, sink_after = others_cpu(database, sink_pid)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
     postgres = sum(seconds - backends_before.get(pid, 0.0)
                    for pid, seconds in backends_after.items())
     per = 1000 / sent
     return PassFigures(cpu * per, postgres * per, (sink_after - sink_before) * per, wall * per,
-                       sent)
+                       sent, faults / sent)
 
 
 def main() -> None:
@@ -127,7 +131,8 @@ def main() -> None:
             f = one_pass(campaign, profiler, db.name, sink.proc.pid)
             figures.append(f.cpu)
             print(f"pass {number + 1}: {f.sent:,} messages; ms per message: CPU {f.cpu:.3f}, "
-                  f"PostgreSQL {f.postgres:.3f}, smtp-sink {f.sink:.3f}, wall {f.wall:.3f}")
+                  f"PostgreSQL {f.postgres:.3f}, smtp-sink {f.sink:.3f}, wall {f.wall:.3f}; "
+                  f"all parties {f.cpu + f.postgres + f.sink:.3f}; page faults {f.faults:.1f}")
             if profiler is not None and profile is not None:
                 profiler.dump_stats(str(profile))
         print(f"median CPU {statistics.median(figures):.3f} ms/message "

@@ -8,10 +8,16 @@ are the same as ``sendmail``'s (MAIL, RCPT, DATA; RSET after a refused transacti
 at a thousand messages a second:
 
 - PIPELINING (RFC 2920), when the server announces it: MAIL, RCPT and DATA go out in
-  one write and their three replies are read in order, so a message costs two round
-  trips instead of four; each reply is still classified at its own stage;
-- the message body is dot-stuffed with ``bytes.replace`` and written straight to the
-  socket instead of through ``smtplib.SMTP.data`` (a regex over the whole message).
+  one write and their three replies are read in order; each reply is still classified
+  at its own stage.  Within a batch the envelope of the *next* message rides in the
+  same write as the end of this one's data (RFC 2920 §3.1: message content may open a
+  command group), so a message costs ONE round trip (issue 22; it was two, four
+  without PIPELINING).  The next message is still asked of the send gate only after
+  this one's final reply: when the gate stops it, its envelope is abandoned (the
+  connection is closed if the server already said 354, so no empty message can go out);
+- the message body is dot-stuffed only when it needs it (``engine.message.mime``
+  writes none that do) and goes to the socket with its end and the next envelope in
+  one ``sendmsg``, without being copied (``smtplib.SMTP.data`` runs a regex over it).
 
 Reply classes (RFC 5321 §4.2.1):
 
@@ -32,6 +38,7 @@ Nothing blocks forever: every socket operation has ``timeout`` seconds.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import smtplib
@@ -57,10 +64,25 @@ from channels.base import (
     TransientChannelError,
     pick,
 )
+from channels.smtp_replies import (
+    AUTH_REPLY_CODES,
+    _text,
+    classify_smtp_exception,
+    error_for_reply,
+)
+from channels.smtp_wire import (
+    _crlf,
+    _pipelined_commands,
+    data_pieces,
+    dot_stuffed,
+    send_buffers,
+)
+
+__all__ = ["AUTH_REPLY_CODES", "SmtpChannel", "classify_smtp_exception", "data_pieces",
+           "dot_stuffed", "error_for_reply", "send_buffers"]
 
 log = logging.getLogger(__name__)
 
-AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
 # Timeouts in a row (no reply in between) after which the relay counts as down for the
 # rest of the batch: a hanging relay then costs two timeouts per batch, not one per
 # message (250 x 30 s would hold a worker for two hours).
@@ -70,10 +92,6 @@ TIMEOUTS_BEFORE_STOP = 2
 # without spending an attempt (a greylisting or overloaded relay is not their fault).
 DEFERRALS_BEFORE_STOP = 3
 _QUEUE_ID = re.compile(r"queued as\s+<?([\w.@-]+)>?", re.IGNORECASE)
-_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
-_BARE_LF = re.compile(rb"\r?\n")
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_DOT_ATOM_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 # The replies a transaction needs at each stage to go on.
 _EXPECTED: dict[str, tuple[int, ...]] = {"mail": (250,), "rcpt": (250, 251), "data": (354,)}
 
@@ -96,48 +114,6 @@ class SmtpReply:
     text: str
 
 
-def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-
-
-def error_for_reply(stage: str, code: int, reply: bytes | str) -> ChannelError:
-    """Classify one SMTP reply by its code; ``raw`` keeps the server's words."""
-    text = _text(reply).strip()
-    raw: dict[str, Any] = {"stage": stage, "code": code, "reply": text}
-    enhanced = _ENHANCED.match(text)
-    if enhanced:
-        raw["enhanced_code"] = enhanced.group(1)
-    message = f"{code} {text}".strip()
-    if code in AUTH_REPLY_CODES:
-        return AuthChannelError(message, raw=raw)
-    if 400 <= code < 500:
-        return TransientChannelError(message, raw=raw)
-    if 500 <= code < 600:
-        return PermanentChannelError(message, raw=raw)
-    return TransientChannelError(f"balasan SMTP tak terduga: {message}", raw=raw)
-
-
-def classify_smtp_exception(exc: smtplib.SMTPException) -> ChannelError:
-    """Map any smtplib exception to the channel error tree, by reply code where there is one."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        code, reply = next(iter(exc.recipients.values()), (-1, b""))
-        return error_for_reply("rcpt", code, reply)
-    if isinstance(exc, smtplib.SMTPSenderRefused):
-        return error_for_reply("mail", exc.smtp_code, exc.smtp_error)
-    if isinstance(exc, smtplib.SMTPDataError):
-        return error_for_reply("data", exc.smtp_code, exc.smtp_error)
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        text = _text(exc.smtp_error)
-        raw = {"stage": "auth", "code": exc.smtp_code, "reply": text}
-        return AuthChannelError(f"login SMTP ditolak: {exc.smtp_code} {text}", raw=raw)
-    if isinstance(exc, smtplib.SMTPConnectError):
-        err = error_for_reply("connect", exc.smtp_code, exc.smtp_error)
-        return TransientChannelError(err.message, raw=err.raw, affects_account=True)
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return error_for_reply("reply", exc.smtp_code, exc.smtp_error)
-    return TransientChannelError(f"galat SMTP: {exc}", raw={"exception": type(exc).__name__})
-
-
 def _give_back_deferrals(results: list[SendResult], stop: int) -> None:
     """Turn the RCPT deferrals right before ``results[stop]`` into not-attempted ones."""
     i = stop - 1
@@ -153,53 +129,20 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
 
 
-def _crlf(data: bytes) -> bytes:
-    """SMTP needs CRLF line ends; smtplib sends bytes as they are, so fix bare LF here."""
-    if data.count(b"\n") == data.count(b"\r\n"):
-        return data
-    return _BARE_LF.sub(b"\r\n", data)
-
-
-def dot_stuffed(data: bytes) -> bytes:
-    """The DATA content of a CRLF-only message, ending with the ``.`` line (RFC 5321 §4.5.2).
-
-    Why not ``smtplib.SMTP.data``: it stuffs with the regex ``(?m)^\\.``, ~110 µs per
-    33 kB message here.  In CRLF-only data every line but the first starts right after
-    a CRLF, so one ``bytes.replace`` (memory speed) plus a look at the first byte does
-    exactly the same.
-    """
-    stuffed = data.replace(b"\r\n.", b"\r\n..")
-    if stuffed[:1] == b".":
-        stuffed = b"." + stuffed
-    if not stuffed.endswith(b"\r\n"):
-        stuffed += b"\r\n"
-    return stuffed + b".\r\n"
-
-
-def _reverse_path(address: str) -> str:
-    """``<address>`` for MAIL FROM / RCPT TO, as ``smtplib.quoteaddr`` writes it.
-
-    A plain dot-atom address (nearly all of them) needs no RFC 5322 parse (~7 µs).
-    """
-    if _DOT_ATOM_ADDRESS.fullmatch(address):
-        return f"<{address}>"
-    return smtplib.quoteaddr(address)
-
-
-def _pipelined_commands(sender: str, rcpt: str, options: list[str]) -> bytes:
-    """MAIL, RCPT and DATA as one command group; DATA must be its last command (RFC 2920)."""
-    params = "".join(" " + option for option in options)
-    commands = (f"MAIL FROM:{_reverse_path(sender)}{params}\r\n"
-                f"RCPT TO:{_reverse_path(rcpt)}\r\nDATA\r\n")
-    # Non-ASCII addresses only get this far with SMTPUTF8 announced and requested.
-    return commands.encode("utf-8" if "SMTPUTF8" in options else "ascii")
-
-
 @dataclass
 class _Step:
     """Where a transaction stands: a dropped connection or a timeout is reported there."""
 
     stage: str = "mail"
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """The envelope of the next message, written with the end of the previous one's
+    data: its three replies are still to be read on ``conn``."""
+
+    delivery_id: int
+    conn: smtplib.SMTP
 
 
 class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
@@ -251,6 +194,8 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         self._on_connection = 0
         self._timeouts_in_a_row = 0
         self._deferrals_in_a_row = 0
+        self._following: dict[int, OutboundMessage] = {}  # delivery id -> next in batch
+        self._ahead: _Ahead | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], *,
@@ -284,11 +229,13 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         return message.payload if message.crlf_only else _crlf(message.payload)
 
     def transmit(self, message: OutboundMessage, payload: bytes) -> SmtpReply:
+        if self._ahead is not None and self._ahead.delivery_id != message.delivery_id:
+            self._settle_ahead()  # the message it was written for was not sent
         conn = self._connection()
         self.stats.messages += 1
         self._on_connection += 1
         try:
-            reply = self._transaction(conn, message.envelope_from, message.recipient, payload)
+            reply = self._transaction(conn, message, payload)
         except ChannelError as exc:
             self.stats.failed += 1
             if not exc.raw.get("timeout"):
@@ -330,7 +277,14 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
                    gate: SendGate | None = None) -> list[SendResult]:
         """As the base class; a relay found deferring every recipient also gives back
         the recipients it deferred just before it was recognised (no attempt spent)."""
-        results = super().send_batch(messages, gate)
+        batch = list(messages)
+        self._following = {m.delivery_id: n for m, n in itertools.pairwise(batch)
+                           if m.account == n.account}
+        try:
+            results = super().send_batch(batch, gate)
+        finally:
+            self._following = {}
+            self._settle_ahead()  # a next envelope the gate did not let through
         for i, result in enumerate(results):
             if result.raw.get("relay_wide") and result.raw.get("deferral"):
                 _give_back_deferrals(results, i)
@@ -347,22 +301,91 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         )
 
     # -- one SMTP transaction ----------------------------------------------------------
-    def _transaction(self, conn: smtplib.SMTP, sender: str, rcpt: str, data: bytes) -> SmtpReply:
+    def _transaction(self, conn: smtplib.SMTP, message: OutboundMessage,
+                     data: bytes) -> SmtpReply:
+        sender, rcpt = message.envelope_from, message.recipient
         step = _Step()
+        ahead, self._ahead = self._ahead, None
         try:
-            options = self._mail_options(conn, sender, rcpt, data)
-            if conn.has_extn("pipelining"):
-                self._pipelined_envelope(conn, step, sender, rcpt, options)
+            if ahead == _Ahead(message.delivery_id, conn):
+                self._read_envelope(conn, step)  # its commands went out with the last data
+            elif conn.has_extn("pipelining"):
+                options = self._mail_options(conn, sender, rcpt, data)
+                conn.send(_pipelined_commands(sender, rcpt, options))
+                self._read_envelope(conn, step)
             else:
-                self._envelope(conn, step, sender, rcpt, options)
+                self._envelope(conn, step, sender, rcpt,
+                               self._mail_options(conn, sender, rcpt, data))
             step.stage = "data"
-            conn.send(dot_stuffed(data))
+            pieces = data_pieces(data)
+            following = self._next_envelope(conn, message)
+            if following is not None:
+                pieces.append(following[1])
+            send_buffers(conn, pieces)
+            if following is not None:
+                self._ahead = _Ahead(following[0], conn)
             code, reply = conn.getreply()
-            self._expect(conn, step.stage, code, reply, (250,))
+            if code != 250:
+                self._refused_data(conn, code)
+                raise error_for_reply(step.stage, code, reply)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._ahead = None
             self._discard()
             raise self._connection_lost(step.stage, exc) from exc
         return SmtpReply(code, _text(reply))
+
+    def _refused_data(self, conn: smtplib.SMTP, code: int) -> None:
+        """After a refused end of data the transaction is over: 421 closes; RSET only
+        when no next envelope is on the wire (it would be read as that message's data)."""
+        if code == 421:
+            self._ahead = None
+            conn.close()
+        elif self._ahead is None:
+            self._abort_transaction(conn, code)
+
+    def _next_envelope(self, conn: smtplib.SMTP,
+                       message: OutboundMessage) -> tuple[int, bytes] | None:
+        """MAIL, RCPT and DATA of the batch's next message, to write with this one's
+        end of data; None when there is none, the server does not pipeline, the session
+        ends after this message, or the next message would not go out as it is."""
+        following = self._following.get(message.delivery_id)
+        if (following is None or not conn.has_extn("pipelining")
+                or self._on_connection >= self.reconnect_after):
+            return None
+        try:
+            data = self.build_payload(following)
+            options = self._mail_options(conn, following.envelope_from, following.recipient,
+                                         data)
+            commands = _pipelined_commands(following.envelope_from, following.recipient,
+                                           options)
+        except (ChannelError, ValueError, UnicodeError):
+            return None  # its own send reports the problem
+        return following.delivery_id, commands
+
+    def _settle_ahead(self) -> None:
+        """A next envelope whose message was not sent after all (the gate stopped it,
+        its lease was lost): read its replies, then RSET, or close the connection when
+        the server waits for data (anything written now would become a message)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead.conn is not self._conn or ahead.conn.sock is None:
+            return
+        conn = ahead.conn
+        try:
+            codes = []
+            for _stage in _EXPECTED:
+                code, _reply = conn.getreply()
+                codes.append(code)
+                if code == 421:
+                    break
+        except (smtplib.SMTPException, OSError):
+            self._discard()
+            return
+        if codes[-1] in (354, 421):
+            self._discard()
+            return
+        self._abort_transaction(conn, codes[-1])
+        if conn.sock is None:
+            self._discard()
 
     def _envelope(
         self, conn: smtplib.SMTP, step: _Step, sender: str, rcpt: str, options: list[str]
@@ -378,17 +401,14 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
         code, reply = conn.getreply()
         self._expect(conn, step.stage, code, reply, _EXPECTED["data"])
 
-    def _pipelined_envelope(
-        self, conn: smtplib.SMTP, step: _Step, sender: str, rcpt: str, options: list[str]
-    ) -> None:
-        """MAIL, RCPT and DATA in one write, then their three replies (RFC 2920).
+    def _read_envelope(self, conn: smtplib.SMTP, step: _Step) -> None:
+        """The three replies to a pipelined MAIL, RCPT and DATA (RFC 2920).
 
         Every reply is read and classified at its own stage: the first refusal decides
         the error, as it would one command at a time.  A 421 ends the reading (the
         server is closing).  RFC 2920 §3.1: a DATA accepted (354) after a refused MAIL
         or RCPT gets an empty message (a lone ``.``) before the RSET.
         """
-        conn.send(_pipelined_commands(sender, rcpt, options))
         replies: list[tuple[str, int, bytes]] = []
         try:
             for stage in _EXPECTED:
@@ -532,6 +552,8 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
             self._quit()
 
     def _quit(self) -> None:
+        if self._ahead is not None:  # QUIT would be read as message data: just close
+            self._discard()
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -541,6 +563,7 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
             conn.close()
 
     def _discard(self) -> None:
+        self._ahead = None
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()

@@ -34,6 +34,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from engine.campaign.catalog import CatalogProduct
+from engine.db import in_list
 from engine.models import Customer, Order, OrderItem, OrderStatus, Product
 
 PURCHASED = (OrderStatus.confirmed, OrderStatus.shipped, OrderStatus.invoiced)
@@ -156,7 +157,7 @@ class Recommender:
             .outerjoin(Order, and_(Order.customer_id == Customer.id, Order.status.in_(PURCHASED)))
             .outerjoin(OrderItem, OrderItem.order_id == Order.id)
             .outerjoin(Product, Product.id == OrderItem.product_id)
-            .where(Customer.id.in_(list(customer_ids)))
+            .where(in_list(session, Customer.id, customer_ids))
         )
         histories: dict[int, _History] = defaultdict(_History)
         stated: dict[int, set[str]] = {}

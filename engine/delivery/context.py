@@ -24,7 +24,7 @@ from engine.campaign.catalog import CatalogProduct
 from engine.campaign.personalize import Recommender
 from engine.campaign.schema import CampaignSpec, Content
 from engine.config import Settings
-from engine.db import session_factory
+from engine.db import in_list, session_factory
 from engine.engagement import bounce_verp
 from engine.engagement.tracking import DbLinkRegistry, RunTracker
 from engine.message.mime import MessageSkeleton
@@ -292,7 +292,7 @@ def customer_context(customer: Customer) -> dict[str, Any]:
 def customer_contexts(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
     """The ``customer`` render context of each id, read as plain columns (no ORM objects)."""
     query = select(Customer.id, Customer.name, Customer.email, Customer.kecamatan_code).where(
-        Customer.id.in_(ids))
+        in_list(session, Customer.id, ids))
     return {cid: _customer_fields(name, email, kecamatan)
             for cid, name, email, kecamatan in session.execute(query).tuples()}
 

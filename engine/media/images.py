@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from engine.media.errors import MediaError
+from engine.media.sizes import DEFAULT_SIZE, SIZES
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # never store a half-decoded upload
 
@@ -50,9 +51,6 @@ WORKING_MAX = 2160  # longest side kept for the key and the sizes (twice the lar
 PAD_COLOUR = (245, 245, 245)  # neutral light grey around a photo that is not the size's shape
 WHITE = (255, 255, 255)
 JPEG_QUALITY = 85
-# name -> (width, height): the showcase grid, Instagram square, Instagram/TikTok portrait.
-SIZES = {"thumb": (320, 320), "square": (1080, 1080), "portrait": (1080, 1350)}
-DEFAULT_SIZE = "square"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from engine.media.images import DEFAULT_SIZE, SIZES
+from engine.media.sizes import DEFAULT_SIZE, SIZES
 
 URL_PREFIX = "/media/"
 _KEY = re.compile(r"[0-9a-f]{64}/(" + "|".join(SIZES) + r")\.jpg")

@@ -10,28 +10,14 @@ other name fails loudly instead of losing photos.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from engine.config import Settings
 from engine.media.errors import MediaStoreNotConfigured
+from engine.media.files import write_atomically
 from engine.media.images import Limits, Photo, normalise
 from engine.media.keys import URL_PREFIX, photo_path, valid_key, variant_key
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, so a reader never sees half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class MediaStore(Protocol):

@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,6 +31,7 @@ from engine.config import Settings
 __all__ = [
     "DEFAULT_SIGNED_HEADERS",
     "DkimSigner",
+    "canonical_header_lines",
     "canonicalize_body_relaxed",
     "canonicalize_header_relaxed",
     "canonicalize_lines_relaxed",
@@ -118,6 +119,20 @@ def _split_headers(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
             raise ValueError(f"malformed header line: {line[:40]!r}")
         headers.append((name, value))
     return headers, body
+
+
+def canonical_header_lines(block: bytes) -> dict[str, bytes] | None:
+    """Relaxed canonical line of each header in ``block`` (complete header lines, CRLF
+    ended) by lower-case name; None when a name occurs twice (then the generic path,
+    which takes instances bottom-up, must sign)."""
+    out: dict[str, bytes] = {}
+    headers, _ = _split_headers(block + b"\r\n")
+    for name, value in headers:
+        key = name.strip().lower().decode("ascii")
+        if key in out:
+            return None
+        out[key] = canonicalize_header_relaxed(name, value)
+    return out
 
 
 def _selected_headers(
@@ -225,16 +240,25 @@ class DkimSigner:
     def signature_header(
         self, message: bytes, *, timestamp: int | None = None,
         canonical_body: bytes | None = None,
+        canonical_headers: Mapping[str, bytes] | None = None,
     ) -> bytes:
         """The ``DKIM-Signature:`` header line(s) for ``message``, ending in CRLF.
 
         ``canonical_body``: the message body already in relaxed canonical form
         (``canonicalize_body_relaxed(body)``), when the caller built it more cheaply
         than a pass over the whole body (:meth:`engine.message.mime.MessageSkeleton.build`).
+        ``canonical_headers``: with it, ``message`` is not parsed at all: the relaxed
+        canonical line of each header (lower-case name -> line), for a message that
+        has every header name once (the skeleton's, whose static ones are
+        canonicalized once per campaign).
         """
-        headers, body = _split_headers(message)
-        if canonical_body is None:
-            canonical_body = canonicalize_body_relaxed(body)
+        if canonical_headers is not None and canonical_body is not None:
+            data = self._listed(canonical_headers)
+        else:
+            headers, body = _split_headers(message)
+            if canonical_body is None:
+                canonical_body = canonicalize_body_relaxed(body)
+            data = _selected_headers(headers, self.headers)
         body_hash = base64.b64encode(hashlib.sha256(canonical_body).digest()).decode()
         tags = [
             "v=1;", f"a={self.algorithm};", "c=relaxed/relaxed;", f"d={self.domain};",
@@ -242,7 +266,6 @@ class DkimSigner:
             *_h_tag(self.headers), f"bh={body_hash};", "b=",
         ]
         value = _fold_tag_list(tags, "DKIM-Signature:").removeprefix("DKIM-Signature:")
-        data = _selected_headers(headers, self.headers)
         data += canonicalize_header_relaxed(b"DKIM-Signature", value.encode("ascii"))[:-2]
         signature = base64.b64encode(self._signature(data)).decode()
         room = max(8, 76 - len(value.rsplit("\r\n", 1)[-1]))  # rest of the "b=" line
@@ -250,13 +273,28 @@ class DkimSigner:
         chunks += [signature[i:i + 72] for i in range(room, len(signature), 72)]
         return ("DKIM-Signature:" + value + "\r\n ".join(chunks) + "\r\n").encode("ascii")
 
+    def _listed(self, canonical_headers: Mapping[str, bytes]) -> bytes:
+        """The ``h=`` headers in order from one-instance-per-name canonical lines (a
+        name listed twice, like ``from``, finds no second instance)."""
+        seen: set[str] = set()
+        out: list[bytes] = []
+        for name in self.headers:
+            if name not in seen:
+                seen.add(name)
+                line = canonical_headers.get(name)
+                if line is not None:
+                    out.append(line)
+        return b"".join(out)
+
     def sign(
         self, message: bytes, *, timestamp: int | None = None,
         canonical_body: bytes | None = None,
+        canonical_headers: Mapping[str, bytes] | None = None,
     ) -> bytes:
         """``message`` with its DKIM-Signature header prepended (see :meth:`signature_header`)."""
         header = self.signature_header(message, timestamp=timestamp,
-                                       canonical_body=canonical_body)
+                                       canonical_body=canonical_body,
+                                       canonical_headers=canonical_headers)
         return header + message
 
 

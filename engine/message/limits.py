@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from jinja2.exceptions import SecurityError
@@ -213,3 +214,41 @@ def bounded_join(chunks: Iterable[str]) -> str:
         if len(parts) % _TIME_CHECK_EVERY == 0:
             check_time()
     return "".join(parts)
+
+
+_GROUP = 16  # chunks counted at once: at most 16 guarded chunks past the limit in memory
+
+
+def bounded_parts(chunks: Iterable[str]) -> list[str]:
+    """The render's output chunks, refused once they pass MAX_OUTPUT_BYTES (UTF-8).
+
+    Same limit as :func:`bounded_join`, without its per-chunk Python loop (~50 µs for
+    the ~400 chunks of a campaign email here): chunks are counted 16 at a time in C,
+    as characters while four bytes per character still fit the limit, exactly (UTF-8)
+    after that.  The caller joins them, or encodes them chunk by chunk
+    (:meth:`engine.message.mime.QuotedPrintableCache.encode_canonical_parts`).
+    """
+    parts: list[str] = []
+    iterator = iter(chunks)
+    size = 0
+    exact = False
+    groups = 0
+    while group := list(islice(iterator, _GROUP)):
+        parts += group
+        if not exact:
+            size += sum(map(len, group))
+            if size * 4 > MAX_OUTPUT_BYTES:  # could pass the limit: count bytes now
+                exact = True
+                size = sum(map(_utf8_size, parts))
+        else:
+            size += sum(map(_utf8_size, group))
+        if size > MAX_OUTPUT_BYTES:
+            raise TemplateLimit(t("tpl.limit_output", limit=MAX_OUTPUT_BYTES))
+        groups += 1
+        if groups % (_TIME_CHECK_EVERY // _GROUP) == 0:
+            check_time()
+    return parts
+
+
+def _utf8_size(chunk: str) -> int:
+    return len(chunk) if chunk.isascii() else len(chunk.encode("utf-8", "replace"))

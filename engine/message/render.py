@@ -51,6 +51,7 @@ from engine.message.templating import (
     TemplateProblem,
     jinja_env,
     render_checked,
+    render_checked_parts,
 )
 
 __all__ = [
@@ -104,6 +105,9 @@ class RenderedEmail:
     html: str
     text: str
     preheader: str = ""  # shown by the studio's preview next to the subject
+    # ``html`` as the template's output chunks (``"".join(html_parts) == html``): the
+    # MIME layer encodes the static ones once per campaign (issue 22).
+    html_parts: tuple[str, ...] = ()
 
 
 # --- environments -------------------------------------------------------------------------
@@ -415,10 +419,11 @@ def render_email(
         if compiled.preheader is not None
         else ""
     )
-    html = render_checked(compiled.html, ctx, compiled.name)
+    html_parts = tuple(render_checked_parts(compiled.html, ctx, compiled.name))
     text = render_checked(compiled.text, ctx, compiled.text_name)
-    return RenderedEmail(subject, html, _BLANK_LINES.sub("\n\n", text).strip() + "\n",
-                         ctx["preheader"])
+    return RenderedEmail(subject, "".join(html_parts),
+                         _BLANK_LINES.sub("\n\n", text).strip() + "\n", ctx["preheader"],
+                         html_parts)
 
 
 def check_email_template(name: str, context: dict[str, Any]) -> None:

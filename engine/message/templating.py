@@ -225,6 +225,14 @@ def compile_string(source: str, autoescape: bool = False) -> Template:
 
 def render_checked(template: Template, context: dict[str, Any], name: str | None = None) -> str:
     """Render, turning undefined variables and sandbox violations into TemplateProblem."""
+    return "".join(render_checked_parts(template, context, name))
+
+
+def render_checked_parts(template: Template, context: dict[str, Any],
+                         name: str | None = None) -> list[str]:
+    """:func:`render_checked` as the output chunks of the template (static text of the
+    template comes as the same string objects every time, which the MIME layer's cache
+    recognises)."""
     from jinja2 import TemplateError, UndefinedError
 
     try:
@@ -244,11 +252,11 @@ def render_checked(template: Template, context: dict[str, Any], name: str | None
                               template=name) from exc
 
 
-def _render_bounded(template: Template, context: dict[str, Any]) -> str:
-    """``template.render`` with the output counted chunk by chunk (MAX_OUTPUT_BYTES)."""
+def _render_bounded(template: Template, context: dict[str, Any]) -> list[str]:
+    """``template.render`` with the output counted as it comes (MAX_OUTPUT_BYTES)."""
     ctx = template.new_context(context)
     try:
-        return limits.bounded_join(template.root_render_func(ctx))
+        return limits.bounded_parts(template.root_render_func(ctx))
     except Exception:
         template.environment.handle_exception()
 

@@ -26,7 +26,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from engine.common.i18n import t
-from engine.db import is_postgres
+from engine.db import in_list, is_postgres
 from engine.models import Campaign, CampaignRun, CampaignType, Delivery, DeliveryStatus, utcnow
 from engine.outbox import rows
 
@@ -81,8 +81,8 @@ def _lock_candidates(session: Session, ids: Sequence[int], now: datetime) -> lis
     postgres = is_postgres(session)
     if not postgres:
         begin_immediate(session)
-    query = rows.claimable(ids, now).add_columns(Delivery.customer_id, Delivery.channel) \
-        .order_by(Delivery.id)
+    query = rows.claimable(ids, now, bind=session) \
+        .add_columns(Delivery.customer_id, Delivery.channel).order_by(Delivery.id)
     if postgres:  # the rows themselves, as a plain claim locks them
         query = query.with_for_update(skip_locked=True)
     candidates = [(i, c, str(ch)) for i, c, ch in session.execute(query).tuples()]
@@ -134,9 +134,9 @@ def _counts(session: Session, customers: set[int], own_ids: list[int], cap: CapR
         select(Delivery.customer_id, Delivery.channel, func.count())
         .join(CampaignRun, CampaignRun.id == Delivery.run_id)
         .join(Campaign, Campaign.id == CampaignRun.campaign_id)
-        .where(Delivery.customer_id.in_(sorted(customers)),
+        .where(in_list(session, Delivery.customer_id, sorted(customers)),
                Delivery.channel.in_(sorted(CAPPED_CHANNELS)),
-               Delivery.id.not_in(own_ids),
+               in_list(session, Delivery.id, own_ids, negate=True),
                Campaign.type != CampaignType.transactional,
                or_(sent_in_window, Delivery.status == DeliveryStatus.sending))
         .group_by(Delivery.customer_id, Delivery.channel)
@@ -147,11 +147,11 @@ def _counts(session: Session, customers: set[int], own_ids: list[int], cap: CapR
 def _write(session: Session, claimed: list[int], capped: set[int],
            claim_values: dict[str, object], reason: str) -> None:
     if claimed:
-        session.execute(update(Delivery).where(Delivery.id.in_(claimed))
+        session.execute(update(Delivery).where(in_list(session, Delivery.id, claimed))
                         .values(**claim_values).execution_options(synchronize_session=False))
     if capped:
         session.execute(
-            update(Delivery).where(Delivery.id.in_(sorted(capped)))
+            update(Delivery).where(in_list(session, Delivery.id, sorted(capped)))
             .values(status=DeliveryStatus.skipped, error=reason, next_attempt_at=None,
                     claimed_at=None, lease_until=None)
             .execution_options(synchronize_session=False))

@@ -54,7 +54,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
-from engine.db import is_postgres
+from engine.db import in_list, is_postgres
 from engine.models import CampaignRun, Delivery, DeliveryStatus, RunStatus, utcnow
 
 DELIVERY: Table = Delivery.__table__  # type: ignore[assignment]
@@ -89,7 +89,8 @@ def claim(session: Session, delivery_ids: Sequence[int], now: datetime | None = 
     now = now or utcnow()
     ids = list(delivery_ids)
     if is_postgres(session):
-        locked = claimable(ids, now).with_for_update(skip_locked=True).scalar_subquery()
+        locked = claimable(ids, now, bind=session).with_for_update(skip_locked=True) \
+            .scalar_subquery()
         where: ColumnElement[bool] = Delivery.id.in_(locked)
     else:
         where = and_(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.pending,
@@ -110,10 +111,13 @@ def _due(now: datetime) -> ColumnElement[bool]:
     return or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)
 
 
-def claimable(ids: Sequence[int], now: datetime) -> Select[tuple[int]]:
-    """The still-pending, due rows among ``ids`` (what a claim may take)."""
-    return select(Delivery.id).where(Delivery.id.in_(list(ids)),
-                                     Delivery.status == DeliveryStatus.pending, _due(now))
+def claimable(ids: Sequence[int], now: datetime, *,
+              bind: Session | Connection | None = None) -> Select[tuple[int]]:
+    """The still-pending, due rows among ``ids`` (what a claim may take); with ``bind``
+    the id list is one array parameter on PostgreSQL (:func:`engine.db.in_list`)."""
+    where = Delivery.id.in_(list(ids)) if bind is None else in_list(bind, Delivery.id, ids)
+    return select(Delivery.id).where(where, Delivery.status == DeliveryStatus.pending,
+                                     _due(now))
 
 
 def claim_values(now: datetime, owner: str, lease_seconds: float) -> dict[str, Any]:
@@ -136,7 +140,8 @@ def renew(connection: Connection, delivery_ids: Iterable[int], owner: str,
         return set()
     held = connection.execute(
         update(DELIVERY)
-        .where(DELIVERY.c.id.in_(ids), DELIVERY.c.status == DeliveryStatus.sending.value,
+        .where(in_list(connection, DELIVERY.c.id, ids),
+               DELIVERY.c.status == DeliveryStatus.sending.value,
                DELIVERY.c.lease_owner == owner)
         .values(lease_until=until)
         .returning(DELIVERY.c.id)
@@ -149,7 +154,7 @@ def release(session: Session, delivery_ids: Iterable[int], owner: str | None = N
     ids = list(delivery_ids)
     if not ids:
         return
-    where = [Delivery.id.in_(ids), Delivery.status == DeliveryStatus.sending]
+    where = [in_list(session, Delivery.id, ids), Delivery.status == DeliveryStatus.sending]
     if owner:
         where.append(Delivery.lease_owner == owner)
     session.execute(

@@ -172,7 +172,7 @@ def admit(session: Session, settings: Settings, delivery_ids: Sequence[int],
     today = local_day(now, zone)
     _lock_day(session, today, quota)
     room = max(0, quota - used_on(session, today, zone))
-    emails = list(session.scalars(rows.claimable(ids, now)
+    emails = list(session.scalars(rows.claimable(ids, now, bind=session)
                                   .where(Delivery.channel == WARMED_CHANNEL)
                                   .order_by(Delivery.id)))
     admitted, held = emails[:room], emails[room:]

@@ -30,8 +30,8 @@ from engine.campaign.schema import CampaignSpec, TikTokChannel
 from engine.common.errors import InvalidInput
 from engine.common.i18n import t
 from engine.config import Settings
-from engine.media.images import SIZES
-from engine.media.store import URL_PREFIX
+from engine.media.keys import URL_PREFIX
+from engine.media.sizes import SIZES
 
 # The variant each platform is given: both are inside Instagram's 4:5 .. 1.91:1.
 PLATFORM_SIZE = {"instagram": "portrait"}

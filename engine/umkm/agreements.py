@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from engine.common.errors import BadRequest, InvalidInput, NotFound
 from engine.config import Settings
-from engine.media.store import write_atomically
+from engine.media.files import write_atomically
 from engine.models import Agreement, AuditLog
 
 KINDS: tuple[str, ...] = ("lokapasar", "kurir", "pembayaran", "platform", "lainnya")

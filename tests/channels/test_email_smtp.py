@@ -20,13 +20,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels import ConfigurationError, OutboundMessage, SendStatus, get_adapter_class
-from channels.email_smtp import (
-    SmtpChannel,
-    _reverse_path,
-    classify_smtp_exception,
-    dot_stuffed,
-)
+from channels import ConfigurationError, OutboundMessage, SendStatus, email_smtp, get_adapter_class
+from channels.email_smtp import SmtpChannel, classify_smtp_exception, dot_stuffed
+from channels.smtp_wire import _reverse_path
 from tests.smtp_server import Rule, ScriptedSMTPServer
 
 SENDER = "bounce@umkm.ttskab.go.id"
@@ -338,40 +334,54 @@ def test_smtplib_exceptions_map_by_code() -> None:
 
 # ----------------------------------------------------------------------------- PIPELINING
 class _WriteLog:
-    """Every write SmtpChannel makes through smtplib, in order (one entry per sendall)."""
+    """Every write SmtpChannel makes (smtplib's ``send`` and the channel's own
+    ``send_buffers``), in order: one entry per system call that writes."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.writes: list[bytes] = []
         original = smtplib.SMTP.send
+        original_buffers = email_smtp.send_buffers
 
         def send(conn: smtplib.SMTP, data: str | bytes) -> None:
             self.writes.append(data if isinstance(data, bytes) else data.encode())
             original(conn, data)
 
+        def send_buffers(conn: smtplib.SMTP, buffers: list[bytes]) -> None:
+            self.writes.append(b"".join(buffers))
+            original_buffers(conn, buffers)
+
         monkeypatch.setattr(smtplib.SMTP, "send", send)
+        monkeypatch.setattr(email_smtp, "send_buffers", send_buffers)
 
     def after_ehlo(self) -> list[bytes]:
         return [w for w in self.writes if not w.lower().startswith((b"ehlo", b"quit"))]
 
 
-def test_pipelining_sends_the_envelope_in_one_write(
+def test_pipelining_sends_one_write_a_message_with_the_next_envelope(
     smtp_server: ScriptedSMTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = _WriteLog(monkeypatch)
-    first = outbound(1)
+    first, second = outbound(1), outbound(2)
     with channel_for(smtp_server) as channel:
-        results = channel.send_batch([first, outbound(2)])
+        results = channel.send_batch([first, second])
     assert all(r.ok for r in results)
-    envelope = (b"MAIL FROM:<bounce@umkm.ttskab.go.id> SIZE=%d\r\n"
-                b"RCPT TO:<pelanggan1@example.com>\r\n" % len(first.payload))
+
+    def envelope(message: OutboundMessage) -> bytes:
+        return (b"MAIL FROM:<bounce@umkm.ttskab.go.id> SIZE=%d\r\nRCPT TO:<%s>\r\n"
+                % (len(message.payload), message.recipient.encode()))
+
     writes = log.after_ehlo()
-    if smtp_server.pipelining:  # 2 round trips a message: the envelope, then the body
-        assert len(writes) == 4
-        assert writes[0] == envelope + b"DATA\r\n"
+    if smtp_server.pipelining:
+        # One round trip a message: the first envelope, then each body with the
+        # envelope of the next one (RFC 2920 §3.1), the last body alone.
+        assert len(writes) == 3
+        assert writes[0] == envelope(first) + b"DATA\r\n"
+        assert writes[1].endswith(b"\r\n.\r\n" + envelope(second) + b"DATA\r\n")
+        body = writes[1].removesuffix(envelope(second) + b"DATA\r\n")
     else:  # 4 round trips: MAIL, RCPT, DATA, then the body
         assert len(writes) == 8
-        assert b"".join(writes[:3]).upper() == envelope.upper() + b"DATA\r\n"
-    body = writes[len(writes) // 2 - 1]  # the last write of the first message
+        assert b"".join(writes[:3]).upper() == envelope(first).upper() + b"DATA\r\n"
+        body = writes[3]
     assert body.endswith(b"\r\n.\r\n") and b"\r\n..baris diawali titik" in body
     assert [m.rcpt_tos for m in smtp_server.messages] == [
         ["pelanggan1@example.com"], ["pelanggan2@example.com"]]

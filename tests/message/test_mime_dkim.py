@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import email
 import hashlib
 import re
@@ -22,6 +23,7 @@ from engine.message.dkim import (
     DkimSigner,
     canonicalize_body_relaxed,
     canonicalize_header_relaxed,
+    canonicalize_lines_relaxed,
 )
 from engine.message.mime import MessageSkeleton, QuotedPrintableCache
 from engine.message.render import compile_email, render_email
@@ -105,6 +107,54 @@ def test_wire_format_is_crlf_with_short_lines(rendered: tuple[str, str]) -> None
     assert all(len(line) <= 78 for line in head.split(b"\r\n") if b"https://" not in line)
     assert all(len(line) <= 76 for line in body.split(b"\r\n"))  # QP limit (and <= 998)
     assert raw.isascii()
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("....a =\u00eb"), min_size=60, max_size=300),
+                max_size=6))
+@settings(max_examples=200, deadline=None)
+def test_no_line_of_the_body_starts_with_a_dot_and_it_still_decodes(lines: list[str]) -> None:
+    """Issue 22: SMTP would have to double those dots (a copy of the whole message);
+    quoted-printable writes them ``=2E`` instead, within its 76 characters."""
+    text = "\n".join(lines) + "\n"
+    raw = _build(_skeleton(), text, "<p>.x</p>\n." + text)
+    _, _, body = raw.partition(b"\r\n\r\n")
+    assert b"\r\n." not in body and not body.startswith(b".")
+    assert all(len(line) <= 76 for line in body.split(b"\r\n"))
+    plain, _rich = list(_parse(raw).iter_parts())
+    assert plain.get_content().replace("\r\n", "\n") == text
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("ab .=\t\n\r\u00eb "), max_size=160),
+                max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_encoding_the_chunks_decodes_to_their_text_with_its_canonical_form(
+    parts: list[str],
+) -> None:
+    """Issue 22: the chunk path (static chunks encoded once, a line with several
+    chunks joined by soft line breaks) decodes to the same text, keeps quoted-printable's
+    rules, and gives the canonical form DKIM would compute from the bytes."""
+    cache = QuotedPrintableCache(maxsize=8)
+    text = "".join(parts).replace("\r\n", "\n").replace("\r", "\n")
+    for _ in range(2):  # cold, then with every chunk cached
+        encoded, canonical = cache.encode_canonical_parts(parts)
+        lines = encoded.split(b"\r\n")
+        assert all(len(line) <= 76 for line in lines)
+        assert not any(line.startswith(b".") for line in lines)
+        assert canonical == canonicalize_lines_relaxed(encoded)
+        decoded = binascii.a2b_qp(encoded.replace(b"\r\n", b"\n")).decode("utf-8")
+        assert decoded == text
+
+
+def test_a_rendered_email_encodes_the_same_by_chunks(rendered: tuple[str, str]) -> None:
+    compiled = compile_email("promotional", "x")
+    cache = QuotedPrintableCache()
+    for name in ("Maria", "Yohanes"):
+        result = render_email(compiled, {**sample_context(), "customer": {
+            **sample_context()["customer"], "first_name": name}})
+        assert "".join(result.html_parts) == result.html
+        encoded, _canonical = cache.encode_canonical_parts(result.html_parts)
+        assert binascii.a2b_qp(encoded.replace(b"\r\n", b"\n")).decode("utf-8") == \
+            result.html.replace("\r\n", "\n")
 
 
 def test_header_injection_through_a_name_is_impossible(rendered: tuple[str, str]) -> None:
@@ -214,9 +264,13 @@ def test_build_signs_with_the_cached_canonical_lines(
 ) -> None:
     """The campaign template as sent: same body hash as signing the built message."""
     signer = DkimSigner(DOMAIN, "umkm2026", rsa_key)
-    skeleton = _skeleton()
     date = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
-    for delivery in (1, 2):  # the second build reads the canonical lines from the cache
+    # Static headers canonicalized once per skeleton (issue 22), with and without the
+    # optional ones; the second build reads the canonical lines from the cache.
+    with_extras = MessageSkeleton(f"pemasaran@{DOMAIN}", "Dinas", DOMAIN,
+                                  reply_to=f"balas@{DOMAIN}",
+                                  headers={"Feedback-ID": "promo:umkm", "X-Kampanye": "a  b"})
+    for skeleton, delivery in ((_skeleton(), 1), (_skeleton(), 2), (with_extras, 3)):
         text, html = rendered
         signed = skeleton.build("maria@example.id", "Maria", SUBJECT, text, html,
                                 message_id_for(delivery, 7, DOMAIN), UNSUB, date=date,
