@@ -150,7 +150,7 @@ def test_the_packed_xadd_is_what_redis_py_would_send(clean_redis: str,
 
 
 def test_concurrent_appends_each_get_their_own_entry(clean_redis: str,
-                                                                 stream: redis.Redis) -> None:
+                                                     stream: redis.Redis) -> None:
     async def many() -> None:
         appender = StreamAppender(clean_redis)
         await asyncio.gather(*(appender.append(f'{{"n":{n}}}') for n in range(200)))
