@@ -8,16 +8,22 @@ What it does:
    catalog, and one sent campaign run: a delivery per demo customer with an e-mail
    address, its products and a tracked link per product;
 2. starts the app with uvicorn (``REDIS_URL`` set: events go to the stream), a bare
-   Starlette app answering the same GIF (:data:`bare_app`), and ``umkm tracking consume``;
-3. ``wrk`` against the bare route, the pixel and the click (tokens rotating over every
-   delivery and link), then the pixel again while the consumer is SIGKILLed midway and
-   restarted; the same pixel without Redis (one commit per request: the old path);
+   Starlette app answering the same GIF (:data:`bare_app`) with the *same* uvicorn
+   settings (:class:`ServerOptions`: 1 worker, uvloop, httptools unless told), and
+   ``umkm tracking consume``;
+3. ``wrk`` against the bare route, the pixel, the bare route again and the click (tokens
+   rotating over every delivery and link; each ratio is to the bare run just before),
+   then the pixel again while the consumer is SIGKILLed midway and restarted; the same
+   pixel without Redis (one commit per request: the old path);
 4. after each run it waits until the stream is drained and prints requests/s, p50/p99,
    the ratio to the bare route, and "accepted N, stored N": accepted = entries the app
    appended (``XINFO STREAM`` entries-added, counted by Redis), stored = new
    ``engagement_event`` rows. Every open and click is one row, so they must be equal.
 
-Figures are printed, never asserted. Load average of the machine is printed beside them.
+Figures are printed, never asserted. Load average of the machine is printed beside them,
+and CPU per request of every process of ours (server, writer, Redis, PostgreSQL, wrk).
+``--connections`` defaults to 32: what a reverse proxy in front of the app keeps open
+(nginx's upstream ``keepalive 16`` per worker, two workers on two cores).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from bench.e2e import (  # noqa: E402
     children,
     cpu_seconds,
     free_port,
+    stop_profilers,
     wait_until,
 )
 from web.tracking_routes import NO_STORE, PIXEL  # noqa: E402
@@ -164,10 +171,26 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             proc.wait()
 
 
-def uvicorn(app: str, port: int, env: dict[str, str], log: Path, workers: int,
+@dataclass(frozen=True)
+class ServerOptions:
+    """The uvicorn settings of every server of a run: the bare route and the app get the
+    same ones, so the ratio compares the apps and not their servers."""
+
+    workers: int = 1
+    loop: str = "uvloop"
+    http: str = "httptools"
+
+    def args(self) -> list[str]:
+        return ["--workers", str(self.workers), "--loop", self.loop, "--http", self.http]
+
+    def __str__(self) -> str:
+        return f"uvicorn --workers {self.workers} --loop {self.loop} --http {self.http}"
+
+
+def uvicorn(app: str, port: int, env: dict[str, str], log: Path, options: ServerOptions,
             factory: bool) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+            *options.args(), "--no-access-log", "--log-level", "warning"]
     proc = start(args + (["--factory"] if factory else []), env, log)
     if not wait_until(lambda: _answers(port) or proc.poll() is not None, 120):
         raise SystemExit(f"uvicorn {app} tidak menjawab; lihat {log}")
@@ -187,6 +210,20 @@ def _answers(port: int) -> bool:
 def consumer(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
     return start([sys.executable, "-m", "engine.cli", "tracking", "consume",
                   "--name", "bench", *extra], env, log)
+
+
+def profile(server: subprocess.Popen[bytes], out_dir: Path, tag: str) -> subprocess.Popen[bytes]:
+    """py-spy (raw collapsed stacks, every worker) on the app server during one run."""
+    import shutil
+
+    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([binary, "record", "--pid", str(server.pid), "--subprocesses",
+                             "--rate", "250", "--nonblocking", "--format", "raw",
+                             "--output", str(out_dir / f"{tag}-server.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before wrk starts
+    return proc
 
 
 # --------------------------------------------------------------------------- wrk
@@ -233,6 +270,14 @@ def _ms(text: str) -> float:
     return float(value) * _UNITS[unit]
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's reaped children: wrk's, once it has exited."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def wrk(port: int, paths: list[str], seconds: int, connections: int, workdir: Path,
         during: Callable[[], None] | None = None, meter: CpuMeter | None = None) -> WrkResult:
     """One ``wrk --latency`` run over ``paths`` (rotating); ``during`` runs midway."""
@@ -240,6 +285,7 @@ def wrk(port: int, paths: list[str], seconds: int, connections: int, workdir: Pa
     listing.write_text("\n".join(paths) + "\n")
     script = workdir / "rotate.lua"
     script.write_text(LUA % (listing, BROWSER))
+    reaped = _children_cpu()
     proc = subprocess.Popen(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
                              "-s", str(script), f"http://127.0.0.1:{port}"],
                             stdout=subprocess.PIPE, text=True)
@@ -256,7 +302,8 @@ def wrk(port: int, paths: list[str], seconds: int, connections: int, workdir: Pa
                      _ms(latency["50"]), _ms(latency["99"]),
                      int(errors.group(1)) if errors else 0)
     if meter is not None:
-        result.cpu = meter.per_request(result.requests)
+        wrk_us = (_children_cpu() - reaped) / max(result.requests, 1) * 1e6
+        result.cpu = f"{meter.per_request(result.requests)}, wrk {wrk_us:.0f}"
     return result
 
 
@@ -326,6 +373,16 @@ def report(name: str, result: WrkResult, bare: WrkResult | None,
             "ratio": ratio, "counts": counts}
 
 
+def verdict(runs: list[tuple[WrkResult, WrkResult]]) -> None:
+    """Issue 22's figures for the pixel and the click, printed (never asserted): the
+    worst requests/s, ratio to the bare route next to it and p99, against the bar."""
+    worst_rps = min(run.rps for run, _ in runs)
+    worst_ratio = min(run.rps / bare.rps for run, bare in runs)
+    worst_p99 = max(run.p99_ms for run, _ in runs)
+    print(f"issue 22 bar (pixel, click): >= 2000 req/s: {worst_rps:.0f}, "
+          f">= 0.40 of bare: {worst_ratio:.2f}, p99 < 100 ms: {worst_p99:.1f}", flush=True)
+
+
 # --------------------------------------------------------------------------- main
 def _use(env: dict[str, str]) -> None:
     """This process on the scratch services too (it seeds and signs the tokens)."""
@@ -348,9 +405,11 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
               f"load {loadavg()}", flush=True)
         app_port, bare_port, direct_port = free_port(), free_port(), free_port()
         log = workdir / "bench.log"
-        procs.append(uvicorn("bench.tracking:bare_app", bare_port, env, log, args.workers,
+        server = ServerOptions(args.workers, args.loop, args.http)
+        print(f"{server}, wrk -t2 -c{args.connections} -d{args.seconds}s", flush=True)
+        procs.append(uvicorn("bench.tracking:bare_app", bare_port, env, log, server,
                              factory=False))
-        procs.append(uvicorn("web.app:app_factory", app_port, env, log, args.workers,
+        procs.append(uvicorn("web.app:app_factory", app_port, env, log, server,
                              factory=True))
         consumers = [consumer(env, log)]
         procs.append(consumers[0])
@@ -369,12 +428,23 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                             (app_port, targets.clicks)):  # warm-up: imports, caches
             wrk(port, paths, 2, conns, workdir)
         counter.take()
+        profiler = profile(procs[0], args.profile, "bare") if args.profile else None
         bare = wrk(bare_port, targets.opens, seconds, conns, workdir, meter=meter(procs[0]))
+        if profiler is not None:
+            stop_profilers([profiler])
         report("bare Starlette GIF", bare, None, None)
+        profiler = profile(procs[1], args.profile, "pixel") if args.profile else None
         pixel = wrk(app_port, targets.opens, seconds, conns, workdir, meter=meter(procs[1]))
+        if profiler is not None:
+            stop_profilers([profiler])
         report("/t/o pixel (stream)", pixel, bare, counter.take())
+        # The machine is shared: the bare route again right before the click, so each
+        # ratio compares runs seconds apart, not a minute.
+        bare_again = wrk(bare_port, targets.opens, seconds, conns, workdir,
+                         meter=meter(procs[0]))
+        report("bare Starlette GIF (again)", bare_again, None, None)
         clicks = wrk(app_port, targets.clicks, seconds, conns, workdir, meter=meter(procs[1]))
-        report("/t/c click (stream)", clicks, bare, counter.take())
+        report("/t/c click (stream)", clicks, bare_again, counter.take())
 
         def kill_and_restart() -> None:
             stop(consumers[0], signal.SIGKILL)
@@ -383,11 +453,12 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             procs.append(consumers[-1])
 
         killed = wrk(app_port, targets.opens, seconds, conns, workdir, kill_and_restart)
-        report("/t/o + consumer SIGKILL", killed, bare, counter.take())
+        report("/t/o + consumer SIGKILL", killed, bare_again, counter.take())
+        verdict([(pixel, bare), (clicks, bare_again)])
 
         direct_env = {k: v for k, v in env.items() if k != "REDIS_URL"}
         procs.append(uvicorn("web.app:app_factory", direct_port, direct_env, log,
-                             args.workers, factory=True))
+                             server, factory=True))
         wrk(direct_port, targets.opens, 2, conns, workdir)  # warm-up
         time.sleep(1.0)
         before = counter._rows()
@@ -416,6 +487,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per app")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="record a py-spy profile of the app server (pixel run) here")
+    parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"],
+                        help="uvicorn event loop (both apps)")
+    parser.add_argument("--http", default="httptools", choices=["httptools", "h11"],
+                        help="uvicorn HTTP parser (both apps)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="umkm-bench-tracking-") as tmp:
         run(args, Path(tmp))

@@ -7,6 +7,7 @@ one translation of engine errors (:func:`engine_error_response`).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 
@@ -25,6 +26,7 @@ from web.limits import BodyLimits
 from web.media_routes import FORM_ROOM, upload_limit_overrides
 from web.pages import STATIC_DIR
 from web.studio_check import MAX_BODY_BYTES as STUDIO_MAX_BODY
+from web.tracking_fast import TrackingFastPath
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="API Dinas Koperasi & UMKM Kabupaten Timor Tengah Selatan "
                     "(Perbup TTS 17/2025).",
         docs_url=None, redoc_url=None, openapi_url=None,
+        # No OpenTelemetry here (no SDK, no exporter): off, FastAPI would otherwise ask
+        # the OTel globals and os.environ on every request (~5% of a pixel, issue 22).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.add_exception_handler(EngineError, engine_error_response)
@@ -127,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            **upload_limit_overrides(settings.media_max_bytes),
                            AGREEMENTS_PATH: settings.agreement_max_bytes + FORM_ROOM})
     app.add_middleware(SecurityHeaders)
+    # Outermost of ours: the pixel and the click skip the layers above (issue 22).
+    app.add_middleware(TrackingFastPath)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for name in ROUTER_MODULES:
         try:
@@ -140,14 +147,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def freeze_startup_heap() -> None:
+    """Take what the imports and the app built out of the cycle collector's walks.
+
+    Why: ~200,000 objects (routes, models, templates, catalogs) live as long as the
+    process, yet every full collection walked them all: 100-140 ms with the event loop
+    stopped, about once a second under tracking load, which was the whole p99 of the
+    pixel (issue 22, docs/performance.md "Tracking"). Garbage is collected first so
+    none of it is kept for good. For server processes only (tests build many apps).
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def serving_app() -> FastAPI:
+    """The app of a long-running server process (uvicorn, ``umkm serve``)."""
+    app = create_app()
+    freeze_startup_heap()
+    return app
+
+
 def app_factory() -> FastAPI:
     """For ``uvicorn --factory web.app:app_factory``."""
-    return create_app()
+    return serving_app()
 
 
 def __getattr__(name: str) -> FastAPI:
     """``uvicorn web.app:app`` works without building an app at import time (tests build
     their own with their own settings)."""
     if name == "app":
-        return create_app()
+        return serving_app()
     raise AttributeError(name)

@@ -27,7 +27,8 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
-def _with_headers(headers: list[tuple[bytes, bytes]], https: bool) -> list[tuple[bytes, bytes]]:
+def with_security_headers(headers: list[tuple[bytes, bytes]],
+                          https: bool) -> list[tuple[bytes, bytes]]:
     """The response's headers plus ours; a header the route set itself is kept."""
     present = {name.lower() for name, _ in headers}
     extra = [h for h in (*HEADERS, *((HSTS,) if https else ())) if h[0] not in present]
@@ -48,8 +49,8 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message,
-                           "headers": _with_headers(list(message.get("headers", [])), https)}
+                headers = with_security_headers(list(message.get("headers", [])), https)
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -33,7 +33,7 @@ from engine.common.i18n import t
 from engine.customers import consent, optin
 from engine.db import session_factory
 from engine.engagement import events
-from engine.engagement.ingest import Ingest, click_row, click_target, open_row
+from engine.engagement.ingest import Ingest
 from engine.engagement.tracking import InvalidToken, TokenData, parse_token
 from engine.models import Customer, Delivery, utcnow
 from web.pages import render
@@ -83,49 +83,42 @@ def _get_only(request: Request) -> None:
         raise StarletteHTTPException(status_code=405, headers={"Allow": "GET"})
 
 
-def _ingest(request: Request) -> Ingest:
+def ingest_of(app: Any) -> Ingest:
     """The app's tracking ingest (fact caches and buffer), made at the first event."""
-    found = getattr(request.app.state, "tracking_ingest", None)
+    found = getattr(app.state, "tracking_ingest", None)
     if found is None:
-        found = request.app.state.tracking_ingest = Ingest(request.app.state.settings)
+        found = app.state.tracking_ingest = Ingest(app.state.settings)
     return found
+
+
+def pixel_response() -> Response:
+    """The answer to a recorded open (the fast path sends the same headers)."""
+    return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+
+
+def click_response(url: str) -> Response:
+    """The answer to a recorded click: 302 to the stored URL, never cached."""
+    return RedirectResponse(url, status_code=302, headers=NO_STORE)
 
 
 async def open_pixel(request: Request) -> Response:
     """The 1x1 GIF of an email; every fetch is one ``open`` event (buffered: no commit
     per request with Redis, see :mod:`engine.engagement.ingest`)."""
     _get_only(request)
-    token = request.path_params["token"]
-    try:
-        data = parse_token(token, "open")
-    except InvalidToken:
+    if not await ingest_of(request.app).track_open(request.path_params["token"],
+                                                   _user_agent(request)):
         return not_found_page(request)
-    assert data.delivery_id is not None
-    ingest = _ingest(request)
-    delivery = await ingest.delivery(data.delivery_id)
-    if delivery is None:
-        return not_found_page(request)
-    await ingest.accept(open_row(delivery, _user_agent(request)))
-    return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+    return pixel_response()
 
 
 async def click(request: Request) -> Response:
     """302 to the link we stored for (delivery, link); anything else is a 404."""
     _get_only(request)
-    token = request.path_params["token"]
-    try:
-        data = parse_token(token, "click")
-    except InvalidToken:
+    url = await ingest_of(request.app).track_click(request.path_params["token"],
+                                                   _user_agent(request))
+    if url is None:
         return not_found_page(request)
-    assert data.delivery_id is not None and data.link_id is not None
-    ingest = _ingest(request)
-    found = click_target(await ingest.delivery(data.delivery_id),
-                         await ingest.link(data.link_id))
-    if found is None:
-        return not_found_page(request)
-    delivery, link = found
-    await ingest.accept(click_row(delivery, link, _user_agent(request)))
-    return RedirectResponse(link.url, status_code=302, headers=NO_STORE)
+    return click_response(url)
 
 
 # Plain Starlette routes (no FastAPI parameter solving): the two hottest URLs of the

@@ -20,9 +20,9 @@ from engine.config import get_settings
 def _run_web(host: str, port: int) -> None:
     import uvicorn
 
-    from web.app import create_app
+    from web.app import serving_app
 
-    config = uvicorn.Config(create_app(), host=host, port=port, log_level="info",
+    config = uvicorn.Config(serving_app(), host=host, port=port, log_level="info",
                             proxy_headers=True)
     uvicorn.Server(config).run()
 

@@ -26,10 +26,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.engagement.ingest import FIELD, GROUP, STREAM_KEY, decode_row, insert_rows
+from engine.engagement.ingest import (
+    FIELD,
+    GROUP,
+    STREAM_KEY,
+    decode_row,
+    insert_encoded,
+    insert_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,17 @@ class DrainReport:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entry_text(fields: dict[Any, Any]) -> str:
+    """The encoded row of an entry, or ``""`` when it has none (or not UTF-8)."""
+    data = fields.get(FIELD.encode(), fields.get(FIELD))
+    if isinstance(data, bytes):
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            return ""
+    return data if isinstance(data, str) else ""
 
 
 class StreamConsumer:
@@ -144,7 +162,26 @@ class StreamConsumer:
 
     # ----------------------------------------------------------------------- writing
     def write(self, entries: list[Entry]) -> int:
-        """Store the rows of ``entries`` (committed); returns how many were dropped."""
+        """Store the rows of ``entries`` (committed); returns how many were dropped.
+
+        The whole batch in one statement first; if the database refuses it (an entry
+        that is no event, a delivery deleted meanwhile) the batch is decoded and
+        written again by :meth:`write_decoded`, which drops only what is wrong."""
+        encoded = [_entry_text(fields) for _, fields in entries]
+        if all(encoded):
+            try:
+                with self.sessions() as session:
+                    insert_encoded(session, encoded)
+                    session.commit()
+                return 0
+            except (DataError, IntegrityError, ValueError):
+                log.warning("tracking batch refused as a whole; written row by row",
+                            exc_info=True)
+        return self.write_decoded(entries)
+
+    def write_decoded(self, entries: list[Entry]) -> int:
+        """Decode each entry (dropping what is no event), then insert, row by row if
+        the database refuses the batch; returns how many were dropped."""
         rows, dropped = [], 0
         for entry_id, fields in entries:
             try:
