@@ -166,8 +166,25 @@ def _decode(kind_byte: int, body: bytes) -> TokenData:
     raise InvalidToken("isi token tidak sesuai jenisnya")
 
 
+#: Verified tokens remembered per process (the pixel and the click verify one per request).
+VERIFIED_TOKENS = 20_000
+
+
 def parse_token(token: str, kind: TokenKind) -> TokenData:
-    """Verify ``token`` and return its content; :class:`InvalidToken` for anything wrong."""
+    """Verify ``token`` and return its content; :class:`InvalidToken` for anything wrong.
+
+    A token that verified is remembered with the key it verified under (a changed
+    secret verifies afresh); one that failed is never remembered, so a stream of forged
+    tokens costs the full check each time and fills nothing.
+    """
+    if not isinstance(token, str):
+        raise InvalidToken("token bukan teks")
+    return _verified(derived_key("tracking"), token, kind)
+
+
+@lru_cache(maxsize=VERIFIED_TOKENS)
+def _verified(key: bytes, token: str, kind: TokenKind) -> TokenData:
+    # ``key`` only separates the entries of different secrets; _unseal derives it itself.
     allowed = _KINDS_FOR.get(kind)
     if allowed is None:
         raise InvalidToken(f"jenis token tidak dikenal: {kind!r}")

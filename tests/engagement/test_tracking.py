@@ -20,6 +20,7 @@ from engine.engagement.tracking import (
     InvalidToken,
     PreviewTracker,
     RunTracker,
+    _verified,
     add_utm,
     make_click_token,
     make_open_token,
@@ -102,6 +103,32 @@ def test_a_token_signed_with_another_key_is_refused(
     reset_settings()
     with pytest.raises(InvalidToken):
         parse_token(token, "click")
+
+
+def test_a_remembered_token_is_refused_once_the_key_changed(
+    secret: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = make_open_token(77)
+    assert parse_token(token, "open").delivery_id == 77  # verified, now remembered
+    assert parse_token(token, "open").delivery_id == 77
+    monkeypatch.setenv("SECRET_KEY", "another-installation-secret-key-000")
+    reset_settings()
+    with pytest.raises(InvalidToken):
+        parse_token(token, "open")
+
+
+def test_refused_tokens_are_never_remembered(secret: None) -> None:
+    good = make_open_token(78)
+    before = _verified.cache_info().currsize
+    for index in range(len(good)):
+        forged = good[:index] + ("A" if good[index] != "A" else "B") + good[index + 1:]
+        with pytest.raises(InvalidToken):
+            parse_token(forged, "open")
+    with pytest.raises(InvalidToken):
+        parse_token(good, "click")  # right signature, wrong kind: refused every time
+    with pytest.raises(InvalidToken):
+        parse_token(good, "click")
+    assert _verified.cache_info().currsize == before
 
 
 def test_garbage_only_ever_raises_invalid_token(secret: None) -> None:
