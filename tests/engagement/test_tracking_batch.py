@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import socket
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -59,13 +60,14 @@ def rows_of(db: Session) -> list[dict[str, Any]]:
     return [{c: getattr(row, c) for c in STORED} for row in found]
 
 
-def event_rows(settings: Settings, world: World, key: str) -> list[dict[str, Any]]:
-    """An open and a click of ``world`` as the web process builds them."""
+def event_rows(settings: Settings, world: World, key: str,
+               at: datetime | None = None) -> list[dict[str, Any]]:
+    """An open and a click of ``world`` as the web process builds them, at ``at``."""
     with session_factory(settings)() as session:
         delivery = load_delivery(session, world.delivery.id)
         link = load_link(session, world.link.id)
     assert delivery is not None and link is not None
-    at = utcnow().replace(microsecond=123456)
+    at = at or utcnow().replace(microsecond=123456)
     return [open_row(delivery, BROWSER, at=at, key=f"{key}-open"),
             click_row(delivery, link, "Mozilla/5.0 (compatible; Barracuda Sentinel)",
                       at=at, key=f"{key}-click")]
@@ -81,8 +83,9 @@ def test_rows_carry_exactly_the_columns_the_statement_takes(settings: Settings,
 def test_one_statement_stores_what_row_by_row_inserts_store(settings: Settings,
                                                             db: Session) -> None:
     world = make_world(db)
-    by_statement = event_rows(settings, world, "json")
-    one_by_one = event_rows(settings, world, "rows")
+    at = utcnow().replace(microsecond=123456)  # one instant: the rows must differ in key only
+    by_statement = event_rows(settings, world, "json", at)
+    one_by_one = event_rows(settings, world, "rows", at)
     with session_factory(settings)() as session:
         insert_encoded(session, [encode_row(row) for row in by_statement])
         insert_rows(session, one_by_one)

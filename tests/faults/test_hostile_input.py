@@ -219,11 +219,13 @@ def test_python_object_tags_are_refused_not_executed(tmp_path: Path) -> None:
 def test_ten_thousand_key_yaml_is_refused_quickly_with_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "raksasa.yaml"
     path.write_text("version: 1\n" + "".join(f"kunci{i}: {i}\n" for i in range(MAX_NODES)))
-    started = time.monotonic()
+    # CPU time of this process, not the wall clock: "quickly" is about the work the
+    # refusal costs (it stops at the node limit), which other load cannot inflate.
+    started = time.process_time()
     with pytest.raises(CampaignValidationError) as caught:
         load_campaign(path)
-    elapsed = time.monotonic() - started
-    assert elapsed < 2.0, f"{elapsed:.2f} s"
+    used = time.process_time() - started
+    assert used < 2.0, f"{used:.2f} s CPU"
     (error,) = caught.value.errors
     assert str(error).startswith(f"{path}:") and "10000" in error.message
     assert "node" in error.message
