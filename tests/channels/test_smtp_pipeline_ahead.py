@@ -10,8 +10,6 @@ written but not followed by its body.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from channels import OutboundMessage, SendStatus
@@ -21,14 +19,10 @@ from tests.smtp_server import Rule, ScriptedSMTPServer
 
 
 @pytest.fixture
-def server() -> Iterator[ScriptedSMTPServer]:
-    """The loopback server, announcing PIPELINING (the path under test)."""
-    smtp = ScriptedSMTPServer()
-    smtp.start()
-    try:
-        yield smtp
-    finally:
-        smtp.stop()
+def server(smtp_server: ScriptedSMTPServer) -> ScriptedSMTPServer:
+    """The suite's loopback server (tests/smtp_server.py), which announces PIPELINING:
+    the path under test."""
+    return smtp_server
 
 
 def batch(n: int) -> list[OutboundMessage]:
