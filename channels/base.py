@@ -157,6 +157,9 @@ class OutboundMessage:
     ``crlf_only``: the caller guarantees an email payload ends every line with CRLF
     (:mod:`engine.message.mime` builds them so), which spares the SMTP channel its bare-LF
     check, two passes over every message; leave it False for bytes from elsewhere.
+    ``no_leading_dots``: the caller guarantees that no line of an email payload starts
+    with ``.`` (:mod:`engine.message.mime` writes such a character as ``=2E``), so the
+    SMTP channel need not search the message for lines to dot-stuff.
     """
 
     delivery_id: int
@@ -166,6 +169,7 @@ class OutboundMessage:
     envelope_from: str = ""
     account: str = ""
     crlf_only: bool = False
+    no_leading_dots: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -317,7 +317,7 @@ class SmtpChannel(ChannelAdapter[bytes, SmtpReply]):
                 self._envelope(conn, step, sender, rcpt,
                                self._mail_options(conn, sender, rcpt, data))
             step.stage = "data"
-            pieces = data_pieces(data)
+            pieces = data_pieces(data, no_leading_dots=message.no_leading_dots)
             following = self._next_envelope(conn, message)
             if following is not None:
                 pieces.append(following[1])

@@ -20,11 +20,18 @@ def _crlf(data: bytes) -> bytes:
     return _BARE_LF.sub(b"\r\n", data)
 
 
-def data_pieces(data: bytes) -> list[bytes]:
+def data_pieces(data: bytes, *, no_leading_dots: bool = False) -> list[bytes]:
     """The DATA content of a CRLF-only message as buffers to write in order, ending
     with the ``.`` line (RFC 5321 §4.5.2); the message itself is not copied unless a
-    line of it starts with a dot (then one ``bytes.replace``)."""
-    body = data.replace(b"\r\n.", b"\r\n..") if b"\r\n." in data else data
+    line of it starts with a dot (then one ``bytes.replace``).
+
+    ``no_leading_dots``: the producer guarantees that no line after the first starts
+    with a dot (:meth:`engine.message.mime.MessageSkeleton.build` does), which spares
+    the search for ``CRLF.``: ~24 µs per 34 kB message here, the line ends being
+    everywhere.  The first byte is still looked at.
+    """
+    stuff = not no_leading_dots and b"\r\n." in data
+    body = data.replace(b"\r\n.", b"\r\n..") if stuff else data
     pieces = [b".", body] if body[:1] == b"." else [body]
     pieces.append(b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n")
     return pieces

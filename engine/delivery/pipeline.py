@@ -227,7 +227,8 @@ def prepare_messages(session: Session, ctx: RunContext, rows: Sequence[DeliveryL
         prepared.append(Prepared(
             OutboundMessage(delivery_id=d.id, recipient=d.recipient, payload=raw,
                             message_id=message_id, envelope_from=ctx.return_path(d.id, d.recipient),
-                            account="email", crlf_only=True),  # engine.message.mime output
+                            account="email", crlf_only=True,  # engine.message.mime output
+                            no_leading_dots=True),
             products, business_id, variant))
     return prepared, blocked
 

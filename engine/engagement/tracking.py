@@ -377,12 +377,12 @@ class RunTracker:
     def link(self, url: str, product: Mapping[str, Any] | None = None,
              label: str | None = None) -> int | None:
         """The link id for ``url`` (``None`` for links that are not tracked, e.g. mailto)."""
-        product_id, business_id = _product_ids(product)
-        key = (url, product_id, label)
+        key = (url, product.get("id") if product else None, label)
         found = self._links.get(key)
         if found is None:
             if not url.lower().startswith(("http://", "https://")):
                 return None
+            product_id, business_id = _product_ids(product)
             target = add_utm(url, {**self.utm, "utm_content": _utm_content(product_id, label)})
             found = self.registry.link_id(target, product_id, business_id, label)
             self._links[key] = found
@@ -399,12 +399,14 @@ class DeliveryTracker:
     HMAC per distinct link and recipient.
     """
 
-    __slots__ = ("_memo", "delivery_id", "run")
+    __slots__ = ("_click_prefix", "_clicks", "_memo", "delivery_id", "run")
 
     def __init__(self, run: RunTracker, delivery_id: int) -> None:
         self.run = run
         self.delivery_id = delivery_id
         self._memo: dict[tuple[str, int | None, str | None], str] = {}
+        self._click_prefix = b""  # kind + delivery id of this recipient's click tokens
+        self._clicks = f"{run.base_url}/t/c/"
 
     def track(self, url: str, product: Mapping[str, Any] | None = None,
               label: str | None = None) -> str:
@@ -413,11 +415,18 @@ class DeliveryTracker:
         if found is None:
             link_id = self.run.link(url, product, label)
             # A tracked URL is base_url (html-safe) + base64url: Markup spares the escaping.
-            found = url if link_id is None else Markup(
-                f"{self.run.base_url}/t/c/{make_click_token(self.delivery_id, link_id)}"
-            )
+            found = url if link_id is None else Markup(self._clicks + self._click_token(link_id))
             self._memo[key] = found
         return found
+
+    def _click_token(self, link_id: int) -> str:
+        """:func:`make_click_token` of this delivery, the same token, with the part that
+        is the same for all of the recipient's links packed once (a campaign email
+        carries a dozen links)."""
+        if not self._click_prefix:
+            self._click_prefix = bytes([_KIND_CLICK]) + _U64.pack(
+                _check_id(self.delivery_id, "delivery_id"))
+        return _seal(self._click_prefix + _U64.pack(_check_id(link_id, "link_id")))
 
     def open_pixel(self) -> Markup:
         src = f"{self.run.base_url}/t/o/{make_open_token(self.delivery_id)}"

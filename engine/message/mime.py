@@ -12,7 +12,10 @@ change per recipient (From, MIME structure, boundary, part headers) is encoded o
   UTF-8 quoted-printable through :func:`binascii.b2a_qp` (lines <= 76 characters);
 * CRLF everywhere, as SMTP and DKIM expect;
 * the boundary starts with ``=_``, which quoted-printable can never produce, so it
-  cannot collide with content.
+  cannot collide with content;
+* no line starts with ``.`` (quoted-printable writes it ``=2E``, folded header lines
+  start with a space, header names may not start with a dot), so SMTP has nothing to
+  dot-stuff and need not search for it.
 
 The tests parse the result with the standard library parser (``policy.default``).
 """
@@ -45,7 +48,9 @@ __all__ = [
 CRLF = "\r\n"
 _MAX_LINE = 78
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
-_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # ftext: printable ASCII except ':'
+# ftext (printable ASCII except ':'), not starting with '.': a built message has no line
+# that starts with a dot (``OutboundMessage.no_leading_dots``).
+_HEADER_NAME = re.compile(r"^[!-\-/-9;-~][!-9;-~]*$")
 _QUOTE_NEEDED = re.compile(r'[^A-Za-z0-9!#$%&\'*+/=?^_`{|}~ -]')
 _EW_PREFIX = "=?utf-8?b?"
 _EW_OVERHEAD = len(_EW_PREFIX) + 2  # + "?="
@@ -199,6 +204,11 @@ class QuotedPrintableCache:
         self._canonical: dict[bytes, bytes] = {}  # line -> canonical, where != encoded
         self._blocks: dict[str, _Block] = {}  # chunk with line breaks -> its lines
         self._soft: dict[str, tuple[bytes, bytes]] = {}  # piece -> soft-broken, canonical
+        # A line of several pieces (static markup around an expression's output) ->
+        # its physical lines and their canonical form. Most such lines repeat from one
+        # recipient to the next (an offer, a product card); only a token's line differs.
+        self._pieced: dict[tuple[str, ...], tuple[bytes, bytes]] = {}
+        self._pieced_old: dict[tuple[str, ...], tuple[bytes, bytes]] = {}
 
     def encode(self, body: str) -> bytes:
         return b"\r\n".join(self._encoded_lines(body)[1])
@@ -276,12 +286,36 @@ class QuotedPrintableCache:
         (RFC 2045 §6.7 rule 5: the decoded line is the same).  Why: a line with an
         expression's output is ~400 characters of static markup around a short value;
         the static pieces are then encoded once, and per recipient only the value."""
+        if len(pieces) > 1:
+            key = tuple(pieces)
+            found = self._pieced.get(key)
+            if found is None:
+                found = self._pieced_old.get(key)
+                if found is None:
+                    found = self._pieced_line(pieces)
+                self._remember_pieced(key, found)
+            encoded.append(found[0])
+            canonical.append(found[1])
+            return
+        line, line_canonical = self._line(pieces[0] if pieces else "")
+        encoded.append(line)
+        canonical.append(line_canonical)
+
+    def _remember_pieced(self, key: tuple[str, ...], value: tuple[bytes, bytes]) -> None:
+        """Two generations: when the new one is full it becomes the old one, so the lines
+        every message repeats survive while those of one recipient (a token) fall out."""
+        self._pieced[key] = value
+        if len(self._pieced) > self.maxsize // 2:
+            self._pieced_old = self._pieced
+            self._pieced = {}
+
+    def _pieced_line(self, pieces: list[str]) -> tuple[bytes, bytes]:
+        """A line of several pieces, encoded (and canonical) piece by piece, joined."""
         pieces = [piece for piece in pieces if piece]
         if len(pieces) <= 1:
-            line, line_canonical = self._line(pieces[0] if pieces else "")
-            encoded.append(line)
-            canonical.append(line_canonical)
-            return
+            return self._line(pieces[0] if pieces else "")
+        encoded: list[bytes] = []
+        canonical: list[bytes] = []
         soft = self._soft
         if len(soft) > self.maxsize:
             soft.clear()
@@ -294,6 +328,7 @@ class QuotedPrintableCache:
         line, line_canonical = self._line(pieces[-1])
         encoded.append(line)
         canonical.append(line_canonical)
+        return b"\r\n".join(encoded), b"\r\n".join(canonical)
 
     def _block(self, part: str) -> _Block:
         """A chunk with line breaks: the text before the first, the complete lines
