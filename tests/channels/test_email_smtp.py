@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from channels import ConfigurationError, OutboundMessage, SendStatus, email_smtp, get_adapter_class
-from channels.email_smtp import SmtpChannel, classify_smtp_exception, dot_stuffed
+from channels.email_smtp import SmtpChannel, classify_smtp_exception, data_pieces, dot_stuffed
 from channels.smtp_wire import _reverse_path
 from tests.smtp_server import Rule, ScriptedSMTPServer
 
@@ -533,3 +533,28 @@ def test_envelope_paths_match_smtplib_quoteaddr(address: str) -> None:
 ])
 def test_unusual_envelope_paths_fall_back_to_quoteaddr(address: str) -> None:
     assert _reverse_path(address) == smtplib.quoteaddr(address)
+
+
+@given(_CRLF_DATA.filter(lambda data: b"\r\n." not in data))
+def test_a_payload_without_leading_dots_goes_out_as_it_is(data: bytes) -> None:
+    """Issue 22: ``no_leading_dots`` skips the search, not the result: for data that
+    indeed has none, the wire bytes are those of the searching path."""
+    pieces = data_pieces(data, no_leading_dots=True)
+    assert b"".join(pieces) == dot_stuffed(data)
+    assert any(piece is data for piece in pieces)  # not copied
+
+
+def test_a_built_campaign_mail_is_sent_intact_without_the_dot_search(
+    smtp_server: Any,
+) -> None:
+    from engine.message.mime import MessageSkeleton
+
+    skeleton = MessageSkeleton("pemasaran@example.com", ".Dinas", "example.com")
+    payload = skeleton.build("x@example.com", ".Maria", ".Halo", ".satu\n.dua\n",
+                             "<p>\n.tiga</p>\n", "<m.1@example.com>")
+    assert b"\r\n." not in payload
+    message = OutboundMessage(1, "x@example.com", payload, envelope_from=SENDER,
+                              crlf_only=True, no_leading_dots=True)
+    with channel_for(smtp_server) as channel:
+        assert channel.send(message).ok
+    assert smtp_server.messages[0].data == payload

@@ -143,6 +143,8 @@ def test_encoding_the_chunks_decodes_to_their_text_with_its_canonical_form(
         assert canonical == canonicalize_lines_relaxed(encoded)
         decoded = binascii.a2b_qp(encoded.replace(b"\r\n", b"\n")).decode("utf-8")
         assert decoded == text
+        # the lines of several pieces come from a table: the same bytes as a cold cache
+        assert (encoded, canonical) == QuotedPrintableCache().encode_canonical_parts(parts)
 
 
 def test_a_rendered_email_encodes_the_same_by_chunks(rendered: tuple[str, str]) -> None:
@@ -309,3 +311,27 @@ def test_weak_or_wrong_keys_are_refused() -> None:
         DkimSigner(DOMAIN, "s", rsa.generate_private_key(public_exponent=65537, key_size=512))
     with pytest.raises(ValueError):
         DkimSigner(DOMAIN, "s", ed25519.Ed25519PrivateKey.generate(), headers=("to",))
+
+
+@given(st.text(alphabet=st.sampled_from(". a\u00eb\n"), max_size=120),
+       st.text(alphabet=st.sampled_from(". a\u00eb"), max_size=120))
+@settings(max_examples=150, deadline=None)
+def test_no_line_of_a_built_message_starts_with_a_dot(body: str, header: str) -> None:
+    """Issue 22: the SMTP channel trusts this (``no_leading_dots``) and does not search
+    for lines to dot-stuff: headers (folded lines start with a space) and both parts."""
+    skeleton = MessageSkeleton(f"pemasaran@{DOMAIN}", header or None, DOMAIN,
+                               headers={"X-Note": header or "x"})
+    raw = skeleton.build("maria@example.id", header, header, body, "<p>" + body,
+                         message_id_for(1, 7, DOMAIN), UNSUB, extra_headers={"X-Extra": header})
+    signed = DkimSigner(DOMAIN, "s", _ED25519_KEY).sign(raw)
+    for message in (raw, signed):
+        assert b"\r\n." not in message and not message.startswith(b".")
+
+
+def test_a_header_name_starting_with_a_dot_is_refused() -> None:
+    with pytest.raises(ValueError):
+        MessageSkeleton(f"pemasaran@{DOMAIN}", None, DOMAIN, headers={".X-Note": "x"})
+    with pytest.raises(ValueError):
+        _skeleton().build("maria@example.id", None, "s", "t", "h", message_id_for(1, 7, DOMAIN),
+                          extra_headers={".X": "x"})
+    assert MessageSkeleton(f"pemasaran@{DOMAIN}", None, DOMAIN, headers={"X.Y": "1"})

@@ -232,3 +232,63 @@ def test_layout_text_follows_the_installation_language(name: str) -> None:
         assert "Product" in visible and "Questions about it? Contact" in english.text
         assert "Unsubscribe" not in visible
     assert "Berhenti berlangganan" in indonesian.html or name != "promotional"
+
+
+# --- issue 22, second round: shortcuts past the sandbox give the sandbox's answers ---------
+
+def _runtime(source: str, autoescape: bool = True) -> Any:
+    from engine.message.render import _runtime_template
+
+    return _runtime_template("test", source, "id", autoescape=autoescape)
+
+
+def test_dict_get_and_loop_counters_render_as_through_the_sandbox() -> None:
+    from engine.message.templating import jinja_env, render_checked
+
+    source = ("{% for p in products %}{{ p.get('name') }}|{{ p.get('none', 'd') }}|"
+              "{{ loop.index }}{{ loop.first }}{{ loop.last }}"
+              "{{ loop.length }}{{ loop.revindex }};{% endfor %}")
+    values = {"products": [{"name": "Madu <Mollo>"}, {"name": "Se'i"}]}
+    fast = render_checked(_runtime(source), values)
+    plain = render_checked(jinja_env(True).from_string(source), values)
+    assert fast == plain == "Madu &lt;Mollo&gt;|d|1TrueFalse22;Se&#39;i|d|2FalseTrue21;"
+    assert render_checked(_runtime("{{ q.get }}"), {"q": {"get": "a key"}}) == "a key"
+
+
+@pytest.mark.parametrize("expression", ["p.pop('name')", "p.update(a=1)", "p.setdefault('x')",
+                                        "p.get('name', default=1)", "p.get.__self__",
+                                        "loop.__class__", "loop.cycle.__globals__"])
+def test_what_the_sandbox_refuses_stays_refused(expression: str) -> None:
+    from engine.message.templating import render_checked
+
+    template = _runtime("{% for p in products %}{{ " + expression + " }}{% endfor %}")
+    with pytest.raises(TemplateProblem):
+        render_checked(template, {"products": [{"name": "x"}]})
+
+
+@pytest.mark.parametrize("value", ["<b>&'\"", "Maria", "", "x" * 300, 15, None, 1.5])
+def test_html_values_escape_as_markupsafe_does(value: object) -> None:
+    from markupsafe import Markup, escape
+
+    from engine.message.render import _escape_repeating
+
+    for _ in range(2):  # the first time and from the table
+        escaped = _escape_repeating(value)
+        assert type(escaped) is Markup and escaped == escape(value)
+    tracked = Markup("https://x/t/c/a&amp;b")
+    assert _escape_repeating(tracked) == escape(tracked) == tracked
+
+
+def test_compiled_html_escapes_through_the_table() -> None:
+    from engine.message.render import _escape_repeating
+    from engine.message.templating import render_checked
+
+    html = compile_email("email/promotional.mjml", SUBJECT).html
+    assert html.root_render_func.__globals__["escape"] is _escape_repeating
+    text = _runtime("{{ a }}", autoescape=False)
+    assert "_escape_repeating" not in repr(text.root_render_func.__globals__.get("escape"))
+    ctx = {**sample_context(), "customer": {**sample_context()["customer"],
+                                            "first_name": "<i>Maria</i>"}}
+    assert "&lt;i&gt;Maria&lt;/i&gt;" in render_email(compile_email("promotional", SUBJECT),
+                                                       ctx).html
+    assert render_checked(_runtime("{{ range(3)|join(',') }}{{ x }}"), {"x": 1}) == "0,1,21"
