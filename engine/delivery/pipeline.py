@@ -28,7 +28,7 @@ from engine.campaign.window import in_send_window, next_window_open
 from engine.config import Settings, get_settings
 from engine.db import in_list, is_postgres, session_factory
 from engine.delivery import gate as gates
-from engine.delivery import stopping
+from engine.delivery import heap, stopping
 from engine.delivery.context import RunContext, customer_contexts, run_context
 from engine.delivery.control import pause
 from engine.delivery.scheduler import OWN_RECEIPT
@@ -333,6 +333,7 @@ def _process_batch(run_id: int, delivery_ids: Sequence[int], settings: Settings,
         result.deferred += summary.deferred
         _check_error_budget(session, run, settings)
         outbox.finish_if_done(session, run_id, now)
+    heap.after_batch(run_id)  # the run's caches are built: out of full collections
     return result
 
 
