@@ -188,6 +188,10 @@ def _rewrapped(line: bytes) -> list[bytes]:
     return lines
 
 
+# Lines of several pieces kept per generation: the repeating ones of a campaign (offer,
+# product cards: a few hundred) fit; ~1 kB each, so memory stays under ~1 MB.
+_PIECED_GENERATION = 512
+
 _Block = tuple[str, bytes | None, bytes | None, str]
 """A chunk's text before its first line break, its complete lines (encoded, canonical;
 None when there are none), its text after the last line break."""
@@ -315,7 +319,7 @@ class QuotedPrintableCache:
         """Two generations: when the new one is full it becomes the old one, so the lines
         every message repeats survive while those of one recipient (a token) fall out."""
         self._pieced[key] = value
-        if len(self._pieced) > self.maxsize // 2:
+        if len(self._pieced) > min(_PIECED_GENERATION, self.maxsize // 2):
             self._pieced_old = self._pieced
             self._pieced = {}
 

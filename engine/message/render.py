@@ -353,7 +353,7 @@ def _expand(name: str, lang: str, *, has_preheader: bool) -> str:
 
 
 _ESCAPED: dict[str, Markup] = {}
-_ESCAPED_MAX = 8192
+_ESCAPED_MAX = 2048  # ~0.5 MB at most
 _ESCAPED_LONGEST = 256
 
 
