@@ -94,3 +94,26 @@ def test_a_launch_without_hand_over_inserts_unmarked_rows(
     assert set(_enqueued(db, result.run.id).values()) == {None}
     batches = outbox.enqueue_due(db, result.run.id, 5, NOW)
     assert sum(len(b) for b in batches) == RECIPIENTS
+
+
+def test_the_post_rows_of_a_launch_that_hands_over_are_handed_over_with_the_mails(
+        db: Session, settings: Settings, tmp_path: Path) -> None:
+    """Posts are inserted by the ORM, not by the audience's ``INSERT``: they are marked
+    after it, in the same transaction, and come back with the email ids."""
+    shop = make_business(db, name="Tenun Nunkolo")
+    product = make_product(db, shop, name="Kain Tenun Buna", price=150_000,
+                           image_url=f"/media/{'a1' * 32}/square.jpg")
+    for _ in range(3):
+        make_customer(db, marketing=True, at=NOW - timedelta(days=60))
+    make_optin(db, product, "promo-pos")
+    path = tmp_path / "promo-pos.yaml"
+    path.write_text(CAMPAIGN.format(key="promo-pos", cap=3)
+                    + "  facebook: {template: social/promo.j2, per: product}\n")
+    result = scheduler.launch(db, load_campaign(path), str(path), now=NOW, hand_over=True)
+    db.commit()
+    assert result.run is not None
+    rows = {i: c for i, c in db.execute(select(Delivery.id, Delivery.channel)
+                                        .where(Delivery.run_id == result.run.id)).tuples()}
+    assert sorted(rows.values()) == ["email", "email", "email", "facebook"]
+    assert sorted(result.handed_over) == sorted(rows)
+    assert set(_enqueued(db, result.run.id).values()) == {NOW}
