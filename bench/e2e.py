@@ -76,7 +76,7 @@ audience:
     - {{purchased_category: kerajinan_tangan, within_days: 365}}
     - {{tag: {tag}}}
   exclude: [{{purchased_within_days: 7}}]
-  frequency_cap: {{max: 3, per_days: 7}}
+  frequency_cap: {{max: {cap}, per_days: 7}}
 products: {{opt_in: required, per_message: 3}}
 offer: {{kind: discount, percent: 15, code: TENUN15, ends: 2099-12-31, title: Diskon Akhir Tahun}}
 channels:
@@ -377,9 +377,12 @@ class Workers:
 
 
 # --------------------------------------------------------------------------- the campaign
-def write_campaign(workdir: Path, campaign_id: str, tag: str) -> Path:
+def write_campaign(workdir: Path, campaign_id: str, tag: str, cap: int = 3) -> Path:
+    """The bench campaign under ``campaign_id``; ``cap`` is its frequency cap per week
+    (``--repeat N`` lifts it to N so each of N campaigns reaches everyone: the rule
+    itself is the engine's, only this benchmark's campaign allows more)."""
     path = workdir / f"{campaign_id}.yaml"
-    path.write_text(CAMPAIGN_YAML.format(id=campaign_id, tag=tag), encoding="utf-8")
+    path.write_text(CAMPAIGN_YAML.format(id=campaign_id, tag=tag, cap=cap), encoding="utf-8")
     return path
 
 
@@ -543,23 +546,80 @@ def stop_profilers(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A launched run handed to the broker, and how long each phase took."""
+
+    run_id: int
+    planned: int
+    batches: int
+    launch_seconds: float
+    batches_seconds: float
+    enqueue_seconds: float
+    enqueue_wall: float  # time.time() when the first batch went to the broker
+
+
+def plan_run(campaign: Path, mark_after: bool = False) -> Plan:
+    """Launch ``campaign`` now and hand its batches to the broker, phase by phase:
+    launch (audience + outbox rows), batches (ids marked as handed over), enqueue.
+
+    ``mark_after`` (``--mark-after``, the path before issue 22's plan round): the launch
+    inserts unmarked rows and one ``UPDATE ... RETURNING`` marks them afterwards."""
+    from engine.campaign.loader import load_campaign
+    from engine.db import session_scope
+    from engine.delivery import scheduler
+    from engine.delivery.enqueue import due_batches_for_run, launch_batches
+    from workers.tasks import enqueue_batches
+
+    spec = load_campaign(campaign)
+    t0 = time.perf_counter()
+    with session_scope() as session:
+        launched = scheduler.launch(session, spec, str(campaign), start_now=True,
+                                    hand_over=not mark_after)
+        assert launched.run is not None
+        run_id, planned = launched.run.id, launched.planned
+    t1 = time.perf_counter()
+    batches = due_batches_for_run(run_id) if mark_after else launch_batches(launched)
+    t2 = time.perf_counter()
+    enqueue_wall = time.time()
+    enqueue_batches(batches)
+    t3 = time.perf_counter()
+    return Plan(run_id, planned, len(batches), t1 - t0, t2 - t1, t3 - t2, enqueue_wall)
+
+
+def plan_only(campaign: Path, redis_srv: PrivateRedis, database: str,
+              mark_after: bool = False) -> PassResult:
+    """Only the plan of a pass (``--plan-only``): no worker, nothing sent; PostgreSQL's
+    CPU during the plan goes into ``cpu_seconds``."""
+    redis_srv.client.flushdb()
+    before = backend_cpu(database)
+    plan = plan_run(campaign, mark_after)
+    after = backend_cpu(database)
+    result = PassResult(workers=0, planned=plan.planned, batches=plan.batches,
+                        launch_seconds=plan.launch_seconds,
+                        batches_seconds=plan.batches_seconds,
+                        enqueue_seconds=plan.enqueue_seconds)
+    result.plan_seconds = plan.launch_seconds + plan.batches_seconds + plan.enqueue_seconds
+    result.cpu_seconds = {"postgres": round(sum(
+        cpu - before.get(pid, 0.0) for pid, cpu in after.items()), 2)}
+    with contextlib.suppress(Exception):
+        result.queue_bytes_after_enqueue = int(
+            redis_srv.client.memory_usage("bulk") or 0)  # type: ignore[arg-type]
+    return result
+
+
 def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
              redis_srv: PrivateRedis, sink: SmtpSink, tag: str, timeout: float,
              progress: Callable[[str], None], database: str,
              profile_dir: Path | None = None) -> PassResult:
     from sqlalchemy import select
 
-    from engine.campaign.loader import load_campaign
     from engine.db import session_scope
-    from engine.delivery import scheduler
-    from engine.delivery.enqueue import due_batches_for_run
     from engine.models import CampaignRun
     from engine.outbox.rows import counts_by_status
-    from workers.tasks import enqueue_batches
 
     result = PassResult(workers=n_workers)
     redis_srv.client.flushdb()
-    spec = load_campaign(campaign)
     sink_before = sink.messages()
     progress(f"menyalakan {n_workers} worker Celery")
     workers = Workers(n_workers, env, workdir, tag)
@@ -568,23 +628,18 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
         cpu_before = cpu_snapshot(workers, sink, redis_srv, database)
         progress("rencana + antre")
         t0 = time.perf_counter()
-        with session_scope() as session:
-            launched = scheduler.launch(session, spec, str(campaign), start_now=True)
-            assert launched.run is not None
-            run_id, result.planned = launched.run.id, launched.planned
-        t1 = time.perf_counter()
-        batches = due_batches_for_run(run_id)
-        t2 = time.perf_counter()
-        enqueue_wall = time.time()
-        enqueue_batches(batches)
+        plan = plan_run(campaign)
+        run_id, result.planned = plan.run_id, plan.planned
         t3 = time.perf_counter()
-        result.launch_seconds, result.batches_seconds = t1 - t0, t2 - t1
-        result.enqueue_seconds, result.plan_seconds = t3 - t2, t3 - t0
-        result.batches = len(batches)
+        enqueue_wall = plan.enqueue_wall
+        result.launch_seconds, result.batches_seconds = plan.launch_seconds, plan.batches_seconds
+        result.enqueue_seconds = plan.enqueue_seconds
+        result.plan_seconds = plan.launch_seconds + plan.batches_seconds + plan.enqueue_seconds
+        result.batches = plan.batches
         with contextlib.suppress(Exception):
             result.queue_bytes_after_enqueue = int(
                 redis_srv.client.memory_usage("bulk") or 0)  # type: ignore[arg-type]
-        progress(f"{result.planned:,} penerima, {len(batches)} batch; mengirim")
+        progress(f"{result.planned:,} penerima, {plan.batches} batch; mengirim")
         last_change, last_seen = time.monotonic(), -1
         done_at = t3
         while True:
@@ -600,7 +655,7 @@ def run_pass(n_workers: int, campaign: Path, env: dict[str, str], workdir: Path,
             seen = int(redis_srv.client.llen(TIMINGS_KEY))  # type: ignore[arg-type]
             if seen != last_seen:
                 last_seen, last_change = seen, time.monotonic()
-                progress(f"{seen}/{len(batches)} batch selesai")
+                progress(f"{seen}/{plan.batches} batch selesai")
             if time.monotonic() - last_change > timeout:
                 done_at = time.perf_counter()
                 break
@@ -874,10 +929,21 @@ def main() -> None:
     parser.add_argument("--no-doc", action="store_true",
                         help="do not append a row to docs/performance.md")
     parser.add_argument("--label", default="", help="label of the row in docs/performance.md")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="seed, launch, batch and enqueue, print the phases; send nothing")
+    parser.add_argument("--mark-after", action="store_true",
+                        help="the old plan: insert, then mark the rows as handed over")
+    parser.add_argument("--alternate", action="store_true",
+                        help="with --plan-only: every second plan uses --mark-after")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="N campaigns of --recipients each, one after another, on the "
+                             "same services and database (the outbox grows)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record py-spy profiles (collapsed stacks) of the workers here")
     args = parser.parse_args()
     n = args.recipients
+    if args.plan_only or args.repeat > 1:
+        args.no_scaling, args.no_doc = True, True
     scale_n = 0 if args.no_scaling else (args.scaling_recipients or max(2000, n // 5))
     scale_n = min(scale_n, n)
 
@@ -907,6 +973,13 @@ def main() -> None:
             raw = measure_raw(sink.port, sample_messages(200), args.raw_messages, 20.0)
         console.print(f"[dim]mentah: {raw['messages_per_second']:,.0f} pesan/dtk "
                       f"({raw['bytes_per_message']:,} B per pesan)[/]")
+        if args.plan_only:
+            run_plan_only(console, args, workdir, redis_srv, db)
+            return
+        if args.repeat > 1:
+            run_repeated(console, args, info, seeded.seconds, raw, env, workdir, redis_srv,
+                         sink, db, load_before)
+            return
         main_campaign = write_campaign(workdir, "bench-promo-2-worker", "bench")
         with stage(console, f"2 worker, {n:,} penerima") as progress:
             main_pass = run_pass(2, main_campaign, env, workdir, redis_srv, sink, "two",
@@ -941,6 +1014,91 @@ def main() -> None:
         os.chdir(ROOT)
         if "report" in locals() and locals()["report"].get("finished"):
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def phases(result: PassResult) -> str:
+    return (f"{result.plan_seconds:.2f} s = launch {result.launch_seconds:.2f} + batches "
+            f"{result.batches_seconds:.2f} + enqueue {result.enqueue_seconds:.2f}")
+
+
+def run_plan_only(console: Any, args: argparse.Namespace, workdir: Path,
+                  redis_srv: PrivateRedis, db: ScratchDatabase) -> None:
+    """``--plan-only``: ``--repeat`` plans of distinct campaigns on one database."""
+    for index in range(args.repeat):
+        load = [round(x, 2) for x in os.getloadavg()]
+        campaign = write_campaign(workdir, f"bench-plan-{index + 1}", "bench",
+                                  cap=max(3, args.repeat))
+        mark_after = args.mark_after or (args.alternate and index % 2 == 1)
+        result = plan_only(campaign, redis_srv, db.name, mark_after)
+        pg_ms = result.cpu_seconds["postgres"] * 1000 / max(1, result.planned)
+        console.print(f"plan {index + 1}{' (mark after)' if mark_after else ''}: "
+                      f"{result.planned:,} rows, {result.batches} batches, "
+                      f"{phases(result)}; PostgreSQL {pg_ms:.3f} ms/row; "
+                      f"load {load} -> {[round(x, 2) for x in os.getloadavg()]}", soft_wrap=True)
+    sizes = relation_sizes(db.url)
+    console.print(json.dumps(sizes, indent=1))
+
+
+def run_repeated(console: Any, args: argparse.Namespace, info: dict[str, Any],
+                 seed_s: float, raw: dict[str, Any], env: dict[str, str], workdir: Path,
+                 redis_srv: PrivateRedis, sink: SmtpSink, db: ScratchDatabase,
+                 load_before: list[float]) -> None:
+    """``--repeat N``: N distinct campaigns to the same audience, one after another, on
+    the same services and database; a line per run and whether the last ones slowed."""
+    reports: list[dict[str, Any]] = []
+    for index in range(args.repeat):
+        load = [round(x, 2) for x in os.getloadavg()]
+        campaign = write_campaign(workdir, f"bench-repeat-{index + 1}", "bench",
+                                  cap=max(3, args.repeat))
+        with stage(console, f"run {index + 1}/{args.repeat}") as progress:
+            result = run_pass(2, campaign, env, workdir, redis_srv, sink, f"r{index + 1}",
+                              args.timeout, progress, db.name)
+        report = build_report(args, info, seed_s, raw, result, None, redis_srv.peak_mb(), load)
+        report["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+        report["sizes"] = relation_sizes(db.url)
+        reports.append(report)
+        console.print(repeat_line(index + 1, report, result), soft_wrap=True)
+        if not result.finished:
+            console.print("[red]run tidak selesai[/]")
+            raise SystemExit(1)
+    console.print(repeat_verdict(reports))
+    output = args.output if args.output.is_absolute() else ROOT / args.output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(reports, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"[dim]ditulis: {output}[/]")
+
+
+def repeat_line(number: int, report: dict[str, Any], result: PassResult) -> str:
+    per = report["cpu_ms_per_message"]
+    delivery = report["sizes"]["tables_mb"].get("delivery", {})
+    rss = " / ".join(f"{x:.0f}" for x in report["peak_rss_mb_per_worker"])
+    return (f"run {number}: {report['messages_per_second']:,.0f} msg/s, raw "
+            f"{report['raw_messages_per_second']:,.0f}, ratio {report['ratio_to_raw']:.2f}; "
+            f"plan {phases(result)}; CPU ms/msg workers {per.get('workers', 0):.2f} / "
+            f"PostgreSQL {per.get('postgres', 0):.2f} / smtp-sink {per.get('smtp_sink', 0):.2f}"
+            f"; RSS {rss} MB; Redis {report['redis_peak_mb']:.1f} MB; delivery "
+            f"{delivery.get('rows', 0):,} rows, {delivery.get('heap', 0):.0f} + "
+            f"{delivery.get('indexes', 0):.0f} MB; load {report['load_avg_before']} -> "
+            f"{report['load_avg_after']}")
+
+
+SLOWER_BEYOND_NOISE = 0.15  # runs on this shared machine differ by up to ~10 % alone
+
+
+def repeat_verdict(reports: list[dict[str, Any]]) -> str:
+    """Whether the last run is slower than the first beyond noise (throughput, plan
+    time per recipient, PostgreSQL CPU per message)."""
+    first, last = reports[0], reports[-1]
+    checks = {
+        "msg/s": last["messages_per_second"] < first["messages_per_second"]
+        * (1 - SLOWER_BEYOND_NOISE),
+        "plan s": last["plan_seconds"] > first["plan_seconds"] * (1 + SLOWER_BEYOND_NOISE),
+        "PostgreSQL ms/msg": last["cpu_ms_per_message"].get("postgres", 0)
+        > first["cpu_ms_per_message"].get("postgres", 0) * (1 + SLOWER_BEYOND_NOISE),
+    }
+    slower = [name for name, worse in checks.items() if worse]
+    head = f"run {len(reports)} vs run 1 (noise {SLOWER_BEYOND_NOISE:.0%}): "
+    return head + (f"SLOWER in {', '.join(slower)}" if slower else "not slower")
 
 
 if __name__ == "__main__":

@@ -432,9 +432,23 @@ class _Compiled:
     gates: list[tuple[str, ColumnElement[bool]]]  # (name, condition to KEEP a customer)
 
 
+def _gate_repeats(rule: Mapping[str, Any], channel: str) -> bool:
+    """The rule is ``consent: marketing`` on the campaign's own channel: exactly the
+    consent gate's condition, which every non-transactional audience gets anyway."""
+    return (set(rule) <= {"consent", "channel"} and rule.get("consent") == "marketing"
+            and rule.get("channel", channel) == channel)
+
+
 def _compile(
-    audience: Mapping[str, Any], campaign_type: str, channel: str, now: datetime
+    audience: Mapping[str, Any], campaign_type: str, channel: str, now: datetime, *,
+    recipients_only: bool = False,
 ) -> _Compiled:
+    """The rules and the gates as SQL conditions.
+
+    ``recipients_only`` (the recipients' query, not the plan's counts): an include rule
+    that repeats the consent gate is left out, as the gate stands for it; PostgreSQL
+    evaluates two identical ``EXISTS`` twice (~2 s per million customers here).
+    """
     if channel not in AUDIENCE_CHANNELS:
         raise AudienceRuleError("audience.bad_channel", channel=channel)
     if campaign_type not in {c.value for c in CampaignType}:
@@ -446,10 +460,12 @@ def _compile(
             known="include, exclude, frequency_cap"
         )
     ctx = _Ctx(channel=channel, now=_utc(now))
-    include = [compile_rule(r, ctx) for r in audience.get("include") or []]
+    transactional = campaign_type == CampaignType.transactional.value
+    rules = [r for r in audience.get("include") or []
+             if not (recipients_only and not transactional and _gate_repeats(r, channel))]
+    include = [compile_rule(r, ctx) for r in rules]
     exclude = [compile_rule(r, ctx) for r in audience.get("exclude") or []]
     matched = and_(_has_address(channel), *include, not_(or_(false(), *exclude)))
-    transactional = campaign_type == CampaignType.transactional.value
     gates: list[tuple[str, ColumnElement[bool]]] = []
     if not transactional:
         gates.append(("consent", newest_consent_granted(channel, ConsentPurpose.marketing)))
@@ -467,7 +483,7 @@ def build_audience_query(
     audience: Mapping[str, Any], *, campaign_type: str, channel: str = "email", now: datetime
 ) -> Select[tuple[int]]:
     """``SELECT customer.id`` of every recipient, ordered by id (ready for keyset paging)."""
-    compiled = _compile(audience, campaign_type, channel, now)
+    compiled = _compile(audience, campaign_type, channel, now, recipients_only=True)
     return (
         select(Customer.id)
         .where(compiled.matched, *(cond for _, cond in compiled.gates))

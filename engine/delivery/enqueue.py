@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from engine.config import Settings, get_settings
 from engine.db import session_factory
 from engine.delivery.pipeline import BatchResult, process_batch
+from engine.delivery.scheduler import LaunchResult
 from engine.models import Campaign, CampaignRun, Delivery, DeliveryStatus, RunStatus, utcnow
 from engine.outbox import rows as outbox
 
@@ -63,6 +64,20 @@ def due_batches_for_run(run_id: int, settings: Settings | None = None,
         batches = outbox.enqueue_due(session, run_id, settings.batch_size, now,
                                      only_new=only_new)
         return [Batch(run_id, kind, b) for b in batches]
+
+
+def launch_batches(result: LaunchResult, settings: Settings | None = None) -> list[Batch]:
+    """The batches of the rows a launch already marked as handed over
+    (``launch(hand_over=True)``): the caller gives them to the broker, nothing is
+    written again. Should it die first, the sweeper re-sends them after the grace
+    period, as for any lost hand-over."""
+    if result.run is None or not result.handed_over:
+        return []
+    size = (settings or get_settings()).batch_size
+    kind = result.campaign.type
+    kind_name = str(kind.value if hasattr(kind, "value") else kind)
+    return [Batch(result.run.id, kind_name, ids)
+            for ids in outbox.in_batches(result.handed_over, size)]
 
 
 def sweep(settings: Settings | None = None, now: datetime | None = None) -> list[Batch]:

@@ -20,14 +20,19 @@ from engine.models import CampaignRevision
 
 def launch(session: Session, settings: Settings, spec: CampaignSpec, source: str | None, *,
            actor: str, start_now: bool = False, override_note: str | None = None,
-           revision_id: int | None = None) -> tuple[scheduler.LaunchResult, LaunchVerdict]:
+           revision_id: int | None = None, hand_over: bool = False,
+           ) -> tuple[scheduler.LaunchResult, LaunchVerdict]:
     """Guard, then register and materialise the run; the run records ``revision_id``.
+
+    ``hand_over``: the caller hands a run that starts now to the broker itself
+    (:func:`engine.delivery.enqueue.launch_batches`); see :func:`scheduler.launch`.
 
     Raises :class:`~engine.delivery.launch_guard.DeliverabilityBlocked` before anything
     is written when the checklist fails in production without an override.
     """
     verdict = check_launch(session, settings, spec, actor=actor, override_note=override_note)
-    result = scheduler.launch(session, spec, source, start_now=start_now)
+    result = scheduler.launch(session, spec, source, start_now=start_now,
+                              hand_over=hand_over)
     run = result.run
     if run is not None and revision_id is not None and (result.created
                                                         or run.revision_id is None):

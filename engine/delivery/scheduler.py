@@ -47,7 +47,7 @@ from engine.models import (
     utcnow,
 )
 from engine.outbox.materialize import materialize_audience
-from engine.outbox.rows import finish_if_done
+from engine.outbox.rows import finish_if_done, mark_handed_over
 from engine.social.plan import campaign_products, materialize_posts
 
 # An order event older than this is history (e.g. a CSV import of last year's orders):
@@ -134,15 +134,22 @@ class LaunchResult:
     created: bool
     planned: int
     activated_only: bool = False
+    # With ``launch(hand_over=True)``: the ids of a run that started at once, already
+    # marked as handed to the broker; the caller must enqueue them (DESIGN §6).
+    handed_over: list[int] = field(default_factory=list)
 
 
 def launch(session: Session, spec: CampaignSpec, source_path: str | None,
-           now: datetime | None = None, *, start_now: bool = False) -> LaunchResult:
+           now: datetime | None = None, *, start_now: bool = False,
+           hand_over: bool = False) -> LaunchResult:
     """Register the campaign and create its run + outbox rows (one-off types), or
     activate it (triggered and recurring types, whose runs the beat creates).
 
     ``start_now`` sends a one-off campaign now instead of at ``schedule.start`` (still
     inside its send window); a run already scheduled is brought forward.
+    ``hand_over``: the caller enqueues the rows of a run that starts now itself; they are
+    inserted already marked as handed over and their ids come back in
+    :attr:`LaunchResult.handed_over` (no second pass over every row to mark them).
     """
     now = now or utcnow()
     campaign = upsert_campaign(session, spec, source_path)
@@ -158,23 +165,31 @@ def launch(session: Session, spec: CampaignSpec, source_path: str | None,
         if when <= now:
             run.status, run.started_at = RunStatus.running, now
     planned = run.planned
+    handed: list[int] | None = [] if hand_over and when <= now else None
     if created:
-        planned = materialize_channels(session, run, spec, now)
+        planned = materialize_channels(session, run, spec, now, hand_over=handed)
         run.status = RunStatus.running if when <= now else RunStatus.scheduled
         if run.status == RunStatus.running:
             run.started_at = now
     session.commit()
     if created and run.status == RunStatus.running:
         finish_if_done(session, run.id, now)  # nothing to send: finished at once
-    return LaunchResult(campaign, run, created, planned)
+    return LaunchResult(campaign, run, created, planned, handed_over=sorted(handed or []))
 
 
 def materialize_channels(session: Session, run: CampaignRun, spec: CampaignSpec,
-                         now: datetime) -> int:
-    """Outbox rows of every channel of a one-off run: email recipients and social posts."""
+                         now: datetime, *, hand_over: list[int] | None = None) -> int:
+    """Outbox rows of every channel of a one-off run (created in this transaction, with
+    no row yet): email recipients and social posts.
+
+    ``hand_over``: the rows are marked as handed to the broker and their ids appended
+    (the email rows as they are inserted; the few post rows after them).
+    """
     if spec.email is not None:
-        materialize_audience(session, run, spec, now)
-    materialize_posts(session, run, spec, get_settings(), now)
+        materialize_audience(session, run, spec, now, hand_over=hand_over, new_run=True)
+    posts = materialize_posts(session, run, spec, get_settings(), now)
+    if hand_over is not None and posts:
+        hand_over.extend(mark_handed_over(session, run.id, now, only_new=True))
     planned = session.execute(
         select(func.count()).select_from(Delivery).where(Delivery.run_id == run.id)
     ).scalar_one()

@@ -40,9 +40,16 @@ def test_group(customer_id: Any, run_id: int, share: int) -> Any:
 def materialize_audience(
     session: Session, run: CampaignRun, spec: CampaignSpec, now: datetime,
     extra_rules: list[dict[str, Any]] | None = None, channel: str = "email",
-    winner: str | None = None,
+    winner: str | None = None, hand_over: list[int] | None = None, new_run: bool = False,
 ) -> int:
     """Insert one pending outbox row per audience member in one statement; return count.
+
+    ``hand_over`` (a launch that hands the rows to the broker itself, at once): the
+    rows are inserted already marked as handed over (``enqueued_at = now``) and their
+    ids are appended to the list. Marking them afterwards was an ``UPDATE`` of every
+    row, a second version of each with an entry in every index (24 s at 1M rows); the
+    sweeper's grace period covers a launcher that dies before the broker got them, as
+    it covers any hand-over (:func:`engine.delivery.enqueue.sweep`).
 
     The audience compiler reads the YAML vocabulary, so the rules are dumped in the
     stored (YAML) shape here; ``extra_rules`` (the retention scan's inactivity) are ANDed.
@@ -50,31 +57,40 @@ def materialize_audience(
     decided variant) inserts everyone else, each row marked with that variant. The
     unique (run, recipient, channel) key keeps the test group out of the rest, so nobody
     gets two variants; consent and the frequency cap are evaluated again at that moment.
+
+    ``new_run``: the run was created in this transaction and has no row yet (a launch),
+    so an email audience cannot conflict with the unique key: one row per customer, and
+    ``customer.email`` is unique itself. The insert then goes without ``ON CONFLICT``,
+    whose speculative insertion cost ~2.6 s per million rows here.
     """
     audience = spec.audience.model_dump(mode="json", by_alias=True, exclude_none=True)
     if extra_rules:
         audience["include"] = list(audience.get("include") or []) + extra_rules
-    audience_q = build_audience_query(audience, campaign_type=spec.type, channel=channel,
-                                      now=now).subquery()
     address = Customer.email if channel == "email" else Customer.phone
     rule = spec.email.winner if spec.email is not None and channel == "email" else None
-    source = (
-        select(
-            literal(run.id, Integer), literal(channel, String), address, Customer.id,
-            literal(DeliveryStatus.pending.value, String), literal(0, Integer),
-            literal({AB_VARIANT: winner} if winner else {}, JSON), literal(now),
-        )
-        .where(Customer.id.in_(select(audience_q.c[0])))
-        .order_by(Customer.id)
+    # The audience query's own customer rows, with the outbox columns (not a second
+    # pass over ``customer`` joined to its ids: ~1 s less per million).
+    source = build_audience_query(
+        audience, campaign_type=spec.type, channel=channel, now=now,
+    ).with_only_columns(
+        literal(run.id, Integer), literal(channel, String), address, Customer.id,
+        literal(DeliveryStatus.pending.value, String), literal(0, Integer),
+        literal({AB_VARIANT: winner} if winner else {}, JSON), literal(now),
+        literal(now if hand_over is not None else None, Delivery.enqueued_at.type),
     )
     if rule is not None and winner is None:
         source = source.where(test_group(Customer.id, run.id, rule.test_share))
     stmt = _insert_ignore(session).from_select(
         ["run_id", "channel", "recipient", "customer_id", "status", "attempts", "context",
-         "created_at"],
+         "created_at", "enqueued_at"],
         source,
-    ).on_conflict_do_nothing()
-    session.execute(stmt)
+    )
+    if not (new_run and channel == "email"):
+        stmt = stmt.on_conflict_do_nothing()
+    if hand_over is None:
+        session.execute(stmt)
+    else:
+        hand_over.extend(session.execute(stmt.returning(Delivery.id)).scalars())
     planned = session.execute(
         select(func.count()).select_from(Delivery).where(Delivery.run_id == run.id)
     ).scalar_one()

@@ -377,21 +377,31 @@ def enqueue_due(
     skips rows already handed over once (PostgreSQL re-checks the condition on rows a
     concurrent statement just marked, so two callers never both get an id).
     """
-    now = now or utcnow()
-    due = [Delivery.run_id == run_id, Delivery.status == DeliveryStatus.pending,
-           or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)]
+    ids = mark_handed_over(session, run_id, now or utcnow(), only_new=only_new)
+    session.commit()
+    return in_batches(ids, batch_size)
+
+
+def in_batches(ids: Sequence[int], batch_size: int) -> list[list[int]]:
+    """``ids`` in id order, cut into batches of ``batch_size``."""
+    ordered = sorted(ids)
+    return [ordered[start:start + batch_size] for start in range(0, len(ordered), batch_size)]
+
+
+def mark_handed_over(session: Session, run_id: int, now: datetime, *,
+                     only_new: bool) -> list[int]:
+    """The due pending ids of a run, marked as handed to the broker at ``now`` (in the
+    caller's transaction: nothing is committed here)."""
+    due = [Delivery.run_id == run_id, Delivery.status == DeliveryStatus.pending, _due(now)]
     if only_new:
         due.append(Delivery.enqueued_at.is_(None))
-    marked = session.execute(
+    return list(session.execute(
         update(Delivery)
         .where(*due)
         .values(enqueued_at=now)
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
-    ).scalars()
-    ids = sorted(marked)
-    session.commit()
-    return [ids[start:start + batch_size] for start in range(0, len(ids), batch_size)]
+    ).scalars())
 
 
 def pending_batches(

@@ -281,3 +281,26 @@ def test_unsupported_channel_and_type_are_refused() -> None:
         build_audience_query({}, campaign_type="promotional", channel="facebook", now=NOW)
     with pytest.raises(AudienceRuleError, match="flash_sale"):
         build_audience_query({}, campaign_type="flash_sale", now=NOW)
+
+
+def test_a_rule_repeating_the_consent_gate_is_evaluated_once_and_others_still_count(
+        db: Session) -> None:
+    """Issue 22: ``consent: marketing`` in the rules is the gate itself; the recipients'
+    query leaves it out (one consent ``EXISTS``), and gives the same people. A consent
+    rule of another channel or purpose is not the gate and still holds."""
+    both = make_customer(db, phone="6281300000002", marketing=True)
+    make_consent(db, both, channel="whatsapp")
+    email_only = make_customer(db, phone="6281300000003", marketing=True)
+    neither = make_customer(db, phone="6281300000004")
+    make_consent(db, neither, purpose="transactional")
+    repeated = include({"consent": "marketing"})
+    on_channel = include({"consent": "marketing", "channel": "email"})
+    query = build_audience_query(repeated, campaign_type="promotional", now=NOW)
+    assert str(query).count("FROM consent") == 2  # the newest row, and no newer one
+    assert str(build_audience_query(on_channel, campaign_type="promotional", now=NOW)
+               ).count("FROM consent") == 2
+    assert ids(db, repeated) == ids(db, on_channel) == ids(db, {}) == {both.id, email_only.id}
+    assert ids(db, include({"consent": "marketing", "channel": "whatsapp"})) == {both.id}
+    assert ids(db, include({"consent": "transactional"})) == set()
+    counted = count_audience(db, repeated, campaign_type="promotional", now=NOW)
+    assert (counted.matched, counted.without_consent, counted.total) == (2, 0, 2)
