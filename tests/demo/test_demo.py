@@ -207,6 +207,7 @@ def test_compose_configures_services_through_settings_keys() -> None:
     services = compose["services"]
     assert {"postgres", "redis", "mailpit", *ENGINE_SERVICES} <= set(services)
     assert "--appendonly" in services["redis"]["command"]
+    assert any(arg.startswith("shared_buffers=") for arg in services["postgres"]["command"])
     setting_keys = {env_name(f.name) for f in fields(Settings)}
     for name in ENGINE_SERVICES:
         env = services[name]["environment"]
