@@ -27,7 +27,7 @@ from engine.common.formatting import jam, rupiah, tanggal
 from engine.common.i18n import t
 from engine.config import get_settings
 from engine.delivery import control, launching, scheduler
-from engine.delivery.enqueue import due_batches_for_run
+from engine.delivery.enqueue import Batch, due_batches_for_run, launch_batches
 from engine.delivery.launch_guard import LaunchVerdict
 from engine.delivery.launching import revision_of_text
 from engine.delivery.pipeline import process_batch
@@ -156,7 +156,8 @@ def launch_command(
         revision_id = revision_of_text(session, spec.id, file.read_text(encoding="utf-8"))
         result, verdict = launching.launch(session, get_settings(), spec, str(file),
                                            actor="cli", start_now=now,
-                                           override_note=override, revision_id=revision_id)
+                                           override_note=override, revision_id=revision_id,
+                                           hand_over=True)
         print_guard(verdict)
         run = result.run
         if result.activated_only or run is None:
@@ -164,6 +165,7 @@ def launch_command(
             return
         run_id, status, planned = run.id, run.status.value, result.planned
         scheduled_at = run.scheduled_at
+        handed = launch_batches(result) if result.handed_over else None
         if result.created:
             console.print(t("ops.launch.created", run=run_id, n=planned))
         else:
@@ -171,7 +173,8 @@ def launch_command(
     if status == "scheduled":
         console.print(t("ops.launch.scheduled", when=_when(scheduled_at)))
         return
-    dispatch_run(run_id, wait=wait or get_settings().embedded)
+    # The launch has committed (end of ``db_session``): only now may its ids reach a worker.
+    dispatch_run(run_id, wait=wait or get_settings().embedded, batches=handed)
 
 
 def print_guard(verdict: LaunchVerdict) -> None:
@@ -185,13 +188,24 @@ def print_guard(verdict: LaunchVerdict) -> None:
         console.print(f"[yellow]{t(key)}[/]")
 
 
-def dispatch_run(run_id: int, *, wait: bool) -> None:
-    """Workers when a broker exists; otherwise the same batches in this process."""
+def dispatch_run(run_id: int, *, wait: bool, batches: list[Batch] | None = None) -> None:
+    """Workers when a broker exists; otherwise the same batches in this process.
+
+    ``batches``: those of a launch that inserted its rows already marked as handed over
+    (:func:`~engine.delivery.enqueue.launch_batches`, committed before this call); they
+    go to the broker as they are, with no second pass over every row. Should the broker
+    refuse them, the sweeper hands the rows over again after the grace period. ``None``
+    (resume, a run launched before): the run's due rows are marked and batched now.
+    """
     settings = get_settings()
     if not settings.embedded:
         from workers.tasks import dispatch_run as dispatch_task
+        from workers.tasks import enqueue_batches
 
-        dispatch_task.delay(run_id)
+        if batches is None:
+            dispatch_task.delay(run_id)
+        else:
+            enqueue_batches(batches)
         if wait:
             watch(run_id)
         return
@@ -199,7 +213,7 @@ def dispatch_run(run_id: int, *, wait: bool) -> None:
         total = control.status_report(session, _run(session, run_id)).total
     with _progress() as progress:
         task = progress.add_task(t("ops.launch.sending"), total=total)
-        for batch in due_batches_for_run(run_id):
+        for batch in due_batches_for_run(run_id) if batches is None else batches:
             process_batch(batch.run_id, batch.delivery_ids)
             progress.update(task, completed=_done(run_id))
     show_status(run_id)

@@ -19,12 +19,16 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner, Result
 
 from engine.campaign.loader import load_campaign
+from engine.cli import campaign_ops
 from engine.cli.app import app
-from engine.config import Settings
+from engine.config import Settings, get_settings, reset_settings
 from engine.db import session_factory
-from engine.delivery import scheduler
+from engine.delivery import enqueue, scheduler
 from engine.delivery.context import reset_process_state
+from engine.delivery.enqueue import Batch
+from engine.delivery.pipeline import BatchResult, process_batch
 from engine.models import Campaign, CampaignRun, Delivery, utcnow
+from engine.outbox import rows as outbox_rows
 from tests.factories import (
     make_business,
     make_customer,
@@ -181,6 +185,93 @@ def test_launch_embedded_writes_one_eml_per_recipient_and_relaunch_creates_nothi
     assert re.search(r"menunggu\s+┃\s+sedang dikirim\s+┃\s+terkirim\s+┃\s+gagal\s+┃\s+dilewati",
                      status.output), status.output
     assert re.search(r"0\s+│\s+0\s+│\s+3\s+│\s+0\s+│\s+0", status.output), status.output
+
+
+def _refuse(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("every row marked a second time")
+
+
+def _no_second_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A launch that inserted its rows handed over must never mark them again."""
+    monkeypatch.setattr(outbox_rows, "enqueue_due", _refuse)
+    monkeypatch.setattr(campaign_ops, "due_batches_for_run", _refuse)
+
+
+def _handed_at_insert(db: Session) -> list[int]:
+    """Ids of the run's rows, each marked handed over by the insert itself (at start)."""
+    db.expire_all()
+    run = db.scalars(select(CampaignRun)).one()
+    rows = list(db.scalars(select(Delivery).order_by(Delivery.id)))
+    assert rows and all(row.enqueued_at == run.started_at for row in rows)
+    return [row.id for row in rows]
+
+
+def test_launch_now_embedded_hands_rows_over_at_insert_and_sends_each_once(
+    db: Session, sqlite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_second_pass(monkeypatch)
+    processed: list[int] = []
+
+    def recording(run_id: int, ids: list[int]) -> BatchResult:
+        processed.extend(ids)
+        return process_batch(run_id, ids)
+
+    monkeypatch.setattr(campaign_ops, "process_batch", recording)
+    result = umkm("campaign", "launch", str(campaign_file(tmp_path, PAST_START)))
+    assert result.exit_code == 0, result.output
+    assert processed == _handed_at_insert(db)
+    assert len(eml_files(sqlite_settings)) == 3
+    assert [d.status.value for d in db.scalars(select(Delivery))] == ["sent"] * 3
+
+
+def _broker_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # never reached: see below
+    reset_settings()
+
+
+def test_launch_now_with_a_broker_enqueues_the_inserted_ids_after_commit(
+    db: Session, sqlite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers import tasks
+
+    _no_second_pass(monkeypatch)
+    _broker_mode(monkeypatch)
+    sent: list[list[int]] = []
+    committed: list[bool] = []
+
+    def enqueue(batches: list[Batch]) -> int:
+        with session_factory(get_settings())() as other:  # the launch is visible to workers
+            committed.append(other.scalar(select(func.count()).select_from(Delivery)) == 3)
+        sent.extend(b.delivery_ids for b in batches)
+        return len(batches)
+
+    monkeypatch.setattr(tasks, "enqueue_batches", enqueue)
+    monkeypatch.setattr(tasks.dispatch_run, "delay", _refuse)
+    result = umkm("campaign", "launch", str(campaign_file(tmp_path, PAST_START)))
+    assert result.exit_code == 0, result.output
+    assert [i for ids in sent for i in ids] == _handed_at_insert(db)
+    assert committed == [True] * len(sent)
+    assert eml_files(sqlite_settings) == []  # the workers send, not this process
+
+
+def test_launch_now_whose_broker_is_down_leaves_the_rows_to_the_sweeper(
+    db: Session, sqlite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers import tasks
+
+    _broker_mode(monkeypatch)
+
+    def down(_batches: list[Batch]) -> int:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks, "enqueue_batches", down)
+    result = runner.invoke(app, ["campaign", "launch", str(campaign_file(tmp_path, PAST_START))])
+    assert isinstance(result.exception, ConnectionError)
+    ids = _handed_at_insert(db)
+    settings = get_settings()
+    assert enqueue.sweep(settings, utcnow()) == []  # still trusted to the broker
+    later = utcnow() + timedelta(seconds=settings.enqueue_grace_seconds + 1)
+    assert [i for b in enqueue.sweep(settings, later) for i in b.delivery_ids] == ids
 
 
 def test_pause_resume_cancel_of_a_scheduled_run(

@@ -9,7 +9,8 @@ import html
 from sqlalchemy import select
 
 from engine.campaign import sync
-from engine.models import AuditLog, CampaignRevision, CampaignRun, Delivery, Role
+from engine.delivery.enqueue import sweep
+from engine.models import AuditLog, CampaignRevision, CampaignRun, Delivery, Role, utcnow
 from tests.web.studio_flow import CAMPAIGN, KEY, customers, form, revision_id, save, save_and_submit
 from tests.web_helpers import World, make_user, world_fixture  # noqa: F401 - "world"
 
@@ -51,6 +52,24 @@ def test_submit_review_approve_and_launch_names_the_revision(world: World) -> No
     run_page = html.unescape(world.client("staf").get(f"/dinas/run/{run_id}").text)
     assert f'href="/dinas/kampanye/revisi/{KEY}#revisi-1">revisi 1</a>' in run_page
     assert "disetujui admin" in run_page
+
+
+def test_a_web_launch_now_leaves_its_rows_to_the_next_sweep_once(world: World) -> None:
+    """The web may not import the workers (docs/architecture.md), so it cannot hand the
+    rows to the broker itself as ``umkm campaign launch`` does: it must not insert them
+    marked as handed over (``hand_over``), or they would wait out the enqueue grace
+    period. Unmarked, the beat's next sweep hands each row over exactly once."""
+    customers(world, 3)
+    rid = save_and_submit(world)
+    done = form(world, "admin", f"/dinas/kampanye/tinjau/{rid}/setujui", {"waktu": "sekarang"})
+    assert done.status_code == 303
+    with world.session() as session:
+        rows = list(session.scalars(select(Delivery).order_by(Delivery.id)))
+    assert len(rows) == 3 and all(row.enqueued_at is None for row in rows)
+    now = utcnow()
+    handed = [i for b in sweep(world.settings, now) for i in b.delivery_ids]
+    assert handed == [row.id for row in rows]
+    assert sweep(world.settings, now) == []
 
 
 def test_an_author_cannot_approve_and_a_note_reaches_the_author(world: World) -> None:
