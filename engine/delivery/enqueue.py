@@ -39,11 +39,15 @@ class Batch:
     delivery_ids: list[int]
 
 
+def _type_name(kind: object) -> str:
+    """A campaign type as the queue routing names it (the enum's value, or the text)."""
+    return str(getattr(kind, "value", kind))
+
+
 def _campaign_type(session: Session, run_id: int) -> str:
-    kind = session.execute(
+    return _type_name(session.execute(
         select(Campaign.type).join(CampaignRun, CampaignRun.campaign_id == Campaign.id)
-        .where(CampaignRun.id == run_id)).scalar_one()
-    return str(kind.value if hasattr(kind, "value") else kind)
+        .where(CampaignRun.id == run_id)).scalar_one())
 
 
 def due_batches_for_run(run_id: int, settings: Settings | None = None,
@@ -74,8 +78,7 @@ def launch_batches(result: LaunchResult, settings: Settings | None = None) -> li
     if result.run is None or not result.handed_over:
         return []
     size = (settings or get_settings()).batch_size
-    kind = result.campaign.type
-    kind_name = str(kind.value if hasattr(kind, "value") else kind)
+    kind_name = _type_name(result.campaign.type)
     return [Batch(result.run.id, kind_name, ids)
             for ids in outbox.in_batches(result.handed_over, size)]
 

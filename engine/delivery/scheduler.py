@@ -174,7 +174,8 @@ def launch(session: Session, spec: CampaignSpec, source_path: str | None,
     session.commit()
     if created and run.status == RunStatus.running:
         finish_if_done(session, run.id, now)  # nothing to send: finished at once
-    return LaunchResult(campaign, run, created, planned, handed_over=sorted(handed or []))
+    # In insertion order: launch_batches puts them in id order.
+    return LaunchResult(campaign, run, created, planned, handed_over=handed or [])
 
 
 def materialize_channels(session: Session, run: CampaignRun, spec: CampaignSpec,

@@ -103,9 +103,17 @@ def _check_id(value: int, what: str) -> int:
     return value
 
 
+def _click_prefix(delivery_id: int) -> bytes:
+    """The part of a click token that is the same for all links of one delivery."""
+    return bytes([_KIND_CLICK]) + _U64.pack(_check_id(delivery_id, "delivery_id"))
+
+
+def _click_token_after(prefix: bytes, link_id: int) -> str:
+    return _seal(prefix + _U64.pack(_check_id(link_id, "link_id")))
+
+
 def make_click_token(delivery_id: int, link_id: int) -> str:
-    body = _U64X2.pack(_check_id(delivery_id, "delivery_id"), _check_id(link_id, "link_id"))
-    return _seal(bytes([_KIND_CLICK]) + body)
+    return _click_token_after(_click_prefix(delivery_id), link_id)
 
 
 def make_open_token(delivery_id: int) -> str:
@@ -424,9 +432,8 @@ class DeliveryTracker:
         is the same for all of the recipient's links packed once (a campaign email
         carries a dozen links)."""
         if not self._click_prefix:
-            self._click_prefix = bytes([_KIND_CLICK]) + _U64.pack(
-                _check_id(self.delivery_id, "delivery_id"))
-        return _seal(self._click_prefix + _U64.pack(_check_id(link_id, "link_id")))
+            self._click_prefix = _click_prefix(self.delivery_id)
+        return _click_token_after(self._click_prefix, link_id)
 
     def open_pixel(self) -> Markup:
         src = f"{self.run.base_url}/t/o/{make_open_token(self.delivery_id)}"
